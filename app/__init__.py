@@ -1,0 +1,64 @@
+"""The billing API's application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from dotenv import load_dotenv
+from flask import Flask
+from flask_cors import CORS
+
+from app.config import load_config
+from app.extensions import db, migrate
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    load_dotenv()
+    config = load_config(overrides)
+    logging.basicConfig(
+        level=config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    app = Flask(__name__)
+    app.config.from_mapping(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    from app.embedded_stripe import start_embedded_sandbox, wants_embedded_sandbox
+    from app.stripe_gateway import StripeGateway
+
+    if wants_embedded_sandbox(app.config):
+        app.extensions["stripe_sandbox"] = start_embedded_sandbox(app.config)
+    app.extensions["stripe_gateway"] = StripeGateway(
+        app.config["STRIPE_SECRET_KEY"],
+        api_version=app.config["STRIPE_API_VERSION"],
+        api_base=app.config["STRIPE_API_BASE"] or None,
+        max_network_retries=app.config["STRIPE_MAX_NETWORK_RETRIES"],
+    )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_directory())
+    from app.database import configure_engine
+
+    configure_engine(app)
+    CORS(
+        app,
+        resources={r"/api/*": {"origins": app.config["FRONTEND_URLS"]}},
+        supports_credentials=True,
+    )
+
+    from app.api import register_blueprints
+    from app.cli import register_cli
+    from app.errors import register_error_handlers
+
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_cli(app)
+    return app
+
+
+def _migrations_directory() -> str:
+    import os
+
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")

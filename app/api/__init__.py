@@ -1,0 +1,10 @@
+"""HTTP blueprints: parse, authorize, call the billing rules, shape the reply."""
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.api import checkout, meta, portal, subscriptions, webhooks
+
+    for module in (checkout, meta, portal, subscriptions, webhooks):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,79 @@
+"""POST /api/create-checkout-session and /api/retrieve-checkout-session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app
+
+from app.api.parsing import parse_body
+from app.api.schemas import (
+    CheckoutSessionOut,
+    CreateCheckoutSessionRequest,
+    RetrieveCheckoutSessionRequest,
+)
+from app.auth import current_user, login_required
+from app.billing.catalog import Catalog
+from app.billing.checkout import fulfil_checkout_session, session_belongs_to, start_checkout
+from app.billing.redirects import default_url, ensure_allowed_url
+from app.billing.subscriptions import object_id
+from app.errors import NotFound
+from app.extensions import db
+from app.stripe_gateway import current_gateway
+
+bp = Blueprint("checkout", __name__, url_prefix="/api")
+
+
+@bp.post("/create-checkout-session")
+@login_required
+def create_checkout_session() -> dict[str, Any]:
+    body = parse_body(CreateCheckoutSessionRequest)
+    user = current_user()
+    if body.userId is not None and body.userId != user.id:
+        raise NotFound("No such user.", code="user_not_found")
+    price_id = Catalog.from_config(current_app.config).resolve(
+        price_id=body.priceId, plan=body.plan
+    )
+    origins = current_app.config["FRONTEND_URLS"]
+    success_url = ensure_allowed_url(
+        body.successUrl
+        or default_url(origins, "/billing/success?session_id={CHECKOUT_SESSION_ID}"),
+        origins,
+        field="successUrl",
+    )
+    cancel_url = ensure_allowed_url(
+        body.cancelUrl or default_url(origins, "/billing/cancel"), origins, field="cancelUrl"
+    )
+    session = start_checkout(
+        current_gateway(),
+        user,
+        price_id=price_id,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        metadata=body.metadata,
+    )
+    out = CheckoutSessionOut(id=session["id"], url=session.get("url"), status=session.get("status"))
+    return {"session": out.model_dump(include={"id", "url", "status"})}
+
+
+@bp.post("/retrieve-checkout-session")
+@login_required
+def retrieve_checkout_session() -> dict[str, Any]:
+    body = parse_body(RetrieveCheckoutSessionRequest)
+    user = current_user()
+    gateway = current_gateway()
+    db.session.commit()
+    session = gateway.retrieve_checkout_session(body.sessionId)
+    if not session_belongs_to(session, user):
+        raise NotFound("No such checkout session.", code="checkout_session_not_found")
+    # Fulfil from the redirect too: the webhook may be late, and applying twice is harmless.
+    fulfil_checkout_session(session, user=user, reread=gateway.retrieve_subscription)
+    db.session.commit()
+    out = CheckoutSessionOut(
+        id=session["id"],
+        status=session.get("status"),
+        customerId=object_id(session.get("customer")),
+        subscriptionId=object_id(session.get("subscription")),
+        paymentStatus=session.get("payment_status"),
+    )
+    return {"session": out.model_dump(exclude={"url"})}

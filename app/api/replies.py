@@ -1,0 +1,46 @@
+"""Shape database rows into the guide's JSON (times in ms since the epoch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.api.schemas import MeReply, SubscriptionOut, UserOut
+from app.billing.policy import tier_for_status
+from app.models import Subscription, User
+
+
+def subscription_out(row: Subscription | None) -> SubscriptionOut | None:
+    if row is None or row.status is None:
+        return None
+    return SubscriptionOut(
+        id=row.id,
+        customerId=row.customer_id,
+        status=row.status,
+        tier=tier_for_status(row.status),
+        priceId=row.price_id,
+        interval=row.plan_interval,
+        currentPeriodStart=row.current_period_start,
+        currentPeriodEnd=row.current_period_end,
+        cancelAtPeriodEnd=row.cancel_at_period_end,
+        cancelAt=row.cancel_at,
+        canceledAt=row.canceled_at,
+        trialEnd=row.trial_end,
+    )
+
+
+def subscription_reply(row: Subscription | None) -> dict[str, Any]:
+    out = subscription_out(row)
+    return {"subscription": out.model_dump() if out else None}
+
+
+def me_reply(user: User, row: Subscription | None) -> dict[str, Any]:
+    return MeReply(
+        user=UserOut(
+            id=user.id,
+            email=user.email,
+            tier=user.subscription_tier,
+            status=user.subscription_status,
+            stripeCustomerId=user.stripe_customer_id,
+        ),
+        subscription=subscription_out(row),
+    ).model_dump()

@@ -1,0 +1,118 @@
+"""Request and reply bodies; the OpenAPI document is generated from these models.
+
+Field names are the guide's (camelCase), so the existing front end keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Id = Field(min_length=1, max_length=255)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CreateCheckoutSessionRequest(Body):
+    priceId: str | None = Field(default=None, min_length=1, max_length=255)
+    plan: Literal["monthly", "yearly"] | None = None
+    userId: str | None = Field(
+        default=None, max_length=255, description="Optional; must be the caller's own id."
+    )
+    userEmail: str | None = Field(
+        default=None, max_length=255, description="Ignored: the token's email is used."
+    )
+    successUrl: str | None = Field(default=None, max_length=2048)
+    cancelUrl: str | None = Field(default=None, max_length=2048)
+    mode: Literal["subscription"] = "subscription"
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_within_stripe_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not key or len(key) > 40 or len(item) > 500:
+                raise ValueError("metadata keys are 1-40 characters and values at most 500")
+        return value
+
+
+class RetrieveCheckoutSessionRequest(Body):
+    sessionId: str = Field(min_length=1, max_length=255)
+
+
+class CancelSubscriptionRequest(Body):
+    subscriptionId: str | None = Field(default=None, min_length=1, max_length=255)
+    immediately: bool = False
+
+
+class ResumeSubscriptionRequest(Body):
+    subscriptionId: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class CreatePortalSessionRequest(Body):
+    customerId: str | None = Field(default=None, min_length=1, max_length=255)
+    returnUrl: str | None = Field(default=None, max_length=2048)
+
+
+# -- replies -------------------------------------------------------------------------------------
+
+
+class CheckoutSessionOut(BaseModel):
+    id: str
+    url: str | None = None
+    status: str | None = None
+    customerId: str | None = None
+    subscriptionId: str | None = None
+    paymentStatus: str | None = None
+
+
+class CheckoutSessionReply(BaseModel):
+    session: CheckoutSessionOut
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    customerId: str | None
+    status: str | None
+    tier: str
+    priceId: str | None
+    interval: str | None
+    currentPeriodStart: int | None = Field(description="ms since the epoch")
+    currentPeriodEnd: int | None = Field(description="ms since the epoch")
+    cancelAtPeriodEnd: bool
+    cancelAt: int | None
+    canceledAt: int | None
+    trialEnd: int | None
+
+
+class SubscriptionReply(BaseModel):
+    subscription: SubscriptionOut | None
+
+
+class PortalReply(BaseModel):
+    url: str
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str | None
+    tier: str
+    status: str
+    stripeCustomerId: str | None
+
+
+class MeReply(BaseModel):
+    user: UserOut
+    subscription: SubscriptionOut | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorReply(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,32 @@
+"""POST /api/webhooks/stripe: verify -> record -> apply -> commit."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from app.billing.webhooks import process_event
+from app.errors import ApiError
+from app.stripe_gateway import InvalidSignature, current_gateway
+
+bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
+
+
+@bp.post("/stripe")
+def stripe_webhook() -> tuple[Response, int]:
+    gateway = current_gateway()
+    try:
+        event = gateway.parse_webhook(
+            request.get_data(cache=False),
+            request.headers.get("Stripe-Signature"),
+            secret=current_app.config["STRIPE_WEBHOOK_SECRET"],
+            tolerance=current_app.config["STRIPE_WEBHOOK_TOLERANCE"],
+        )
+    except InvalidSignature as exc:
+        raise ApiError("Webhook signature verification failed.", code="invalid_signature") from exc
+    try:
+        outcome = process_event(event, gateway)
+    except Exception:
+        # Recorded with its error; a 5xx makes Stripe deliver it again later.
+        body = {"error": {"code": "webhook_failed", "message": "Event not processed; retry later."}}
+        return jsonify(body), 500
+    return jsonify({"received": True, "status": outcome.status}), 200

@@ -1,0 +1,109 @@
+"""Who is calling: a bearer JWT verified with PyJWT (HS256 secret, or RS256/ES256 from a JWKS)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import jwt
+from flask import current_app, g, request
+
+from app.billing.users import get_or_create_user
+from app.errors import Unauthorized
+from app.extensions import db
+from app.models import User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: str
+    email: str | None
+    name: str | None
+
+
+def verify_token(token: str, config: Mapping[str, Any]) -> Identity:
+    options: dict[str, Any] = {"require": ["exp", "sub"]}
+    kwargs: dict[str, Any] = {"leeway": config.get("AUTH_LEEWAY_SECONDS", 30)}
+    if config.get("AUTH_AUDIENCE"):
+        kwargs["audience"] = config["AUTH_AUDIENCE"]
+    else:
+        options["verify_aud"] = False
+    if config.get("AUTH_ISSUER"):
+        kwargs["issuer"] = config["AUTH_ISSUER"]
+    try:
+        if config.get("AUTH_JWKS_URL"):
+            key: Any = _jwks_client(config["AUTH_JWKS_URL"]).get_signing_key_from_jwt(token).key
+            algorithms = ASYMMETRIC_ALGORITHMS
+        else:
+            key, algorithms = config["AUTH_JWT_SECRET"], ["HS256"]
+        claims = jwt.decode(token, key, algorithms=algorithms, options=options, **kwargs)  # type: ignore[arg-type]
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized(
+            "Your session has expired. Sign in again.", code="token_expired"
+        ) from exc
+    except (jwt.PyJWTError, ValueError) as exc:
+        raise Unauthorized("Invalid authentication token.", code="invalid_token") from exc
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
+        raise Unauthorized("Invalid authentication token.", code="invalid_token")
+    email = claims.get("email")
+    name = claims.get("name")
+    return Identity(
+        user_id=subject,
+        email=email if isinstance(email, str) and len(email) <= 255 else None,
+        name=name if isinstance(name, str) and len(name) <= 255 else None,
+    )
+
+
+@functools.cache
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "Sign in first: send Authorization: Bearer <token>.", code="missing_token"
+        )
+    return token.strip()
+
+
+def login_required(view: F) -> F:
+    """Resolve the caller to a user row (created on first sight) in `g.user`."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        identity = verify_token(bearer_token(), current_app.config)
+        g.user = get_or_create_user(identity.user_id, email=identity.email, name=identity.name)
+        db.session.commit()
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def current_user() -> User:
+    return cast(User, g.user)
+
+
+def issue_dev_token(
+    config: Mapping[str, Any], user_id: str, *, email: str | None = None, ttl_seconds: int = 86400
+) -> str:
+    """An HS256 token for local use (`flask auth token`); needs AUTH_JWT_SECRET."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    if email:
+        claims["email"] = email
+    if config.get("AUTH_ISSUER"):
+        claims["iss"] = config["AUTH_ISSUER"]
+    if config.get("AUTH_AUDIENCE"):
+        claims["aud"] = config["AUTH_AUDIENCE"]
+    return jwt.encode(claims, config["AUTH_JWT_SECRET"], algorithm="HS256")

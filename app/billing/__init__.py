@@ -1,0 +1,1 @@
+"""Billing rules: what a Stripe object means for one of our users."""

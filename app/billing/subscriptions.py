@@ -1,0 +1,187 @@
+"""Apply a Stripe subscription object to our tables.
+
+The state comes from the object itself: status, price and interval from its first item, the
+period from that item (the current API has no period on the subscription), cancellation and
+trial fields. Events can arrive late, twice or out of order, so each row remembers the
+`created` time of the newest event applied to it; see `apply_subscription`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from app.billing.policy import ENDED_STATUSES, LIVE_STATUSES, tier_for_status
+from app.billing.times import to_ms
+from app.billing.users import get_or_create_user, user_by_customer
+from app.database import insert_or_ignore
+from app.extensions import db
+from app.models import Subscription, User
+
+log = logging.getLogger(__name__)
+
+StripeDict = dict[str, Any]
+Reread = Callable[[str], StripeDict]
+
+
+def object_id(value: Any) -> str | None:
+    """An id field that may hold the id itself or the expanded object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def first_item(subscription: StripeDict) -> StripeDict:
+    items = (subscription.get("items") or {}).get("data") or []
+    return items[0] if items else {}
+
+
+def subscription_row_for_update(subscription_id: str) -> Subscription:
+    insert_or_ignore(Subscription, {"id": subscription_id})
+    row = db.session.execute(
+        select(Subscription)
+        .where(Subscription.id == subscription_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    return row
+
+
+def apply_subscription(
+    subscription: StripeDict, *, event_created: int | None = None, reread: Reread | None = None
+) -> Subscription:
+    """Store `subscription` unless what we hold is newer.
+
+    `event_created` is the `created` of the event carrying the object (None for a fresh API
+    read, which is the truth by definition). An event no newer than the last one applied may
+    be stale (Stripe's clock has one-second resolution and no ordering guarantee), so instead
+    of trusting it we re-read the subscription through `reread`. A canceled subscription is
+    final: Stripe never revives it, so nothing after that is applied.
+    """
+    row = subscription_row_for_update(subscription["id"])
+    if row.status in ENDED_STATUSES:
+        return row
+    incoming_ended = subscription.get("status") in ENDED_STATUSES
+    if (
+        event_created is not None
+        and row.last_event_created is not None
+        and event_created <= row.last_event_created
+        and not incoming_ended
+    ):
+        if reread is None:
+            return row
+        log.info("event for %s is not newer than our state; re-reading", row.id)
+        subscription = reread(row.id)
+    _copy_subscription_fields(row, subscription)
+    if event_created is not None:
+        row.last_event_created = max(row.last_event_created or 0, event_created)
+    user = _owner_of(row, subscription)
+    if user is not None:
+        row.user_id = user.id
+        link_customer(user, row.customer_id)
+        refresh_user_summary(user)
+    return row
+
+
+def _copy_subscription_fields(row: Subscription, subscription: StripeDict) -> None:
+    item = first_item(subscription)
+    price = item.get("price") or {}
+    row.customer_id = object_id(subscription.get("customer")) or row.customer_id
+    row.status = subscription.get("status")
+    row.price_id = object_id(price)
+    row.plan_interval = (price.get("recurring") or {}).get("interval")
+    row.current_period_start = to_ms(item.get("current_period_start"))
+    row.current_period_end = to_ms(item.get("current_period_end"))
+    row.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
+    row.cancel_at = to_ms(subscription.get("cancel_at"))
+    row.canceled_at = to_ms(subscription.get("canceled_at"))
+    row.ended_at = to_ms(subscription.get("ended_at"))
+    row.trial_end = to_ms(subscription.get("trial_end"))
+    row.stripe_created = subscription.get("created") or row.stripe_created
+
+
+def _owner_of(row: Subscription, subscription: StripeDict) -> User | None:
+    """The user a subscription belongs to: our metadata, else its customer, else what we knew."""
+    user_id = (subscription.get("metadata") or {}).get("userId")
+    if isinstance(user_id, str) and user_id:
+        return get_or_create_user(user_id)
+    if row.customer_id:
+        user = user_by_customer(row.customer_id)
+        if user is not None:
+            return user
+    return db.session.get(User, row.user_id) if row.user_id else None
+
+
+def link_customer(user: User, customer_id: str | None) -> None:
+    """Remember the user's Stripe customer and adopt subscriptions that arrived before we knew."""
+    if not customer_id:
+        return
+    if user.stripe_customer_id is None:
+        holder = db.session.execute(
+            select(User.id).where(User.stripe_customer_id == customer_id)
+        ).scalar_one_or_none()
+        if holder is None:
+            user.stripe_customer_id = customer_id
+            db.session.flush()
+    if user.stripe_customer_id != customer_id:
+        return
+    orphans = db.session.execute(
+        select(Subscription).where(
+            Subscription.customer_id == customer_id, Subscription.user_id.is_(None)
+        )
+    ).scalars()
+    for orphan in orphans:
+        orphan.user_id = user.id
+
+
+def attach_subscription_id(user: User, subscription_id: str) -> None:
+    """A checkout told us the id before the subscription's own events arrived."""
+    row = subscription_row_for_update(subscription_id)
+    if row.user_id is None:
+        row.user_id = user.id
+    if row.customer_id is None:
+        row.customer_id = user.stripe_customer_id
+
+
+def current_subscription(user: User) -> Subscription | None:
+    """The subscription that decides the user's state: a live one first, else the newest."""
+    rows = (
+        db.session.execute(
+            select(Subscription).where(
+                Subscription.user_id == user.id, Subscription.status.is_not(None)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not rows:
+        return None
+    return max(rows, key=lambda row: (row.status in LIVE_STATUSES, row.stripe_created or 0))
+
+
+def refresh_user_summary(user: User) -> None:
+    """Mirror the deciding subscription onto the user row (the guide's columns)."""
+    db.session.flush()
+    sub = current_subscription(user)
+    user.stripe_subscription_id = sub.id if sub else None
+    user.subscription_status = (sub.status or "free") if sub else "free"
+    user.subscription_tier = tier_for_status(sub.status if sub else None)
+    user.stripe_price_id = sub.price_id if sub else None
+    user.plan_interval = sub.plan_interval if sub else None
+    user.current_period_start = sub.current_period_start if sub else None
+    user.current_period_end = sub.current_period_end if sub else None
+    user.cancel_at_period_end = bool(sub and sub.cancel_at_period_end)
+    user.cancel_at = sub.cancel_at if sub else None
+    user.canceled_at = sub.canceled_at if sub else None
+    user.trial_end = sub.trial_end if sub else None
+
+
+def owned_subscription(user: User, subscription_id: str | None) -> Subscription | None:
+    """The caller's subscription by id (None if it is not theirs), or their current one."""
+    if subscription_id is None:
+        return current_subscription(user)
+    row = db.session.get(Subscription, subscription_id)
+    return row if row is not None and row.user_id == user.id else None

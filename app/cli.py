@@ -1,0 +1,29 @@
+"""`flask auth ...` and `flask billing ...` commands."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.auth import issue_dev_token
+
+auth_cli = AppGroup("auth", help="Identity helpers for local development.")
+
+
+@auth_cli.command("token")
+@click.argument("user_id")
+@click.option("--email", default=None, help="Email claim to include.")
+@click.option("--ttl", default=86400, show_default=True, help="Lifetime in seconds.")
+def token_command(user_id: str, email: str | None, ttl: int) -> None:
+    """Print a signed HS256 token for USER_ID (needs AUTH_JWT_SECRET)."""
+    if not current_app.config.get("AUTH_JWT_SECRET"):
+        raise click.ClickException("AUTH_JWT_SECRET is not set (tokens come from your IdP).")
+    click.echo(issue_dev_token(current_app.config, user_id, email=email, ttl_seconds=ttl))
+
+
+def register_cli(app: Flask) -> None:
+    from app.billing_cli import billing_cli
+
+    app.cli.add_command(auth_cli)
+    app.cli.add_command(billing_cli)

@@ -1,0 +1,86 @@
+"""Every error a client sees is JSON `{"error": {"code", "message"}}` with the right status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.details = details or {}
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class ValidationFailed(ApiError):
+    status = 422
+    code = "validation_error"
+
+
+class PaymentRequired(ApiError):
+    status = 402
+    code = "payment_required"
+
+
+class ProviderUnavailable(ApiError):
+    status = 503
+    code = "payment_provider_unavailable"
+
+
+def error_response(error: ApiError) -> tuple[Response, int]:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    body.update(error.details)
+    return jsonify({"error": body}), error.status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> tuple[Response, int]:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> tuple[Response, int]:
+        status = error.code or 500
+        code = (error.name or "error").lower().replace(" ", "_")
+        return jsonify({"error": {"code": code, "message": error.description}}), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error")
+        message = "Something went wrong on our side. Please try again."
+        return jsonify({"error": {"code": "internal_error", "message": message}}), 500

@@ -1,0 +1,138 @@
+"""Database tables.
+
+Times that come from Stripe are stored as the guide does: BIGINT milliseconds since the epoch.
+Times we stamp ourselves are timezone-aware datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class User(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Not unique: identity is the token's `sub`; an email can move between accounts at the IdP.
+    email: Mapped[str | None] = mapped_column(String(255), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    subscription_status: Mapped[str] = mapped_column(
+        String(50), default="free", server_default="free"
+    )
+    subscription_tier: Mapped[str] = mapped_column(
+        String(50), default="free", server_default="free"
+    )
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
+    plan_interval: Mapped[str | None] = mapped_column(String(20))
+    current_period_start: Mapped[int | None] = mapped_column(BigInteger)
+    current_period_end: Mapped[int | None] = mapped_column(BigInteger)
+    cancel_at_period_end: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    cancel_at: Mapped[int | None] = mapped_column(BigInteger)
+    canceled_at: Mapped[int | None] = mapped_column(BigInteger)
+    trial_end: Mapped[int | None] = mapped_column(BigInteger)
+
+    generations_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    generations_limit: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    __table_args__ = (
+        Index("idx_users_stripe_customer", "stripe_customer_id"),
+        Index("idx_users_subscription", "stripe_subscription_id"),
+    )
+
+
+class Subscription(db.Model):  # type: ignore[name-defined]
+    """Our copy of each Stripe subscription, one row per subscription id.
+
+    `last_event_created` is the Stripe `created` time of the newest event applied to this row:
+    an event that is not newer than it may carry a stale view and is never applied blindly.
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(
+        String(255), ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    customer_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    status: Mapped[str | None] = mapped_column(String(50))
+    price_id: Mapped[str | None] = mapped_column(String(255))
+    plan_interval: Mapped[str | None] = mapped_column(String(20))
+    current_period_start: Mapped[int | None] = mapped_column(BigInteger)
+    current_period_end: Mapped[int | None] = mapped_column(BigInteger)
+    cancel_at_period_end: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    cancel_at: Mapped[int | None] = mapped_column(BigInteger)
+    canceled_at: Mapped[int | None] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
+    trial_end: Mapped[int | None] = mapped_column(BigInteger)
+    stripe_created: Mapped[int | None] = mapped_column(BigInteger)
+    last_event_created: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class WebhookEvent(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    processed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    stripe_created: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+    __table_args__ = (Index("idx_webhook_events_processed", "processed", "created_at"),)
+
+
+class SyncState(db.Model):  # type: ignore[name-defined]
+    """Small key/value store for operational cursors (e.g. the last Stripe event synced)."""
+
+    __tablename__ = "sync_state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

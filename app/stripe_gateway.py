@@ -1,0 +1,221 @@
+"""The one module that talks to Stripe.
+
+Everything goes through `stripe.StripeClient` with a pinned API version, network retries and an
+idempotency key on every create (the SDK reuses it across its retries). Results come back as
+plain dicts so the billing rules treat API reads and webhook payloads alike. Stripe's errors are
+translated into `ApiError`s that are safe to show a user.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
+
+import stripe
+from flask import current_app
+
+from app.errors import ApiError, PaymentRequired, ProviderUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+StripeDict = dict[str, Any]
+
+
+class InvalidSignature(Exception):
+    """The webhook payload is not signed by Stripe with our secret (or the signature is stale)."""
+
+
+def current_gateway() -> StripeGateway:
+    """The gateway of the running app (built by the factory from its configuration)."""
+    return cast(StripeGateway, current_app.extensions["stripe_gateway"])
+
+
+class StripeGateway:
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        api_version: str,
+        api_base: str | None = None,
+        max_network_retries: int = 2,
+    ) -> None:
+        base_addresses: dict[str, str | None] = {"api": api_base} if api_base else {}
+        self.client = stripe.StripeClient(
+            secret_key,
+            stripe_version=api_version,
+            base_addresses=base_addresses,  # type: ignore[arg-type]
+            max_network_retries=max_network_retries,
+        )
+
+    # -- customers ---------------------------------------------------------------------------
+
+    def create_customer(self, *, user_id: str, email: str | None) -> StripeDict:
+        params: dict[str, Any] = {"metadata": {"userId": user_id}}
+        if email:
+            params["email"] = email
+        # One customer per user, even when two requests race: Stripe replays the first create.
+        options: dict[str, Any] = {"idempotency_key": f"customer-for-user-{user_id}"}
+        return self._call(lambda: self.client.v1.customers.create(params, options))  # type: ignore[arg-type]
+
+    # -- checkout ------------------------------------------------------------------------------
+
+    def create_checkout_session(
+        self,
+        *,
+        user_id: str,
+        customer_id: str,
+        price_id: str,
+        success_url: str,
+        cancel_url: str,
+        metadata: dict[str, str],
+        idempotency_key: str | None = None,
+    ) -> StripeDict:
+        params: dict[str, Any] = {
+            "customer": customer_id,
+            "client_reference_id": user_id,
+            "mode": "subscription",
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": {**metadata, "userId": user_id},
+            "subscription_data": {"metadata": {"userId": user_id}},
+            "allow_promotion_codes": True,
+            "billing_address_collection": "auto",
+        }
+        options: dict[str, Any] = {}
+        if idempotency_key:
+            options["idempotency_key"] = idempotency_key
+        return self._call(lambda: self.client.v1.checkout.sessions.create(params, options))  # type: ignore[arg-type]
+
+    def retrieve_checkout_session(self, session_id: str) -> StripeDict:
+        params: dict[str, Any] = {"expand": ["subscription"]}
+        return self._call(
+            lambda: self.client.v1.checkout.sessions.retrieve(session_id, params)  # type: ignore[arg-type]
+        )
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    def retrieve_subscription(self, subscription_id: str) -> StripeDict:
+        return self._call(lambda: self.client.v1.subscriptions.retrieve(subscription_id))
+
+    def set_cancel_at_period_end(self, subscription_id: str, cancel: bool) -> StripeDict:
+        params: dict[str, Any] = {"cancel_at_period_end": cancel}
+        return self._call(
+            lambda: self.client.v1.subscriptions.update(subscription_id, params)  # type: ignore[arg-type]
+        )
+
+    def cancel_subscription_now(self, subscription_id: str) -> StripeDict:
+        return self._call(lambda: self.client.v1.subscriptions.cancel(subscription_id))
+
+    def list_subscriptions(self, *, customer_id: str | None = None) -> Iterator[StripeDict]:
+        """Every subscription, canceled ones included, across all pages."""
+        params: dict[str, Any] = {"status": "all", "limit": 100}
+        if customer_id:
+            params["customer"] = customer_id
+        yield from self._paginate(self.client.v1.subscriptions.list, params)
+
+    # -- portal --------------------------------------------------------------------------------
+
+    def create_portal_session(self, *, customer_id: str, return_url: str) -> StripeDict:
+        params: dict[str, Any] = {"customer": customer_id, "return_url": return_url}
+        return self._call(lambda: self.client.v1.billing_portal.sessions.create(params))  # type: ignore[arg-type]
+
+    # -- events and webhooks -------------------------------------------------------------------
+
+    @staticmethod
+    def parse_webhook(
+        payload: bytes, signature: str | None, *, secret: str, tolerance: int = 300
+    ) -> StripeDict:
+        """Verify Stripe's signature over the raw body, then return the event as a dict."""
+        if not signature or not secret:
+            raise InvalidSignature("missing Stripe-Signature header or webhook secret")
+        try:
+            text = payload.decode("utf-8")
+            stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
+            event = json.loads(text)
+        except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidSignature(str(exc)) from exc
+        if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+            raise InvalidSignature("payload is not a Stripe event")
+        return event
+
+    def list_events_after(self, created_after: int | None) -> list[StripeDict]:
+        """Events newer than `created_after` (inclusive of that second), oldest first."""
+        params: dict[str, Any] = {"limit": 100}
+        if created_after is not None:
+            params["created"] = {"gte": created_after}
+        events = list(self._paginate(self.client.v1.events.list, params))
+        events.reverse()
+        return events
+
+    # -- catalog and endpoints (used to seed the embedded sandbox) --------------------------------
+
+    def find_price_by_lookup_key(self, lookup_key: str) -> StripeDict | None:
+        params: dict[str, Any] = {"lookup_keys": [lookup_key], "limit": 1}
+        page = self._call(lambda: self.client.v1.prices.list(params))  # type: ignore[arg-type]
+        data = page.get("data") or []
+        return data[0] if data else None
+
+    def create_product(self, *, name: str, description: str) -> StripeDict:
+        params: dict[str, Any] = {"name": name, "description": description}
+        return self._call(lambda: self.client.v1.products.create(params))  # type: ignore[arg-type]
+
+    def create_recurring_price(
+        self, *, product_id: str, unit_amount: int, interval: str, lookup_key: str
+    ) -> StripeDict:
+        params: dict[str, Any] = {
+            "product": product_id,
+            "currency": "usd",
+            "unit_amount": unit_amount,
+            "recurring": {"interval": interval},
+            "lookup_key": lookup_key,
+        }
+        return self._call(lambda: self.client.v1.prices.create(params))  # type: ignore[arg-type]
+
+    def create_webhook_endpoint(self, *, url: str, enabled_events: list[str]) -> StripeDict:
+        params: dict[str, Any] = {"url": url, "enabled_events": enabled_events}
+        return self._call(lambda: self.client.v1.webhook_endpoints.create(params))  # type: ignore[arg-type]
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _paginate(
+        self, list_method: Callable[..., Any], params: dict[str, Any]
+    ) -> Iterator[StripeDict]:
+        while True:
+            page = self._call(lambda: list_method(dict(params)))
+            data = page.get("data") or []
+            yield from data
+            if not page.get("has_more") or not data:
+                return
+            params["starting_after"] = data[-1]["id"]
+
+    @staticmethod
+    def _call(request: Callable[[], Any]) -> StripeDict:
+        try:
+            result = request()
+        except stripe.CardError as exc:
+            raise PaymentRequired(
+                exc.user_message or "Your card was declined.", code=exc.code or "card_declined"
+            ) from exc
+        except stripe.InvalidRequestError as exc:
+            log.warning("Stripe rejected a request: %s (code=%s)", exc.user_message, exc.code)
+            raise ApiError(
+                "The payment provider rejected this request.",
+                code=exc.code or "payment_provider_rejected",
+                status=404 if exc.http_status == 404 else 400,
+            ) from exc
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            log.error("Stripe unreachable: %s", type(exc).__name__)
+            raise ProviderUnavailable(
+                "The payment provider is unreachable. Try again shortly."
+            ) from exc
+        except stripe.StripeError as exc:
+            # Authentication, permission and Stripe-side errors: our problem, not the user's.
+            log.error("Stripe error %s: %s", type(exc).__name__, exc.user_message)
+            raise ProviderUnavailable(
+                "The payment provider could not handle this request."
+            ) from exc
+        return result.to_dict() if hasattr(result, "to_dict") else dict(result)
