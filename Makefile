@@ -1,0 +1,61 @@
+# One command each, from a fresh clone: `make run` serves the API on :3001 with SQLite and the
+# embedded Stripe sandbox; `make test` installs everything and runs the suite.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+FLASK   := $(VENV)/bin/flask --app wsgi
+STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+PORT    ?= 3001
+PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: install migrate run test test-postgres test-all lint format audit sandbox bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(FLASK) db upgrade
+
+run: migrate
+	@TOKEN=$$($(FLASK) auth token dev-user --email dev@example.com) && \
+	echo "" && echo "Dev token for user 'dev-user':" && echo "  $$TOKEN" && \
+	echo "Try:" && \
+	echo "  curl -s -H 'Authorization: Bearer $$TOKEN' http://127.0.0.1:$(PORT)/api/me" && \
+	echo "  curl -s -X POST -H 'Authorization: Bearer $$TOKEN' -H 'Content-Type: application/json' \\" && \
+	echo "       -d '{\"plan\":\"monthly\"}' http://127.0.0.1:$(PORT)/api/create-checkout-session" && \
+	echo ""
+	PORT=$(PORT) $(FLASK) run --port $(PORT) --no-reload
+
+# SQLite by default; TEST_DATABASE_URL=postgresql://... runs the same suite on PostgreSQL.
+test: install
+	$(VENV)/bin/pytest -q
+
+test-postgres: install
+	TEST_DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q
+
+test-all: test test-postgres
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy app stripe_sandbox wsgi.py
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Needs PyPI's vulnerability service (not reachable from every machine).
+audit: install
+	$(PY) -m pip install -q pip-audit
+	$(VENV)/bin/pip-audit -r requirements.txt
+
+sandbox: install
+	$(PY) -m stripe_sandbox --port 12111
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance

@@ -1,0 +1,155 @@
+"""Fixtures: a live Stripe sandbox, the app served on a real port (so the sandbox can deliver
+webhooks to it), a database migrated with Alembic (SQLite by default, PostgreSQL when
+TEST_DATABASE_URL says so), and helpers to act as a signed-in user."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from app import create_app
+from app.auth import issue_dev_token
+from app.billing.webhooks import HANDLED_EVENT_TYPES
+from app.embedded_stripe import seed_catalog
+from app.extensions import db
+from app.stripe_gateway import StripeGateway
+from stripe_sandbox import Sandbox
+
+FRONTEND = "http://localhost:5173"
+JWT_SECRET = "test-jwt-secret-0123456789-abcdefghijklmnop"
+TEST_STRIPE_KEY = "sk_test_billing_suite"
+
+
+def database_url(tmp_dir: str) -> str:
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_dir}/billing-test.db"
+
+
+def is_postgres() -> bool:
+    return os.environ.get("TEST_DATABASE_URL", "").startswith(("postgres://", "postgresql"))
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    sb = Sandbox()
+    sb.start(host="127.0.0.1", port=0)
+    yield sb
+    sb.stop()
+
+
+def _drop_everything() -> None:
+    db.drop_all()
+    db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    db.session.commit()
+
+
+@pytest.fixture(scope="session")
+def app(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    from flask_migrate import upgrade
+
+    application = create_app(
+        {
+            "APP_ENV": "testing",
+            "TESTING": True,
+            "DATABASE_URL": database_url(str(tmp_path_factory.mktemp("db"))),
+            "STRIPE_SECRET_KEY": TEST_STRIPE_KEY,
+            "STRIPE_API_BASE": sandbox.url,
+            "STRIPE_MAX_NETWORK_RETRIES": 0,
+            "FRONTEND_URLS": [FRONTEND],
+            "AUTH_JWT_SECRET": JWT_SECRET,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    with application.app_context():
+        _drop_everything()
+        upgrade()  # the schema comes from the Alembic migrations, as in production
+    yield application
+    with application.app_context():
+        db.session.remove()
+        _drop_everything()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_url(app: Flask) -> Iterator[str]:
+    """The app on a real port: the sandbox delivers webhooks here."""
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@dataclass
+class Billing:
+    """One test's Stripe world: the sandbox, its seeded prices and the webhook endpoint."""
+
+    sandbox: Sandbox
+    gateway: StripeGateway
+    monthly: str
+    yearly: str
+    webhook_secret: str
+    live_url: str
+
+    def wait_for_webhooks(self) -> None:
+        assert self.sandbox.wait_for_webhooks(timeout=20), "webhooks still pending after 20s"
+
+    def stripe_calls(self, method: str | None = None, path_prefix: str = "/v1/") -> list[dict]:
+        return [
+            r
+            for r in self.sandbox.requests
+            if r["path"].startswith(path_prefix) and (method is None or r["method"] == method)
+        ]
+
+
+def _clear_tables() -> None:
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def billing(app: Flask, sandbox: Sandbox, live_url: str) -> Iterator[Billing]:
+    sandbox.reset()
+    sandbox.configure(retry_time_scale=0.0005)
+    with app.app_context():
+        _clear_tables()
+    gateway = StripeGateway(
+        TEST_STRIPE_KEY, api_version=app.config["STRIPE_API_VERSION"], api_base=sandbox.url
+    )
+    prices = seed_catalog(gateway)
+    endpoint = gateway.create_webhook_endpoint(
+        url=f"{live_url}/api/webhooks/stripe", enabled_events=HANDLED_EVENT_TYPES
+    )
+    app.config.update(
+        STRIPE_PRICE_ID_MONTHLY=prices["pro_monthly"],
+        STRIPE_PRICE_ID_YEARLY=prices["pro_yearly"],
+        STRIPE_PRICE_IDS=[],
+        STRIPE_WEBHOOK_SECRET=endpoint["secret"],
+    )
+    yield Billing(
+        sandbox, gateway, prices["pro_monthly"], prices["pro_yearly"], endpoint["secret"], live_url
+    )
+    sandbox.wait_for_webhooks(timeout=10)
+
+
+@pytest.fixture
+def client(app: Flask, billing: Billing) -> FlaskClient:
+    return app.test_client()
+
+
+def auth_headers(user_id: str, email: str | None = None, ttl_seconds: int = 3600) -> dict[str, str]:
+    token = issue_dev_token(
+        {"AUTH_JWT_SECRET": JWT_SECRET},
+        user_id,
+        email=email or f"{user_id}@example.com",
+        ttl_seconds=ttl_seconds,
+    )
+    return {"Authorization": f"Bearer {token}"}

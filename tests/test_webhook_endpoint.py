@@ -1,0 +1,129 @@
+"""The webhook receiver: signatures, stale timestamps, replays, unknown types, failures."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from conftest import Billing, auth_headers
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from support import post_webhook, sign_payload, subscribe
+
+from app.extensions import db
+from app.models import Subscription, WebhookEvent
+
+
+def stored_events(app: Flask) -> list[WebhookEvent]:
+    with app.app_context():
+        return list(db.session.execute(select(WebhookEvent)).scalars())
+
+
+def event(
+    event_type: str, obj: dict[str, Any], event_id: str = "evt_test_1", created: int | None = None
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created": created or int(time.time()),
+        "livemode": False,
+        "api_version": "2026-10-28.endive",
+        "data": {"object": obj},
+    }
+
+
+def test_forged_missing_and_stale_signatures_are_rejected(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    payload = json.dumps(event("customer.subscription.updated", {"id": "sub_x"}))
+    headers = {"Content-Type": "application/json"}
+    cases = {
+        "forged": sign_payload(payload, "whsec_not_the_secret"),
+        "stale": sign_payload(payload, billing.webhook_secret, int(time.time()) - 3600),
+        "garbage": "t=1,v1=abc",
+        "missing": None,
+    }
+    for name, signature in cases.items():
+        sent = {**headers, **({"Stripe-Signature": signature} if signature else {})}
+        reply = client.post("/api/webhooks/stripe", data=payload, headers=sent)
+        assert reply.status_code == 400, name
+        assert reply.get_json()["error"]["code"] == "invalid_signature"
+    tampered = payload.replace("sub_x", "sub_y")
+    reply = client.post(
+        "/api/webhooks/stripe",
+        data=tampered,
+        headers={**headers, "Stripe-Signature": sign_payload(payload, billing.webhook_secret)},
+    )
+    assert reply.status_code == 400
+    assert stored_events(app) == []
+
+
+def test_replayed_event_id_is_acknowledged_and_applied_once(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    subscribe(client, billing, "replay-user")
+    headers = auth_headers("replay-user")
+    sub_id = client.get("/api/me", headers=headers).get_json()["subscription"]["id"]
+    stripe_sub = billing.gateway.retrieve_subscription(sub_id)
+    stale = dict(stripe_sub, status="past_due")
+    fresh_event = event(
+        "customer.subscription.updated", stale, "evt_replayed", created=int(time.time()) + 3600
+    )
+
+    first = post_webhook(client, fresh_event, billing.webhook_secret)
+    assert first.status_code == 200 and first.get_json()["status"] == "applied"
+    assert client.get("/api/me", headers=headers).get_json()["subscription"]["status"] == "past_due"
+
+    # Someone fixes the row by hand; a replay of the same id must not apply it again.
+    with app.app_context():
+        db.session.get(Subscription, sub_id).status = "active"
+        db.session.commit()
+    again = post_webhook(client, fresh_event, billing.webhook_secret)
+    assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
+    with app.app_context():
+        assert db.session.get(Subscription, sub_id).status == "active"
+        row = db.session.get(WebhookEvent, "evt_replayed")
+        assert row.processed and row.attempts == 1
+
+
+def test_unknown_event_types_are_recorded_and_acknowledged(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    reply = post_webhook(
+        client,
+        event("radar.early_fraud_warning.created", {"id": "issfr_1"}, "evt_unknown"),
+        billing.webhook_secret,
+    )
+    assert reply.status_code == 200 and reply.get_json()["status"] == "ignored"
+    [row] = [e for e in stored_events(app) if e.id == "evt_unknown"]
+    assert row.processed and row.type == "radar.early_fraud_warning.created"
+
+
+def test_a_failing_handler_answers_500_and_records_the_failure(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    broken = event("customer.subscription.updated", {"object": "subscription"}, "evt_broken")
+    for attempt in (1, 2):
+        reply = post_webhook(client, broken, billing.webhook_secret)
+        assert reply.status_code == 500
+        assert "Traceback" not in reply.get_data(as_text=True)
+        assert "KeyError" not in reply.get_data(as_text=True)
+        [row] = [e for e in stored_events(app) if e.id == "evt_broken"]
+        assert not row.processed and row.attempts == attempt and "KeyError" in (row.error or "")
+    with app.app_context():
+        assert db.session.execute(select(Subscription)).first() is None
+
+
+def test_sandbox_deliveries_are_all_verified_and_processed(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    subscribe(client, billing, "delivered")
+    deliveries = billing.sandbox.deliveries
+    assert deliveries and all(d["status"] == 200 for d in deliveries)
+    processed = {e.id for e in stored_events(app) if e.processed}
+    assert {d["event_id"] for d in deliveries} <= processed
+    types = {e.type for e in stored_events(app)}
+    assert {"checkout.session.completed", "customer.subscription.created", "invoice.paid"} <= types
