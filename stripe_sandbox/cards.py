@@ -1,0 +1,62 @@
+"""Stripe's test card numbers and how each behaves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TestCard:
+    number: str
+    brand: str
+    # "ok": always succeeds; "decline": declined at checkout;
+    # "authenticate": needs 3-D Secure at checkout, then succeeds off-session;
+    # "fail_later": attaches fine, every charge fails.
+    behavior: str
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+
+CARDS: dict[str, TestCard] = {
+    c.number: c
+    for c in (
+        TestCard("4242424242424242", "visa", "ok"),
+        TestCard("4000000000000002", "visa", "decline"),
+        TestCard("4000002500003155", "visa", "authenticate"),
+        TestCard("4000000000000341", "visa", "fail_later"),
+    )
+}
+
+# Stripe's test PaymentMethod ids usable directly in API calls
+MAGIC_PAYMENT_METHODS: dict[str, str] = {
+    "pm_card_visa": "4242424242424242",
+    "pm_card_chargeDeclined": "4000000000000002",
+    "pm_card_authenticationRequired": "4000002500003155",
+    "pm_card_chargeCustomerFail": "4000000000000341",
+}
+
+TEST_TOKENS: dict[str, str] = {
+    "tok_visa": "4242424242424242",
+    "tok_chargeDeclined": "4000000000000002",
+    "tok_chargeCustomerFail": "4000000000000341",
+}
+
+DECLINED = "Your card was declined."
+INVALID_NUMBER = "Your card number is invalid."
+AUTH_FAILED = ("We are unable to authenticate your payment method. Please choose a different "
+               "payment method and try again.")
+
+
+def normalize(number: str) -> str:
+    return "".join(ch for ch in number if ch not in " -")
+
+
+def lookup(number: str) -> TestCard | None:
+    return CARDS.get(normalize(number))
+
+
+def charge_succeeds(behavior: str) -> bool:
+    """Whether an (off-session) charge on a saved card with this behavior succeeds."""
+    return behavior in ("ok", "authenticate")

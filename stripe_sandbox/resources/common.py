@@ -1,0 +1,49 @@
+"""Helpers shared by the resource handlers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..context import Ctx
+from ..wire import LIST_PARAMS, Range, Spec, StripeError, in_range, list_object, paginate, validate
+
+
+def list_response(ctx: Ctx, kind: str, params: dict[str, Any], filters: dict[str, Spec],
+                  url: str, keep: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None,
+                  items: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Validate list params, filter (``created`` handled here), paginate, render."""
+    schema: dict[str, Spec] = {**LIST_PARAMS, "created": Range(), **filters}
+    p = validate(params, schema)
+    objs = list(items) if items is not None else ctx.store.all(kind)
+    objs = [o for o in objs if in_range(int(o.get("created") or 0), p.get("created"))]
+    if keep is not None:
+        objs = [o for o in objs if keep(o, p)]
+    page, has_more = paginate(objs, p, kind_name(kind))
+    return list_object([ctx.render(o) for o in page], url, has_more)
+
+
+def kind_name(kind: str) -> str:
+    from ..store import KIND_NAMES
+
+    return KIND_NAMES.get(kind, kind)
+
+
+CURRENCY_RE = re.compile(r"^[a-z]{3}$")
+
+
+def check_currency(value: str, param: str = "currency") -> str:
+    cur = value.lower()
+    if not CURRENCY_RE.match(cur):
+        raise StripeError(400, f"Invalid currency: {value}. Stripe currently supports these "
+                               "currencies: usd, eur, gbp, ... (any ISO 4217 code)",
+                          code="parameter_invalid_string", param=param)
+    return cur
+
+
+def id_of(value: Any) -> Any:
+    """An expanded object or an id -> the id."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value

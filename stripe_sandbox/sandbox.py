@@ -1,0 +1,161 @@
+"""The :class:`Sandbox`: state, switches, the WSGI app and its server thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from . import billing, events
+from .api import handle_api
+from .context import Config, Ctx
+from .control import handle_control
+from .hosted import handle_hosted
+from .store import Store
+from .timeutil import wall_now
+from .webhooks import Dispatcher
+
+StartResponse = Callable[..., Any]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: Any) -> None:
+        pass
+
+
+class Sandbox:
+    """A stateful local Stripe. See ``stripe_sandbox/README.md``."""
+
+    def __init__(self, state_path: str | None = None) -> None:
+        self.config = Config()
+        self.store = Store(state_path)
+        self.dispatcher = Dispatcher(self.config, on_success=self._delivered)
+        self._log: list[dict[str, Any]] = []
+        self._log_lock = threading.Lock()
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url: str | None = None
+        # switch values that reset() returns to (the CLI may change them)
+        self.defaults: dict[str, Any] = {}
+
+    # ----------------------------------------------------------- WSGI
+    def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self.handle(request)
+        return response(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        path = request.path
+        if path == "/v1" or path.startswith("/v1/"):
+            return handle_api(self, request)
+        if path.startswith("/_sandbox"):
+            return handle_control(self, request)
+        if path.startswith(("/checkout/", "/portal/", "/invoice/")):
+            return handle_hosted(self, request)
+        if path == "/":
+            return Response(json.dumps({"object": "stripe_sandbox", "api": "/v1",
+                                        "control": "/_sandbox"}),
+                            content_type="application/json")
+        return Response(json.dumps({"error": {"type": "invalid_request_error",
+                                              "message": f"Unrecognized URL {path}"}}),
+                        status=404, content_type="application/json")
+
+    # ------------------------------------------------------- serving
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on a daemon thread; returns the base URL (also ``self.url``)."""
+        if self._server is not None:
+            assert self.url is not None
+            return self.url
+        self._server = make_server(host, port, self.wsgi_app, threaded=True,
+                                   request_handler=_QuietHandler)
+        self._server.daemon_threads = True  # type: ignore[attr-defined]
+        real_port = self._server.socket.getsockname()[1]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        self.url = f"http://{shown}:{real_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="stripe-sandbox-server", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def serve_forever(self, host: str = "127.0.0.1", port: int = 12111) -> None:
+        server = make_server(host, port, self.wsgi_app, threaded=True,
+                             request_handler=_QuietHandler)
+        self._server = server
+        self.url = f"http://{host}:{server.socket.getsockname()[1]}"
+        server.serve_forever()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    # ------------------------------------------------------- control
+    def reset(self) -> None:
+        with self.store.lock:
+            self.store.clear()
+            self.dispatcher.reset()
+            self.config.reset()
+            self.config.update(**self.defaults)
+            self.clear_requests()
+            self.store.save()
+
+    def configure(self, **kwargs: Any) -> None:
+        self.config.update(**kwargs)
+
+    def wait_for_webhooks(self, timeout: float = 10.0) -> bool:
+        return self.dispatcher.wait_idle(timeout)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        with self._log_lock:
+            return [dict(r) for r in self._log]
+
+    def clear_requests(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    def log_request(self, entry: dict[str, Any]) -> None:
+        with self._log_lock:
+            self._log.append(entry)
+
+    @property
+    def deliveries(self) -> list[dict[str, Any]]:
+        return self.dispatcher.deliveries()
+
+    # ------------------------------------------------------ internals
+    def base_url_for(self, request: Request) -> str:
+        return request.host_url.rstrip("/") if request.host else (self.url or "")
+
+    def run_due(self, base_url: str) -> None:
+        """Process what fell due in wall time (renewals, expiries) before a request."""
+        with self.store.lock:
+            ctx = Ctx(self.store, self.config, base_url)
+            try:
+                billing.tick_wall(ctx, wall_now())
+            finally:
+                self.publish(ctx)
+
+    def publish(self, ctx: Ctx) -> None:
+        """Hand an operation's events to the webhook dispatcher."""
+        if not ctx.events:
+            return
+        with self.store.lock:
+            endpoints = self.store.all("webhook_endpoint")
+            batch = [(ev, [e for e in endpoints if events.endpoint_matches(e, ev["type"])])
+                     for ev in ctx.events]
+        ctx.events = []
+        self.dispatcher.enqueue([(ev, eps) for ev, eps in batch if eps])
+
+    def _delivered(self, event_id: str) -> None:
+        with self.store.lock:
+            event = self.store.get("event", event_id)
+            if event is not None and event["pending_webhooks"] > 0:
+                event["pending_webhooks"] -= 1
