@@ -110,6 +110,7 @@ def test_shuffled_deliveries(client: stripe.StripeClient, sb: Sandbox, hook: Rec
                              catalog: dict[str, Any]) -> None:
     sb.configure(shuffle_deliveries=True)
     for _ in range(5):
+        assert sb.wait_for_webhooks(10)
         with hook.lock:
             hook.deliveries.clear()
         before = {e.id for e in client.v1.events.list(params={"limit": 100}).data}
