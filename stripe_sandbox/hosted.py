@@ -73,11 +73,16 @@ def handle_hosted(sb: Sandbox, request: Request) -> Response:
     sb.run_due(base_url)
     with sb.store.lock:
         ctx = Ctx(sb.store, sb.config, base_url)
+        snapshot = sb.store.snapshot()
         try:
             response = fn(ctx, request, parts)
         except StripeError as err:
+            sb.store.restore(snapshot)
+            ctx.events.clear()
             response = page("Error", error_html(err.message), err.status)
         except Exception:
+            sb.store.restore(snapshot)
+            ctx.events.clear()
             traceback.print_exc()
             response = page("Error", error_html("An unexpected error occurred in the Stripe "
                                                 "sandbox."), 500)

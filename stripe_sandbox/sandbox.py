@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,6 +21,8 @@ from .timeutil import wall_now
 from .webhooks import Dispatcher
 
 StartResponse = Callable[..., Any]
+
+log = logging.getLogger("stripe_sandbox")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -138,8 +141,13 @@ class Sandbox:
         """Process what fell due in wall time (renewals, expiries) before a request."""
         with self.store.lock:
             ctx = Ctx(self.store, self.config, base_url)
+            snapshot = self.store.snapshot()
             try:
                 billing.tick_wall(ctx, wall_now())
+            except Exception:  # never let background work break every request
+                log.exception("stripe_sandbox: processing due work failed; rolled back")
+                self.store.restore(snapshot)
+                ctx.events.clear()
             finally:
                 self.publish(ctx)
 

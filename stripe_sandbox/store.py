@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import marshal
 import os
 import tempfile
 import threading
@@ -97,6 +98,16 @@ class Store:
         with self.lock:
             self.collections.get(kind, {}).pop(obj_id, None)
             self.index.pop(obj_id, None)
+
+    # ------------------------------------------------------ transactions
+    def snapshot(self) -> bytes:
+        """A cheap copy of all state, to roll back a failed operation."""
+        with self.lock:
+            return marshal.dumps((self.collections, self.index, self.seq, self.idempotency))
+
+    def restore(self, snap: bytes) -> None:
+        with self.lock:
+            self.collections, self.index, self.seq, self.idempotency = marshal.loads(snap)
 
     # --------------------------------------------------------- rendering
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
