@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     false,
     func,
 )
@@ -60,7 +61,13 @@ class User(db.Model):  # type: ignore[name-defined]
     trial_end: Mapped[int | None] = mapped_column(BigInteger)
 
     generations_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    generations_limit: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    # A cache of the plan's limit, written when the state changes (None = unlimited); the
+    # limit actually enforced is computed at request time (app/billing/entitlements.py).
+    generations_limit: Mapped[int | None] = mapped_column(Integer, default=10, server_default="10")
+    # The usage period `generations_used` counts in, ms since the epoch like Stripe's periods
+    # (a paid plan's period is the subscription's; the free plan's is a month from sign-up).
+    usage_period_start: Mapped[int | None] = mapped_column(BigInteger)
+    usage_period_end: Mapped[int | None] = mapped_column(BigInteger)
 
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
@@ -101,6 +108,8 @@ class Subscription(db.Model):  # type: ignore[name-defined]
     canceled_at: Mapped[int | None] = mapped_column(BigInteger)
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
     trial_end: Mapped[int | None] = mapped_column(BigInteger)
+    # When the current past_due spell began (ms); the grace policy counts its days from here.
+    past_due_since: Mapped[int | None] = mapped_column(BigInteger)
     stripe_created: Mapped[int | None] = mapped_column(BigInteger)
     last_event_created: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(
@@ -135,4 +144,39 @@ class SyncState(db.Model):  # type: ignore[name-defined]
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class UsageLedgerEntry(db.Model):  # type: ignore[name-defined]
+    """Every change to a user's usage counter, so each number can be explained.
+
+    `kind` "consume" is one POST /api/usage/generations (`result` granted or refused, replayed
+    for a repeated idempotency key); "reset" is a new period starting (`count` = what was
+    cleared, `reason` renewal, free_period or plan_change)."""
+
+    __tablename__ = "usage_ledger"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    count: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(20))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(String(50))
+    tier: Mapped[str | None] = mapped_column(String(50))
+    generations_used: Mapped[int | None] = mapped_column(Integer)  # the counter afterwards
+    generations_limit: Mapped[int | None] = mapped_column(Integer)  # the limit applied
+    period_start: Mapped[int | None] = mapped_column(BigInteger)
+    period_end: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key", name="uq_usage_ledger_user_key"),
+        Index("idx_usage_ledger_user_period", "user_id", "period_start"),
     )

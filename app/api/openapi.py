@@ -77,6 +77,27 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(503,),
     ),
     Operation(
+        "get",
+        "/api/me/entitlements",
+        "What the caller may do now: plan, features, generations used and left",
+        reply=schemas.EntitlementsReply,
+    ),
+    Operation(
+        "post",
+        "/api/usage/generations",
+        "Consume generations atomically (402 with an upgrade hint when the quota is spent)",
+        schemas.ConsumeGenerationsRequest,
+        schemas.ConsumeGenerationsReply,
+        errors=(400, 402, 409, 422),
+    ),
+    Operation(
+        "get",
+        "/api/usage",
+        "The current usage period and its ledger entries (?limit=1..100, default 50)",
+        reply=schemas.UsageReply,
+        errors=(422,),
+    ),
+    Operation(
         "post",
         "/api/webhooks/stripe",
         "Stripe webhook receiver (signed by Stripe)",

@@ -109,6 +109,72 @@ class MeReply(BaseModel):
     subscription: SubscriptionOut | None
 
 
+# -- entitlements and usage ------------------------------------------------------------------------
+
+MAX_GENERATIONS_PER_REQUEST = 100
+
+
+class ConsumeGenerationsRequest(Body):
+    count: int = Field(
+        default=1, strict=True, ge=1, le=MAX_GENERATIONS_PER_REQUEST, description="All or nothing"
+    )
+    idempotencyKey: str = Field(
+        min_length=1,
+        max_length=255,
+        description="Unique per attempt; a retry with the same key replays the first result.",
+    )
+
+
+class EntitlementsReply(BaseModel):
+    tier: str = Field(description="The plan the user has now: free, or the paid plan's name")
+    status: str = Field(description="The subscription's Stripe status, or free")
+    features: list[str]
+    generationsUsed: int
+    generationsLimit: int | None = Field(description="null: unlimited")
+    generationsRemaining: int | None = Field(description="null: unlimited")
+    periodStart: int | None = Field(description="ms since the epoch")
+    periodResetsAt: int | None = Field(description="ms since the epoch; usage starts again at 0")
+    accessEndsAt: int | None = Field(
+        description="ms; when the paid plan is already known to end (pending cancel, grace)"
+    )
+
+
+class ConsumeGenerationsReply(BaseModel):
+    granted: int
+    idempotencyKey: str
+    replayed: bool = Field(description="true: the first result for this key, not counted again")
+    generationsUsed: int
+    generationsLimit: int | None
+    generationsRemaining: int | None
+    periodResetsAt: int | None
+
+
+class UsagePeriodOut(BaseModel):
+    start: int | None
+    resetsAt: int | None
+    used: int
+    limit: int | None
+    remaining: int | None
+
+
+class UsageEntryOut(BaseModel):
+    id: int
+    kind: Literal["consume", "reset"]
+    count: int
+    result: str = Field(description="granted, refused, or reset")
+    reason: str | None = Field(description="for resets: renewal, free_period or plan_change")
+    idempotencyKey: str | None
+    generationsUsed: int | None = Field(description="the counter after this entry")
+    generationsLimit: int | None
+    createdAt: int = Field(description="ms since the epoch")
+
+
+class UsageReply(BaseModel):
+    tier: str
+    period: UsagePeriodOut
+    entries: list[UsageEntryOut] = Field(description="this period's ledger, newest first")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str

@@ -14,8 +14,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.billing.policy import ENDED_STATUSES, LIVE_STATUSES, tier_for_status
-from app.billing.times import to_ms
+from app.billing.entitlements import past_due_since
+from app.billing.policy import ENDED_STATUSES, LIVE_STATUSES
+from app.billing.times import now_ms, to_ms
+from app.billing.usage_periods import settle_user
 from app.billing.users import get_or_create_user, user_by_customer
 from app.database import insert_or_ignore
 from app.extensions import db
@@ -91,6 +93,7 @@ def _copy_subscription_fields(row: Subscription, subscription: StripeDict) -> No
     price = item.get("price") or {}
     row.customer_id = object_id(subscription.get("customer")) or row.customer_id
     row.status = subscription.get("status")
+    row.past_due_since = past_due_since(row.status, row.past_due_since, now_ms())
     row.price_id = object_id(price)
     row.plan_interval = (price.get("recurring") or {}).get("interval")
     row.current_period_start = to_ms(item.get("current_period_start"))
@@ -168,7 +171,6 @@ def refresh_user_summary(user: User) -> None:
     sub = current_subscription(user)
     user.stripe_subscription_id = sub.id if sub else None
     user.subscription_status = (sub.status or "free") if sub else "free"
-    user.subscription_tier = tier_for_status(sub.status if sub else None)
     user.stripe_price_id = sub.price_id if sub else None
     user.plan_interval = sub.plan_interval if sub else None
     user.current_period_start = sub.current_period_start if sub else None
@@ -177,6 +179,8 @@ def refresh_user_summary(user: User) -> None:
     user.cancel_at = sub.cancel_at if sub else None
     user.canceled_at = sub.canceled_at if sub else None
     user.trial_end = sub.trial_end if sub else None
+    # The tier, the generation limit and the usage period follow the grace policy and plans.
+    settle_user(user, sub, now_ms())
 
 
 def owned_subscription(user: User, subscription_id: str | None) -> Subscription | None:

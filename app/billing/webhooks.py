@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.billing.checkout import fulfil_checkout_session
 from app.billing.subscriptions import apply_subscription, object_id
+from app.billing.usage_periods import reset_usage_for_renewal
 from app.billing.users import user_by_customer
 from app.database import insert_or_ignore
 from app.extensions import db
@@ -25,10 +26,6 @@ from app.stripe_gateway import StripeDict, StripeGateway
 log = logging.getLogger(__name__)
 
 Handler = Callable[[StripeDict, int, StripeGateway], None]
-InvoiceHook = Callable[[StripeDict, int], None]
-
-# Called for every paid invoice; the entitlements module registers its usage reset here.
-invoice_paid_hooks: list[InvoiceHook] = []
 
 MAX_ERROR_LENGTH = 2000
 
@@ -51,8 +48,7 @@ def _on_subscription_changed(
 
 
 def _on_invoice_paid(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
-    for hook in invoice_paid_hooks:
-        hook(invoice, created)
+    reset_usage_for_renewal(invoice)
 
 
 def _on_invoice_payment_failed(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:

@@ -1,0 +1,142 @@
+"""GET /api/me/entitlements, POST /api/usage/generations and GET /api/usage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from flask.blueprints import BlueprintSetupState
+
+from app.api.parsing import parse_body
+from app.api.schemas import (
+    ConsumeGenerationsReply,
+    ConsumeGenerationsRequest,
+    EntitlementsReply,
+    UsageEntryOut,
+    UsagePeriodOut,
+    UsageReply,
+)
+from app.auth import current_user, login_required
+from app.billing.entitlements import remaining
+from app.billing.periods import to_ms
+from app.billing.plans import FREE_PLAN_ID, load_plans
+from app.billing.times import now_ms
+from app.billing.usage import Consumption, consume_generations, current_entitlements, usage_overview
+from app.errors import ValidationFailed
+
+bp = Blueprint("usage", __name__, url_prefix="/api")
+
+UPGRADE_PATH = "/api/create-checkout-session"
+MAX_LEDGER_ENTRIES = 100
+
+
+@bp.record_once
+def _check_plans_at_start_up(state: BlueprintSetupState) -> None:
+    # A broken PLANS_FILE stops start-up with its message rather than failing the first user.
+    load_plans(state.app.config.get("PLANS_FILE") or "")
+
+
+@bp.get("/me/entitlements")
+@login_required
+def entitlements() -> dict[str, Any]:
+    user = current_user()
+    granted = current_entitlements(user, now=now_ms())
+    return EntitlementsReply(
+        tier=granted.tier,
+        status=user.subscription_status or "free",
+        features=list(granted.plan.features),
+        generationsUsed=user.generations_used,
+        generationsLimit=granted.limit,
+        generationsRemaining=remaining(user.generations_used, granted.limit),
+        periodStart=user.usage_period_start,
+        periodResetsAt=user.usage_period_end,
+        accessEndsAt=granted.access.ends_at,
+    ).model_dump()
+
+
+@bp.post("/usage/generations")
+@login_required
+def consume() -> tuple[Response, int] | Response:
+    body = parse_body(ConsumeGenerationsRequest)
+    outcome = consume_generations(
+        current_user(), count=body.count, idempotency_key=body.idempotencyKey, now=now_ms()
+    )
+    reply = jsonify(_granted(outcome)) if outcome.granted else _refused(outcome)
+    if outcome.replayed:
+        reply.headers["Idempotent-Replayed"] = "true"
+    return (reply, 200) if outcome.granted else (reply, 402)
+
+
+def _granted(outcome: Consumption) -> dict[str, Any]:
+    return ConsumeGenerationsReply(
+        granted=outcome.count,
+        idempotencyKey=outcome.idempotency_key,
+        replayed=outcome.replayed,
+        generationsUsed=outcome.used,
+        generationsLimit=outcome.limit,
+        generationsRemaining=outcome.remaining,
+        periodResetsAt=outcome.period_end,
+    ).model_dump()
+
+
+def _refused(outcome: Consumption) -> Response:
+    left = outcome.remaining or 0
+    message = (
+        f"You have used all {outcome.limit} generations of this period."
+        if left == 0
+        else f"This needs {outcome.count} generations and {left} remain in this period."
+    )
+    error: dict[str, Any] = {
+        "code": "quota_exceeded",
+        "message": message,
+        "idempotencyKey": outcome.idempotency_key,
+        "replayed": outcome.replayed,
+        "generationsUsed": outcome.used,
+        "generationsLimit": outcome.limit,
+        "generationsRemaining": left,
+        "periodResetsAt": outcome.period_end,
+    }
+    if outcome.tier == FREE_PLAN_ID:
+        error["upgrade"] = UPGRADE_PATH
+    return jsonify({"error": error})
+
+
+@bp.get("/usage")
+@login_required
+def usage() -> dict[str, Any]:
+    overview = usage_overview(current_user(), now=now_ms(), limit=_ledger_limit())
+    user, granted = overview.user, overview.entitlements
+    return UsageReply(
+        tier=granted.tier,
+        period=UsagePeriodOut(
+            start=user.usage_period_start,
+            resetsAt=user.usage_period_end,
+            used=user.generations_used,
+            limit=granted.limit,
+            remaining=remaining(user.generations_used, granted.limit),
+        ),
+        entries=[
+            UsageEntryOut(
+                id=entry.id,
+                kind=entry.kind,  # type: ignore[arg-type]
+                count=entry.count,
+                result=entry.result,
+                reason=entry.reason,
+                idempotencyKey=entry.idempotency_key,
+                generationsUsed=entry.generations_used,
+                generationsLimit=entry.generations_limit,
+                createdAt=to_ms(entry.created_at),
+            )
+            for entry in overview.entries
+        ],
+    ).model_dump()
+
+
+def _ledger_limit() -> int:
+    raw = request.args.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LEDGER_ENTRIES:
+        raise ValidationFailed(
+            f"limit must be a whole number from 1 to {MAX_LEDGER_ENTRIES}.",
+            details={"fields": [{"field": "limit", "message": "out of range"}]},
+        )
+    return int(raw)
