@@ -1,20 +1,33 @@
-"""`flask billing events|replay|sync`: see and repair what webhooks did."""
+"""`flask billing events|replay|sync`: see and repair what webhooks did.
+
+Exit status: 0 when everything asked for was done, 1 when anything failed (so cron and CI
+notice); what changed goes to stdout, progress and errors to stderr.
+"""
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.billing.sync import SyncReport, sync_all, sync_from_events, sync_user
-from app.billing.webhooks import replay_event
+from app.billing.sync import SyncReport, describe, sync_all, sync_from_events, sync_user
+from app.billing.webhooks import process_event
 from app.extensions import db
 from app.models import User, WebhookEvent
-from app.stripe_gateway import current_gateway
+from app.stripe_gateway import StripeDict, StripeGateway, current_gateway
 
 billing_cli = AppGroup("billing", help="Webhook events, replay and reconciliation with Stripe.")
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    raise click.exceptions.Exit(1)
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -23,26 +36,38 @@ def _parse_since(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise click.BadParameter("use an ISO date or time, e.g. 2026-11-01T00:00") from exc
+        raise click.BadParameter(
+            "use an ISO date or time, e.g. 2026-11-01T00:00", param_hint="--since"
+        ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _status(row: WebhookEvent) -> str:
+    if row.processed:
+        return "processed"
+    return "FAILED" if row.error else "pending"
+
+
 @billing_cli.command("events")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--failed", is_flag=True, help="Only events that are not processed.")
-def events_command(limit: int, failed: bool) -> None:
-    """List recent webhook events with their status."""
+@click.option("--type", "event_type", default=None, help="Only events of this type.")
+def events_command(limit: int, failed: bool, event_type: str | None) -> None:
+    """List recent webhook events, newest first, with their status."""
     query = select(WebhookEvent).order_by(WebhookEvent.created_at.desc()).limit(limit)
     if failed:
         query = query.where(WebhookEvent.processed.is_(False))
+    if event_type:
+        query = query.where(WebhookEvent.type == event_type)
     rows = db.session.execute(query).scalars().all()
     for row in rows:
-        status = "processed" if row.processed else "FAILED" if row.error else "pending"
-        click.echo(
-            f"{row.created_at:%Y-%m-%d %H:%M:%S}  {row.id}  {row.type:<40} {status:<9} "
+        line = (
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}  {row.id}  {row.type:<40} {_status(row):<9} "
             f"attempts={row.attempts}"
-            + (f"  error={row.error.splitlines()[0]}" if row.error else "")
         )
+        if row.error:
+            line += f"  error={row.error.splitlines()[0]}"
+        click.echo(line)
     if not rows:
         click.echo("no events")
 
@@ -52,29 +77,68 @@ def events_command(limit: int, failed: bool) -> None:
 @click.option("--since", default=None, help="Only events received at or after this time.")
 @click.option("--type", "event_type", default=None, help="Only events of this type.")
 def replay_command(event_ids: tuple[str, ...], since: str | None, event_type: str | None) -> None:
-    """Re-apply stored events that failed (or the given EVENT_IDs)."""
+    """Re-apply stored events that failed (all of them, or the given EVENT_IDs)."""
+    since_time = _parse_since(since)
     query = select(WebhookEvent).where(WebhookEvent.processed.is_(False))
     if event_ids:
         query = query.where(WebhookEvent.id.in_(event_ids))
-    since_time = _parse_since(since)
     if since_time is not None:
         query = query.where(WebhookEvent.created_at >= since_time)
     if event_type:
         query = query.where(WebhookEvent.type == event_type)
+    # Oldest first: the ordering rule copes with any order, but this one re-reads least.
     rows = db.session.execute(query.order_by(WebhookEvent.stripe_created)).scalars().all()
+    stored = _stored_ids(event_ids)
     db.session.commit()
+    missing = [event_id for event_id in event_ids if event_id not in stored]
+    for event_id in missing:
+        click.echo(f"{event_id}: no such event stored", err=True)
+    pending = {row.id for row in rows}
+    for event_id in event_ids:
+        if event_id in stored and event_id not in pending:
+            click.echo(f"{event_id}: already processed, not replayed")
     gateway = current_gateway()
     failures = 0
     for row in rows:
+        # Read before applying: a failure rolls the session back and expires the row.
+        event_id, type_name, event = row.id, row.type, dict(row.data or {})
         try:
-            outcome = replay_event(row, gateway)
-            click.echo(f"{row.id} {row.type}: {outcome.status}")
+            outcome = process_event(event, gateway)
         except Exception as exc:
             failures += 1
-            click.echo(f"{row.id} {row.type}: failed ({type(exc).__name__})", err=True)
+            click.echo(f"{event_id} {type_name}: failed ({describe(exc)})", err=True)
+            continue
+        click.echo(f"{event_id} {type_name}: {outcome.status}")
     click.echo(f"replayed {len(rows) - failures} of {len(rows)} event(s)")
-    if failures:
-        raise SystemExit(1)
+    if failures or missing:
+        raise click.exceptions.Exit(1)
+
+
+def _stored_ids(event_ids: tuple[str, ...]) -> set[str]:
+    if not event_ids:
+        return set()
+    query = select(WebhookEvent.id).where(WebhookEvent.id.in_(event_ids))
+    return set(db.session.execute(query).scalars())
+
+
+def _progress(stream: Iterable[StripeDict]) -> Iterator[StripeDict]:
+    """A progress bar on stderr while subscriptions stream in (their total isn't known)."""
+    with click.progressbar(
+        stream,
+        label="subscriptions",
+        show_pos=True,
+        file=sys.stderr,
+    ) as bar:
+        yield from bar
+
+
+def _gateway_for_sync() -> StripeGateway:
+    if not current_app.config.get("STRIPE_SECRET_KEY"):
+        raise click.ClickException(
+            "STRIPE_SECRET_KEY is not set: sync reads your Stripe account "
+            "(the embedded sandbox only runs inside `flask run`)."
+        )
+    return current_gateway()
 
 
 @billing_cli.command("sync")
@@ -83,39 +147,62 @@ def replay_command(event_ids: tuple[str, ...], since: str | None, event_type: st
     "--events",
     "from_events",
     is_flag=True,
-    help="Cheap incremental pass: apply Stripe events since the stored cursor.",
+    help="Cheap incremental pass: apply Stripe's events since the stored cursor.",
 )
 def sync_command(user_id: str | None, from_events: bool) -> None:
     """Reconcile the database with Stripe and print what changed."""
-    gateway = current_gateway()
-    try:
-        if from_events:
-            result = sync_from_events(gateway)
-            click.echo(f"applied {result.applied} event(s), {result.duplicates} already known")
-            for failure in result.failures:
-                click.echo(f"failed: {failure}", err=True)
-            db.session.commit()
-            if result.failures:
-                raise SystemExit(1)
-            return
-        if user_id is not None:
-            user = db.session.get(User, user_id)
-            if user is None:
-                raise click.ClickException(f"no user {user_id}")
+    if user_id is not None and from_events:
+        raise click.UsageError("--user and --events can't be combined.")
+    gateway = _gateway_for_sync()
+    if from_events:
+        _sync_events(gateway)
+        return
+    if user_id is not None:
+        user = db.session.get(User, user_id)
+        if user is None:
+            raise click.ClickException(f"no user {user_id!r}")
+        try:
             report = sync_user(gateway, user)
-        else:
-            with click.progressbar(length=0, label="subscriptions") as bar:
-                report = sync_all(gateway, progress=lambda: bar.update(1))
-        db.session.commit()
-    except click.ClickException:
-        raise
+            db.session.commit()
+        except Exception as exc:
+            db.session.rollback()
+            report = SyncReport(errors=[f"user {user_id}: {describe(exc)}"])
+    else:
+        report = sync_all(gateway, track=_progress)
+    _print_report(report)
+    if report.errors:
+        raise click.exceptions.Exit(1)
+
+
+def _sync_events(gateway: StripeGateway) -> None:
+    try:
+        result = sync_from_events(gateway, now=int(time.time()))
     except Exception as exc:
         db.session.rollback()
-        raise click.ClickException(f"sync failed: {type(exc).__name__}: {exc}") from exc
-    _print_report(report)
+        _fail(f"listing events failed: {describe(exc)}")
+        return
+    click.echo(
+        f"applied {result.applied} event(s), {result.duplicates} already known, "
+        f"cursor={result.cursor}"
+    )
+    for failure in result.failures:
+        click.echo(f"failed: {failure}", err=True)
+    if result.cursor_too_old:
+        click.echo(
+            "the cursor is older than Stripe's 30-day event retention: events may have been "
+            "missed; run `flask billing sync` (the full pass)",
+            err=True,
+        )
+    if result.failures or result.cursor_too_old:
+        raise click.exceptions.Exit(1)
 
 
 def _print_report(report: SyncReport) -> None:
     for change in report.changes:
         click.echo(f"changed {change}")
-    click.echo(f"checked {report.seen} subscription(s), {len(report.changes)} changed")
+    for error in report.errors:
+        click.echo(f"error {error}", err=True)
+    click.echo(
+        f"checked {report.seen} subscription(s): {len(report.changes)} change(s), "
+        f"{len(report.errors)} error(s), {report.rereads} re-read(s)"
+    )

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import select
 
 from app.billing.entitlements import past_due_since
-from app.billing.policy import ENDED_STATUSES, LIVE_STATUSES
+from app.billing.ordering import Verdict, judge_event
+from app.billing.policy import LIVE_STATUSES
 from app.billing.times import now_ms, to_ms
 from app.billing.usage_periods import settle_user
 from app.billing.users import get_or_create_user, user_by_customer
@@ -57,26 +58,23 @@ def apply_subscription(
 ) -> Subscription:
     """Store `subscription` unless what we hold is newer.
 
-    `event_created` is the `created` of the event carrying the object (None for a fresh API
-    read, which is the truth by definition). An event no newer than the last one applied may
-    be stale (Stripe's clock has one-second resolution and no ordering guarantee), so instead
-    of trusting it we re-read the subscription through `reread`. A canceled subscription is
-    final: Stripe never revives it, so nothing after that is applied.
+    `event_created` is the `created` of the event carrying the object; None means a fresh API
+    read, which is the truth and always applies (that is how `flask billing sync` repairs any
+    row). An event's object is judged by `judge_event` (see app/billing/ordering.py): applied,
+    skipped as older than what we hold, or, when the order can't be told, replaced by a re-read
+    through `reread`.
     """
     row = subscription_row_for_update(subscription["id"])
-    if row.status in ENDED_STATUSES:
-        return row
-    incoming_ended = subscription.get("status") in ENDED_STATUSES
-    if (
-        event_created is not None
-        and row.last_event_created is not None
-        and event_created <= row.last_event_created
-        and not incoming_ended
-    ):
-        if reread is None:
+    if event_created is not None:
+        verdict = judge_event(row, subscription, event_created)
+        if verdict is Verdict.SKIP:
             return row
-        log.info("event for %s is not newer than our state; re-reading", row.id)
-        subscription = reread(row.id)
+        if verdict is Verdict.REREAD:
+            if reread is None:
+                log.warning("event for %s may be stale and no re-read is possible", row.id)
+                return row
+            log.info("event for %s is as old as our state and differs; re-reading", row.id)
+            subscription = reread(row.id)
     _copy_subscription_fields(row, subscription)
     if event_created is not None:
         row.last_event_created = max(row.last_event_created or 0, event_created)

@@ -1,21 +1,40 @@
-"""Reconcile our tables with Stripe by reading subscriptions (the truth) and applying them."""
+"""Reconcile our tables with Stripe: Stripe's subscriptions are the truth, ours are a copy.
+
+The full pass lists every subscription (all pages, `status=all` so canceled ones count),
+compares each with our row and fixes what differs, re-reads the rows Stripe did not list, then
+recomputes the users' summaries. Each subscription is fixed in its own short transaction, so
+webhooks keep flowing while a long sync runs, and no transaction is open during a list call.
+
+A listed copy can be older than our row: a webhook may apply a newer event between the list
+call and our write. So a listed copy is written as is only if no state was written to the row
+since the sync started; otherwise the subscription is re-read from Stripe while its row is
+locked, and no webhook can slip in between that read and our write.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, true, update
+from sqlalchemy import or_, select, update
 
+from app.billing.ordering import row_matches
 from app.billing.policy import ENDED_STATUSES
 from app.billing.subscriptions import apply_subscription, refresh_user_summary
 from app.billing.webhooks import process_event
 from app.database import insert_or_ignore
+from app.errors import ApiError
 from app.extensions import db
-from app.models import Subscription, SyncState, User
+from app.models import Subscription, SyncState, User, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
 
-TRACKED_FIELDS = (
+# App servers' clocks may disagree a little; a row written this close to the start counts as
+# written during the sync (the cost of being wrong this way is one extra Stripe read).
+CLOCK_MARGIN = timedelta(seconds=5)
+
+SUBSCRIPTION_FIELDS = (
     "user_id",
     "customer_id",
     "status",
@@ -29,66 +48,227 @@ TRACKED_FIELDS = (
     "ended_at",
     "trial_end",
 )
+USER_FIELDS = (
+    "stripe_customer_id",
+    "stripe_subscription_id",
+    "subscription_status",
+    "subscription_tier",
+    "stripe_price_id",
+    "plan_interval",
+    "current_period_start",
+    "current_period_end",
+    "cancel_at_period_end",
+    "cancel_at",
+    "canceled_at",
+    "trial_end",
+)
+
+Track = Callable[[Iterable[StripeDict]], Iterable[StripeDict]]
 
 
 @dataclass
 class SyncReport:
     seen: int = 0
+    rereads: int = 0
     changes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
-def _snapshot(row: Subscription | None) -> dict[str, object]:
-    return {name: getattr(row, name) for name in TRACKED_FIELDS} if row else {}
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, ApiError):
+        return f"{exc.code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
 
 
-def apply_and_report(subscription: StripeDict, report: SyncReport) -> Subscription:
-    before = _snapshot(db.session.get(Subscription, subscription["id"]))
-    row = apply_subscription(subscription)
-    after = _snapshot(row)
-    report.seen += 1
-    changed = [
-        f"{name}: {before.get(name)!r} -> {after[name]!r}"
-        for name in TRACKED_FIELDS
-        if before.get(name) != after[name]
+def _snapshot(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in names} if row is not None else {}
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [
+        f"{name}: {before.get(name)!r} -> {value!r}"
+        for name, value in after.items()
+        if before.get(name) != value
     ]
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    # SQLite hands timezone-aware columns back naive; we only ever store UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _locked_row(subscription_id: str) -> Subscription:
+    insert_or_ignore(Subscription, {"id": subscription_id})
+    return db.session.execute(
+        select(Subscription)
+        .where(Subscription.id == subscription_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _written_since(row: Subscription, started: datetime) -> bool:
+    updated = _as_utc(row.updated_at)
+    return row.status is not None and updated is not None and updated >= started
+
+
+def _apply_and_report(row: Subscription, subscription: StripeDict, report: SyncReport) -> None:
+    before = _snapshot(row, SUBSCRIPTION_FIELDS)
+    apply_subscription(subscription)
+    changed = _diff(before, _snapshot(row, SUBSCRIPTION_FIELDS))
     if changed:
         report.changes.append(f"{row.id} ({row.user_id or 'no user'}): " + ", ".join(changed))
-    return row
+
+
+def sync_listed(
+    gateway: StripeGateway, listed: StripeDict, started: datetime, report: SyncReport
+) -> None:
+    """Bring one row in line with a listed copy; commits. Raises on failure (rolled back)."""
+    try:
+        report.seen += 1
+        row = _locked_row(listed["id"])
+        if row.user_id is not None and row_matches(row, listed):
+            db.session.commit()
+            return
+        if _written_since(row, started):
+            # The listed copy may predate what a webhook just wrote; read again under the lock.
+            listed = gateway.retrieve_subscription(row.id)
+            report.rereads += 1
+        _apply_and_report(row, listed, report)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def sync_by_id(gateway: StripeGateway, subscription_id: str, report: SyncReport) -> None:
+    """Re-read one subscription while its row is locked and apply it; commits."""
+    try:
+        report.seen += 1
+        row = _locked_row(subscription_id)
+        fresh = gateway.retrieve_subscription(subscription_id)
+        report.rereads += 1
+        _apply_and_report(row, fresh, report)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def refresh_users(users: Iterable[User], report: SyncReport) -> None:
+    """Recompute each user's summary columns from their subscriptions; commits per user."""
+    for user in users:
+        try:
+            before = _snapshot(user, USER_FIELDS)
+            refresh_user_summary(user)
+            db.session.flush()
+            changed = _diff(before, _snapshot(user, USER_FIELDS))
+            if changed:
+                report.changes.append(f"user {user.id}: " + ", ".join(changed))
+            db.session.commit()
+        except Exception as exc:
+            db.session.rollback()
+            report.errors.append(f"user {user.id}: {describe(exc)}")
 
 
 def sync_user(gateway: StripeGateway, user: User, report: SyncReport | None = None) -> SyncReport:
-    """Re-read every subscription of the user's customer from Stripe and apply it."""
+    """Re-read every subscription of the user's customer from Stripe and apply it.
+
+    Errors propagate (the API answers them as 503/400); what was fixed before stays fixed."""
     report = report or SyncReport()
-    if user.stripe_customer_id:
-        for subscription in gateway.list_subscriptions(customer_id=user.stripe_customer_id):
-            apply_and_report(subscription, report)
+    started = utcnow() - CLOCK_MARGIN
+    customer_id = user.stripe_customer_id
+    db.session.commit()  # no transaction (nor SQLite's write lock) across the list call
+    if customer_id:
+        for listed in gateway.list_subscriptions(customer_id=customer_id):
+            sync_listed(gateway, listed, started, report)
+    before = _snapshot(user, USER_FIELDS)
     refresh_user_summary(user)
+    db.session.flush()
+    changed = _diff(before, _snapshot(user, USER_FIELDS))
+    if changed:
+        report.changes.append(f"user {user.id}: " + ", ".join(changed))
     return report
 
 
-def sync_all(gateway: StripeGateway, progress: Callable[[], None] | None = None) -> SyncReport:
-    """Every subscription in Stripe (canceled ones too), then every user's summary."""
+def _pull(iterator: Iterator[StripeDict]) -> StripeDict | None:
+    return next(iterator, None)
+
+
+def sync_all(gateway: StripeGateway, track: Track | None = None) -> SyncReport:
+    """Every subscription in Stripe, then the rows Stripe did not list, then every summary.
+
+    `track` wraps the stream of listed subscriptions (the CLI's progress bar). Per-row
+    failures are collected in the report and the pass goes on; a failed list call stops it,
+    since without the whole list the rows Stripe did not list can't be told apart."""
     report = SyncReport()
-    seen: set[str] = set()
-    for subscription in gateway.list_subscriptions():
-        apply_and_report(subscription, report)
-        seen.add(subscription["id"])
-        if progress is not None:
-            progress()
-    # A row Stripe no longer lists (deleted test data, another account) is re-read on its own.
-    stale = (
+    started = utcnow() - CLOCK_MARGIN
+    db.session.commit()
+    listed_ids: set[str] = set()
+    stream: Iterable[StripeDict] = gateway.list_subscriptions()
+    iterator = iter(track(stream) if track is not None else stream)
+    while True:
+        try:
+            listed = _pull(iterator)
+        except Exception as exc:
+            db.session.rollback()
+            report.errors.append(f"listing subscriptions failed: {describe(exc)}")
+            return report
+        if listed is None:
+            break
+        listed_ids.add(listed["id"])
+        try:
+            sync_listed(gateway, listed, started, report)
+        except Exception as exc:
+            report.errors.append(f"{listed['id']}: {describe(exc)}")
+    for subscription_id in _unlisted_rows(listed_ids):
+        try:
+            sync_by_id(gateway, subscription_id, report)
+        except Exception as exc:
+            report.errors.append(f"{subscription_id}: {describe(exc)}")
+    refresh_users(_users_to_refresh(), report)
+    return report
+
+
+def _unlisted_rows(listed_ids: set[str]) -> list[str]:
+    """Rows Stripe did not list that may still be live (ended ones can't change)."""
+    ids = db.session.execute(
+        select(Subscription.id).where(
+            or_(Subscription.status.is_(None), Subscription.status.not_in(ENDED_STATUSES))
+        )
+    ).scalars()
+    unlisted = [subscription_id for subscription_id in ids if subscription_id not in listed_ids]
+    db.session.commit()
+    return unlisted
+
+
+def _users_to_refresh() -> list[User]:
+    """Users with a subscription, or whose summary claims one."""
+    owners = select(Subscription.user_id).where(Subscription.user_id.is_not(None))
+    users = (
         db.session.execute(
-            select(Subscription).where(Subscription.id.not_in(seen) if seen else true())
+            select(User).where(
+                or_(
+                    User.id.in_(owners),
+                    User.stripe_subscription_id.is_not(None),
+                    User.subscription_status != "free",
+                )
+            )
         )
         .scalars()
         .all()
     )
-    for row in stale:
-        if row.status not in ENDED_STATUSES:
-            apply_and_report(gateway.retrieve_subscription(row.id), report)
-    for user in db.session.execute(select(User)).scalars():
-        refresh_user_summary(user)
-    return report
+    db.session.commit()
+    return list(users)
+
+
+# -- the incremental pass: Stripe's event list since a cursor ----------------------------------
+
+EVENTS_CURSOR = "events_cursor"
+# Stripe keeps events for 30 days; a cursor older than this may have missed some.
+EVENT_RETENTION_SECONDS = 30 * 86_400
 
 
 @dataclass
@@ -96,24 +276,39 @@ class EventSyncResult:
     applied: int = 0
     duplicates: int = 0
     failures: list[str] = field(default_factory=list)
+    cursor: int | None = None
+    cursor_too_old: bool = False
 
 
-EVENTS_CURSOR = "events_cursor"
+def events_cursor() -> int | None:
+    row = db.session.get(SyncState, EVENTS_CURSOR)
+    return int(row.value) if row else None
 
 
-def sync_from_events(gateway: StripeGateway) -> EventSyncResult:
-    """Apply events listed by Stripe since the stored cursor (the `created` second of the last
-    one seen; that second is read again, and dedupe by id makes the overlap free)."""
-    cursor_row = db.session.get(SyncState, EVENTS_CURSOR)
-    cursor = int(cursor_row.value) if cursor_row else None
+def _store_cursor(value: int) -> None:
+    insert_or_ignore(SyncState, {"key": EVENTS_CURSOR, "value": str(value)})
+    db.session.execute(
+        update(SyncState).where(SyncState.key == EVENTS_CURSOR).values(value=str(value))
+    )
     db.session.commit()
-    result = EventSyncResult()
+
+
+def sync_from_events(gateway: StripeGateway, now: int) -> EventSyncResult:
+    """Apply the events Stripe lists since the stored cursor (the `created` second of the last
+    event applied; that second is read again and dedupe by id makes the overlap free).
+
+    The cursor stops before the first failure so the next run retries from there."""
+    cursor = events_cursor()
+    db.session.commit()
+    result = EventSyncResult(cursor=cursor)
+    if cursor is not None and cursor < now - EVENT_RETENTION_SECONDS:
+        result.cursor_too_old = True
     newest = cursor
     for event in gateway.list_events_after(cursor):
         try:
             outcome = process_event(event, gateway)
         except Exception as exc:
-            result.failures.append(f"{event.get('id')} {event.get('type')}: {type(exc).__name__}")
+            result.failures.append(f"{event.get('id')} {event.get('type')}: {describe(exc)}")
             continue
         if outcome.status == "duplicate":
             result.duplicates += 1
@@ -122,9 +317,6 @@ def sync_from_events(gateway: StripeGateway) -> EventSyncResult:
         if not result.failures:
             newest = max(newest or 0, int(event.get("created") or 0))
     if newest is not None and newest != cursor:
-        insert_or_ignore(SyncState, {"key": EVENTS_CURSOR, "value": str(newest)})
-        db.session.execute(
-            update(SyncState).where(SyncState.key == EVENTS_CURSOR).values(value=str(newest))
-        )
-        db.session.commit()
+        _store_cursor(newest)
+        result.cursor = newest
     return result

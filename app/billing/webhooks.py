@@ -85,9 +85,18 @@ def process_event(event: StripeDict, gateway: StripeGateway) -> Outcome:
         db.session.commit()
         return outcome
     except Exception as exc:
-        db.session.rollback()
+        _rollback_quietly()
         _record_failure(event, exc)
         raise
+
+
+def _rollback_quietly() -> None:
+    # With the database gone the rollback fails too; the server discards the transaction
+    # anyway, and the original error is the one worth reporting.
+    try:
+        db.session.rollback()
+    except Exception:
+        log.warning("rollback failed", exc_info=True)
 
 
 def _record_and_apply(event: StripeDict, gateway: StripeGateway) -> Outcome:
@@ -134,16 +143,13 @@ def _record_failure(event: StripeDict, exc: Exception) -> None:
     log.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
     try:
         _insert_event_row(event)
-        row = db.session.get(WebhookEvent, str(event["id"]), with_for_update=True)
+        row = db.session.get(
+            WebhookEvent, str(event["id"]), with_for_update=True, populate_existing=True
+        )
         if row is not None and not row.processed:
             row.attempts += 1
             row.error = message
         db.session.commit()
     except Exception:  # the database itself may be what failed
-        db.session.rollback()
-        log.exception("could not record the failure of webhook %s", event.get("id"))
-
-
-def replay_event(row: WebhookEvent, gateway: StripeGateway) -> Outcome:
-    """Apply a stored event again (operators' `flask billing replay`)."""
-    return process_event(dict(row.data or {}), gateway)
+        _rollback_quietly()
+        log.error("could not record the failure of webhook %s", event.get("id"))

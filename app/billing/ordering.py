@@ -1,0 +1,92 @@
+"""Which copy of a subscription wins when webhook events arrive late, twice or shuffled.
+
+Stripe stamps each event with `created` (whole seconds) and promises no delivery order. A
+subscription row keeps the `created` of the newest event applied to it (its watermark), and
+an incoming event's object is judged against the row:
+
+- the row has no state yet, or the object is identical to the row: apply (nothing to lose);
+- `canceled`/`incomplete_expired` are final: such an object always applies, and nothing
+  applies over it (Stripe never revives a subscription);
+- `incomplete` only ever comes first: an `incomplete` object never replaces a later status,
+  and any other status replaces an `incomplete` row;
+- created after the watermark: apply, the object is a newer snapshot;
+- created before the watermark: skip, we already hold a newer snapshot;
+- created in the same second with a different object: the order is unknowable from the
+  events alone, so re-read the subscription from Stripe (the only Stripe call a webhook makes).
+
+The common flows (checkout, renewal, cancel and resume, a price swap, deletion) produce at most
+one subscription event per second apart from checkout's `incomplete` -> `active` pair, which
+the `incomplete` rule orders, so in-order delivery never costs a Stripe call.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from app.billing.policy import ENDED_STATUSES
+from app.billing.times import to_ms
+from app.models import Subscription
+
+StripeDict = dict[str, Any]
+
+
+class Verdict(Enum):
+    APPLY = "apply"
+    SKIP = "skip"
+    REREAD = "reread"
+
+
+def _object_id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def subscription_fields(subscription: StripeDict) -> dict[str, Any]:
+    """The columns a Stripe subscription object maps to (status, plan, period from the item)."""
+    items = (subscription.get("items") or {}).get("data") or []
+    item = items[0] if items else {}
+    price = item.get("price") or {}
+    return {
+        "customer_id": _object_id(subscription.get("customer")),
+        "status": subscription.get("status"),
+        "price_id": _object_id(price),
+        "plan_interval": (price.get("recurring") or {}).get("interval"),
+        "current_period_start": to_ms(item.get("current_period_start")),
+        "current_period_end": to_ms(item.get("current_period_end")),
+        "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
+        "cancel_at": to_ms(subscription.get("cancel_at")),
+        "canceled_at": to_ms(subscription.get("canceled_at")),
+        "ended_at": to_ms(subscription.get("ended_at")),
+        "trial_end": to_ms(subscription.get("trial_end")),
+    }
+
+
+def row_matches(row: Subscription, subscription: StripeDict) -> bool:
+    """True when applying `subscription` would not change any stored column."""
+    return all(
+        getattr(row, name) == value for name, value in subscription_fields(subscription).items()
+    )
+
+
+def judge_event(row: Subscription, subscription: StripeDict, event_created: int) -> Verdict:
+    """Decide what to do with a subscription object carried by an event created at
+    `event_created`, given the row as it is now (locked by the caller)."""
+    incoming = subscription.get("status")
+    if row.status is None or row_matches(row, subscription):
+        return Verdict.APPLY
+    if row.status in ENDED_STATUSES:
+        return Verdict.SKIP
+    if incoming in ENDED_STATUSES:
+        return Verdict.APPLY
+    if incoming == "incomplete" and row.status != "incomplete":
+        return Verdict.SKIP
+    if row.status == "incomplete" and incoming != "incomplete":
+        return Verdict.APPLY
+    watermark = row.last_event_created
+    if watermark is None or event_created > watermark:
+        return Verdict.APPLY
+    if event_created < watermark:
+        return Verdict.SKIP
+    return Verdict.REREAD
