@@ -51,7 +51,7 @@ def pay_invoice(ctx: Ctx, invoice: dict[str, Any], payment_method: str | None = 
                                    payment_method=payment_method)
     if paid and sub is not None and before is not None \
             and sub["status"] in ("past_due", "unpaid", "incomplete") \
-            and not billing._has_unpaid(ctx, sub):
+            and not billing.has_unpaid(ctx, sub):
         sub["status"] = "active"
         ctx.emit_updated("customer.subscription.updated", sub, before)
     return paid

@@ -361,7 +361,7 @@ def resume_subscription(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[s
             it["current_period_start"] = start
             it["current_period_end"] = end
         lines = billing.item_lines(ctx, sub, (start, end))
-        billing._bill_and_set_status(ctx, sub, lines, "subscription_update", (now, now))
+        billing.bill_and_set_status(ctx, sub, lines, "subscription_update", (now, now))
     ctx.emit("customer.subscription.resumed", sub)
     ctx.emit_updated("customer.subscription.updated", sub, before)
     return ctx.render(sub)
