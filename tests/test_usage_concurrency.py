@@ -1,0 +1,111 @@
+"""Parallel consumption through the real HTTP stack (the app served on a port, many client
+threads released together): the limit holds exactly and a key is counted once, on SQLite and
+on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from conftest import Billing, auth_headers
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import UsageLedgerEntry, User
+
+
+def fire_together(count: int, request: Callable[[int], requests.Response]) -> list[Any]:
+    """Run `request(i)` for i in range(count), each on its own thread, all released at once."""
+    start = threading.Barrier(count)
+    replies: list[Any] = [None] * count
+
+    def worker(index: int) -> None:
+        start.wait()
+        try:
+            replies[index] = request(index)
+        except Exception as exc:  # surfaced by the assertions, not lost in the thread
+            replies[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return replies
+
+
+def ledger_results(app: Flask, user_id: str) -> Counter[str]:
+    with app.app_context():
+        rows = db.session.execute(
+            select(UsageLedgerEntry.result, func.count())
+            .where(UsageLedgerEntry.user_id == user_id)
+            .group_by(UsageLedgerEntry.result)
+        ).all()
+        return Counter({result: n for result, n in rows})
+
+
+def used(app: Flask, user_id: str) -> int:
+    with app.app_context():
+        return db.session.get(User, user_id).generations_used
+
+
+def test_200_parallel_requests_at_a_limit_of_10_grant_exactly_10(
+    app: Flask, billing: Billing, live_url: str
+) -> None:
+    user = "racer"
+    headers = auth_headers(user)
+    assert requests.get(f"{live_url}/api/me/entitlements", headers=headers, timeout=10).ok
+
+    def consume_one(index: int) -> requests.Response:
+        return requests.post(
+            f"{live_url}/api/usage/generations",
+            json={"count": 1, "idempotencyKey": f"race-{index}"},
+            headers=headers,
+            timeout=60,
+        )
+
+    began = time.perf_counter()
+    replies = fire_together(200, consume_one)
+    elapsed = time.perf_counter() - began
+    failures = [r for r in replies if not isinstance(r, requests.Response)]
+    assert not failures, failures[:3]
+    assert Counter(r.status_code for r in replies) == {200: 10, 402: 190}, elapsed
+    # Each success saw its own value of the counter: no two were granted on the same state.
+    seen = sorted(r.json()["generationsUsed"] for r in replies if r.status_code == 200)
+    assert seen == list(range(1, 11))
+    assert all(
+        r.json()["error"]["code"] == "quota_exceeded" for r in replies if r.status_code == 402
+    )
+    assert used(app, user) == 10
+    assert ledger_results(app, user) == {"granted": 10, "refused": 190}
+
+
+def test_one_key_sent_50_times_at_once_is_counted_once(
+    app: Flask, billing: Billing, live_url: str
+) -> None:
+    user = "double-clicker"
+    headers = auth_headers(user)
+    assert requests.get(f"{live_url}/api/me/entitlements", headers=headers, timeout=10).ok
+
+    def same_key(_: int) -> requests.Response:
+        return requests.post(
+            f"{live_url}/api/usage/generations",
+            json={"count": 3, "idempotencyKey": "the-same-click"},
+            headers=headers,
+            timeout=60,
+        )
+
+    replies = fire_together(50, same_key)
+    assert all(isinstance(r, requests.Response) and r.status_code == 200 for r in replies), [
+        getattr(r, "status_code", r) for r in replies
+    ]
+    bodies = [r.json() for r in replies]
+    assert sum(1 for b in bodies if not b["replayed"]) == 1
+    assert {(b["granted"], b["generationsUsed"]) for b in bodies} == {(3, 3)}
+    assert used(app, user) == 3
+    assert ledger_results(app, user) == {"granted": 1}
