@@ -20,6 +20,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logging.basicConfig(
         level=config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The SDK logs every request at INFO; our gateway logs what matters.
+    logging.getLogger("stripe").setLevel(max(logging.WARNING, logging.getLogger().level))
 
     app = Flask(__name__)
     app.config.from_mapping(config)
