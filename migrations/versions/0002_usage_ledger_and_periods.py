@@ -5,6 +5,7 @@ Revises: 0001
 Create Date: 2026-11-29 10:00:00
 
 """
+import time
 from contextlib import contextmanager
 
 from alembic import op
@@ -54,6 +55,11 @@ def upgrade():
 
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('past_due_since', sa.BigInteger(), nullable=True))
+    # Rows already past_due start their grace now: with no start the grace never runs out.
+    op.execute(
+        sa.text("UPDATE subscriptions SET past_due_since = :now WHERE status = 'past_due'")
+        .bindparams(now=int(time.time() * 1000))
+    )
 
     op.create_table('usage_ledger',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
