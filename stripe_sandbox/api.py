@@ -154,21 +154,23 @@ def _run(sb: Sandbox, request: Request, method: str, raw_params: dict[str, Any],
     base_url = sb.base_url_for(request)
     sb.run_due(base_url)
     ctx = Ctx(sb.store, sb.config, base_url, request_id, idem_key)
-    snapshot = sb.store.snapshot() if method != "GET" else None
+    sb.store.begin()
     try:
         result = handler(ctx, params, **path_args)
         apply_expand(result, expand, sb.store.render_id,
                      lambda obj, field: include_field(sb, obj, field))
+        sb.store.commit()
         return 200, result
     except StripeError as err:
         # a declined payment is a recorded attempt; anything else changes nothing
-        if err.status != 402 and snapshot is not None:
-            sb.store.restore(snapshot)
+        if err.status == 402:
+            sb.store.commit()
+        else:
+            sb.store.rollback()
             ctx.events.clear()
         raise
     except Exception:
-        if snapshot is not None:
-            sb.store.restore(snapshot)
+        sb.store.rollback()
         ctx.events.clear()
         raise
     finally:

@@ -73,15 +73,16 @@ def handle_hosted(sb: Sandbox, request: Request) -> Response:
     sb.run_due(base_url)
     with sb.store.lock:
         ctx = Ctx(sb.store, sb.config, base_url)
-        snapshot = sb.store.snapshot()
+        sb.store.begin()
         try:
             response = fn(ctx, request, parts)
+            sb.store.commit()
         except StripeError as err:
-            sb.store.restore(snapshot)
+            sb.store.rollback()
             ctx.events.clear()
             response = page("Error", error_html(err.message), err.status)
         except Exception:
-            sb.store.restore(snapshot)
+            sb.store.rollback()
             ctx.events.clear()
             traceback.print_exc()
             response = page("Error", error_html("An unexpected error occurred in the Stripe "
@@ -322,6 +323,7 @@ def portal_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
     sub = next((s for s in subs if s["id"] == sub_id), None)
     if sub is None:
         return portal_page(ctx, session, "That subscription is not available.", 400)
+    ctx.store.touch(sub)
     before = ctx.render(sub)
     if action == "cancel":
         billing.set_cancel_at_period_end(ctx, sub, True)

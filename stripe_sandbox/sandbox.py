@@ -141,12 +141,13 @@ class Sandbox:
         """Process what fell due in wall time (renewals, expiries) before a request."""
         with self.store.lock:
             ctx = Ctx(self.store, self.config, base_url)
-            snapshot = self.store.snapshot()
+            self.store.begin()
             try:
                 billing.tick_wall(ctx, wall_now())
+                self.store.commit()
             except Exception:  # never let background work break every request
                 log.exception("stripe_sandbox: processing due work failed; rolled back")
-                self.store.restore(snapshot)
+                self.store.rollback()
                 ctx.events.clear()
             finally:
                 self.publish(ctx)

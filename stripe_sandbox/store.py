@@ -54,6 +54,7 @@ class Store:
         self.index: dict[str, str] = {}
         self.seq = 0
         self.idempotency: dict[str, dict[str, Any]] = {}
+        self._journal: dict[str, tuple[str, bytes | None]] | None = None
         if state_path and os.path.exists(state_path):
             self.load()
 
@@ -70,12 +71,17 @@ class Store:
             self.seq += 1
             obj["_seq"] = self.seq
             kind = obj["object"]
+            if self._journal is not None and obj["id"] not in self._journal:
+                self._journal[obj["id"]] = (kind, None)
             self.collections.setdefault(kind, {})[obj["id"]] = obj
             self.index[obj["id"]] = kind
             return obj
 
     def get(self, kind: str, obj_id: str) -> dict[str, Any] | None:
-        return self.collections.get(kind, {}).get(obj_id)
+        obj = self.collections.get(kind, {}).get(obj_id)
+        if obj is not None and self._journal is not None:
+            self.touch(obj)
+        return obj
 
     def require(self, kind: str, obj_id: Any, param: str = "id") -> dict[str, Any]:
         obj = self.get(kind, obj_id) if isinstance(obj_id, str) else None
@@ -96,18 +102,37 @@ class Store:
 
     def remove(self, kind: str, obj_id: str) -> None:
         with self.lock:
-            self.collections.get(kind, {}).pop(obj_id, None)
-            self.index.pop(obj_id, None)
+            obj = self.get(kind, obj_id)
+            if obj is not None:
+                self.collections[kind].pop(obj_id, None)
+                self.index.pop(obj_id, None)
 
     # ------------------------------------------------------ transactions
-    def snapshot(self) -> bytes:
-        """A cheap copy of all state, to roll back a failed operation."""
-        with self.lock:
-            return marshal.dumps((self.collections, self.index, self.seq, self.idempotency))
+    # A failed operation is rolled back from a journal: the first time an object is
+    # handed out (get/require/find, or ``touch`` for objects taken from ``all``)
+    # during an operation, a copy is kept; objects inserted are remembered.
+    def begin(self) -> None:
+        self._journal = {}
 
-    def restore(self, snap: bytes) -> None:
-        with self.lock:
-            self.collections, self.index, self.seq, self.idempotency = marshal.loads(snap)
+    def commit(self) -> None:
+        self._journal = None
+
+    def rollback(self) -> None:
+        journal, self._journal = self._journal, None
+        for obj_id, (kind, saved) in (journal or {}).items():
+            collection = self.collections.setdefault(kind, {})
+            if saved is None:
+                collection.pop(obj_id, None)
+                self.index.pop(obj_id, None)
+            else:
+                collection[obj_id] = marshal.loads(saved)
+                self.index[obj_id] = kind
+
+    def touch(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Record ``obj`` before it is changed (for objects taken from ``all``)."""
+        if self._journal is not None and obj["id"] not in self._journal:
+            self._journal[obj["id"]] = (obj["object"], marshal.dumps(obj))
+        return obj
 
     # --------------------------------------------------------- rendering
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:

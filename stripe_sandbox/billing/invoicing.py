@@ -229,7 +229,7 @@ def finalize_invoice(ctx: Ctx, invoice: dict[str, Any]) -> None:
 def invoice_payment_of(ctx: Ctx, invoice: dict[str, Any]) -> dict[str, Any] | None:
     for p in ctx.store.all("invoice_payment"):
         if p["invoice"] == invoice["id"]:
-            return p
+            return ctx.store.touch(p)
     return None
 
 def mark_paid(ctx: Ctx, invoice: dict[str, Any]) -> None:

@@ -156,7 +156,7 @@ def set_cancel_at_period_end(ctx: Ctx, sub: dict[str, Any], flag: bool,
 def stop_dunning(ctx: Ctx, sub: dict[str, Any]) -> None:
     for invoice in ctx.store.all("invoice"):
         if invoice["subscription"] == sub["id"] and invoice["status"] == "open":
-            invoice["next_payment_attempt"] = None
+            ctx.store.touch(invoice)["next_payment_attempt"] = None
 
 def cancel_now(ctx: Ctx, sub: dict[str, Any], *, reason: str = "cancellation_requested",
                comment: str | None = None, feedback: str | None = None,

@@ -17,8 +17,23 @@ from .lifecycle import (
     retry_invoice,
 )
 
+Action = tuple[int, int, str, str]
 
-def due_actions(ctx: Ctx, sub: dict[str, Any]) -> list[tuple[int, int, str, str]]:
+
+def retry_index(ctx: Ctx) -> dict[str, list[Action]]:
+    """Scheduled payment retries of open invoices, by subscription id."""
+    out: dict[str, list[Action]] = {}
+    for invoice in ctx.store.collections.get("invoice", {}).values():
+        if invoice["status"] == "open" and invoice["subscription"] \
+                and invoice["next_payment_attempt"] is not None \
+                and invoice["attempt_count"] > 0 and not invoice.get("_deleted"):
+            out.setdefault(invoice["subscription"], []).append(
+                (invoice["next_payment_attempt"], 4, "retry", invoice["id"]))
+    return out
+
+
+def due_actions(ctx: Ctx, sub: dict[str, Any],
+                retries: dict[str, list[Action]] | None = None) -> list[Action]:
     """``(time, priority, kind, target_id)`` of everything scheduled for a subscription."""
     status = sub["status"]
     out: list[tuple[int, int, str, str]] = []
@@ -44,18 +59,18 @@ def due_actions(ctx: Ctx, sub: dict[str, Any]) -> list[tuple[int, int, str, str]
         out.append((sub["cancel_at"], 0, "cancel", sub["id"]))
     else:
         out.append((end, 2, "renew", sub["id"]))
-    for invoice in ctx.store.all("invoice"):
-        if invoice["subscription"] == sub["id"] and invoice["status"] == "open" \
-                and invoice["next_payment_attempt"] is not None \
-                and invoice["attempt_count"] > 0:
-            out.append((invoice["next_payment_attempt"], 4, "retry", invoice["id"]))
+    if retries is None:
+        retries = retry_index(ctx)
+    out.extend(retries.get(sub["id"], []))
     return out
+
 
 def run_due(ctx: Ctx, subs: list[dict[str, Any]], until: int,
             clock: dict[str, Any] | None = None) -> None:
     """Perform every scheduled action up to ``until`` in time order."""
     for _ in range(10000):
-        actions = [a for s in subs for a in due_actions(ctx, s) if a[0] <= until]
+        retries = retry_index(ctx)
+        actions = [a for s in subs for a in due_actions(ctx, s, retries) if a[0] <= until]
         if not actions:
             return
         at, _prio, kind, target = min(actions)

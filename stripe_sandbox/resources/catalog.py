@@ -228,7 +228,7 @@ def _claim_lookup_key(ctx: Ctx, key: str, transfer: bool, price_id: str) -> None
             if not transfer:
                 raise StripeError(400, f"A price (`{other['id']}`) already uses that lookup "
                                        "key.", param="lookup_key")
-            before = ctx.render(other)
+            before = ctx.render(ctx.store.touch(other))
             other["lookup_key"] = None
             ctx.emit_updated("price.updated", other, before)
 

@@ -358,7 +358,7 @@ def expire_due_sessions(ctx: Ctx, clock_id: str | None) -> None:
         if ctx.customer_clock(session["customer"]) != clock_id:
             continue
         if session["expires_at"] <= ctx.time_of(session):
-            expire_session(ctx, session)
+            expire_session(ctx, ctx.store.touch(session))
 
 
 # ----------------------------------------------------------- completion

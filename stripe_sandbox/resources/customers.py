@@ -216,7 +216,7 @@ def delete_customer(ctx: Ctx, params: dict[str, Any], customer_id: str) -> dict[
     for sub in ctx.store.all("subscription"):
         if sub["customer"] == customer_id and sub["status"] not in ("canceled",
                                                                      "incomplete_expired"):
-            cancel_now(ctx, sub, reason="cancellation_requested")
+            cancel_now(ctx, ctx.store.touch(sub), reason="cancellation_requested")
     ctx.emit("customer.deleted", customer)
     customer["_deleted"] = True
     return {"id": customer_id, "object": "customer", "deleted": True}

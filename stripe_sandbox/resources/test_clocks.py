@@ -64,7 +64,7 @@ def delete_clock(ctx: Ctx, params: dict[str, Any], clock_id: str) -> dict[str, A
     for kind in ("customer", "subscription", "invoice"):
         for obj in ctx.store.all(kind):
             if obj.get("test_clock") == clock_id:
-                obj["_deleted"] = True
+                ctx.store.touch(obj)["_deleted"] = True
     ctx.emit("test_helpers.test_clock.deleted", clock)
     ctx.store.remove(KIND, clock_id)
     return {"id": clock_id, "object": KIND, "deleted": True}

@@ -171,3 +171,22 @@ def test_catalog_lists_and_updates(client: stripe.StripeClient,
                                                   "recurring": {"interval": "month"}}})
     assert with_default.default_price.startswith("price_")
     assert len(client.v1.products.list(params={"active": True}).data) == 2
+
+
+def test_failed_update_changes_nothing(client: stripe.StripeClient,
+                                       catalog: dict[str, Any]) -> None:
+    customer = customer_with_card(client)
+    sub = client.v1.subscriptions.create(params={
+        "customer": customer.id, "items": [{"price": catalog["monthly"].id}]})
+    item_id = sub["items"].data[0].id
+    events_before = len(client.v1.events.list(params={"limit": 100}).data)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscriptions.update(sub.id, params={
+            "items": [{"id": item_id, "deleted": True}]})
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscriptions.update(sub.id, params={
+            "metadata": {"changed": "yes"}, "cancel_at": 1000})
+    after = client.v1.subscriptions.retrieve(sub.id)
+    assert [i.id for i in after["items"].data] == [item_id]
+    assert "changed" not in after.metadata
+    assert len(client.v1.events.list(params={"limit": 100}).data) == events_before
