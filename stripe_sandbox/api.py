@@ -100,10 +100,10 @@ def handle_api(sb: Sandbox, request: Request) -> Response:
             else:
                 status, body = _run(sb, request, method, raw_params, request_id, idem_key)
                 if idem_key and method == "POST" and status in (200, 402):
-                    sb.store.idempotency[idem_key] = {
+                    _remember(sb, idem_key, {
                         "method": method, "path": request.path,
                         "params": _canonical(raw_params), "status": status, "body": body,
-                    }
+                    })
                 if method != "GET":
                     sb.store.save()
     except StripeError as err:
@@ -120,6 +120,17 @@ def handle_api(sb: Sandbox, request: Request) -> Response:
                     "status": status, "idempotency_key": idem_key})
     return Response(json.dumps(body, indent=2), status=status, headers=headers,
                     content_type="application/json")
+
+
+IDEMPOTENCY_KEYS_KEPT = 2000
+
+
+def _remember(sb: Sandbox, key: str, entry: dict[str, Any]) -> None:
+    """Keep the response for ``key`` (the most recent keys only, as Stripe keeps 24 h)."""
+    cache = sb.store.idempotency
+    cache[key] = entry
+    while len(cache) > IDEMPOTENCY_KEYS_KEPT:
+        cache.pop(next(iter(cache)))
 
 
 def _canonical(params: dict[str, Any]) -> str:

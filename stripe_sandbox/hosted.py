@@ -273,14 +273,14 @@ def portal_page(ctx: Ctx, session: dict[str, Any], error: str | None = None,
                          f"{date(sub['cancel_at'])}</p>")
             block.append(f'<form method="post" action="{action}" class="inline">'
                          f'<input type="hidden" name="subscription" value="{sid}">'
-                         f'<button id="resume-{sid}" name="action" value="resume" '
+                         f'<button id="resume-{sid}" class="resume" name="action" value="resume" '
                          'type="submit">Renew subscription</button></form>')
         else:
             label = "Trial ends" if sub["status"] == "trialing" else "Renews on"
             block.append(f'<p class="renews">{label} {date(end)}</p>')
             block.append(f'<form method="post" action="{action}" class="inline">'
                          f'<input type="hidden" name="subscription" value="{sid}">'
-                         f'<button id="cancel-{sid}" name="action" value="cancel" '
+                         f'<button id="cancel-{sid}" class="cancel" name="action" value="cancel" '
                          'type="submit">Cancel subscription</button></form>')
         options = _switch_options(ctx, sub)
         if options:
@@ -291,7 +291,8 @@ def portal_page(ctx: Ctx, session: dict[str, Any], error: str | None = None,
                          f'<input type="hidden" name="subscription" value="{sid}">'
                          f'<label for="price-{sid}">Switch plan</label> '
                          f'<select id="price-{sid}" name="price">{opts}</select> '
-                         f'<button id="switch-{sid}" type="submit">Update plan</button></form>')
+                         f'<button id="switch-{sid}" class="switch" type="submit">'
+                         "Update plan</button></form>")
         block.append("</div>")
         parts.append("".join(block))
     invoices = [i for i in ctx.store.all("invoice") if i["customer"] == session["customer"]

@@ -150,8 +150,7 @@ class Store:
         if not self.state_path:
             return
         with self.lock:
-            data = json.dumps({"seq": self.seq, "collections": self.collections,
-                               "idempotency": self.idempotency})
+            data = json.dumps({"seq": self.seq, "collections": self.collections})
         directory = os.path.dirname(os.path.abspath(self.state_path))
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sandbox-state")
         with os.fdopen(fd, "w") as fh:
