@@ -166,3 +166,20 @@ def test_trial_converts_and_clock_objects(client: stripe.StripeClient,
         client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": T0})
     deleted = client.v1.test_helpers.test_clocks.delete(clock.id)
     assert deleted.deleted is True
+
+
+def test_past_due_invoice_paid_on_hosted_page(client: stripe.StripeClient,
+                                              catalog: dict[str, Any]) -> None:
+    clock, customer = clock_customer(client)
+    sub = checkout(client, customer, catalog["monthly"], "4000000000000341",
+                   subscription_data={"trial_period_days": 7})
+    advance(client, clock, sub.trial_end + 60)
+    invoice = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    assert invoice.status == "open"
+    declined = pay(invoice.hosted_invoice_url, "4000000000000002")
+    assert declined.status_code == 402 and "declined" in declined.text
+    assert pay(invoice.hosted_invoice_url, "4242 4242 4242 4242").status_code == 303
+    assert client.v1.invoices.retrieve(invoice.id).status == "paid"
+    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+    last = client.v1.events.list(params={"type": "customer.subscription.updated"}).data[0]
+    assert last.data.previous_attributes.status == "past_due"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 import stripe
-from sandbox_helpers import API_KEY, create_session
+from sandbox_helpers import API_KEY, create_session, pay
 
 from stripe_sandbox import Sandbox
 
@@ -119,6 +119,18 @@ def test_expand(client: stripe.StripeClient, catalog: dict[str, Any]) -> None:
                                            "expand": ["data.product"]})
     assert [p.id for p in prices.data] == [catalog["monthly"].id]
     assert prices.data[0].product.name == "Creator Pro"
+    session = create_session(client, catalog["monthly"].id, customer=customer.id)
+    assert pay(session.url, "4242424242424242").status_code == 303
+    done = client.v1.checkout.sessions.retrieve(session.id, params={
+        "expand": ["subscription.latest_invoice", "customer"]})
+    assert done.subscription.latest_invoice.status == "paid"
+    sub = client.v1.subscriptions.retrieve(done.subscription.id, params={
+        "expand": ["items.data.price.product", "customer", "default_payment_method"]})
+    assert sub["items"].data[0].price.product.name == "Creator Pro"
+    assert sub.customer.email == "e@example.com"
+    assert sub.default_payment_method.card.last4 == "4242"
+    listed = client.v1.subscriptions.list(params={"expand": ["data.latest_invoice"]})
+    assert listed.data[0].latest_invoice.object == "invoice"
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.customers.retrieve(customer.id, params={"expand": ["email"]})
     assert "cannot be expanded" in str(err.value)
