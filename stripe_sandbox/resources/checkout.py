@@ -198,8 +198,6 @@ def create_session(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         if mode == "subscription" and not any(pr["type"] == "recurring" for pr in prices):
             raise bad_state("You must provide at least one recurring price in `subscription` "
                             "mode when using prices.", "line_items")
-    elif mode == "setup" and not (p.get("currency") or p.get("payment_method_types")):
-        pass
     now = ctx.now_for(customer["id"] if customer else None)
     expires_at = p.get("expires_at")
     if expires_at is not None and not (now + MIN_LIFETIME <= expires_at

@@ -26,9 +26,7 @@ def list_events(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     def keep(o: dict[str, Any], p: dict[str, Any]) -> bool:
         if p.get("type") and not type_matches(o["type"], p["type"]):
             return False
-        if p.get("types") and o["type"] not in p["types"]:
-            return False
-        return not (p.get("delivery_success") is not None and False)
+        return not (p.get("types") and o["type"] not in p["types"])
 
     return list_response(ctx, "event", params, {
         "type": Str(), "types": Arr(Str(), max_items=20), "delivery_success": Bool(),

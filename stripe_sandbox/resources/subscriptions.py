@@ -160,8 +160,6 @@ def create_subscription(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         days_until_due=p.get("days_until_due"),
         cancel_at_period_end=bool(p.get("cancel_at_period_end")), cancel_at=p.get("cancel_at"),
         trial_settings=p.get("trial_settings"))
-    if p.get("trial_end") == "now":
-        pass
     return ctx.render(sub)
 
 
