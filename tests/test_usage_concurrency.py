@@ -88,9 +88,9 @@ def test_200_parallel_requests_at_a_limit_of_10_grant_exactly_10(
 def test_one_key_sent_50_times_at_once_is_counted_once(
     app: Flask, billing: Billing, live_url: str
 ) -> None:
+    # Never seen before either: settling the first period races with claiming the key.
     user = "double-clicker"
     headers = auth_headers(user)
-    assert requests.get(f"{live_url}/api/me/entitlements", headers=headers, timeout=10).ok
 
     def same_key(_: int) -> requests.Response:
         return requests.post(

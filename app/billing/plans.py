@@ -83,8 +83,14 @@ class Plans:
         for plan in self.paid:
             if price_id is not None and price_id in resolve_prices(plan, config):
                 return plan
-        log.warning("price %s is in no plan; granting plan %s", price_id, self.paid[0].id)
+        _warn_once(price_id, self.paid[0].id)
         return self.paid[0]
+
+
+@functools.cache
+def _warn_once(price_id: str | None, plan_id: str) -> None:
+    # Entitlements are read on every request; one line per unlisted price is enough.
+    log.warning("price %s is in no plan; granting plan %s", price_id, plan_id)
 
 
 def resolve_prices(plan: Plan, config: Mapping[str, Any]) -> frozenset[str]:

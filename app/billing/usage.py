@@ -4,10 +4,11 @@ One transaction per request:
 1. claim the key: INSERT the ledger row (ON CONFLICT DO NOTHING on (user_id, key)). A second
    request with the same key waits here for the first to commit (PostgreSQL) or queues on the
    write lock (SQLite), then finds the row and replays its result.
-2. a single conditional UPDATE adds `count` only if the result stays within the limit; the
+2. settle the user's plan and period if they are out of date (rare; see usage_periods.py).
+3. a single conditional UPDATE adds `count` only if the result stays within the limit; the
    database re-checks the condition on the row it locks, so parallel requests can never
    overshoot, however many there are. No read-then-write.
-3. record the outcome on the ledger row and commit both together.
+4. record the outcome on the ledger row and commit both together.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def consume_generations(user: User, *, count: int, idempotency_key: str, now: in
     earlier = ledger_entry(user.id, idempotency_key)
     if earlier is not None:
         return _replay(earlier, count)
-    entitlements = settle_user(user, current_subscription(user), now)
+    # The key is claimed before any lock on the user row is taken: a request waiting for the
+    # same key then holds nothing another request could be waiting for (no deadlock).
     if not _claim_key(user.id, idempotency_key, count):
         # Another request with this key committed first (we waited for it): its result stands.
         db.session.rollback()
@@ -55,6 +57,7 @@ def consume_generations(user: User, *, count: int, idempotency_key: str, now: in
         if earlier is None:  # it was rolled back after all; the client may simply retry
             raise Conflict("A request with this idempotencyKey is in progress.", code="retry")
         return _replay(earlier, count)
+    entitlements = settle_user(user, current_subscription(user), now)
     outcome = _add_within_limit(user.id, count, entitlements, idempotency_key)
     _record(user.id, outcome)
     db.session.commit()

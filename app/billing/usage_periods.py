@@ -57,12 +57,16 @@ def settle_user(user: User, subscription: Subscription | None, now: int) -> Enti
 
 def lock_user(user_id: str) -> User | None:
     """The user row, locked until commit (PostgreSQL) and re-read: another transaction may
-    have changed it since it was loaded."""
+    have changed it since it was loaded.
+
+    FOR NO KEY UPDATE (what an UPDATE of these columns takes anyway) rather than FOR UPDATE:
+    it does not wait for the key-share locks that inserting a ledger row takes on its user, so
+    a consume that has claimed its key never waits on one that has not."""
     db.session.flush()
     return db.session.execute(
         select(User)
         .where(User.id == user_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
 
