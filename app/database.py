@@ -40,10 +40,11 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
 def insert_or_ignore(model: type[Any], values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when this call inserted the row.
 
-    On PostgreSQL a concurrent insert of the same key waits for the other transaction, so
-    exactly one caller sees True."""
+    Decided by RETURNING, not rowcount (psycopg 3 reports -1 for this statement). On PostgreSQL
+    a concurrent insert of the same key waits for the other transaction, so exactly one caller
+    sees True."""
     dialect = db.session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(model).values(**values).on_conflict_do_nothing()
-    result = db.session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    primary_key = list(model.__table__.primary_key.columns)
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(*primary_key)
+    return db.session.execute(statement).first() is not None

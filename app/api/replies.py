@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.schemas import MeReply, SubscriptionOut, UserOut
-from app.billing.policy import tier_for_status
 from app.models import Subscription, User
 
 
-def subscription_out(row: Subscription | None) -> SubscriptionOut | None:
+def subscription_out(row: Subscription | None, tier: str) -> SubscriptionOut | None:
+    """`tier` is the owner's current tier (the grace policy's answer, not the status alone)."""
     if row is None or row.status is None:
         return None
     return SubscriptionOut(
         id=row.id,
         customerId=row.customer_id,
         status=row.status,
-        tier=tier_for_status(row.status),
+        tier=tier,
         priceId=row.price_id,
         interval=row.plan_interval,
         currentPeriodStart=row.current_period_start,
@@ -28,8 +28,8 @@ def subscription_out(row: Subscription | None) -> SubscriptionOut | None:
     )
 
 
-def subscription_reply(row: Subscription | None) -> dict[str, Any]:
-    out = subscription_out(row)
+def subscription_reply(user: User, row: Subscription | None) -> dict[str, Any]:
+    out = subscription_out(row, user.subscription_tier)
     return {"subscription": out.model_dump() if out else None}
 
 
@@ -42,5 +42,5 @@ def me_reply(user: User, row: Subscription | None) -> dict[str, Any]:
             status=user.subscription_status,
             stripeCustomerId=user.stripe_customer_id,
         ),
-        subscription=subscription_out(row),
+        subscription=subscription_out(row, user.subscription_tier),
     ).model_dump()

@@ -13,6 +13,8 @@ from app.auth import current_user, login_required
 from app.billing.policy import ENDED_STATUSES
 from app.billing.subscriptions import apply_subscription, current_subscription, owned_subscription
 from app.billing.sync import sync_user
+from app.billing.times import now_ms
+from app.billing.usage_periods import settle_user
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import Subscription, User
@@ -25,6 +27,15 @@ def _wants_refresh() -> bool:
     return request.args.get("refresh", "").lower() in ("1", "true", "yes")
 
 
+def _settled_subscription(user: User) -> Subscription | None:
+    """The deciding subscription, with the user's cached tier brought up to now (a grace period
+    or a pending cancel can run out with no webhook to tell us)."""
+    row = current_subscription(user)
+    settle_user(user, row, now_ms())
+    db.session.commit()
+    return row
+
+
 @bp.get("/subscription/<user_id>")
 @login_required
 def get_subscription(user_id: str) -> dict[str, Any]:
@@ -34,7 +45,7 @@ def get_subscription(user_id: str) -> dict[str, Any]:
     if _wants_refresh():
         sync_user(current_gateway(), user)
         db.session.commit()
-    return subscription_reply(current_subscription(user))
+    return subscription_reply(user, _settled_subscription(user))
 
 
 @bp.get("/me")
@@ -44,7 +55,7 @@ def me() -> dict[str, Any]:
     if _wants_refresh():
         sync_user(current_gateway(), user)
         db.session.commit()
-    return me_reply(user, current_subscription(user))
+    return me_reply(user, _settled_subscription(user))
 
 
 def _changeable_subscription(user: User, subscription_id: str | None) -> Subscription:
@@ -70,7 +81,7 @@ def cancel_subscription() -> dict[str, Any]:
         updated = gateway.set_cancel_at_period_end(row.id, True)
     row = apply_subscription(updated, reread=gateway.retrieve_subscription)
     db.session.commit()
-    return subscription_reply(row)
+    return subscription_reply(user, row)
 
 
 @bp.post("/resume-subscription")
@@ -84,4 +95,4 @@ def resume_subscription() -> dict[str, Any]:
     updated = gateway.set_cancel_at_period_end(row.id, False)
     row = apply_subscription(updated, reread=gateway.retrieve_subscription)
     db.session.commit()
-    return subscription_reply(row)
+    return subscription_reply(user, row)

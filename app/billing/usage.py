@@ -16,12 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.billing.entitlements import Entitlements
 from app.billing.subscriptions import current_subscription
 from app.billing.usage_periods import settle_user
+from app.database import insert_or_ignore
 from app.errors import Conflict
 from app.extensions import db
 from app.models import UsageLedgerEntry, User, utcnow
@@ -65,27 +64,18 @@ def consume_generations(user: User, *, count: int, idempotency_key: str, now: in
 
 
 def _claim_key(user_id: str, key: str, count: int) -> bool:
-    """True when this request inserted the ledger row for its key.
-
-    Decided by RETURNING, not rowcount: under psycopg 3 an INSERT ... ON CONFLICT DO NOTHING
-    reports rowcount -1 whether or not it inserted (so `app.database.insert_or_ignore`'s
-    boolean can't be trusted on PostgreSQL)."""
-    dialect = db.session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert(UsageLedgerEntry)
-        .values(
-            user_id=user_id,
-            kind="consume",
-            count=count,
-            result="pending",
-            idempotency_key=key,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing()
-        .returning(UsageLedgerEntry.id)
+    """True when this request inserted the ledger row for its key."""
+    return insert_or_ignore(
+        UsageLedgerEntry,
+        {
+            "user_id": user_id,
+            "kind": "consume",
+            "count": count,
+            "result": "pending",
+            "idempotency_key": key,
+            "created_at": utcnow(),
+        },
     )
-    return db.session.execute(statement).first() is not None
 
 
 def _add_within_limit(
