@@ -10,12 +10,12 @@ from app.api.parsing import parse_body
 from app.api.replies import me_reply, subscription_reply
 from app.api.schemas import CancelSubscriptionRequest, ResumeSubscriptionRequest
 from app.auth import current_user, login_required
-from app.billing.policy import ENDED_STATUSES
-from app.billing.subscriptions import apply_subscription, current_subscription, owned_subscription
+from app.billing.changes import Change, change_subscription
+from app.billing.subscriptions import current_subscription
 from app.billing.sync import sync_user
 from app.billing.times import now_ms
 from app.billing.usage_periods import settle_user
-from app.errors import Conflict, NotFound
+from app.errors import NotFound
 from app.extensions import db
 from app.models import Subscription, User
 from app.stripe_gateway import current_gateway
@@ -58,29 +58,13 @@ def me() -> dict[str, Any]:
     return me_reply(user, _settled_subscription(user))
 
 
-def _changeable_subscription(user: User, subscription_id: str | None) -> Subscription:
-    row = owned_subscription(user, subscription_id)
-    if row is None or row.status is None:
-        raise NotFound("No such subscription.", code="subscription_not_found")
-    if row.status in ENDED_STATUSES:
-        raise Conflict("This subscription has already ended.", code="subscription_ended")
-    return row
-
-
 @bp.post("/cancel-subscription")
 @login_required
 def cancel_subscription() -> dict[str, Any]:
     body = parse_body(CancelSubscriptionRequest)
+    change = Change.CANCEL_NOW if body.immediately else Change.CANCEL_AT_PERIOD_END
     user = current_user()
-    row = _changeable_subscription(user, body.subscriptionId)
-    gateway = current_gateway()
-    db.session.commit()
-    if body.immediately:
-        updated = gateway.cancel_subscription_now(row.id)
-    else:
-        updated = gateway.set_cancel_at_period_end(row.id, True)
-    row = apply_subscription(updated, reread=gateway.retrieve_subscription)
-    db.session.commit()
+    row = change_subscription(current_gateway(), user, body.subscriptionId, change)
     return subscription_reply(user, row)
 
 
@@ -89,10 +73,5 @@ def cancel_subscription() -> dict[str, Any]:
 def resume_subscription() -> dict[str, Any]:
     body = parse_body(ResumeSubscriptionRequest)
     user = current_user()
-    row = _changeable_subscription(user, body.subscriptionId)
-    gateway = current_gateway()
-    db.session.commit()
-    updated = gateway.set_cancel_at_period_end(row.id, False)
-    row = apply_subscription(updated, reread=gateway.retrieve_subscription)
-    db.session.commit()
+    row = change_subscription(current_gateway(), user, body.subscriptionId, Change.RESUME)
     return subscription_reply(user, row)
