@@ -9,13 +9,18 @@ from .sandbox import Sandbox
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stripe_sandbox",
-                                     description="Serve the local Stripe sandbox.")
+    parser = argparse.ArgumentParser(
+        prog="python -m stripe_sandbox", description="Serve the local Stripe sandbox."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--state", default=None, help="JSON file to load and persist state")
-    parser.add_argument("--retry-time-scale", type=float, default=1.0,
-                        help="multiply webhook retry delays (e.g. 0.001 in tests)")
+    parser.add_argument(
+        "--retry-time-scale",
+        type=float,
+        default=1.0,
+        help="multiply webhook retry delays (e.g. 0.001 in tests)",
+    )
     args = parser.parse_args(argv)
     sandbox = Sandbox(state_path=args.state)
     sandbox.defaults = {"retry_time_scale": args.retry_time_scale}

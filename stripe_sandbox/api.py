@@ -26,10 +26,12 @@ log = logging.getLogger("stripe_sandbox")
 
 _KEY_RE = re.compile(r"^(sk|rk)_test_[0-9A-Za-z_]+$")
 
-NO_KEY = ("You did not provide an API key. You need to provide your API key in the "
-          "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
-          "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or "
-          "we can help at https://support.stripe.com/.")
+NO_KEY = (
+    "You did not provide an API key. You need to provide your API key in the "
+    "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+    "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or "
+    "we can help at https://support.stripe.com/."
+)
 
 
 def api_key(request: Request) -> str | None:
@@ -51,8 +53,11 @@ def check_auth(request: Request) -> None:
         raise StripeError(401, NO_KEY)
     if not _KEY_RE.match(key):
         shown = (key[:8] + "*" * 4 + key[-4:]) if len(key) > 12 else "****"
-        raise StripeError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid"
-                          if key.startswith(("sk_", "rk_")) else None)
+        raise StripeError(
+            401,
+            f"Invalid API Key provided: {shown}",
+            code="api_key_invalid" if key.startswith(("sk_", "rk_")) else None,
+        )
 
 
 def request_params(request: Request) -> dict[str, Any]:
@@ -100,26 +105,46 @@ def handle_api(sb: Sandbox, request: Request) -> Response:
             else:
                 status, body = _run(sb, request, method, raw_params, request_id, idem_key)
                 if idem_key and method == "POST" and status in (200, 402):
-                    _remember(sb, idem_key, {
-                        "method": method, "path": request.path,
-                        "params": _canonical(raw_params), "status": status, "body": body,
-                    })
+                    _remember(
+                        sb,
+                        idem_key,
+                        {
+                            "method": method,
+                            "path": request.path,
+                            "params": _canonical(raw_params),
+                            "status": status,
+                            "body": body,
+                        },
+                    )
                 if method != "GET":
                     sb.store.save()
     except StripeError as err:
         status, body = err.status, err.body()
     except Exception as exc:  # a sandbox bug: still answer in Stripe's shape
         log.error("stripe_sandbox internal error: %s", traceback.format_exc())
-        status, body = 500, StripeError(
-            500, f"An unexpected error occurred in the Stripe sandbox: "
-                 f"{type(exc).__name__}: {exc}", type="api_error").body()
+        status, body = (
+            500,
+            StripeError(
+                500,
+                f"An unexpected error occurred in the Stripe sandbox: {type(exc).__name__}: {exc}",
+                type="api_error",
+            ).body(),
+        )
     if status >= 400:
         body["error"].setdefault("request_log_url", None)
         headers["Stripe-Should-Retry"] = "false"
-    sb.log_request({"method": method, "path": request.path, "params": raw_params,
-                    "status": status, "idempotency_key": idem_key})
-    return Response(json.dumps(body, indent=2), status=status, headers=headers,
-                    content_type="application/json")
+    sb.log_request(
+        {
+            "method": method,
+            "path": request.path,
+            "params": raw_params,
+            "status": status,
+            "idempotency_key": idem_key,
+        }
+    )
+    return Response(
+        json.dumps(body, indent=2), status=status, headers=headers, content_type="application/json"
+    )
 
 
 IDEMPOTENCY_KEYS_KEPT = 2000
@@ -137,29 +162,41 @@ def _canonical(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True)
 
 
-def _idempotent_replay(sb: Sandbox, method: str, path: str, params: dict[str, Any],
-                       key: str | None) -> tuple[int, dict[str, Any]] | None:
+def _idempotent_replay(
+    sb: Sandbox, method: str, path: str, params: dict[str, Any], key: str | None
+) -> tuple[int, dict[str, Any]] | None:
     if not key or method != "POST":
         return None
     entry = sb.store.idempotency.get(key)
     if entry is None:
         return None
-    if entry["method"] != method or entry["path"] != path \
-            or entry["params"] != _canonical(params):
-        raise StripeError(400, "Keys for idempotent requests can only be used with the same "
-                               "parameters they were first used with. Try using a key other "
-                               f"than '{key}' if you meant to execute a different request.",
-                          type="idempotency_error")
+    if entry["method"] != method or entry["path"] != path or entry["params"] != _canonical(params):
+        raise StripeError(
+            400,
+            "Keys for idempotent requests can only be used with the same "
+            "parameters they were first used with. Try using a key other "
+            f"than '{key}' if you meant to execute a different request.",
+            type="idempotency_error",
+        )
     return entry["status"], entry["body"]
 
 
-def _run(sb: Sandbox, request: Request, method: str, raw_params: dict[str, Any],
-         request_id: str, idem_key: str | None) -> tuple[int, dict[str, Any]]:
+def _run(
+    sb: Sandbox,
+    request: Request,
+    method: str,
+    raw_params: dict[str, Any],
+    request_id: str,
+    idem_key: str | None,
+) -> tuple[int, dict[str, Any]]:
     handler, path_args, _known = match(method, request.path)
     if handler is None:
-        raise StripeError(404, f"Unrecognized request URL ({method}: {request.path}). Please "
-                               "see https://stripe.com/docs or we can help at "
-                               "https://support.stripe.com/.")
+        raise StripeError(
+            404,
+            f"Unrecognized request URL ({method}: {request.path}). Please "
+            "see https://stripe.com/docs or we can help at "
+            "https://support.stripe.com/.",
+        )
     params = dict(raw_params)
     expand = expand_paths(params.pop("expand", None))
     base_url = sb.base_url_for(request)
@@ -168,8 +205,9 @@ def _run(sb: Sandbox, request: Request, method: str, raw_params: dict[str, Any],
     sb.store.begin()
     try:
         result = handler(ctx, params, **path_args)
-        apply_expand(result, expand, sb.store.render_id,
-                     lambda obj, field: include_field(sb, obj, field))
+        apply_expand(
+            result, expand, sb.store.render_id, lambda obj, field: include_field(sb, obj, field)
+        )
         sb.store.commit()
         return 200, result
     except StripeError as err:

@@ -45,8 +45,10 @@ TEST_TOKENS: dict[str, str] = {
 
 DECLINED = "Your card was declined."
 INVALID_NUMBER = "Your card number is invalid."
-AUTH_FAILED = ("We are unable to authenticate your payment method. Please choose a different "
-               "payment method and try again.")
+AUTH_FAILED = (
+    "We are unable to authenticate your payment method. Please choose a different "
+    "payment method and try again."
+)
 
 
 def normalize(number: str) -> str:

@@ -48,8 +48,14 @@ class Config:
 
 
 class Ctx:
-    def __init__(self, store: Store, config: Config, base_url: str = "",
-                 request_id: str | None = None, idempotency_key: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        base_url: str = "",
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.base_url = base_url.rstrip("/")
@@ -91,15 +97,21 @@ class Ctx:
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.store.render(obj)
 
-    def emit(self, event_type: str, obj: dict[str, Any],
-             previous_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
-        event = events.build_event(self, event_type, self.render(obj), previous_attributes,
-                                   self.time_of(obj))
+    def emit(
+        self,
+        event_type: str,
+        obj: dict[str, Any],
+        previous_attributes: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        event = events.build_event(
+            self, event_type, self.render(obj), previous_attributes, self.time_of(obj)
+        )
         self.events.append(event)
         return event
 
-    def emit_updated(self, event_type: str, obj: dict[str, Any],
-                     before: dict[str, Any]) -> dict[str, Any] | None:
+    def emit_updated(
+        self, event_type: str, obj: dict[str, Any], before: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Emit ``*.updated`` with ``previous_attributes`` if the object changed."""
         after = self.render(obj)
         prev = events.diff(before, after)

@@ -39,8 +39,7 @@ def handle_control(sb: Sandbox, request: Request) -> Response:
             try:
                 sb.configure(**_body(request))
             except (TypeError, ValueError) as exc:
-                return _json({"error": {"type": "invalid_request_error", "message": str(exc)}},
-                             400)
+                return _json({"error": {"type": "invalid_request_error", "message": str(exc)}}, 400)
         if method in ("GET", "POST"):
             return _json(sb.config.as_dict())
     elif path == "/_sandbox/deliveries" and method == "GET":
@@ -51,5 +50,12 @@ def handle_control(sb: Sandbox, request: Request) -> Response:
         except (TypeError, ValueError):
             timeout = 10.0
         return _json({"idle": sb.wait_for_webhooks(timeout)})
-    return _json({"error": {"type": "invalid_request_error",
-                            "message": f"Unknown sandbox control URL ({method}: {path})."}}, 404)
+    return _json(
+        {
+            "error": {
+                "type": "invalid_request_error",
+                "message": f"Unknown sandbox control URL ({method}: {path}).",
+            }
+        },
+        404,
+    )

@@ -18,8 +18,12 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         before, after = old.get(key), new.get(key)
         if before == after:
             continue
-        if (isinstance(before, dict) and isinstance(after, dict)
-                and before.get("object") != "list" and "id" not in before):
+        if (
+            isinstance(before, dict)
+            and isinstance(after, dict)
+            and before.get("object") != "list"
+            and "id" not in before
+        ):
             out[key] = diff(before, after)
         else:
             out[key] = before
@@ -29,12 +33,19 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def endpoint_matches(endpoint: dict[str, Any], event_type: str) -> bool:
     if endpoint.get("status") != "enabled":
         return False
-    return any(pattern == "*" or fnmatch.fnmatchcase(event_type, pattern)
-               for pattern in endpoint.get("enabled_events", []))
+    return any(
+        pattern == "*" or fnmatch.fnmatchcase(event_type, pattern)
+        for pattern in endpoint.get("enabled_events", [])
+    )
 
 
-def build_event(ctx: Ctx, event_type: str, obj: dict[str, Any],
-                previous_attributes: dict[str, Any] | None, created: int) -> dict[str, Any]:
+def build_event(
+    ctx: Ctx,
+    event_type: str,
+    obj: dict[str, Any],
+    previous_attributes: dict[str, Any] | None,
+    created: int,
+) -> dict[str, Any]:
     from .context import API_VERSION
 
     endpoints = [e for e in ctx.store.all("webhook_endpoint") if endpoint_matches(e, event_type)]

@@ -31,9 +31,11 @@ form.inline{display:inline}input,select,button{font-size:1em;margin:.2em 0;paddi
 
 
 def page(title: str, body: str, status: int = 200) -> Response:
-    html = (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
-            f"<body>\n<h1 id=\"title\">{escape(title)}</h1>\n{body}\n</body></html>\n")
+    html = (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
+        f'<body>\n<h1 id="title">{escape(title)}</h1>\n{body}\n</body></html>\n'
+    )
     return Response(html, status=status, content_type="text/html; charset=utf-8")
 
 
@@ -85,8 +87,9 @@ def handle_hosted(sb: Sandbox, request: Request) -> Response:
             sb.store.rollback()
             ctx.events.clear()
             traceback.print_exc()
-            response = page("Error", error_html("An unexpected error occurred in the Stripe "
-                                                "sandbox."), 500)
+            response = page(
+                "Error", error_html("An unexpected error occurred in the Stripe sandbox."), 500
+            )
         finally:
             sb.publish(ctx)
         if method == "POST":
@@ -115,52 +118,69 @@ def _line_items_html(ctx: Ctx, session: dict[str, Any]) -> str:
             f'<td class="description">{escape(li["description"] or "")}</td>'
             f'<td class="quantity">{li["quantity"]}</td>'
             f'<td class="amount">{escape(billing.money(li["amount_total"], li["currency"]))}'
-            f"{escape(every)}</td></tr>")
-    return ('<table id="line_items"><tr><th>Item</th><th>Qty</th><th>Price</th></tr>'
-            + "".join(rows) + "</table>")
+            f"{escape(every)}</td></tr>"
+        )
+    return (
+        '<table id="line_items"><tr><th>Item</th><th>Qty</th><th>Price</th></tr>'
+        + "".join(rows)
+        + "</table>"
+    )
 
 
-def checkout_page(ctx: Ctx, session: dict[str, Any], error: str | None = None,
-                  status: int = 200) -> Response:
+def checkout_page(
+    ctx: Ctx, session: dict[str, Any], error: str | None = None, status: int = 200
+) -> Response:
     sid = session["id"]
     action = f"/checkout/{sid}"
     parts = [_line_items_html(ctx, session)]
     sd = session["_subscription_data"]
     if sd.get("trial_period_days"):
-        parts.append(f'<p id="trial" class="note">{sd["trial_period_days"]} days free, '
-                     "then billed as above.</p>")
+        parts.append(
+            f'<p id="trial" class="note">{sd["trial_period_days"]} days free, '
+            "then billed as above.</p>"
+        )
     if session["amount_total"] is not None:
         total = billing.money(session["amount_total"], session["currency"] or "usd")
         parts.append(f'<p id="total">Total due today: <strong>{escape(total)}</strong></p>')
     parts.append(error_html(error))
     if session["status"] != "open":
-        state = ("complete" if session["status"] == "complete" else "expired")
+        state = "complete" if session["status"] == "complete" else "expired"
         parts.append(f'<p id="status" class="note">This Checkout Session is {state}.</p>')
         return page("Checkout", "\n".join(parts), status)
     customer = ctx.store.get("customer", session["customer"]) if session["customer"] else None
     email = session["customer_email"] or (customer or {}).get("email")
     form = [f'<form id="payment-form" method="post" action="{escape(action)}">']
     if not session["customer"] and not session["customer_email"]:
-        form.append('<p><label for="email">Email</label><br>'
-                    '<input id="email" name="email" type="email" autocomplete="email" '
-                    'required></p>')
+        form.append(
+            '<p><label for="email">Email</label><br>'
+            '<input id="email" name="email" type="email" autocomplete="email" '
+            "required></p>"
+        )
     elif email:
         form.append(f'<p id="customer_email" class="note">Paying as {escape(email)}</p>')
-    button = "Subscribe" if session["mode"] == "subscription" else (
-        "Save card" if session["mode"] == "setup" else "Pay")
-    form.append('<p><label for="card_number">Card number</label><br>'
-                '<input id="card_number" name="card_number" inputmode="numeric" '
-                'autocomplete="cc-number" placeholder="4242 4242 4242 4242" required></p>'
-                '<p><input id="card_expiry" name="card_expiry" placeholder="MM / YY"> '
-                '<input id="card_cvc" name="card_cvc" placeholder="CVC"></p>'
-                f'<p><button id="submit" type="submit">{button}</button></p></form>')
+    button = (
+        "Subscribe"
+        if session["mode"] == "subscription"
+        else ("Save card" if session["mode"] == "setup" else "Pay")
+    )
+    form.append(
+        '<p><label for="card_number">Card number</label><br>'
+        '<input id="card_number" name="card_number" inputmode="numeric" '
+        'autocomplete="cc-number" placeholder="4242 4242 4242 4242" required></p>'
+        '<p><input id="card_expiry" name="card_expiry" placeholder="MM / YY"> '
+        '<input id="card_cvc" name="card_cvc" placeholder="CVC"></p>'
+        f'<p><button id="submit" type="submit">{button}</button></p></form>'
+    )
     parts.append("".join(form))
     if session["cancel_url"]:
-        parts.append(f'<p><a id="cancel" href="{escape(session["cancel_url"])}">Cancel and '
-                     "return</a></p>")
-    parts.append('<p class="note">Test cards: 4242 4242 4242 4242 (succeeds), '
-                 "4000 0000 0000 0002 (declined), 4000 0025 0000 3155 (authentication), "
-                 "4000 0000 0000 0341 (attaches, later charges fail).</p>")
+        parts.append(
+            f'<p><a id="cancel" href="{escape(session["cancel_url"])}">Cancel and return</a></p>'
+        )
+    parts.append(
+        '<p class="note">Test cards: 4242 4242 4242 4242 (succeeds), '
+        "4000 0000 0000 0002 (declined), 4000 0025 0000 3155 (authentication), "
+        "4000 0000 0000 0341 (attaches, later charges fail).</p>"
+    )
     return page("Checkout", "\n".join(parts), status)
 
 
@@ -181,8 +201,12 @@ def checkout_get(ctx: Ctx, request: Request, parts: list[str]) -> Response:
 
 def checkout_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
     session = _session(ctx, parts[1])
-    result = pay_session(ctx, session, request.form.get("card_number", ""),
-                         (request.form.get("email") or "").strip() or None)
+    result = pay_session(
+        ctx,
+        session,
+        request.form.get("card_number", ""),
+        (request.form.get("email") or "").strip() or None,
+    )
     return _after_checkout(ctx, session, result)
 
 
@@ -196,7 +220,8 @@ def authenticate_page(session: dict[str, Any]) -> Response:
         '<button id="approve" type="submit">Complete authentication</button></form> '
         f'<form id="fail-form" method="post" action="{action}" class="inline">'
         '<input type="hidden" name="action" value="fail">'
-        '<button id="fail" type="submit">Fail authentication</button></form>')
+        '<button id="fail" type="submit">Fail authentication</button></form>'
+    )
     return page("Authenticate payment", body)
 
 
@@ -205,11 +230,11 @@ def checkout_authenticate(ctx: Ctx, request: Request, parts: list[str]) -> Respo
     action = request.form.get("action", "")
     pending = session.get("_pending_card")
     if session["status"] != "open" or not pending:
-        return checkout_page(ctx, session, "There is no payment waiting for authentication.",
-                             400)
+        return checkout_page(ctx, session, "There is no payment waiting for authentication.", 400)
     if action == "approve":
-        result = pay_session(ctx, session, pending, session.get("_pending_email"),
-                             authenticated=True)
+        result = pay_session(
+            ctx, session, pending, session.get("_pending_email"), authenticated=True
+        )
         return _after_checkout(ctx, session, result)
     if action == "fail":
         session.pop("_pending_card", None)
@@ -232,9 +257,15 @@ def _switch_options(ctx: Ctx, sub: dict[str, Any]) -> list[dict[str, Any]]:
     if not items:
         return []
     current = billing.price_of(ctx, items[0])
-    return [p for p in ctx.store.all("price")
-            if p["product"] == current["product"] and p["active"] and p["type"] == "recurring"
-            and p["id"] != current["id"] and p["currency"] == current["currency"]]
+    return [
+        p
+        for p in ctx.store.all("price")
+        if p["product"] == current["product"]
+        and p["active"]
+        and p["type"] == "recurring"
+        and p["id"] != current["id"]
+        and p["currency"] == current["currency"]
+    ]
 
 
 def _price_label(ctx: Ctx, price: dict[str, Any]) -> str:
@@ -245,14 +276,20 @@ def _price_label(ctx: Ctx, price: dict[str, Any]) -> str:
     return label
 
 
-def portal_page(ctx: Ctx, session: dict[str, Any], error: str | None = None,
-                status: int = 200) -> Response:
+def portal_page(
+    ctx: Ctx, session: dict[str, Any], error: str | None = None, status: int = 200
+) -> Response:
     customer = ctx.store.get("customer", session["customer"]) or {}
     action = escape(f"/portal/{session['id']}")
-    parts = [f'<p id="customer_email" class="note">{escape(customer.get("email") or "")}</p>',
-             error_html(error)]
-    subs = [s for s in ctx.store.all("subscription") if s["customer"] == session["customer"]
-            and s["status"] not in billing.ENDED]
+    parts = [
+        f'<p id="customer_email" class="note">{escape(customer.get("email") or "")}</p>',
+        error_html(error),
+    ]
+    subs = [
+        s
+        for s in ctx.store.all("subscription")
+        if s["customer"] == session["customer"] and s["status"] not in billing.ENDED
+    ]
     if not subs:
         parts.append('<p id="no_subscriptions">You have no active subscriptions.</p>')
     for sub in subs:
@@ -261,51 +298,73 @@ def portal_page(ctx: Ctx, session: dict[str, Any], error: str | None = None,
         price = billing.price_of(ctx, items[0]) if items else None
         name = billing.product_name(ctx, price) if price else ""
         _start, end = billing.current_period(ctx, sub)
-        block = [f'<div class="subscription" id="{sid}" data-status="{escape(sub["status"])}">',
-                 f'<h2 class="product">{escape(name)}</h2>']
+        block = [
+            f'<div class="subscription" id="{sid}" data-status="{escape(sub["status"])}">',
+            f'<h2 class="product">{escape(name)}</h2>',
+        ]
         if price:
-            block.append(f'<p class="price" data-price="{escape(price["id"])}">'
-                         f"{escape(_price_label(ctx, price))}</p>")
-        block.append(f'<p class="status">Status: <span id="status-{sid}">'
-                     f"{escape(sub['status'])}</span></p>")
+            block.append(
+                f'<p class="price" data-price="{escape(price["id"])}">'
+                f"{escape(_price_label(ctx, price))}</p>"
+            )
+        block.append(
+            f'<p class="status">Status: <span id="status-{sid}">{escape(sub["status"])}</span></p>'
+        )
         if sub["cancel_at"]:
-            block.append(f'<p class="cancel_notice" id="cancel-notice-{sid}">Cancels on '
-                         f"{date(sub['cancel_at'])}</p>")
-            block.append(f'<form method="post" action="{action}" class="inline">'
-                         f'<input type="hidden" name="subscription" value="{sid}">'
-                         f'<button id="resume-{sid}" class="resume" name="action" value="resume" '
-                         'type="submit">Renew subscription</button></form>')
+            block.append(
+                f'<p class="cancel_notice" id="cancel-notice-{sid}">Cancels on '
+                f"{date(sub['cancel_at'])}</p>"
+            )
+            block.append(
+                f'<form method="post" action="{action}" class="inline">'
+                f'<input type="hidden" name="subscription" value="{sid}">'
+                f'<button id="resume-{sid}" class="resume" name="action" value="resume" '
+                'type="submit">Renew subscription</button></form>'
+            )
         else:
             label = "Trial ends" if sub["status"] == "trialing" else "Renews on"
             block.append(f'<p class="renews">{label} {date(end)}</p>')
-            block.append(f'<form method="post" action="{action}" class="inline">'
-                         f'<input type="hidden" name="subscription" value="{sid}">'
-                         f'<button id="cancel-{sid}" class="cancel" name="action" value="cancel" '
-                         'type="submit">Cancel subscription</button></form>')
+            block.append(
+                f'<form method="post" action="{action}" class="inline">'
+                f'<input type="hidden" name="subscription" value="{sid}">'
+                f'<button id="cancel-{sid}" class="cancel" name="action" value="cancel" '
+                'type="submit">Cancel subscription</button></form>'
+            )
         options = _switch_options(ctx, sub)
         if options:
-            opts = "".join(f'<option value="{escape(p["id"])}">{escape(_price_label(ctx, p))}'
-                           "</option>" for p in options)
-            block.append(f'<form method="post" action="{action}">'
-                         f'<input type="hidden" name="action" value="switch">'
-                         f'<input type="hidden" name="subscription" value="{sid}">'
-                         f'<label for="price-{sid}">Switch plan</label> '
-                         f'<select id="price-{sid}" name="price">{opts}</select> '
-                         f'<button id="switch-{sid}" class="switch" type="submit">'
-                         "Update plan</button></form>")
+            opts = "".join(
+                f'<option value="{escape(p["id"])}">{escape(_price_label(ctx, p))}</option>'
+                for p in options
+            )
+            block.append(
+                f'<form method="post" action="{action}">'
+                f'<input type="hidden" name="action" value="switch">'
+                f'<input type="hidden" name="subscription" value="{sid}">'
+                f'<label for="price-{sid}">Switch plan</label> '
+                f'<select id="price-{sid}" name="price">{opts}</select> '
+                f'<button id="switch-{sid}" class="switch" type="submit">'
+                "Update plan</button></form>"
+            )
         block.append("</div>")
         parts.append("".join(block))
-    invoices = [i for i in ctx.store.all("invoice") if i["customer"] == session["customer"]
-                and i["status"] != "draft"]
+    invoices = [
+        i
+        for i in ctx.store.all("invoice")
+        if i["customer"] == session["customer"] and i["status"] != "draft"
+    ]
     if invoices:
         rows = "".join(
             f'<tr class="invoice"><td>{date(i["created"])}</td><td>{escape(i["number"] or "")}'
-            f'</td><td>{escape(billing.money(i["total"], i["currency"]))}</td>'
-            f'<td>{escape(i["status"])}</td></tr>' for i in invoices)
+            f"</td><td>{escape(billing.money(i['total'], i['currency']))}</td>"
+            f"<td>{escape(i['status'])}</td></tr>"
+            for i in invoices
+        )
         parts.append(f'<h2>Invoice history</h2><table id="invoices">{rows}</table>')
     if session.get("return_url"):
-        parts.append(f'<p><a id="return" href="{escape(session["return_url"])}">Return to '
-                     "the merchant</a></p>")
+        parts.append(
+            f'<p><a id="return" href="{escape(session["return_url"])}">Return to '
+            "the merchant</a></p>"
+        )
     return page("Billing portal", "\n".join(parts), status)
 
 
@@ -317,8 +376,11 @@ def portal_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
     session = _portal_session(ctx, parts[1])
     action = request.form.get("action", "")
     sub_id = request.form.get("subscription", "")
-    subs = [s for s in ctx.store.all("subscription") if s["customer"] == session["customer"]
-            and s["status"] not in billing.ENDED]
+    subs = [
+        s
+        for s in ctx.store.all("subscription")
+        if s["customer"] == session["customer"] and s["status"] not in billing.ENDED
+    ]
     if not sub_id and len(subs) == 1:
         sub_id = subs[0]["id"]
     sub = next((s for s in subs if s["id"] == sub_id), None)
@@ -336,8 +398,13 @@ def portal_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
         if price_id not in allowed:
             return portal_page(ctx, session, "That plan is not available.", 400)
         item = billing.items_of(ctx.store, sub)[0]
-        billing.change_items(ctx, sub, [{"id": item["id"], "price": price_id}],
-                             "create_prorations", lambda pid, param: allowed[pid])
+        billing.change_items(
+            ctx,
+            sub,
+            [{"id": item["id"], "price": price_id}],
+            "create_prorations",
+            lambda pid, param: allowed[pid],
+        )
     else:
         return portal_page(ctx, session, "Unknown action.", 400)
     ctx.emit_updated("customer.subscription.updated", sub, before)
@@ -358,26 +425,30 @@ def _invoice(ctx: Ctx, invoice_id: str) -> dict[str, Any]:
     return invoice
 
 
-def invoice_page(ctx: Ctx, invoice: dict[str, Any], error: str | None = None,
-                 status: int = 200) -> Response:
+def invoice_page(
+    ctx: Ctx, invoice: dict[str, Any], error: str | None = None, status: int = 200
+) -> Response:
     rows = "".join(
         f'<tr class="line"><td>{escape(line["description"] or "")}</td>'
-        f'<td>{escape(billing.money(line["amount"], line["currency"]))}</td></tr>'
-        for line in invoice["lines"]["data"])
+        f"<td>{escape(billing.money(line['amount'], line['currency']))}</td></tr>"
+        for line in invoice["lines"]["data"]
+    )
     parts = [
         f'<p id="number">Invoice {escape(invoice["number"] or invoice["id"])}</p>',
         f'<table id="lines">{rows}</table>',
         f'<p id="amount_due">Amount due: '
-        f'{escape(billing.money(invoice["amount_remaining"], invoice["currency"]))}</p>',
+        f"{escape(billing.money(invoice['amount_remaining'], invoice['currency']))}</p>",
         f'<p>Status: <span id="status">{escape(invoice["status"])}</span></p>',
         error_html(error),
     ]
     if invoice["status"] == "open" and invoice["amount_remaining"] > 0:
-        parts.append(f'<form id="payment-form" method="post" '
-                     f'action="{escape("/invoice/" + invoice["id"])}">'
-                     '<label for="card_number">Card number</label> '
-                     '<input id="card_number" name="card_number" required> '
-                     '<button id="submit" type="submit">Pay invoice</button></form>')
+        parts.append(
+            f'<form id="payment-form" method="post" '
+            f'action="{escape("/invoice/" + invoice["id"])}">'
+            '<label for="card_number">Card number</label> '
+            '<input id="card_number" name="card_number" required> '
+            '<button id="submit" type="submit">Pay invoice</button></form>'
+        )
     return page("Invoice", "\n".join(parts), status)
 
 
@@ -388,8 +459,9 @@ def invoice_get(ctx: Ctx, request: Request, parts: list[str]) -> Response:
 def invoice_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
     invoice = _invoice(ctx, parts[1])
     if invoice["status"] != "open":
-        return invoice_page(ctx, invoice, f"This invoice is {invoice['status']}; it cannot be "
-                                          "paid.", 400)
+        return invoice_page(
+            ctx, invoice, f"This invoice is {invoice['status']}; it cannot be paid.", 400
+        )
     card = cards.lookup(request.form.get("card_number", ""))
     if card is None:
         return invoice_page(ctx, invoice, cards.INVALID_NUMBER, 400)
@@ -406,8 +478,10 @@ def invoice_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
 def invoice_pdf(ctx: Ctx, request: Request, parts: list[str]) -> Response:
     invoice = _invoice(ctx, parts[1])
     lines = [f"Invoice {invoice['number']}", f"Status: {invoice['status']}", ""]
-    lines += [f"{line['description']}: {billing.money(line['amount'], line['currency'])}"
-              for line in invoice["lines"]["data"]]
+    lines += [
+        f"{line['description']}: {billing.money(line['amount'], line['currency'])}"
+        for line in invoice["lines"]["data"]
+    ]
     lines += ["", f"Total: {billing.money(invoice['total'], invoice['currency'])}"]
     return Response("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
 

@@ -60,12 +60,17 @@ class Sandbox:
         if path.startswith(("/checkout/", "/portal/", "/invoice/")):
             return handle_hosted(self, request)
         if path == "/":
-            return Response(json.dumps({"object": "stripe_sandbox", "api": "/v1",
-                                        "control": "/_sandbox"}),
-                            content_type="application/json")
-        return Response(json.dumps({"error": {"type": "invalid_request_error",
-                                              "message": f"Unrecognized URL {path}"}}),
-                        status=404, content_type="application/json")
+            return Response(
+                json.dumps({"object": "stripe_sandbox", "api": "/v1", "control": "/_sandbox"}),
+                content_type="application/json",
+            )
+        return Response(
+            json.dumps(
+                {"error": {"type": "invalid_request_error", "message": f"Unrecognized URL {path}"}}
+            ),
+            status=404,
+            content_type="application/json",
+        )
 
     # ------------------------------------------------------- serving
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -73,20 +78,23 @@ class Sandbox:
         if self._server is not None:
             assert self.url is not None
             return self.url
-        self._server = make_server(host, port, self.wsgi_app, threaded=True,
-                                   request_handler=_QuietHandler)
+        self._server = make_server(
+            host, port, self.wsgi_app, threaded=True, request_handler=_QuietHandler
+        )
         self._server.daemon_threads = True  # type: ignore[attr-defined]
         real_port = self._server.socket.getsockname()[1]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.url = f"http://{shown}:{real_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="stripe-sandbox-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="stripe-sandbox-server", daemon=True
+        )
         self._thread.start()
         return self.url
 
     def serve_forever(self, host: str = "127.0.0.1", port: int = 12111) -> None:
-        server = make_server(host, port, self.wsgi_app, threaded=True,
-                             request_handler=_QuietHandler)
+        server = make_server(
+            host, port, self.wsgi_app, threaded=True, request_handler=_QuietHandler
+        )
         self._server = server
         self.url = f"http://{host}:{server.socket.getsockname()[1]}"
         server.serve_forever()
@@ -158,8 +166,10 @@ class Sandbox:
             return
         with self.store.lock:
             endpoints = self.store.all("webhook_endpoint")
-            batch = [(ev, [e for e in endpoints if events.endpoint_matches(e, ev["type"])])
-                     for ev in ctx.events]
+            batch = [
+                (ev, [e for e in endpoints if events.endpoint_matches(e, ev["type"])])
+                for ev in ctx.events
+            ]
         ctx.events = []
         self.dispatcher.enqueue([(ev, eps) for ev, eps in batch if eps])
 

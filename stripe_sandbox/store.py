@@ -95,8 +95,11 @@ class Store:
 
     def all(self, kind: str, include_deleted: bool = False) -> list[dict[str, Any]]:
         """Objects of a kind, newest first."""
-        objs = [o for o in self.collections.get(kind, {}).values()
-                if include_deleted or not o.get("_deleted")]
+        objs = [
+            o
+            for o in self.collections.get(kind, {}).values()
+            if include_deleted or not o.get("_deleted")
+        ]
         objs.sort(key=lambda o: (o.get("created") or 0, o["_seq"]), reverse=True)
         return objs
 

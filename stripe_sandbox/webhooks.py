@@ -59,8 +59,7 @@ class Job:
 class Dispatcher:
     """Delivers events on one daemon worker thread, never in the caller's thread."""
 
-    def __init__(self, config: Config,
-                 on_success: Callable[[str], None] | None = None) -> None:
+    def __init__(self, config: Config, on_success: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.on_success = on_success
         self.cond = threading.Condition()
@@ -70,8 +69,9 @@ class Dispatcher:
         self.log: list[dict[str, Any]] = []
         self._seq = itertools.count()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="stripe-sandbox-webhooks",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="stripe-sandbox-webhooks", daemon=True
+        )
         self._thread.start()
 
     # ----------------------------------------------------------- public
@@ -84,8 +84,18 @@ class Dispatcher:
             payload = json.dumps(event, indent=2)
             for endpoint in endpoints:
                 for _ in range(copies):
-                    jobs.append(Job(due, 0, event["id"], event["type"], endpoint["id"],
-                                    endpoint["url"], endpoint["_secret"], payload))
+                    jobs.append(
+                        Job(
+                            due,
+                            0,
+                            event["id"],
+                            event["type"],
+                            endpoint["id"],
+                            endpoint["url"],
+                            endpoint["_secret"],
+                            payload,
+                        )
+                    )
         if self.config.shuffle_deliveries:
             random.shuffle(jobs)
         with self.cond:
@@ -126,8 +136,7 @@ class Dispatcher:
     def _run(self) -> None:
         while True:
             with self.cond:
-                while not self._stopped and (not self.heap
-                                             or self.heap[0].due > time.monotonic()):
+                while not self._stopped and (not self.heap or self.heap[0].due > time.monotonic()):
                     wait = self.heap[0].due - time.monotonic() if self.heap else None
                     self.cond.wait(wait if wait is None else max(wait, 0.001))
                 if self._stopped:
@@ -146,21 +155,31 @@ class Dispatcher:
             with self.cond:
                 self.inflight -= 1
                 if generation == self.generation:
-                    self.log.append({
-                        "event_id": job.event_id,
-                        "type": job.event_type,
-                        "endpoint_id": job.endpoint_id,
-                        "url": job.url,
-                        "attempt": job.attempt,
-                        "status": status,
-                        "error": error,
-                        "delivered_at": time.time(),
-                    })
+                    self.log.append(
+                        {
+                            "event_id": job.event_id,
+                            "type": job.event_type,
+                            "endpoint_id": job.endpoint_id,
+                            "url": job.url,
+                            "attempt": job.attempt,
+                            "status": status,
+                            "error": error,
+                            "delivered_at": time.time(),
+                        }
+                    )
                     if not ok and job.attempt < MAX_ATTEMPTS:
                         delay = RETRY_SCHEDULE[job.attempt - 1] * self.config.retry_time_scale
-                        retry = Job(time.monotonic() + delay, next(self._seq), job.event_id,
-                                    job.event_type, job.endpoint_id, job.url, job.secret,
-                                    job.payload, job.attempt + 1)
+                        retry = Job(
+                            time.monotonic() + delay,
+                            next(self._seq),
+                            job.event_id,
+                            job.event_type,
+                            job.endpoint_id,
+                            job.url,
+                            job.secret,
+                            job.payload,
+                            job.attempt + 1,
+                        )
                         heapq.heappush(self.heap, retry)
                 self.cond.notify_all()
 

@@ -43,8 +43,9 @@ class StripeError(Exception):
 
 
 def missing(param: str) -> StripeError:
-    return StripeError(400, f"Missing required param: {param}.", code="parameter_missing",
-                       param=param)
+    return StripeError(
+        400, f"Missing required param: {param}.", code="parameter_missing", param=param
+    )
 
 
 def invalid(param: str, message: str, code: str = "parameter_invalid_string") -> StripeError:
@@ -148,8 +149,14 @@ class Spec:
 
 
 class Str(Spec):
-    def __init__(self, *, required: bool = False, unsettable: bool = False,
-                 enum: Iterable[str] | None = None, max_length: int = 5000) -> None:
+    def __init__(
+        self,
+        *,
+        required: bool = False,
+        unsettable: bool = False,
+        enum: Iterable[str] | None = None,
+        max_length: int = 5000,
+    ) -> None:
         super().__init__(required=required, unsettable=unsettable)
         self.enum = list(enum) if enum is not None else None
         self.max_length = max_length
@@ -164,11 +171,17 @@ class Str(Spec):
         if self._empty(value, path):
             return None
         if len(value) > self.max_length:
-            raise invalid(path, f"Invalid string: {value[:20]}...; must be at most "
-                                f"{self.max_length} characters", "parameter_invalid_string")
+            raise invalid(
+                path,
+                f"Invalid string: {value[:20]}...; must be at most {self.max_length} characters",
+                "parameter_invalid_string",
+            )
         if self.enum is not None and value not in self.enum:
-            raise invalid(path, f"Invalid {path}: must be one of {_one_of(self.enum)}",
-                          "parameter_invalid_enum")
+            raise invalid(
+                path,
+                f"Invalid {path}: must be one of {_one_of(self.enum)}",
+                "parameter_invalid_enum",
+            )
         return value
 
 
@@ -179,9 +192,15 @@ def _one_of(options: list[str]) -> str:
 
 
 class Int(Spec):
-    def __init__(self, *, required: bool = False, unsettable: bool = False,
-                 min: int | None = None, max: int | None = None,
-                 literals: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        required: bool = False,
+        unsettable: bool = False,
+        min: int | None = None,
+        max: int | None = None,
+        literals: Iterable[str] = (),
+    ) -> None:
         super().__init__(required=required, unsettable=unsettable)
         self.min = min
         self.max = max
@@ -203,11 +222,17 @@ class Int(Spec):
         else:
             raise invalid(path, f"Invalid integer: {value!r}", "parameter_invalid_integer")
         if self.min is not None and n < self.min:
-            raise invalid(path, f"Invalid integer: {n}; must be at least {self.min}",
-                          "parameter_invalid_integer")
+            raise invalid(
+                path,
+                f"Invalid integer: {n}; must be at least {self.min}",
+                "parameter_invalid_integer",
+            )
         if self.max is not None and n > self.max:
-            raise invalid(path, f"Invalid integer: {n}; must be at most {self.max}",
-                          "parameter_invalid_integer")
+            raise invalid(
+                path,
+                f"Invalid integer: {n}; must be at most {self.max}",
+                "parameter_invalid_integer",
+            )
         return n
 
 
@@ -239,8 +264,7 @@ class Meta(Spec):
         out: dict[str, str] = {}
         for k, v in value.items():
             if not isinstance(v, str):
-                raise invalid(_join(path, k), f"Invalid string: {v!r}",
-                              "parameter_invalid_string")
+                raise invalid(_join(path, k), f"Invalid string: {v!r}", "parameter_invalid_string")
             if len(str(k)) > 40:
                 raise invalid(_join(path, k), "Metadata keys can have up to 40 characters.")
             if len(v) > 500:
@@ -265,8 +289,9 @@ def apply_metadata(current: Mapping[str, str] | None, update: Any) -> dict[str, 
 
 
 class Obj(Spec):
-    def __init__(self, fields: Mapping[str, Spec], *, required: bool = False,
-                 unsettable: bool = False) -> None:
+    def __init__(
+        self, fields: Mapping[str, Spec], *, required: bool = False, unsettable: bool = False
+    ) -> None:
         super().__init__(required=required, unsettable=unsettable)
         self.fields = dict(fields)
 
@@ -274,14 +299,16 @@ class Obj(Spec):
         if value == "" and self.unsettable:
             return ""
         if not isinstance(value, dict):
-            raise invalid(path, f"Invalid object: {path} must be a hash",
-                          "parameter_invalid_object")
+            raise invalid(
+                path, f"Invalid object: {path} must be a hash", "parameter_invalid_object"
+            )
         return validate(value, self.fields, path)
 
 
 class Arr(Spec):
-    def __init__(self, item: Spec, *, required: bool = False, unsettable: bool = False,
-                 max_items: int = 100) -> None:
+    def __init__(
+        self, item: Spec, *, required: bool = False, unsettable: bool = False, max_items: int = 100
+    ) -> None:
         super().__init__(required=required, unsettable=unsettable)
         self.item = item
         self.max_items = max_items
@@ -295,11 +322,15 @@ class Arr(Spec):
         elif isinstance(value, dict) and all(re.fullmatch(r"\d+", str(k)) for k in value):
             items = [value[k] for k in sorted(value, key=lambda k: int(k))]
         else:
-            raise invalid(path, f"Invalid array: {path} must be an array",
-                          "parameter_invalid_array")
+            raise invalid(
+                path, f"Invalid array: {path} must be an array", "parameter_invalid_array"
+            )
         if len(items) > self.max_items:
-            raise invalid(path, f"Invalid array: {path} can have at most {self.max_items} items",
-                          "parameter_invalid_array")
+            raise invalid(
+                path,
+                f"Invalid array: {path} can have at most {self.max_items} items",
+                "parameter_invalid_array",
+            )
         out = []
         for i, item in enumerate(items):
             if item is None:
@@ -344,8 +375,9 @@ def validate(params: Mapping[str, Any], schema: Mapping[str, Spec], path: str = 
         spec = schema.get(key)
         full = _join(path, key)
         if spec is None:
-            raise StripeError(400, f"Received unknown parameter: {full}",
-                              code="parameter_unknown", param=full)
+            raise StripeError(
+                400, f"Received unknown parameter: {full}", code="parameter_unknown", param=full
+            )
         out[key] = spec.clean(value, full)
     for key, spec in schema.items():
         if spec.required and (key not in params or out.get(key) is None):
@@ -366,22 +398,26 @@ def list_object(data: list[dict[str, Any]], url: str, has_more: bool = False) ->
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
-def paginate(items: list[dict[str, Any]], params: Mapping[str, Any],
-             kind: str) -> tuple[list[dict[str, Any]], bool]:
+def paginate(
+    items: list[dict[str, Any]], params: Mapping[str, Any], kind: str
+) -> tuple[list[dict[str, Any]], bool]:
     """Slice newest-first ``items`` by ``limit``/``starting_after``/``ending_before``."""
     limit = params.get("limit") or 10
     after = params.get("starting_after")
     before = params.get("ending_before")
     if after and before:
-        raise StripeError(400, "You may only specify one of these parameters: "
-                               "ending_before, starting_after.", code="parameters_exclusive",
-                          param="ending_before")
+        raise StripeError(
+            400,
+            "You may only specify one of these parameters: ending_before, starting_after.",
+            code="parameters_exclusive",
+            param="ending_before",
+        )
     ids = [o["id"] for o in items]
     if after:
         if after not in ids:
             raise not_found(kind, after, "starting_after")
         i = ids.index(after) + 1
-        page = items[i:i + limit]
+        page = items[i : i + limit]
         return page, i + limit < len(items)
     if before:
         if before not in ids:
@@ -402,8 +438,9 @@ def _no_include(obj: dict[str, Any], field: str) -> Any:
     return None
 
 
-def apply_expand(obj: Any, paths: Iterable[str], resolve: Callable[[str], Any],
-                 include: Include = _no_include) -> Any:
+def apply_expand(
+    obj: Any, paths: Iterable[str], resolve: Callable[[str], Any], include: Include = _no_include
+) -> Any:
     """Replace ids at each dotted path with the object they name (in place).
 
     ``include(obj, field)`` supplies "includable" fields that are absent unless
@@ -418,8 +455,9 @@ def _cannot(path: str) -> StripeError:
     return StripeError(400, f"This property cannot be expanded ({path}).", param="expand")
 
 
-def _expand(value: Any, segments: list[str], full: str, resolve: Callable[[str], Any],
-            include: Include) -> None:
+def _expand(
+    value: Any, segments: list[str], full: str, resolve: Callable[[str], Any], include: Include
+) -> None:
     if isinstance(value, list):
         for v in value:
             _expand(v, segments, full, resolve, include)

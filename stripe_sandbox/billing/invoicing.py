@@ -17,10 +17,19 @@ from .constants import DAY, PAYMENT_RETRY_DAYS
 from .items import item_description, items_of, price_of, product_name
 
 
-def make_line(ctx: Ctx, *, amount: int, currency: str, description: str,
-              price: dict[str, Any], quantity: int, period: tuple[int, int],
-              sub: dict[str, Any] | None, item_id: str | None,
-              proration: bool = False) -> dict[str, Any]:
+def make_line(
+    ctx: Ctx,
+    *,
+    amount: int,
+    currency: str,
+    description: str,
+    price: dict[str, Any],
+    quantity: int,
+    period: tuple[int, int],
+    sub: dict[str, Any] | None,
+    item_id: str | None,
+    proration: bool = False,
+) -> dict[str, Any]:
     return {
         "id": new_id("il"),
         "object": "line_item",
@@ -58,8 +67,10 @@ def make_line(ctx: Ctx, *, amount: int, currency: str, description: str,
         "taxes": [],
     }
 
-def item_lines(ctx: Ctx, sub: dict[str, Any], period: tuple[int, int],
-               trial: bool = False) -> list[dict[str, Any]]:
+
+def item_lines(
+    ctx: Ctx, sub: dict[str, Any], period: tuple[int, int], trial: bool = False
+) -> list[dict[str, Any]]:
     lines = []
     for item in items_of(ctx.store, sub):
         price = price_of(ctx, item)
@@ -70,14 +81,31 @@ def item_lines(ctx: Ctx, sub: dict[str, Any], period: tuple[int, int],
         else:
             amount = (price["unit_amount"] or 0) * qty
             desc = item_description(ctx, price, qty)
-        lines.append(make_line(ctx, amount=amount, currency=price["currency"], description=desc,
-                               price=price, quantity=qty, period=period, sub=sub,
-                               item_id=item["id"]))
+        lines.append(
+            make_line(
+                ctx,
+                amount=amount,
+                currency=price["currency"],
+                description=desc,
+                price=price,
+                quantity=qty,
+                period=period,
+                sub=sub,
+                item_id=item["id"],
+            )
+        )
     return lines
 
-def build_invoice(ctx: Ctx, customer: dict[str, Any], sub: dict[str, Any] | None,
-                  lines: list[dict[str, Any]], billing_reason: str,
-                  period: tuple[int, int], emit: bool = True) -> dict[str, Any]:
+
+def build_invoice(
+    ctx: Ctx,
+    customer: dict[str, Any],
+    sub: dict[str, Any] | None,
+    lines: list[dict[str, Any]],
+    billing_reason: str,
+    period: tuple[int, int],
+    emit: bool = True,
+) -> dict[str, Any]:
     """A draft invoice (``invoice.created`` unless ``emit`` is false)."""
     now = ctx.now_for(customer["id"])
     currency = lines[0]["currency"] if lines else (sub or {}).get("currency") or "usd"
@@ -101,8 +129,13 @@ def build_invoice(ctx: Ctx, customer: dict[str, Any], sub: dict[str, Any] | None
         "attempt_count": 0,
         "attempted": False,
         "auto_advance": True,
-        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None,
-                          "provider": None, "status": None},
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
         "automatically_finalizes_at": None,
         "billing_reason": billing_reason,
         "collection_method": collection,
@@ -146,9 +179,14 @@ def build_invoice(ctx: Ctx, customer: dict[str, Any], sub: dict[str, Any] | None
                 "metadata": dict(sub["metadata"]) if sub else None,
                 "subscription": sub["id"] if sub else None,
             },
-        } if sub else None,
-        "payment_settings": {"default_mandate": None, "payment_method_options": None,
-                             "payment_method_types": None},
+        }
+        if sub
+        else None,
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
         "period_end": period[1],
         "period_start": period[0],
         "post_payment_credit_notes_amount": 0,
@@ -160,8 +198,12 @@ def build_invoice(ctx: Ctx, customer: dict[str, Any], sub: dict[str, Any] | None
         "starting_balance": 0,
         "statement_descriptor": None,
         "status": "draft",
-        "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
-                               "paid_at": None, "voided_at": None},
+        "status_transitions": {
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
         "subscription": sub["id"] if sub else None,
         "subtotal": total,
         "subtotal_excluding_tax": total,
@@ -177,6 +219,7 @@ def build_invoice(ctx: Ctx, customer: dict[str, Any], sub: dict[str, Any] | None
     if emit:
         ctx.emit("invoice.created", invoice)
     return invoice
+
 
 def finalize_invoice(ctx: Ctx, invoice: dict[str, Any]) -> None:
     customer = ctx.store.get("customer", invoice["customer"])
@@ -202,35 +245,45 @@ def finalize_invoice(ctx: Ctx, invoice: dict[str, Any]) -> None:
     if invoice["collection_method"] == "send_invoice":
         invoice["due_date"] = now + 30 * DAY
     if invoice["amount_due"] > 0:
-        pi = new_payment_intent(ctx, amount=invoice["amount_due"], currency=invoice["currency"],
-                                customer_id=customer["id"],
-                                description=("Subscription creation"
-                                             if invoice["billing_reason"] == "subscription_create"
-                                             else "Subscription update"))
+        pi = new_payment_intent(
+            ctx,
+            amount=invoice["amount_due"],
+            currency=invoice["currency"],
+            customer_id=customer["id"],
+            description=(
+                "Subscription creation"
+                if invoice["billing_reason"] == "subscription_create"
+                else "Subscription update"
+            ),
+        )
         invoice["_payment_intent"] = pi["id"]
-        ctx.store.insert({
-            "id": new_id("inpay"),
-            "object": "invoice_payment",
-            "amount_paid": None,
-            "amount_requested": invoice["amount_due"],
-            "created": now,
-            "currency": invoice["currency"],
-            "invoice": invoice["id"],
-            "is_default": True,
-            "livemode": False,
-            "payment": {"type": "payment_intent", "payment_intent": pi["id"]},
-            "status": "open",
-            "status_transitions": {"canceled_at": None, "paid_at": None},
-        })
+        ctx.store.insert(
+            {
+                "id": new_id("inpay"),
+                "object": "invoice_payment",
+                "amount_paid": None,
+                "amount_requested": invoice["amount_due"],
+                "created": now,
+                "currency": invoice["currency"],
+                "invoice": invoice["id"],
+                "is_default": True,
+                "livemode": False,
+                "payment": {"type": "payment_intent", "payment_intent": pi["id"]},
+                "status": "open",
+                "status_transitions": {"canceled_at": None, "paid_at": None},
+            }
+        )
         if invoice["collection_method"] == "charge_automatically":
             invoice["next_payment_attempt"] = now
     ctx.emit("invoice.finalized", invoice)
+
 
 def invoice_payment_of(ctx: Ctx, invoice: dict[str, Any]) -> dict[str, Any] | None:
     for p in ctx.store.all("invoice_payment"):
         if p["invoice"] == invoice["id"]:
             return ctx.store.touch(p)
     return None
+
 
 def mark_paid(ctx: Ctx, invoice: dict[str, Any]) -> None:
     now = ctx.now_for(invoice["customer"])
@@ -247,8 +300,14 @@ def mark_paid(ctx: Ctx, invoice: dict[str, Any]) -> None:
     ctx.emit("invoice.paid", invoice)
     ctx.emit("invoice.payment_succeeded", invoice)
 
-def attempt_payment(ctx: Ctx, invoice: dict[str, Any], sub: dict[str, Any] | None,
-                    dunning: bool = True, payment_method: str | None = None) -> bool:
+
+def attempt_payment(
+    ctx: Ctx,
+    invoice: dict[str, Any],
+    sub: dict[str, Any] | None,
+    dunning: bool = True,
+    payment_method: str | None = None,
+) -> bool:
     """Charge an open invoice. Failures schedule dunning retries when ``dunning``."""
     if invoice["status"] != "open":
         return invoice["status"] == "paid"
@@ -259,8 +318,12 @@ def attempt_payment(ctx: Ctx, invoice: dict[str, Any], sub: dict[str, Any] | Non
     pm = payment_method_for(ctx, invoice["customer"], preferred)
     pi = ctx.store.get("payment_intent", invoice.get("_payment_intent", ""))
     if pi is None:
-        pi = new_payment_intent(ctx, amount=invoice["amount_due"], currency=invoice["currency"],
-                                customer_id=invoice["customer"])
+        pi = new_payment_intent(
+            ctx,
+            amount=invoice["amount_due"],
+            currency=invoice["currency"],
+            customer_id=invoice["customer"],
+        )
         invoice["_payment_intent"] = pi["id"]
     invoice["attempt_count"] += 1
     invoice["attempted"] = True
@@ -278,6 +341,7 @@ def attempt_payment(ctx: Ctx, invoice: dict[str, Any], sub: dict[str, Any] | Non
     ctx.emit("invoice.payment_failed", invoice)
     return False
 
+
 def void_invoice(ctx: Ctx, invoice: dict[str, Any]) -> None:
     invoice["status"] = "void"
     invoice["next_payment_attempt"] = None
@@ -291,14 +355,22 @@ def void_invoice(ctx: Ctx, invoice: dict[str, Any]) -> None:
         ctx.emit("payment_intent.canceled", pi)
     ctx.emit("invoice.voided", invoice)
 
+
 def mark_uncollectible(ctx: Ctx, invoice: dict[str, Any]) -> None:
     invoice["status"] = "uncollectible"
     invoice["next_payment_attempt"] = None
     invoice["status_transitions"]["marked_uncollectible_at"] = ctx.now_for(invoice["customer"])
     ctx.emit("invoice.marked_uncollectible", invoice)
 
-def bill(ctx: Ctx, sub: dict[str, Any], lines: list[dict[str, Any]], billing_reason: str,
-         period: tuple[int, int], dunning: bool = True) -> tuple[dict[str, Any], bool]:
+
+def bill(
+    ctx: Ctx,
+    sub: dict[str, Any],
+    lines: list[dict[str, Any]],
+    billing_reason: str,
+    period: tuple[int, int],
+    dunning: bool = True,
+) -> tuple[dict[str, Any], bool]:
     """Invoice ``lines`` for ``sub``, finalize and (unless paused) charge. -> (invoice, paid)."""
     customer = ctx.store.get("customer", sub["customer"])
     assert customer is not None
@@ -322,6 +394,9 @@ def bill(ctx: Ctx, sub: dict[str, Any], lines: list[dict[str, Any]], billing_rea
         return invoice, False
     return invoice, attempt_payment(ctx, invoice, sub, dunning=dunning)
 
+
 def has_unpaid(ctx: Ctx, sub: dict[str, Any]) -> bool:
-    return any(inv["subscription"] == sub["id"] and inv["status"] == "open"
-               and inv["amount_remaining"] > 0 for inv in ctx.store.all("invoice"))
+    return any(
+        inv["subscription"] == sub["id"] and inv["status"] == "open" and inv["amount_remaining"] > 0
+        for inv in ctx.store.all("invoice")
+    )

@@ -25,18 +25,22 @@ from .invoicing import (
 from .items import interval_of, items_of, new_item, price_of, product_name
 
 
-def create_subscription(ctx: Ctx, customer: dict[str, Any],
-                        entries: list[tuple[dict[str, Any], int, dict[str, str]]], *,
-                        trial_end: int | None = None,
-                        metadata: dict[str, str] | None = None,
-                        description: str | None = None,
-                        default_payment_method: str | None = None,
-                        payment_behavior: str = "allow_incomplete",
-                        collection_method: str = "charge_automatically",
-                        days_until_due: int | None = None,
-                        cancel_at_period_end: bool = False,
-                        cancel_at: int | None = None,
-                        trial_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def create_subscription(
+    ctx: Ctx,
+    customer: dict[str, Any],
+    entries: list[tuple[dict[str, Any], int, dict[str, str]]],
+    *,
+    trial_end: int | None = None,
+    metadata: dict[str, str] | None = None,
+    description: str | None = None,
+    default_payment_method: str | None = None,
+    payment_behavior: str = "allow_incomplete",
+    collection_method: str = "charge_automatically",
+    days_until_due: int | None = None,
+    cancel_at_period_end: bool = False,
+    cancel_at: int | None = None,
+    trial_settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     now = ctx.now_for(customer["id"])
     if trial_end is not None and trial_end <= now:
         trial_end = None
@@ -78,8 +82,11 @@ def create_subscription(ctx: Ctx, customer: dict[str, Any],
         "next_pending_invoice_item_invoice": None,
         "on_behalf_of": None,
         "pause_collection": None,
-        "payment_settings": {"payment_method_options": None, "payment_method_types": None,
-                             "save_default_payment_method": "off"},
+        "payment_settings": {
+            "payment_method_options": None,
+            "payment_method_types": None,
+            "save_default_payment_method": "off",
+        },
         "pending_invoice_item_interval": None,
         "pending_setup_intent": None,
         "pending_update": None,
@@ -89,9 +96,14 @@ def create_subscription(ctx: Ctx, customer: dict[str, Any],
         "test_clock": customer.get("test_clock"),
         "transfer_data": None,
         "trial_end": trial_end,
-        "trial_settings": {"end_behavior": {"missing_payment_method": (
-            ((trial_settings or {}).get("end_behavior") or {}).get("missing_payment_method")
-            or "create_invoice")}},
+        "trial_settings": {
+            "end_behavior": {
+                "missing_payment_method": (
+                    ((trial_settings or {}).get("end_behavior") or {}).get("missing_payment_method")
+                    or "create_invoice"
+                )
+            }
+        },
         "trial_start": now if trial_end else None,
         "_item_ids": [],
         "_pending_lines": [],
@@ -100,8 +112,9 @@ def create_subscription(ctx: Ctx, customer: dict[str, Any],
     for price, qty, item_meta in entries:
         new_item(ctx, sub, price, qty, now, period_end, item_meta)
     lines = item_lines(ctx, sub, (now, period_end), trial=bool(trial_end))
-    invoice = build_invoice(ctx, customer, sub, lines, "subscription_create", (now, now),
-                            emit=False)
+    invoice = build_invoice(
+        ctx, customer, sub, lines, "subscription_create", (now, now), emit=False
+    )
     sub["latest_invoice"] = invoice["id"]
     if collection_method == "send_invoice" and not trial_end:
         sub["status"] = "active"
@@ -126,12 +139,16 @@ def create_subscription(ctx: Ctx, customer: dict[str, Any],
         ctx.emit_updated("customer.subscription.updated", sub, before)
     return sub
 
+
 def mark_canceling(sub: dict[str, Any], at: int, now: int) -> None:
     sub["cancel_at_period_end"] = True
     sub["cancel_at"] = at
     sub["canceled_at"] = now
-    sub["cancellation_details"] = {**sub["cancellation_details"],
-                                   "reason": "cancellation_requested"}
+    sub["cancellation_details"] = {
+        **sub["cancellation_details"],
+        "reason": "cancellation_requested",
+    }
+
 
 def current_period(ctx: Ctx, sub: dict[str, Any]) -> tuple[int, int]:
     items = items_of(ctx.store, sub)
@@ -139,8 +156,14 @@ def current_period(ctx: Ctx, sub: dict[str, Any]) -> tuple[int, int]:
         return sub["start_date"], sub["start_date"]
     return items[0]["current_period_start"], items[0]["current_period_end"]
 
-def set_cancel_at_period_end(ctx: Ctx, sub: dict[str, Any], flag: bool,
-                             comment: str | None = None, feedback: str | None = None) -> None:
+
+def set_cancel_at_period_end(
+    ctx: Ctx,
+    sub: dict[str, Any],
+    flag: bool,
+    comment: str | None = None,
+    feedback: str | None = None,
+) -> None:
     now = ctx.now_for(sub["customer"])
     if flag:
         mark_canceling(sub, current_period(ctx, sub)[1], now)
@@ -153,23 +176,33 @@ def set_cancel_at_period_end(ctx: Ctx, sub: dict[str, Any], flag: bool,
         sub["canceled_at"] = None
         sub["cancellation_details"] = {"comment": None, "feedback": None, "reason": None}
 
+
 def stop_dunning(ctx: Ctx, sub: dict[str, Any]) -> None:
     for invoice in ctx.store.all("invoice"):
         if invoice["subscription"] == sub["id"] and invoice["status"] == "open":
             ctx.store.touch(invoice)["next_payment_attempt"] = None
 
-def cancel_now(ctx: Ctx, sub: dict[str, Any], *, reason: str = "cancellation_requested",
-               comment: str | None = None, feedback: str | None = None,
-               invoice_now: bool = False, prorate: bool = False,
-               at: int | None = None) -> None:
+
+def cancel_now(
+    ctx: Ctx,
+    sub: dict[str, Any],
+    *,
+    reason: str = "cancellation_requested",
+    comment: str | None = None,
+    feedback: str | None = None,
+    invoice_now: bool = False,
+    prorate: bool = False,
+    at: int | None = None,
+) -> None:
     """End the subscription now (``customer.subscription.deleted``)."""
     now = at if at is not None else ctx.now_for(sub["customer"])
     lines: list[dict[str, Any]] = list(sub.get("_pending_lines", []))
     if prorate and sub["status"] in ("active", "past_due"):
         start, end = current_period(ctx, sub)
         for item in items_of(ctx.store, sub):
-            credit = proration_line(ctx, sub, item, price_of(ctx, item), item["quantity"], now,
-                                start, end, credit=True)
+            credit = proration_line(
+                ctx, sub, item, price_of(ctx, item), item["quantity"], now, start, end, credit=True
+            )
             if credit is not None:
                 lines.append(credit)
     if invoice_now and lines:
@@ -188,9 +221,18 @@ def cancel_now(ctx: Ctx, sub: dict[str, Any], *, reason: str = "cancellation_req
     stop_dunning(ctx, sub)
     ctx.emit("customer.subscription.deleted", sub)
 
-def proration_line(ctx: Ctx, sub: dict[str, Any], item: dict[str, Any], price: dict[str, Any],
-               quantity: int, now: int, start: int, end: int,
-               credit: bool) -> dict[str, Any] | None:
+
+def proration_line(
+    ctx: Ctx,
+    sub: dict[str, Any],
+    item: dict[str, Any],
+    price: dict[str, Any],
+    quantity: int,
+    now: int,
+    start: int,
+    end: int,
+    credit: bool,
+) -> dict[str, Any] | None:
     if end <= start or now >= end:
         return None
     fraction = (end - max(now, start)) / (end - start)
@@ -199,16 +241,32 @@ def proration_line(ctx: Ctx, sub: dict[str, Any], item: dict[str, Any], price: d
         return None
     name = product_name(ctx, price)
     when = datetime.fromtimestamp(now, tz=UTC).strftime("%d %b %Y")
-    desc = (f"Unused time on {quantity} \u00d7 {name} after {when}" if credit
-            else f"Remaining time on {quantity} \u00d7 {name} after {when}")
-    return make_line(ctx, amount=-amount if credit else amount, currency=price["currency"],
-                     description=desc, price=price, quantity=quantity,
-                     period=(max(now, start), end), sub=sub, item_id=item["id"],
-                     proration=True)
+    desc = (
+        f"Unused time on {quantity} \u00d7 {name} after {when}"
+        if credit
+        else f"Remaining time on {quantity} \u00d7 {name} after {when}"
+    )
+    return make_line(
+        ctx,
+        amount=-amount if credit else amount,
+        currency=price["currency"],
+        description=desc,
+        price=price,
+        quantity=quantity,
+        period=(max(now, start), end),
+        sub=sub,
+        item_id=item["id"],
+        proration=True,
+    )
 
-def change_items(ctx: Ctx, sub: dict[str, Any],
-                 changes: list[dict[str, Any]], proration_behavior: str,
-                 resolve_price: Any) -> None:
+
+def change_items(
+    ctx: Ctx,
+    sub: dict[str, Any],
+    changes: list[dict[str, Any]],
+    proration_behavior: str,
+    resolve_price: Any,
+) -> None:
     """Apply ``items[]`` changes (price swaps, quantities, additions, deletions).
 
     ``resolve_price(price_id, param)`` returns a validated recurring price.
@@ -225,22 +283,33 @@ def change_items(ctx: Ctx, sub: dict[str, Any],
         line = proration_line(ctx, sub, item, price, qty, now, start, end, credit)
         if line is not None:
             prorations.append(line)
+
     for i, change in enumerate(changes):
         item_id = change.get("id")
         if item_id:
             item = ctx.store.get("subscription_item", item_id)
             if item is None or item["subscription"] != sub["id"] or item.get("_deleted"):
-                raise StripeError(400, f"Invalid subscription item: '{item_id}'",
-                                  code="resource_missing", param=f"items[{i}][id]")
+                raise StripeError(
+                    400,
+                    f"Invalid subscription item: '{item_id}'",
+                    code="resource_missing",
+                    param=f"items[{i}][id]",
+                )
             old_price = price_of(ctx, item)
             if change.get("deleted"):
                 prorate(item, old_price, item["quantity"], credit=True)
                 item["_deleted"] = True
                 continue
-            new_price = (resolve_price(change["price"], f"items[{i}][price]")
-                         if change.get("price") else old_price)
-            qty = int(change["quantity"]) if change.get("quantity") is not None \
+            new_price = (
+                resolve_price(change["price"], f"items[{i}][price]")
+                if change.get("price")
+                else old_price
+            )
+            qty = (
+                int(change["quantity"])
+                if change.get("quantity") is not None
                 else int(item["quantity"])
+            )
             if new_price["id"] != old_price["id"] or qty != item["quantity"]:
                 prorate(item, old_price, item["quantity"], credit=True)
                 item["price"] = new_price["id"]
@@ -253,19 +322,24 @@ def change_items(ctx: Ctx, sub: dict[str, Any],
                 raise missing(f"items[{i}][price]")
             price = resolve_price(change["price"], f"items[{i}][price]")
             if any(it["price"] == price["id"] for it in items_of(ctx.store, sub)):
-                raise StripeError(400, "Cannot add multiple subscription items with the same "
-                                       "price.", param=f"items[{i}][price]")
+                raise StripeError(
+                    400,
+                    "Cannot add multiple subscription items with the same price.",
+                    param=f"items[{i}][price]",
+                )
             qty = change.get("quantity") or 1
             item = new_item(ctx, sub, price, qty, start, end, change.get("metadata") or {})
             prorate(item, price, qty, credit=False)
     items = items_of(ctx.store, sub)
     if not items:
-        raise StripeError(400, "A subscription must have at least one active item.",
-                          param="items")
+        raise StripeError(400, "A subscription must have at least one active item.", param="items")
     new_interval = interval_of(price_of(ctx, items[0]))
     if any(interval_of(price_of(ctx, it)) != new_interval for it in items):
-        raise StripeError(400, "Currently all items of a subscription must have the same "
-                               "billing interval.", param="items")
+        raise StripeError(
+            400,
+            "Currently all items of a subscription must have the same billing interval.",
+            param="items",
+        )
     if new_interval != old_interval and not trialing:
         # interval change: the billing cycle restarts now and is invoiced immediately
         new_end = add_interval(now, new_interval[0], new_interval[1])
@@ -287,15 +361,22 @@ def change_items(ctx: Ctx, sub: dict[str, Any],
     else:
         sub.setdefault("_pending_lines", []).extend(prorations)
 
-def bill_and_set_status(ctx: Ctx, sub: dict[str, Any], lines: list[dict[str, Any]],
-                         reason: str, period: tuple[int, int]) -> bool:
+
+def bill_and_set_status(
+    ctx: Ctx, sub: dict[str, Any], lines: list[dict[str, Any]], reason: str, period: tuple[int, int]
+) -> bool:
     _invoice, paid = bill(ctx, sub, lines, reason, period)
     if paid and sub["status"] in ("past_due", "incomplete", "unpaid"):
         sub["status"] = "active"
-    elif not paid and sub["status"] == "active" and sub["collection_method"] == \
-            "charge_automatically" and not sub.get("pause_collection"):
+    elif (
+        not paid
+        and sub["status"] == "active"
+        and sub["collection_method"] == "charge_automatically"
+        and not sub.get("pause_collection")
+    ):
         sub["status"] = "past_due"
     return paid
+
 
 def restart_cycle(ctx: Ctx, sub: dict[str, Any], now: int) -> None:
     """``billing_cycle_anchor=now``: start a fresh period now and invoice it."""
@@ -310,9 +391,11 @@ def restart_cycle(ctx: Ctx, sub: dict[str, Any], now: int) -> None:
     sub["_pending_lines"] = []
     bill_and_set_status(ctx, sub, lines, "subscription_update", (now, now))
 
+
 def end_trial_now(ctx: Ctx, sub: dict[str, Any], now: int) -> None:
     """``trial_end=now`` on update (the caller emits the update event)."""
     end_trial(ctx, sub, now, emit_update=False)
+
 
 def end_trial(ctx: Ctx, sub: dict[str, Any], at: int, emit_update: bool = True) -> None:
     """The trial is over at ``at``: start the first paid period and charge it."""
@@ -344,11 +427,15 @@ def end_trial(ctx: Ctx, sub: dict[str, Any], at: int, emit_update: bool = True) 
     lines = sub.get("_pending_lines", []) + item_lines(ctx, sub, (at, end))
     sub["_pending_lines"] = []
     _invoice, paid = bill(ctx, sub, lines, "subscription_cycle", (before["trial_start"] or at, at))
-    if not paid and sub["collection_method"] == "charge_automatically" \
-            and not sub.get("pause_collection"):
+    if (
+        not paid
+        and sub["collection_method"] == "charge_automatically"
+        and not sub.get("pause_collection")
+    ):
         sub["status"] = "past_due"
     if emit_update:
         ctx.emit_updated("customer.subscription.updated", sub, before)
+
 
 def renew(ctx: Ctx, sub: dict[str, Any], at: int) -> None:
     """The current period ended at ``at``: start the next one and invoice it."""
@@ -365,10 +452,15 @@ def renew(ctx: Ctx, sub: dict[str, Any], at: int) -> None:
     _invoice, paid = bill(ctx, sub, lines, "subscription_cycle", (old_start, old_end))
     if paid and sub["status"] == "past_due" and not has_unpaid(ctx, sub):
         sub["status"] = "active"
-    elif not paid and sub["status"] == "active" and sub["collection_method"] == \
-            "charge_automatically" and not sub.get("pause_collection"):
+    elif (
+        not paid
+        and sub["status"] == "active"
+        and sub["collection_method"] == "charge_automatically"
+        and not sub.get("pause_collection")
+    ):
         sub["status"] = "past_due"
     ctx.emit_updated("customer.subscription.updated", sub, before)
+
 
 def retry_invoice(ctx: Ctx, invoice: dict[str, Any], at: int) -> None:
     sub = ctx.store.get("subscription", invoice["subscription"] or "")
@@ -388,6 +480,7 @@ def retry_invoice(ctx: Ctx, invoice: dict[str, Any], at: int) -> None:
             ctx.emit_updated("customer.subscription.updated", sub, before)
         else:
             cancel_now(ctx, sub, reason="payment_failed", at=at)
+
 
 def expire_incomplete(ctx: Ctx, sub: dict[str, Any], at: int) -> None:
     sub["status"] = "incomplete_expired"

@@ -24,30 +24,37 @@ def retry_index(ctx: Ctx) -> dict[str, list[Action]]:
     """Scheduled payment retries of open invoices, by subscription id."""
     out: dict[str, list[Action]] = {}
     for invoice in ctx.store.collections.get("invoice", {}).values():
-        if invoice["status"] == "open" and invoice["subscription"] \
-                and invoice["next_payment_attempt"] is not None \
-                and invoice["attempt_count"] > 0 and not invoice.get("_deleted"):
+        if (
+            invoice["status"] == "open"
+            and invoice["subscription"]
+            and invoice["next_payment_attempt"] is not None
+            and invoice["attempt_count"] > 0
+            and not invoice.get("_deleted")
+        ):
             out.setdefault(invoice["subscription"], []).append(
-                (invoice["next_payment_attempt"], 4, "retry", invoice["id"]))
+                (invoice["next_payment_attempt"], 4, "retry", invoice["id"])
+            )
     return out
 
 
-def due_actions(ctx: Ctx, sub: dict[str, Any],
-                retries: dict[str, list[Action]] | None = None) -> list[Action]:
+def due_actions(
+    ctx: Ctx, sub: dict[str, Any], retries: dict[str, list[Action]] | None = None
+) -> list[Action]:
     """``(time, priority, kind, target_id)`` of everything scheduled for a subscription."""
     status = sub["status"]
     out: list[tuple[int, int, str, str]] = []
     if status in ENDED or status == "paused":
         return out
     if status == "incomplete":
-        out.append((sub["created"] + INCOMPLETE_EXPIRES_AFTER, 0, "expire_incomplete",
-                    sub["id"]))
+        out.append((sub["created"] + INCOMPLETE_EXPIRES_AFTER, 0, "expire_incomplete", sub["id"]))
         return out
     if status == "trialing" and sub["trial_end"]:
         if sub.get("cancel_at") is not None and sub["cancel_at"] < sub["trial_end"]:
             out.append((sub["cancel_at"], 0, "cancel", sub["id"]))
-        if not sub.get("_trial_will_end_sent") and \
-                sub["trial_end"] - TRIAL_WILL_END_BEFORE > sub["created"]:
+        if (
+            not sub.get("_trial_will_end_sent")
+            and sub["trial_end"] - TRIAL_WILL_END_BEFORE > sub["created"]
+        ):
             out.append((sub["trial_end"] - TRIAL_WILL_END_BEFORE, 3, "trial_will_end", sub["id"]))
         out.append((sub["trial_end"], 2, "trial_end", sub["id"]))
         return out
@@ -65,8 +72,9 @@ def due_actions(ctx: Ctx, sub: dict[str, Any],
     return out
 
 
-def run_due(ctx: Ctx, subs: list[dict[str, Any]], until: int,
-            clock: dict[str, Any] | None = None) -> None:
+def run_due(
+    ctx: Ctx, subs: list[dict[str, Any]], until: int, clock: dict[str, Any] | None = None
+) -> None:
     """Perform every scheduled action up to ``until`` in time order."""
     for _ in range(10000):
         retries = retry_index(ctx)
@@ -100,6 +108,7 @@ def run_due(ctx: Ctx, subs: list[dict[str, Any]], until: int,
             ctx.emit_updated("customer.subscription.updated", sub, before)
             ctx.emit("customer.subscription.resumed", sub)
 
+
 def advance_clock(ctx: Ctx, clock: dict[str, Any], target: int) -> None:
     clock["status"] = "advancing"
     ctx.emit("test_helpers.test_clock.advancing", clock)
@@ -110,10 +119,14 @@ def advance_clock(ctx: Ctx, clock: dict[str, Any], target: int) -> None:
     clock["status"] = "ready"
     ctx.emit("test_helpers.test_clock.ready", clock)
 
+
 def tick_wall(ctx: Ctx, now: int) -> None:
     """Run what fell due in wall time for objects not on a test clock."""
-    subs = [s for s in ctx.store.all("subscription")
-            if not s.get("test_clock") and s["status"] not in ENDED]
+    subs = [
+        s
+        for s in ctx.store.all("subscription")
+        if not s.get("test_clock") and s["status"] not in ENDED
+    ]
     if subs:
         run_due(ctx, subs, now)
     expire_due_sessions(ctx, clock_id=None)

@@ -53,8 +53,7 @@ PRODUCT_FIELDS: dict[str, Spec] = {
     "description": Str(unsettable=True, max_length=40000),
     "metadata": Meta(),
     "images": Arr(Str(), unsettable=True, max_items=8),
-    "marketing_features": Arr(Obj({"name": Str(required=True)}), unsettable=True,
-                              max_items=15),
+    "marketing_features": Arr(Obj({"name": Str(required=True)}), unsettable=True, max_items=15),
     "package_dimensions": AnyVal(),
     "shippable": Bool(),
     "statement_descriptor": Str(unsettable=True, max_length=22),
@@ -71,8 +70,9 @@ def new_product(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     now = wall_now()
     product_id = p.get("id") or new_id("prod")
     if ctx.store.find(product_id) is not None:
-        raise StripeError(400, "Product already exists.", code="resource_already_exists",
-                          param="id")
+        raise StripeError(
+            400, "Product already exists.", code="resource_already_exists", param="id"
+        )
     product = {
         "id": product_id,
         "object": "product",
@@ -101,13 +101,21 @@ def new_product(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @route("POST", "/v1/products")
 def create_product(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    p = validate(params, {**PRODUCT_FIELDS, "name": Str(required=True, max_length=250),
-                          "id": Str(), "default_price_data": Obj(PRICE_DATA),
-                          "type": Str(enum=["good", "service"])})
+    p = validate(
+        params,
+        {
+            **PRODUCT_FIELDS,
+            "name": Str(required=True, max_length=250),
+            "id": Str(),
+            "default_price_data": Obj(PRICE_DATA),
+            "type": Str(enum=["good", "service"]),
+        },
+    )
     product = new_product(ctx, p)
     if p.get("default_price_data"):
-        price = new_price(ctx, {**p["default_price_data"], "product": product["id"]},
-                          "default_price_data")
+        price = new_price(
+            ctx, {**p["default_price_data"], "product": product["id"]}, "default_price_data"
+        )
         product["default_price"] = price["id"]
     return ctx.render(product)
 
@@ -129,8 +137,7 @@ def update_product(ctx: Ctx, params: dict[str, Any], product_id: str) -> dict[st
         elif key == "default_price":
             price = ctx.store.require("price", value, "default_price")
             if price["product"] != product_id:
-                raise bad_state("The default price must belong to this product.",
-                                "default_price")
+                raise bad_state("The default price must belong to this product.", "default_price")
             product["default_price"] = value
         elif key in ("images", "marketing_features"):
             product[key] = value or []
@@ -154,9 +161,14 @@ def list_products(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
             return False
         return not (p.get("url") and o["url"] != p["url"])
 
-    return list_response(ctx, "product", params,
-                         {"active": Bool(), "ids": Arr(Str()), "shippable": Bool(),
-                          "url": Str()}, "/v1/products", keep)
+    return list_response(
+        ctx,
+        "product",
+        params,
+        {"active": Bool(), "ids": Arr(Str()), "shippable": Bool(), "url": Str()},
+        "/v1/products",
+        keep,
+    )
 
 
 @route("DELETE", "/v1/products/<product_id>")
@@ -164,8 +176,9 @@ def delete_product(ctx: Ctx, params: dict[str, Any], product_id: str) -> dict[st
     validate(params, {})
     product = ctx.store.require("product", product_id)
     if any(pr["product"] == product_id for pr in ctx.store.all("price")):
-        raise bad_state("This product cannot be deleted because it has one or more "
-                        "user-created prices.")
+        raise bad_state(
+            "This product cannot be deleted because it has one or more user-created prices."
+        )
     ctx.emit("product.deleted", product)
     product["_deleted"] = True
     return {"id": product_id, "object": "product", "deleted": True}
@@ -212,9 +225,12 @@ def _decimal_amount(p: dict[str, Any], param_prefix: str) -> tuple[int | None, s
         try:
             dec = Decimal(p["unit_amount_decimal"])
         except InvalidOperation:
-            raise StripeError(400, f"Invalid decimal: {p['unit_amount_decimal']}",
-                              code="parameter_invalid_decimal",
-                              param=f"{param_prefix}unit_amount_decimal") from None
+            raise StripeError(
+                400,
+                f"Invalid decimal: {p['unit_amount_decimal']}",
+                code="parameter_invalid_decimal",
+                param=f"{param_prefix}unit_amount_decimal",
+            ) from None
         amount = int(dec) if dec == dec.to_integral_value() else None
         return amount, p["unit_amount_decimal"]
     if p.get("custom_unit_amount"):
@@ -226,8 +242,11 @@ def _claim_lookup_key(ctx: Ctx, key: str, transfer: bool, price_id: str) -> None
     for other in ctx.store.all("price"):
         if other["lookup_key"] == key and other["id"] != price_id:
             if not transfer:
-                raise StripeError(400, f"A price (`{other['id']}`) already uses that lookup "
-                                       "key.", param="lookup_key")
+                raise StripeError(
+                    400,
+                    f"A price (`{other['id']}`) already uses that lookup key.",
+                    param="lookup_key",
+                )
             before = ctx.render(ctx.store.touch(other))
             other["lookup_key"] = None
             ctx.emit_updated("price.updated", other, before)
@@ -262,8 +281,7 @@ def new_price(ctx: Ctx, p: dict[str, Any], param_prefix: str = "") -> dict[str, 
         "active": p.get("active") if p.get("active") is not None else True,
         "billing_scheme": p.get("billing_scheme") or "per_unit",
         "created": wall_now(),
-        "currency": check_currency(p["currency"], f"{prefix}currency]" if prefix
-                                   else "currency"),
+        "currency": check_currency(p["currency"], f"{prefix}currency]" if prefix else "currency"),
         "custom_unit_amount": None,
         "livemode": False,
         "lookup_key": p.get("lookup_key"),
@@ -286,11 +304,18 @@ def new_price(ctx: Ctx, p: dict[str, Any], param_prefix: str = "") -> dict[str, 
 PRICE_CREATE: dict[str, Spec] = {
     **PRICE_DATA,
     "product": Str(),
-    "product_data": Obj({
-        "name": Str(required=True), "active": Bool(), "metadata": Meta(), "id": Str(),
-        "statement_descriptor": Str(), "tax_code": Str(), "unit_label": Str(),
-        "tax_details": AnyVal(),
-    }),
+    "product_data": Obj(
+        {
+            "name": Str(required=True),
+            "active": Bool(),
+            "metadata": Meta(),
+            "id": Str(),
+            "statement_descriptor": Str(),
+            "tax_code": Str(),
+            "unit_label": Str(),
+            "tax_details": AnyVal(),
+        }
+    ),
     "lookup_key": Str(max_length=200),
     "transfer_lookup_key": Bool(),
     "nickname": Str(),
@@ -306,8 +331,12 @@ PRICE_CREATE: dict[str, Spec] = {
 def create_price(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     p = validate(params, PRICE_CREATE)
     if p.get("product") and p.get("product_data"):
-        raise StripeError(400, "You may only specify one of these parameters: product, "
-                               "product_data.", code="parameters_exclusive", param="product")
+        raise StripeError(
+            400,
+            "You may only specify one of these parameters: product, product_data.",
+            code="parameters_exclusive",
+            param="product",
+        )
     return ctx.render(new_price(ctx, p))
 
 
@@ -320,17 +349,22 @@ def retrieve_price(ctx: Ctx, params: dict[str, Any], price_id: str) -> dict[str,
 @route("POST", "/v1/prices/<price_id>")
 def update_price(ctx: Ctx, params: dict[str, Any], price_id: str) -> dict[str, Any]:
     price = ctx.store.require("price", price_id)
-    p = validate(params, {
-        "active": Bool(), "metadata": Meta(), "nickname": Str(unsettable=True),
-        "lookup_key": Str(unsettable=True, max_length=200), "transfer_lookup_key": Bool(),
-        "tax_behavior": Str(enum=["exclusive", "inclusive", "unspecified"]),
-        "currency_options": AnyVal(),
-    })
+    p = validate(
+        params,
+        {
+            "active": Bool(),
+            "metadata": Meta(),
+            "nickname": Str(unsettable=True),
+            "lookup_key": Str(unsettable=True, max_length=200),
+            "transfer_lookup_key": Bool(),
+            "tax_behavior": Str(enum=["exclusive", "inclusive", "unspecified"]),
+            "currency_options": AnyVal(),
+        },
+    )
     before = ctx.render(price)
     if "lookup_key" in p:
         if p["lookup_key"]:
-            _claim_lookup_key(ctx, p["lookup_key"], bool(p.get("transfer_lookup_key")),
-                              price_id)
+            _claim_lookup_key(ctx, p["lookup_key"], bool(p.get("transfer_lookup_key")), price_id)
         price["lookup_key"] = p["lookup_key"]
     for key in ("active", "nickname", "tax_behavior"):
         if key in p:
@@ -364,9 +398,24 @@ def list_prices(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
                 return False
         return True
 
-    return list_response(ctx, "price", params, {
-        "active": Bool(), "product": Str(), "type": Str(enum=["one_time", "recurring"]),
-        "currency": Str(), "lookup_keys": Arr(Str(), max_items=10),
-        "recurring": Obj({"interval": Str(enum=["day", "week", "month", "year"]),
-                          "usage_type": Str(enum=["licensed", "metered"]), "meter": Str()}),
-    }, "/v1/prices", keep)
+    return list_response(
+        ctx,
+        "price",
+        params,
+        {
+            "active": Bool(),
+            "product": Str(),
+            "type": Str(enum=["one_time", "recurring"]),
+            "currency": Str(),
+            "lookup_keys": Arr(Str(), max_items=10),
+            "recurring": Obj(
+                {
+                    "interval": Str(enum=["day", "week", "month", "year"]),
+                    "usage_type": Str(enum=["licensed", "metered"]),
+                    "meter": Str(),
+                }
+            ),
+        },
+        "/v1/prices",
+        keep,
+    )

@@ -10,9 +10,15 @@ from ..context import Ctx
 from ..wire import LIST_PARAMS, Range, Spec, StripeError, in_range, list_object, paginate, validate
 
 
-def list_response(ctx: Ctx, kind: str, params: dict[str, Any], filters: dict[str, Spec],
-                  url: str, keep: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None,
-                  items: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
+def list_response(
+    ctx: Ctx,
+    kind: str,
+    params: dict[str, Any],
+    filters: dict[str, Spec],
+    url: str,
+    keep: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None,
+    items: Iterable[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Validate list params, filter (``created`` handled here), paginate, render."""
     schema: dict[str, Spec] = {**LIST_PARAMS, "created": Range(), **filters}
     p = validate(params, schema)
@@ -36,9 +42,13 @@ CURRENCY_RE = re.compile(r"^[a-z]{3}$")
 def check_currency(value: str, param: str = "currency") -> str:
     cur = value.lower()
     if not CURRENCY_RE.match(cur):
-        raise StripeError(400, f"Invalid currency: {value}. Stripe currently supports these "
-                               "currencies: usd, eur, gbp, ... (any ISO 4217 code)",
-                          code="parameter_invalid_string", param=param)
+        raise StripeError(
+            400,
+            f"Invalid currency: {value}. Stripe currently supports these "
+            "currencies: usd, eur, gbp, ... (any ISO 4217 code)",
+            code="parameter_invalid_string",
+            param=param,
+        )
     return cur
 
 

@@ -23,8 +23,13 @@ from ..wire import (
 )
 from .common import list_response
 
-ADDRESS = Obj({k: Str(unsettable=True) for k in
-               ("city", "country", "line1", "line2", "postal_code", "state")}, unsettable=True)
+ADDRESS = Obj(
+    {
+        k: Str(unsettable=True)
+        for k in ("city", "country", "line1", "line2", "postal_code", "state")
+    },
+    unsettable=True,
+)
 
 CUSTOMER_FIELDS: dict[str, Spec] = {
     "email": Str(unsettable=True, max_length=512),
@@ -35,12 +40,14 @@ CUSTOMER_FIELDS: dict[str, Spec] = {
     "address": ADDRESS,
     "shipping": AnyVal(),
     "payment_method": Str(),
-    "invoice_settings": Obj({
-        "default_payment_method": Str(unsettable=True),
-        "custom_fields": AnyVal(),
-        "footer": Str(unsettable=True),
-        "rendering_options": AnyVal(),
-    }),
+    "invoice_settings": Obj(
+        {
+            "default_payment_method": Str(unsettable=True),
+            "custom_fields": AnyVal(),
+            "footer": Str(unsettable=True),
+            "rendering_options": AnyVal(),
+        }
+    ),
     "preferred_locales": Arr(Str(), unsettable=True),
     "tax_exempt": Str(unsettable=True, enum=["exempt", "none", "reverse"]),
     "tax": AnyVal(),
@@ -60,8 +67,7 @@ CUSTOMER_FIELDS: dict[str, Spec] = {
 def _address(value: Any) -> dict[str, Any] | None:
     if not value:
         return None
-    return {k: value.get(k) for k in ("city", "country", "line1", "line2", "postal_code",
-                                      "state")}
+    return {k: value.get(k) for k in ("city", "country", "line1", "line2", "postal_code", "state")}
 
 
 def new_customer(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
@@ -112,14 +118,17 @@ def new_customer(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 def _set_default_pm(ctx: Ctx, customer: dict[str, Any], pm_id: str | None) -> None:
     if pm_id:
-        pm = ctx.store.require("payment_method", pm_id,
-                               "invoice_settings[default_payment_method]")
+        pm = ctx.store.require("payment_method", pm_id, "invoice_settings[default_payment_method]")
         if pm.get("customer") != customer["id"]:
-            raise StripeError(400, f"No such PaymentMethod: '{pm_id}'; It's possible this "
-                                   "PaymentMethod exists on one of your connected accounts, "
-                                   "in which case you should retry this request on that "
-                                   "account.", code="resource_missing",
-                              param="invoice_settings[default_payment_method]")
+            raise StripeError(
+                400,
+                f"No such PaymentMethod: '{pm_id}'; It's possible this "
+                "PaymentMethod exists on one of your connected accounts, "
+                "in which case you should retry this request on that "
+                "account.",
+                code="resource_missing",
+                param="invoice_settings[default_payment_method]",
+            )
     customer["invoice_settings"]["default_payment_method"] = pm_id
 
 
@@ -131,13 +140,17 @@ def create_customer(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 @route("GET", "/v1/customers/search")
 def search_customers(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    p = validate(params, {"query": Str(required=True), "limit": Int(min=1, max=100),
-                          "page": Str()})
+    p = validate(params, {"query": Str(required=True), "limit": Int(min=1, max=100), "page": Str()})
     clauses = _parse_query(p["query"])
     found = [c for c in ctx.store.all("customer") if all(_clause_ok(c, cl) for cl in clauses)]
     limit = p.get("limit") or 10
-    return {"object": "search_result", "data": [ctx.render(c) for c in found[:limit]],
-            "has_more": len(found) > limit, "next_page": None, "url": "/v1/customers/search"}
+    return {
+        "object": "search_result",
+        "data": [ctx.render(c) for c in found[:limit]],
+        "has_more": len(found) > limit,
+        "next_page": None,
+        "url": "/v1/customers/search",
+    }
 
 
 _CLAUSE_RE = re.compile(r"""^\s*(metadata\[['"]([^'"]+)['"]\]|\w+)\s*([:~])\s*['"](.*)['"]\s*$""")
@@ -198,8 +211,16 @@ def update_customer(ctx: Ctx, params: dict[str, Any], customer_id: str) -> dict[
             attach_payment_method(ctx, value, customer, "payment_method")
         elif key == "preferred_locales":
             customer[key] = value or []
-        elif key in ("email", "name", "description", "phone", "shipping", "balance",
-                     "invoice_prefix", "next_invoice_sequence"):
+        elif key in (
+            "email",
+            "name",
+            "description",
+            "phone",
+            "shipping",
+            "balance",
+            "invoice_prefix",
+            "next_invoice_sequence",
+        ):
             customer[key] = value
         elif key == "tax_exempt":
             customer[key] = value or "none"
@@ -214,8 +235,10 @@ def delete_customer(ctx: Ctx, params: dict[str, Any], customer_id: str) -> dict[
     from ..billing import cancel_now
 
     for sub in ctx.store.all("subscription"):
-        if sub["customer"] == customer_id and sub["status"] not in ("canceled",
-                                                                     "incomplete_expired"):
+        if sub["customer"] == customer_id and sub["status"] not in (
+            "canceled",
+            "incomplete_expired",
+        ):
             cancel_now(ctx, ctx.store.touch(sub), reason="cancellation_requested")
     ctx.emit("customer.deleted", customer)
     customer["_deleted"] = True
@@ -229,6 +252,11 @@ def list_customers(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
             return False
         return not (p.get("test_clock") and o["test_clock"] != p["test_clock"])
 
-    return list_response(ctx, "customer", params,
-                         {"email": Str(max_length=512), "test_clock": Str()},
-                         "/v1/customers", keep)
+    return list_response(
+        ctx,
+        "customer",
+        params,
+        {"email": Str(max_length=512), "test_clock": Str()},
+        "/v1/customers",
+        keep,
+    )

@@ -21,11 +21,21 @@ def list_invoices(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
                 return False
         return True
 
-    return list_response(ctx, "invoice", params, {
-        "customer": Str(), "subscription": Str(), "status": Str(enum=STATUSES),
-        "collection_method": Str(enum=["charge_automatically", "send_invoice"]),
-        "due_date": Str(), "customer_account": Str(),
-    }, "/v1/invoices", keep)
+    return list_response(
+        ctx,
+        "invoice",
+        params,
+        {
+            "customer": Str(),
+            "subscription": Str(),
+            "status": Str(enum=STATUSES),
+            "collection_method": Str(enum=["charge_automatically", "send_invoice"]),
+            "due_date": Str(),
+            "customer_account": Str(),
+        },
+        "/v1/invoices",
+        keep,
+    )
 
 
 @route("GET", "/v1/invoices/<invoice_id>")
@@ -47,11 +57,14 @@ def pay_invoice(ctx: Ctx, invoice: dict[str, Any], payment_method: str | None = 
     """Attempt an open invoice now; a paid one may reactivate its subscription."""
     sub = ctx.store.get("subscription", invoice.get("subscription") or "")
     before = ctx.render(sub) if sub else None
-    paid = billing.attempt_payment(ctx, invoice, sub, dunning=False,
-                                   payment_method=payment_method)
-    if paid and sub is not None and before is not None \
-            and sub["status"] in ("past_due", "unpaid", "incomplete") \
-            and not billing.has_unpaid(ctx, sub):
+    paid = billing.attempt_payment(ctx, invoice, sub, dunning=False, payment_method=payment_method)
+    if (
+        paid
+        and sub is not None
+        and before is not None
+        and sub["status"] in ("past_due", "unpaid", "incomplete")
+        and not billing.has_unpaid(ctx, sub)
+    ):
         sub["status"] = "active"
         ctx.emit_updated("customer.subscription.updated", sub, before)
     return paid
@@ -60,16 +73,23 @@ def pay_invoice(ctx: Ctx, invoice: dict[str, Any], payment_method: str | None = 
 @route("POST", "/v1/invoices/<invoice_id>/pay")
 def pay(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
     invoice = ctx.store.require("invoice", invoice_id)
-    p = validate(params, {"payment_method": Str(), "off_session": Bool(),
-                          "paid_out_of_band": Bool(), "forgive": Bool(), "source": Str(),
-                          "mandate": Str()})
+    p = validate(
+        params,
+        {
+            "payment_method": Str(),
+            "off_session": Bool(),
+            "paid_out_of_band": Bool(),
+            "forgive": Bool(),
+            "source": Str(),
+            "mandate": Str(),
+        },
+    )
     if invoice["status"] == "paid":
         raise bad_state("Invoice is already paid.")
     if invoice["status"] == "draft":
         billing.finalize_invoice(ctx, invoice)
     if invoice["status"] != "open":
-        raise bad_state(f"You can only pay an invoice that is open (status: "
-                        f"{invoice['status']}).")
+        raise bad_state(f"You can only pay an invoice that is open (status: {invoice['status']}).")
     if p.get("paid_out_of_band"):
         billing.mark_paid(ctx, invoice)
         return ctx.render(invoice)
@@ -77,9 +97,14 @@ def pay(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
     if pm_id:
         ctx.store.require("payment_method", pm_id, "payment_method")
     if not pay_invoice(ctx, invoice, pm_id):
-        raise StripeError(402, cards.DECLINED, type="card_error", code="card_declined",
-                          decline_code="generic_decline",
-                          payment_intent={"id": invoice.get("_payment_intent")})
+        raise StripeError(
+            402,
+            cards.DECLINED,
+            type="card_error",
+            code="card_declined",
+            decline_code="generic_decline",
+            payment_intent={"id": invoice.get("_payment_intent")},
+        )
     return ctx.render(invoice)
 
 
@@ -100,13 +125,17 @@ def list_invoice_payments(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
             return False
         return not (p.get("status") and o["status"] != p["status"])
 
-    return list_response(ctx, "invoice_payment", params,
-                         {"invoice": Str(), "status": Str(), "payment": Str()},
-                         "/v1/invoice_payments", keep)
+    return list_response(
+        ctx,
+        "invoice_payment",
+        params,
+        {"invoice": Str(), "status": Str(), "payment": Str()},
+        "/v1/invoice_payments",
+        keep,
+    )
 
 
 @route("GET", "/v1/invoice_payments/<payment_id>")
-def retrieve_invoice_payment(ctx: Ctx, params: dict[str, Any],
-                             payment_id: str) -> dict[str, Any]:
+def retrieve_invoice_payment(ctx: Ctx, params: dict[str, Any], payment_id: str) -> dict[str, Any]:
     validate(params, {})
     return ctx.render(ctx.store.require("invoice_payment", payment_id))

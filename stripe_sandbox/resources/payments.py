@@ -16,16 +16,23 @@ from .common import list_response
 # ------------------------------------------------------- payment methods
 
 
-def new_payment_method(ctx: Ctx, card: cards.TestCard, *, email: str | None = None,
-                       name: str | None = None, created: int | None = None) -> dict[str, Any]:
+def new_payment_method(
+    ctx: Ctx,
+    card: cards.TestCard,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
     now = created if created is not None else wall_now()
     pm = {
         "id": new_id("pm"),
         "object": "payment_method",
         "allow_redisplay": "unspecified",
         "billing_details": {
-            "address": {k: None for k in ("city", "country", "line1", "line2", "postal_code",
-                                          "state")},
+            "address": {
+                k: None for k in ("city", "country", "line1", "line2", "postal_code", "state")
+            },
             "email": email,
             "name": name,
             "phone": None,
@@ -33,8 +40,11 @@ def new_payment_method(ctx: Ctx, card: cards.TestCard, *, email: str | None = No
         },
         "card": {
             "brand": card.brand,
-            "checks": {"address_line1_check": None, "address_postal_code_check": None,
-                       "cvc_check": "pass"},
+            "checks": {
+                "address_line1_check": None,
+                "address_postal_code_check": None,
+                "cvc_check": "pass",
+            },
             "country": "US",
             "display_brand": card.brand,
             "exp_month": 12,
@@ -60,8 +70,9 @@ def new_payment_method(ctx: Ctx, card: cards.TestCard, *, email: str | None = No
     return pm
 
 
-def attach_payment_method(ctx: Ctx, pm_id: str, customer: dict[str, Any],
-                          param: str = "payment_method") -> dict[str, Any]:
+def attach_payment_method(
+    ctx: Ctx, pm_id: str, customer: dict[str, Any], param: str = "payment_method"
+) -> dict[str, Any]:
     if pm_id in cards.MAGIC_PAYMENT_METHODS:
         card = cards.lookup(cards.MAGIC_PAYMENT_METHODS[pm_id])
         assert card is not None
@@ -69,20 +80,28 @@ def attach_payment_method(ctx: Ctx, pm_id: str, customer: dict[str, Any],
     else:
         pm = ctx.store.require("payment_method", pm_id, param)
     if pm.get("customer") and pm["customer"] != customer["id"]:
-        raise bad_state("The payment method you provided has already been attached to a "
-                        "customer.", param)
+        raise bad_state(
+            "The payment method you provided has already been attached to a customer.", param
+        )
     if pm.get("customer") == customer["id"]:
         return pm
     if pm["_behavior"] == "decline":
-        raise StripeError(402, cards.DECLINED, type="card_error", code="card_declined",
-                          decline_code="generic_decline", param="")
+        raise StripeError(
+            402,
+            cards.DECLINED,
+            type="card_error",
+            code="card_declined",
+            decline_code="generic_decline",
+            param="",
+        )
     pm["customer"] = customer["id"]
     ctx.emit("payment_method.attached", pm)
     return pm
 
 
-def payment_method_for(ctx: Ctx, customer_id: str,
-                       preferred: str | None = None) -> dict[str, Any] | None:
+def payment_method_for(
+    ctx: Ctx, customer_id: str, preferred: str | None = None
+) -> dict[str, Any] | None:
     """The payment method a charge for this customer would use."""
     if preferred:
         pm = ctx.store.get("payment_method", preferred)
@@ -97,25 +116,43 @@ def payment_method_for(ctx: Ctx, customer_id: str,
     return None
 
 
-CARD_PARAMS = Obj({"number": Str(), "exp_month": Int(), "exp_year": Int(), "cvc": Str(),
-                   "token": Str()})
+CARD_PARAMS = Obj(
+    {"number": Str(), "exp_month": Int(), "exp_year": Int(), "cvc": Str(), "token": Str()}
+)
 
 
 @route("POST", "/v1/payment_methods")
 def create_payment_method(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    p = validate(params, {"type": Str(required=True, enum=["card"]), "card": CARD_PARAMS,
-                          "billing_details": AnyVal(), "metadata": Meta(),
-                          "allow_redisplay": Str(), "customer": Str(),
-                          "payment_method": Str()})
+    p = validate(
+        params,
+        {
+            "type": Str(required=True, enum=["card"]),
+            "card": CARD_PARAMS,
+            "billing_details": AnyVal(),
+            "metadata": Meta(),
+            "allow_redisplay": Str(),
+            "customer": Str(),
+            "payment_method": Str(),
+        },
+    )
     card_params = p.get("card") or {}
     number = card_params.get("number") or cards.TEST_TOKENS.get(card_params.get("token") or "")
     if not number:
-        raise StripeError(400, "Missing required param: card[number].",
-                          code="parameter_missing", param="card[number]")
+        raise StripeError(
+            400,
+            "Missing required param: card[number].",
+            code="parameter_missing",
+            param="card[number]",
+        )
     card = cards.lookup(number)
     if card is None:
-        raise StripeError(402, cards.INVALID_NUMBER, type="card_error",
-                          code="incorrect_number", param="card[number]")
+        raise StripeError(
+            402,
+            cards.INVALID_NUMBER,
+            type="card_error",
+            code="incorrect_number",
+            param="card[number]",
+        )
     pm = new_payment_method(ctx, card)
     details = p.get("billing_details") or {}
     if isinstance(details, dict):
@@ -142,8 +179,10 @@ def detach(ctx: Ctx, params: dict[str, Any], pm_id: str) -> dict[str, Any]:
     validate(params, {})
     pm = ctx.store.require("payment_method", pm_id)
     if not pm.get("customer"):
-        raise bad_state("The payment method you provided is not attached to a customer so "
-                        "detachment is impossible.")
+        raise bad_state(
+            "The payment method you provided is not attached to a customer so "
+            "detachment is impossible."
+        )
     customer = ctx.store.get("customer", pm["customer"])
     if customer and customer["invoice_settings"].get("default_payment_method") == pm_id:
         customer["invoice_settings"]["default_payment_method"] = None
@@ -153,16 +192,23 @@ def detach(ctx: Ctx, params: dict[str, Any], pm_id: str) -> dict[str, Any]:
     return ctx.render(pm)
 
 
-def _customer_pms(ctx: Ctx, params: dict[str, Any], customer_id: str | None,
-                  url: str) -> dict[str, Any]:
+def _customer_pms(
+    ctx: Ctx, params: dict[str, Any], customer_id: str | None, url: str
+) -> dict[str, Any]:
     def keep(o: dict[str, Any], p: dict[str, Any]) -> bool:
         cid = customer_id or p.get("customer")
         if cid and o.get("customer") != cid:
             return False
         return not (p.get("type") and o["type"] != p["type"])
 
-    return list_response(ctx, "payment_method", params,
-                         {"customer": Str(), "type": Str(), "allow_redisplay": Str()}, url, keep)
+    return list_response(
+        ctx,
+        "payment_method",
+        params,
+        {"customer": Str(), "type": Str(), "allow_redisplay": Str()},
+        url,
+        keep,
+    )
 
 
 @route("GET", "/v1/payment_methods")
@@ -171,20 +217,26 @@ def list_payment_methods(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 
 @route("GET", "/v1/customers/<customer_id>/payment_methods")
-def list_customer_payment_methods(ctx: Ctx, params: dict[str, Any],
-                                  customer_id: str) -> dict[str, Any]:
+def list_customer_payment_methods(
+    ctx: Ctx, params: dict[str, Any], customer_id: str
+) -> dict[str, Any]:
     ctx.store.require("customer", customer_id)
-    return _customer_pms(ctx, params, customer_id,
-                         f"/v1/customers/{customer_id}/payment_methods")
+    return _customer_pms(ctx, params, customer_id, f"/v1/customers/{customer_id}/payment_methods")
 
 
 # ------------------------------------------------------- payment intents
 
 
-def new_payment_intent(ctx: Ctx, *, amount: int, currency: str, customer_id: str | None,
-                       description: str | None = None,
-                       metadata: dict[str, str] | None = None,
-                       payment_method: str | None = None) -> dict[str, Any]:
+def new_payment_intent(
+    ctx: Ctx,
+    *,
+    amount: int,
+    currency: str,
+    customer_id: str | None,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+    payment_method: str | None = None,
+) -> dict[str, Any]:
     pi_id = new_id("pi")
     pi = {
         "id": pi_id,
@@ -216,9 +268,14 @@ def new_payment_intent(ctx: Ctx, *, amount: int, currency: str, customer_id: str
         "on_behalf_of": None,
         "payment_method": payment_method,
         "payment_method_configuration_details": None,
-        "payment_method_options": {"card": {"installments": None, "mandate_options": None,
-                                            "network": None,
-                                            "request_three_d_secure": "automatic"}},
+        "payment_method_options": {
+            "card": {
+                "installments": None,
+                "mandate_options": None,
+                "network": None,
+                "request_three_d_secure": "automatic",
+            }
+        },
         "payment_method_types": ["card"],
         "processing": None,
         "receipt_email": None,
@@ -237,8 +294,9 @@ def new_payment_intent(ctx: Ctx, *, amount: int, currency: str, customer_id: str
     return pi
 
 
-def _new_charge(ctx: Ctx, pi: dict[str, Any], pm: dict[str, Any] | None,
-                ok: bool) -> dict[str, Any]:
+def _new_charge(
+    ctx: Ctx, pi: dict[str, Any], pm: dict[str, Any] | None, ok: bool
+) -> dict[str, Any]:
     card = (pm or {}).get("card") or {}
     charge = {
         "id": new_id("ch"),
@@ -269,20 +327,25 @@ def _new_charge(ctx: Ctx, pi: dict[str, Any], pm: dict[str, Any] | None,
             "network_status": "approved_by_network" if ok else "declined_by_network",
             "reason": None if ok else "generic_decline",
             "risk_level": "normal",
-            "seller_message": "Payment complete." if ok else "The bank did not return any "
-                                                               "further details with this "
-                                                               "decline.",
+            "seller_message": "Payment complete."
+            if ok
+            else "The bank did not return any further details with this decline.",
             "type": "authorized" if ok else "issuer_declined",
         },
         "paid": ok,
         "payment_intent": pi["id"],
         "payment_method": (pm or {}).get("id"),
-        "payment_method_details": {"card": {"brand": card.get("brand"),
-                                            "last4": card.get("last4"),
-                                            "exp_month": card.get("exp_month"),
-                                            "exp_year": card.get("exp_year"),
-                                            "funding": "credit", "country": "US"},
-                                   "type": "card"},
+        "payment_method_details": {
+            "card": {
+                "brand": card.get("brand"),
+                "last4": card.get("last4"),
+                "exp_month": card.get("exp_month"),
+                "exp_year": card.get("exp_year"),
+                "funding": "credit",
+                "country": "US",
+            },
+            "type": "card",
+        },
         "receipt_email": None,
         "receipt_number": None,
         "receipt_url": None,
@@ -344,8 +407,9 @@ def list_payment_intents(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     def keep(o: dict[str, Any], p: dict[str, Any]) -> bool:
         return not (p.get("customer") and o["customer"] != p["customer"])
 
-    return list_response(ctx, "payment_intent", params, {"customer": Str()},
-                         "/v1/payment_intents", keep)
+    return list_response(
+        ctx, "payment_intent", params, {"customer": Str()}, "/v1/payment_intents", keep
+    )
 
 
 @route("GET", "/v1/payment_intents/<pi_id>")
@@ -361,8 +425,9 @@ def list_charges(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
             return False
         return not (p.get("payment_intent") and o["payment_intent"] != p["payment_intent"])
 
-    return list_response(ctx, "charge", params, {"customer": Str(), "payment_intent": Str()},
-                         "/v1/charges", keep)
+    return list_response(
+        ctx, "charge", params, {"customer": Str(), "payment_intent": Str()}, "/v1/charges", keep
+    )
 
 
 @route("GET", "/v1/charges/<charge_id>")

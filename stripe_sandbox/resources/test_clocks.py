@@ -51,8 +51,11 @@ def advance_clock(ctx: Ctx, params: dict[str, Any], clock_id: str) -> dict[str, 
     clock = ctx.store.require(KIND, clock_id)
     p = validate(params, {"frozen_time": Int(required=True, min=0)})
     if p["frozen_time"] < clock["frozen_time"]:
-        raise StripeError(400, "The test clock cannot be advanced to a time before its current "
-                               "frozen_time.", param="frozen_time")
+        raise StripeError(
+            400,
+            "The test clock cannot be advanced to a time before its current frozen_time.",
+            param="frozen_time",
+        )
     billing.advance_clock(ctx, clock, p["frozen_time"])
     return ctx.render(clock)
 

@@ -17,29 +17,48 @@ _EVENT_RE = re.compile(r"^(\*|[a-z0-9_]+(\.[a-z0-9_*]+)+)$")
 
 def _check_url(url: str) -> str:
     if not re.match(r"^https?://[^\s/]+", url):
-        raise StripeError(400, f"Invalid URL: {url}. URLs must begin with http:// or https://",
-                          code="url_invalid", param="url")
+        raise StripeError(
+            400,
+            f"Invalid URL: {url}. URLs must begin with http:// or https://",
+            code="url_invalid",
+            param="url",
+        )
     return url
 
 
 def _check_events(events: list[str]) -> list[str]:
     if not events:
-        raise StripeError(400, "Missing required param: enabled_events.",
-                          code="parameter_missing", param="enabled_events")
+        raise StripeError(
+            400,
+            "Missing required param: enabled_events.",
+            code="parameter_missing",
+            param="enabled_events",
+        )
     for i, ev in enumerate(events):
         if not isinstance(ev, str) or not _EVENT_RE.match(ev):
-            raise StripeError(400, f"Invalid enabled_events[{i}]: must be `*` or an event type "
-                                   "such as `customer.subscription.updated`",
-                              code="parameter_invalid_enum", param=f"enabled_events[{i}]")
+            raise StripeError(
+                400,
+                f"Invalid enabled_events[{i}]: must be `*` or an event type "
+                "such as `customer.subscription.updated`",
+                code="parameter_invalid_enum",
+                param=f"enabled_events[{i}]",
+            )
     return events
 
 
 @route("POST", "/v1/webhook_endpoints")
 def create_endpoint(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    p = validate(params, {"url": Str(required=True), "enabled_events": Arr(Str(), required=True,
-                                                                           max_items=300),
-                          "description": Str(unsettable=True), "metadata": Meta(),
-                          "api_version": Str(), "connect": Bool()})
+    p = validate(
+        params,
+        {
+            "url": Str(required=True),
+            "enabled_events": Arr(Str(), required=True, max_items=300),
+            "description": Str(unsettable=True),
+            "metadata": Meta(),
+            "api_version": Str(),
+            "connect": Bool(),
+        },
+    )
     secret = new_id("whsec")
     endpoint = {
         "id": new_id("we"),
@@ -68,9 +87,17 @@ def retrieve_endpoint(ctx: Ctx, params: dict[str, Any], endpoint_id: str) -> dic
 @route("POST", "/v1/webhook_endpoints/<endpoint_id>")
 def update_endpoint(ctx: Ctx, params: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
     endpoint = ctx.store.require("webhook_endpoint", endpoint_id)
-    p = validate(params, {"url": Str(), "enabled_events": Arr(Str(), max_items=300),
-                          "description": Str(unsettable=True), "metadata": Meta(),
-                          "disabled": Bool(), "api_version": AnyVal()})
+    p = validate(
+        params,
+        {
+            "url": Str(),
+            "enabled_events": Arr(Str(), max_items=300),
+            "description": Str(unsettable=True),
+            "metadata": Meta(),
+            "disabled": Bool(),
+            "api_version": AnyVal(),
+        },
+    )
     if "url" in p:
         endpoint["url"] = _check_url(p["url"])
     if "enabled_events" in p:

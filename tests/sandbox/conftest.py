@@ -60,8 +60,9 @@ def receiver(receiver_server: Receiver) -> Receiver:
 @pytest.fixture
 def hook(client: stripe.StripeClient, receiver: Receiver) -> Receiver:
     """A webhook endpoint for all events, pointing at the receiver."""
-    endpoint = client.v1.webhook_endpoints.create(params={"url": receiver.url,
-                                                          "enabled_events": ["*"]})
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": receiver.url, "enabled_events": ["*"]}
+    )
     assert endpoint.secret and endpoint.secret.startswith("whsec_")
     receiver.secret = endpoint.secret
     return receiver
@@ -71,14 +72,27 @@ def hook(client: stripe.StripeClient, receiver: Receiver) -> Receiver:
 def catalog(client: stripe.StripeClient) -> dict[str, Any]:
     """A product with monthly and yearly prices and a one-time price."""
     product = client.v1.products.create(params={"name": "Creator Pro"})
-    monthly = client.v1.prices.create(params={
-        "product": product.id, "currency": "usd", "unit_amount": 1900,
-        "recurring": {"interval": "month"}, "lookup_key": "pro_monthly", "nickname": "Monthly"})
-    yearly = client.v1.prices.create(params={
-        "product": product.id, "currency": "usd", "unit_amount": 19000,
-        "recurring": {"interval": "year"}, "lookup_key": "pro_yearly", "nickname": "Yearly"})
-    once = client.v1.prices.create(params={"product": product.id, "currency": "usd",
-                                           "unit_amount": 500})
+    monthly = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 1900,
+            "recurring": {"interval": "month"},
+            "lookup_key": "pro_monthly",
+            "nickname": "Monthly",
+        }
+    )
+    yearly = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 19000,
+            "recurring": {"interval": "year"},
+            "lookup_key": "pro_yearly",
+            "nickname": "Yearly",
+        }
+    )
+    once = client.v1.prices.create(
+        params={"product": product.id, "currency": "usd", "unit_amount": 500}
+    )
     return {"product": product, "monthly": monthly, "yearly": yearly, "once": once}
-
-

@@ -85,8 +85,7 @@ def create_session(client: stripe.StripeClient, price_id: str, **extra: Any) -> 
 
 
 def pay(url: str, card: str, **form: str) -> requests.Response:
-    return requests.post(url, data={"card_number": card, **form}, allow_redirects=False,
-                         timeout=10)
+    return requests.post(url, data={"card_number": card, **form}, allow_redirects=False, timeout=10)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -100,8 +99,10 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 def event_types(client: stripe.StripeClient) -> list[str]:
     """All event types, oldest first."""
-    return [e.type for e in reversed(list(
-        client.v1.events.list(params={"limit": 100}).auto_paging_iter()))]
+    return [
+        e.type
+        for e in reversed(list(client.v1.events.list(params={"limit": 100}).auto_paging_iter()))
+    ]
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -24,13 +24,19 @@ PAID_CHECKOUT_EVENTS = {
 }
 
 
-def test_paid_subscription_checkout(client: stripe.StripeClient, sb: Sandbox, hook: Any,
-                                    catalog: dict[str, Any]) -> None:
-    session = create_session(client, catalog["monthly"].id, client_reference_id="user-1",
-                             metadata={"userId": "user-1"},
-                             subscription_data={"metadata": {"userId": "user-1"}},
-                             allow_promotion_codes=True, billing_address_collection="auto",
-                             payment_method_types=["card"])
+def test_paid_subscription_checkout(
+    client: stripe.StripeClient, sb: Sandbox, hook: Any, catalog: dict[str, Any]
+) -> None:
+    session = create_session(
+        client,
+        catalog["monthly"].id,
+        client_reference_id="user-1",
+        metadata={"userId": "user-1"},
+        subscription_data={"metadata": {"userId": "user-1"}},
+        allow_promotion_codes=True,
+        billing_address_collection="auto",
+        payment_method_types=["card"],
+    )
     assert session.status == "open" and session.payment_status == "unpaid"
     assert session.url.startswith(sb.url + "/")
     assert session.amount_total == 1900 and session.currency == "usd"
@@ -43,11 +49,11 @@ def test_paid_subscription_checkout(client: stripe.StripeClient, sb: Sandbox, ho
 
     response = pay(session.url, "4242 4242 4242 4242")
     assert response.status_code == 303
-    assert response.headers["Location"] == (
-        f"https://app.example/success?session_id={session.id}")
+    assert response.headers["Location"] == (f"https://app.example/success?session_id={session.id}")
 
     done = client.v1.checkout.sessions.retrieve(
-        session.id, params={"expand": ["subscription", "customer", "invoice"]})
+        session.id, params={"expand": ["subscription", "customer", "invoice"]}
+    )
     assert done.status == "complete" and done.payment_status == "paid"
     assert done.client_reference_id == "user-1" and done.metadata["userId"] == "user-1"
     sub = done.subscription
@@ -65,12 +71,14 @@ def test_paid_subscription_checkout(client: stripe.StripeClient, sb: Sandbox, ho
     assert invoice.hosted_invoice_url.startswith(sb.url + "/invoice/")
     assert requests.get(invoice.hosted_invoice_url, timeout=10).status_code == 200
 
-    with_payments = client.v1.invoices.retrieve(invoice.id, params={
-        "expand": ["payments.data.payment.payment_intent"]})
+    with_payments = client.v1.invoices.retrieve(
+        invoice.id, params={"expand": ["payments.data.payment.payment_intent"]}
+    )
     intent = with_payments.payments.data[0].payment.payment_intent
     assert intent.status == "succeeded" and intent.amount == 1900
-    assert [pi.id for pi in client.v1.payment_intents.list(
-        params={"customer": sub.customer}).data] == [intent.id]
+    assert [
+        pi.id for pi in client.v1.payment_intents.list(params={"customer": sub.customer}).data
+    ] == [intent.id]
 
     assert set(event_types(client)) >= PAID_CHECKOUT_EVENTS
     created = client.v1.events.list(params={"type": "customer.subscription.created"}).data[0]
@@ -84,15 +92,21 @@ def test_paid_subscription_checkout(client: stripe.StripeClient, sb: Sandbox, ho
     assert sb.wait_for_webhooks(5)
     received = hook.events()  # every delivery verified with construct_event
     assert {e.type for e in received} >= PAID_CHECKOUT_EVENTS
-    assert {e.id for e in received} == {e.id for e in client.v1.events.list(
-        params={"limit": 100}).data}
+    assert {e.id for e in received} == {
+        e.id for e in client.v1.events.list(params={"limit": 100}).data
+    }
 
 
-def test_checkout_without_email_asks_for_it(client: stripe.StripeClient,
-                                            catalog: dict[str, Any]) -> None:
-    session = client.v1.checkout.sessions.create(params={
-        "mode": "subscription", "line_items": [{"price": catalog["monthly"].id, "quantity": 1}],
-        "success_url": "https://app.example/ok"})
+def test_checkout_without_email_asks_for_it(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "line_items": [{"price": catalog["monthly"].id, "quantity": 1}],
+            "success_url": "https://app.example/ok",
+        }
+    )
     assert 'id="email"' in requests.get(session.url, timeout=10).text
     missing = pay(session.url, "4242424242424242")
     assert missing.status_code == 400 and "email" in missing.text
@@ -102,8 +116,9 @@ def test_checkout_without_email_asks_for_it(client: stripe.StripeClient,
     assert done.customer_details.email == "new@example.com"
 
 
-def test_checkout_for_existing_customer(client: stripe.StripeClient,
-                                        catalog: dict[str, Any]) -> None:
+def test_checkout_for_existing_customer(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
     customer = client.v1.customers.create(params={"email": "known@example.com"})
     session = create_session(client, catalog["yearly"].id, customer=customer.id)
     assert 'id="email"' not in requests.get(session.url, timeout=10).text
@@ -114,8 +129,9 @@ def test_checkout_for_existing_customer(client: stripe.StripeClient,
     assert event_types(client).count("customer.created") == 1
 
 
-def test_declined_card_keeps_session_open(client: stripe.StripeClient,
-                                          catalog: dict[str, Any]) -> None:
+def test_declined_card_keeps_session_open(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
     session = create_session(client, catalog["monthly"].id)
     response = pay(session.url, "4000 0000 0000 0002")
     assert response.status_code == 402
@@ -132,24 +148,27 @@ def test_invalid_card_number(client: stripe.StripeClient, catalog: dict[str, Any
     assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
 
 
-def test_card_requiring_authentication(client: stripe.StripeClient,
-                                       catalog: dict[str, Any]) -> None:
+def test_card_requiring_authentication(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
     session = create_session(client, catalog["monthly"].id)
     challenge = pay(session.url, "4000002500003155")
     assert challenge.status_code == 200
     assert f'action="/checkout/{session.id}/authenticate"' in challenge.text
     assert 'value="approve"' in challenge.text and 'value="fail"' in challenge.text
     assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
-    approved = requests.post(f"{session.url}/authenticate", data={"action": "approve"},
-                             allow_redirects=False, timeout=10)
+    approved = requests.post(
+        f"{session.url}/authenticate", data={"action": "approve"}, allow_redirects=False, timeout=10
+    )
     assert approved.status_code == 303
     done = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["subscription"]})
     assert done.status == "complete" and done.subscription.status == "active"
 
     other = create_session(client, catalog["monthly"].id)
     assert pay(other.url, "4000 0025 0000 3155").status_code == 200
-    failed = requests.post(f"{other.url}/authenticate", data={"action": "fail"},
-                           allow_redirects=False, timeout=10)
+    failed = requests.post(
+        f"{other.url}/authenticate", data={"action": "fail"}, allow_redirects=False, timeout=10
+    )
     assert failed.status_code == 402 and "unable to authenticate" in failed.text
     assert client.v1.checkout.sessions.retrieve(other.id).status == "open"
 
@@ -159,12 +178,14 @@ def test_card_that_fails_later(client: stripe.StripeClient, catalog: dict[str, A
     declined = pay(plain.url, "4000000000000341")
     assert declined.status_code == 402 and "Your card was declined." in declined.text
 
-    trial = create_session(client, catalog["monthly"].id,
-                           subscription_data={"trial_period_days": 14})
+    trial = create_session(
+        client, catalog["monthly"].id, subscription_data={"trial_period_days": 14}
+    )
     assert trial.amount_total == 0
     assert pay(trial.url, "4000000000000341").status_code == 303
-    done = client.v1.checkout.sessions.retrieve(trial.id, params={
-        "expand": ["subscription.latest_invoice"]})
+    done = client.v1.checkout.sessions.retrieve(
+        trial.id, params={"expand": ["subscription.latest_invoice"]}
+    )
     assert done.payment_status == "no_payment_required"
     sub = done.subscription
     assert sub.status == "trialing" and sub.trial_end - sub.trial_start == 14 * 86400
@@ -174,8 +195,9 @@ def test_card_that_fails_later(client: stripe.StripeClient, catalog: dict[str, A
     assert created.data.object.status == "trialing"
 
 
-def test_paying_finished_sessions_is_refused(client: stripe.StripeClient,
-                                             catalog: dict[str, Any]) -> None:
+def test_paying_finished_sessions_is_refused(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
     expired = create_session(client, catalog["monthly"].id)
     client.v1.checkout.sessions.expire(expired.id)
     response = pay(f"{expired.url}", "4242424242424242")
@@ -189,18 +211,23 @@ def test_paying_finished_sessions_is_refused(client: stripe.StripeClient,
     assert len(client.v1.subscriptions.list().data) == 1
 
 
-def test_payment_mode_and_line_items(client: stripe.StripeClient,
-                                     catalog: dict[str, Any]) -> None:
-    session = client.v1.checkout.sessions.create(params={
-        "mode": "payment", "customer_email": "once@example.com",
-        "line_items": [{"price": catalog["once"].id, "quantity": 3}],
-        "success_url": "https://app.example/ok", "customer_creation": "always"})
+def test_payment_mode_and_line_items(client: stripe.StripeClient, catalog: dict[str, Any]) -> None:
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "customer_email": "once@example.com",
+            "line_items": [{"price": catalog["once"].id, "quantity": 3}],
+            "success_url": "https://app.example/ok",
+            "customer_creation": "always",
+        }
+    )
     items = client.v1.checkout.sessions.line_items.list(session.id)
     assert items.data[0].quantity == 3 and items.data[0].amount_total == 1500
     assert items.data[0].price.id == catalog["once"].id
     assert pay(session.url, "4242424242424242").status_code == 303
-    done = client.v1.checkout.sessions.retrieve(session.id, params={
-        "expand": ["payment_intent", "line_items"]})
+    done = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["payment_intent", "line_items"]}
+    )
     assert done.payment_intent.status == "succeeded" and done.payment_intent.amount == 1500
     assert done.line_items.data[0].quantity == 3
     assert done.subscription is None and done.customer.startswith("cus_")

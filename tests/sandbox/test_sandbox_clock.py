@@ -19,19 +19,23 @@ MAR_31 = int(datetime(2030, 3, 31, 12, 0, tzinfo=UTC).timestamp())
 
 
 def clock_customer(client: stripe.StripeClient) -> tuple[Any, Any]:
-    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": T0,
-                                                              "name": "renewals"})
-    customer = client.v1.customers.create(params={"email": "clock@example.com",
-                                                  "test_clock": clock.id})
+    clock = client.v1.test_helpers.test_clocks.create(
+        params={"frozen_time": T0, "name": "renewals"}
+    )
+    customer = client.v1.customers.create(
+        params={"email": "clock@example.com", "test_clock": clock.id}
+    )
     return clock, customer
 
 
-def checkout(client: stripe.StripeClient, customer: Any, price: Any, card: str,
-             **extra: Any) -> Any:
+def checkout(
+    client: stripe.StripeClient, customer: Any, price: Any, card: str, **extra: Any
+) -> Any:
     session = create_session(client, price.id, customer=customer.id, **extra)
     assert pay(session.url, card).status_code == 303
     return client.v1.subscriptions.retrieve(
-        client.v1.checkout.sessions.retrieve(session.id).subscription)
+        client.v1.checkout.sessions.retrieve(session.id).subscription
+    )
 
 
 def advance(client: stripe.StripeClient, clock: Any, to: int) -> Any:
@@ -42,8 +46,9 @@ def advance(client: stripe.StripeClient, clock: Any, to: int) -> Any:
     return again
 
 
-def test_clock_renewal(client: stripe.StripeClient, sb: Sandbox, hook: Any,
-                       catalog: dict[str, Any]) -> None:
+def test_clock_renewal(
+    client: stripe.StripeClient, sb: Sandbox, hook: Any, catalog: dict[str, Any]
+) -> None:
     clock, customer = clock_customer(client)
     assert customer.created == T0 and customer.test_clock == clock.id
     sub = checkout(client, customer, catalog["monthly"], "4242424242424242")
@@ -63,8 +68,10 @@ def test_clock_renewal(client: stripe.StripeClient, sb: Sandbox, hook: Any,
     assert invoice.lines.data[0].period.start == FEB_28
     assert invoice.lines.data[0].period.end == MAR_31
     invoices = client.v1.invoices.list(params={"subscription": sub.id})
-    assert [i.billing_reason for i in invoices.data] == ["subscription_cycle",
-                                                         "subscription_create"]
+    assert [i.billing_reason for i in invoices.data] == [
+        "subscription_cycle",
+        "subscription_create",
+    ]
 
     updated = client.v1.events.list(params={"type": "customer.subscription.updated"}).data[0]
     assert updated.created == FEB_28
@@ -84,17 +91,22 @@ def test_clock_renewal(client: stripe.StripeClient, sb: Sandbox, hook: Any,
     # a second advance keeps renewing on the anchor's calendar (31st -> Apr 30)
     advance(client, clock, MAR_31 + 3600)
     item = client.v1.subscriptions.retrieve(sub.id)["items"].data[0]
-    assert item.current_period_end == int(
-        datetime(2030, 4, 30, 12, 0, tzinfo=UTC).timestamp())
+    assert item.current_period_end == int(datetime(2030, 4, 30, 12, 0, tzinfo=UTC).timestamp())
 
 
 @pytest.mark.parametrize("outcome", ["canceled", "unpaid"])
-def test_failed_renewal_after_trial(client: stripe.StripeClient, sb: Sandbox, hook: Any,
-                                    catalog: dict[str, Any], outcome: str) -> None:
+def test_failed_renewal_after_trial(
+    client: stripe.StripeClient, sb: Sandbox, hook: Any, catalog: dict[str, Any], outcome: str
+) -> None:
     sb.configure(failed_payment_outcome=outcome)
     clock, customer = clock_customer(client)
-    sub = checkout(client, customer, catalog["monthly"], "4000 0000 0000 0341",
-                   subscription_data={"trial_period_days": 7})
+    sub = checkout(
+        client,
+        customer,
+        catalog["monthly"],
+        "4000 0000 0000 0341",
+        subscription_data={"trial_period_days": 7},
+    )
     assert sub.status == "trialing" and sub.trial_end == T0 + 7 * DAY
 
     advance(client, clock, sub.trial_end + 3600)
@@ -106,7 +118,8 @@ def test_failed_renewal_after_trial(client: stripe.StripeClient, sb: Sandbox, ho
     failed = client.v1.events.list(params={"type": "invoice.payment_failed"}).data
     assert len(failed) == 1 and failed[0].data.object.id == invoice.id
     assert "customer.subscription.trial_will_end" in {
-        e.type for e in client.v1.events.list(params={"limit": 100}).data}
+        e.type for e in client.v1.events.list(params={"limit": 100}).data
+    }
 
     advance(client, clock, sub.trial_end + 4 * DAY)
     assert client.v1.invoices.retrieve(invoice.id).attempt_count == 2
@@ -132,8 +145,9 @@ def test_failed_renewal_after_trial(client: stripe.StripeClient, sb: Sandbox, ho
     assert "invoice.payment_failed" in hook.types()
 
 
-def test_cancel_at_period_end_then_final_cancellation(client: stripe.StripeClient,
-                                                      catalog: dict[str, Any]) -> None:
+def test_cancel_at_period_end_then_final_cancellation(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
     clock, customer = clock_customer(client)
     sub = checkout(client, customer, catalog["monthly"], "4242424242424242")
     updated = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
@@ -150,11 +164,17 @@ def test_cancel_at_period_end_then_final_cancellation(client: stripe.StripeClien
     assert len(client.v1.invoices.list(params={"customer": customer.id}).data) == 1
 
 
-def test_trial_converts_and_clock_objects(client: stripe.StripeClient,
-                                          catalog: dict[str, Any]) -> None:
+def test_trial_converts_and_clock_objects(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
     clock, customer = clock_customer(client)
-    sub = checkout(client, customer, catalog["monthly"], "4242424242424242",
-                   subscription_data={"trial_period_days": 30})
+    sub = checkout(
+        client,
+        customer,
+        catalog["monthly"],
+        "4242424242424242",
+        subscription_data={"trial_period_days": 30},
+    )
     advance(client, clock, sub.trial_end + 60)
     active = client.v1.subscriptions.retrieve(sub.id, params={"expand": ["latest_invoice"]})
     assert active.status == "active" and active.latest_invoice.amount_paid == 1900
@@ -168,11 +188,17 @@ def test_trial_converts_and_clock_objects(client: stripe.StripeClient,
     assert deleted.deleted is True
 
 
-def test_past_due_invoice_paid_on_hosted_page(client: stripe.StripeClient,
-                                              catalog: dict[str, Any]) -> None:
+def test_past_due_invoice_paid_on_hosted_page(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
     clock, customer = clock_customer(client)
-    sub = checkout(client, customer, catalog["monthly"], "4000000000000341",
-                   subscription_data={"trial_period_days": 7})
+    sub = checkout(
+        client,
+        customer,
+        catalog["monthly"],
+        "4000000000000341",
+        subscription_data={"trial_period_days": 7},
+    )
     advance(client, clock, sub.trial_end + 60)
     invoice = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
     assert invoice.status == "open"

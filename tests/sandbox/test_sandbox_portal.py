@@ -23,11 +23,13 @@ def portal_post(url: str, **form: str) -> requests.Response:
     return requests.post(url, data=form, allow_redirects=False, timeout=10)
 
 
-def test_portal_cancel_resume_switch(client: stripe.StripeClient, sb: Sandbox, hook: Any,
-                                     catalog: dict[str, Any]) -> None:
+def test_portal_cancel_resume_switch(
+    client: stripe.StripeClient, sb: Sandbox, hook: Any, catalog: dict[str, Any]
+) -> None:
     sub = subscribe(client, catalog["monthly"].id)
-    portal = client.v1.billing_portal.sessions.create(params={
-        "customer": sub.customer, "return_url": "https://app.example/account"})
+    portal = client.v1.billing_portal.sessions.create(
+        params={"customer": sub.customer, "return_url": "https://app.example/account"}
+    )
     assert portal.url.startswith(sb.url + "/portal/") and portal.customer == sub.customer
     assert portal.return_url == "https://app.example/account"
 
@@ -40,7 +42,8 @@ def test_portal_cancel_resume_switch(client: stripe.StripeClient, sb: Sandbox, h
     # cancel at period end
     response = portal_post(portal.url, action="cancel", subscription=sub.id)
     assert response.status_code == 303 and response.headers["Location"].endswith(
-        f"/portal/{portal.id}")
+        f"/portal/{portal.id}"
+    )
     canceled = client.v1.subscriptions.retrieve(sub.id)
     period_end = sub["items"].data[0].current_period_end
     assert canceled.cancel_at_period_end is True and canceled.status == "active"
@@ -57,8 +60,12 @@ def test_portal_cancel_resume_switch(client: stripe.StripeClient, sb: Sandbox, h
     assert resumed.cancel_at_period_end is False and resumed.cancel_at is None
 
     # switch to the yearly price of the same product
-    assert portal_post(portal.url, action="switch", subscription=sub.id,
-                       price=catalog["yearly"].id).status_code == 303
+    assert (
+        portal_post(
+            portal.url, action="switch", subscription=sub.id, price=catalog["yearly"].id
+        ).status_code
+        == 303
+    )
     switched = client.v1.subscriptions.retrieve(sub.id, params={"expand": ["latest_invoice"]})
     item = switched["items"].data[0]
     assert item.price.id == catalog["yearly"].id and item.id == sub["items"].data[0].id
@@ -71,9 +78,14 @@ def test_portal_cancel_resume_switch(client: stripe.StripeClient, sb: Sandbox, h
     assert last.data.previous_attributes["items"].data[0].price.id == catalog["monthly"].id
 
     # a price of another product is refused
-    other = client.v1.prices.create(params={
-        "product_data": {"name": "Other"}, "currency": "usd", "unit_amount": 100,
-        "recurring": {"interval": "month"}})
+    other = client.v1.prices.create(
+        params={
+            "product_data": {"name": "Other"},
+            "currency": "usd",
+            "unit_amount": 100,
+            "recurring": {"interval": "month"},
+        }
+    )
     refused = portal_post(portal.url, action="switch", subscription=sub.id, price=other.id)
     assert refused.status_code == 400
 
@@ -81,29 +93,46 @@ def test_portal_cancel_resume_switch(client: stripe.StripeClient, sb: Sandbox, h
     assert hook.types().count("customer.subscription.updated") >= 4
 
 
-def test_portal_same_interval_switch_creates_prorations(client: stripe.StripeClient,
-                                                        catalog: dict[str, Any]) -> None:
-    premium = client.v1.prices.create(params={
-        "product": catalog["product"].id, "currency": "usd", "unit_amount": 2900,
-        "recurring": {"interval": "month"}})
+def test_portal_same_interval_switch_creates_prorations(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
+    premium = client.v1.prices.create(
+        params={
+            "product": catalog["product"].id,
+            "currency": "usd",
+            "unit_amount": 2900,
+            "recurring": {"interval": "month"},
+        }
+    )
     sub = subscribe(client, catalog["monthly"].id)
     portal = client.v1.billing_portal.sessions.create(params={"customer": sub.customer})
-    assert portal_post(portal.url, action="switch", subscription=sub.id,
-                       price=premium.id).status_code == 303
+    assert (
+        portal_post(portal.url, action="switch", subscription=sub.id, price=premium.id).status_code
+        == 303
+    )
     switched = client.v1.subscriptions.retrieve(sub.id)
     assert switched["items"].data[0].price.id == premium.id
     assert switched.latest_invoice == sub.latest_invoice  # prorations wait for renewal
 
 
-def test_portal_flow_redirects_after_completion(client: stripe.StripeClient,
-                                                catalog: dict[str, Any]) -> None:
+def test_portal_flow_redirects_after_completion(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
     sub = subscribe(client, catalog["monthly"].id)
-    portal = client.v1.billing_portal.sessions.create(params={
-        "customer": sub.customer, "return_url": "https://app.example/account",
-        "flow_data": {"type": "subscription_cancel",
-                      "subscription_cancel": {"subscription": sub.id},
-                      "after_completion": {"type": "redirect", "redirect": {
-                          "return_url": "https://app.example/canceled"}}}})
+    portal = client.v1.billing_portal.sessions.create(
+        params={
+            "customer": sub.customer,
+            "return_url": "https://app.example/account",
+            "flow_data": {
+                "type": "subscription_cancel",
+                "subscription_cancel": {"subscription": sub.id},
+                "after_completion": {
+                    "type": "redirect",
+                    "redirect": {"return_url": "https://app.example/canceled"},
+                },
+            },
+        }
+    )
     assert portal.flow.type == "subscription_cancel"
     response = portal_post(portal.url, action="cancel")
     assert response.status_code == 303

@@ -16,18 +16,24 @@ from stripe_sandbox.webhooks import RETRY_SCHEDULE, sign
 
 
 def make_customers(client: stripe.StripeClient, n: int) -> list[str]:
-    return [client.v1.customers.create(params={"email": f"w{i}@example.com"}).id
-            for i in range(n)]
+    return [client.v1.customers.create(params={"email": f"w{i}@example.com"}).id for i in range(n)]
 
 
 def test_endpoint_crud_and_secret(client: stripe.StripeClient, receiver: Receiver) -> None:
-    endpoint = client.v1.webhook_endpoints.create(params={
-        "url": receiver.url, "enabled_events": ["customer.created", "invoice.paid"],
-        "description": "billing", "metadata": {"team": "billing"}})
+    endpoint = client.v1.webhook_endpoints.create(
+        params={
+            "url": receiver.url,
+            "enabled_events": ["customer.created", "invoice.paid"],
+            "description": "billing",
+            "metadata": {"team": "billing"},
+        }
+    )
     assert endpoint.secret.startswith("whsec_") and endpoint.status == "enabled"
     fetched = client.v1.webhook_endpoints.retrieve(endpoint.id)
-    assert "secret" not in fetched and fetched.enabled_events == ["customer.created",
-                                                                 "invoice.paid"]
+    assert "secret" not in fetched and fetched.enabled_events == [
+        "customer.created",
+        "invoice.paid",
+    ]
     assert [e.id for e in client.v1.webhook_endpoints.list().data] == [endpoint.id]
     assert client.v1.webhook_endpoints.delete(endpoint.id).deleted is True
     assert client.v1.webhook_endpoints.list().data == []
@@ -38,10 +44,12 @@ def test_endpoint_crud_and_secret(client: stripe.StripeClient, receiver: Receive
     assert err.value.code == "parameter_missing"
 
 
-def test_signature_and_filtering(client: stripe.StripeClient, sb: Sandbox,
-                                 receiver: Receiver) -> None:
-    endpoint = client.v1.webhook_endpoints.create(params={
-        "url": receiver.url, "enabled_events": ["customer.created"]})
+def test_signature_and_filtering(
+    client: stripe.StripeClient, sb: Sandbox, receiver: Receiver
+) -> None:
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": receiver.url, "enabled_events": ["customer.created"]}
+    )
     receiver.secret = endpoint.secret
     customer = client.v1.customers.create(params={"email": "sig@example.com"})
     client.v1.customers.update(customer.id, params={"name": "Sig"})
@@ -60,8 +68,9 @@ def test_signature_and_filtering(client: stripe.StripeClient, sb: Sandbox,
     assert sb.deliveries[0]["status"] == 200 and sb.deliveries[0]["attempt"] == 1
 
 
-def test_retry_after_failing_endpoint(client: stripe.StripeClient, sb: Sandbox,
-                                      hook: Receiver) -> None:
+def test_retry_after_failing_endpoint(
+    client: stripe.StripeClient, sb: Sandbox, hook: Receiver
+) -> None:
     sb.configure(retry_time_scale=0.001)
     hook.fail_next = 2
     customer = client.v1.customers.create(params={"email": "retry@example.com"})
@@ -78,8 +87,9 @@ def test_unreachable_endpoint_is_retried(client: stripe.StripeClient, sb: Sandbo
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client.v1.webhook_endpoints.create(params={"url": f"http://127.0.0.1:{port}/hook",
-                                               "enabled_events": ["*"]})
+    client.v1.webhook_endpoints.create(
+        params={"url": f"http://127.0.0.1:{port}/hook", "enabled_events": ["*"]}
+    )
     sb.configure(retry_time_scale=0.0005)
     client.v1.customers.create()
     assert wait_until(lambda: len(sb.deliveries) >= 3, 10)
@@ -87,8 +97,9 @@ def test_unreachable_endpoint_is_retried(client: stripe.StripeClient, sb: Sandbo
     assert [d["attempt"] for d in sb.deliveries[:3]] == [1, 2, 3]
 
 
-def test_wait_for_webhooks_ignores_far_retries(client: stripe.StripeClient, sb: Sandbox,
-                                               hook: Receiver) -> None:
+def test_wait_for_webhooks_ignores_far_retries(
+    client: stripe.StripeClient, sb: Sandbox, hook: Receiver
+) -> None:
     hook.fail_next = 1  # the retry comes 60 s later at scale 1.0
     client.v1.customers.create()
     started = time.monotonic()
@@ -97,8 +108,7 @@ def test_wait_for_webhooks_ignores_far_retries(client: stripe.StripeClient, sb: 
     assert [d["status"] for d in sb.deliveries] == [500]
 
 
-def test_duplicate_deliveries(client: stripe.StripeClient, sb: Sandbox,
-                              hook: Receiver) -> None:
+def test_duplicate_deliveries(client: stripe.StripeClient, sb: Sandbox, hook: Receiver) -> None:
     sb.configure(duplicate_deliveries=True)
     make_customers(client, 3)
     assert sb.wait_for_webhooks(5)
@@ -106,8 +116,9 @@ def test_duplicate_deliveries(client: stripe.StripeClient, sb: Sandbox,
     assert len(counts) == 3 and set(counts.values()) == {2}
 
 
-def test_shuffled_deliveries(client: stripe.StripeClient, sb: Sandbox, hook: Receiver,
-                             catalog: dict[str, Any]) -> None:
+def test_shuffled_deliveries(
+    client: stripe.StripeClient, sb: Sandbox, hook: Receiver, catalog: dict[str, Any]
+) -> None:
     sb.configure(shuffle_deliveries=True)
     for _ in range(5):
         assert sb.wait_for_webhooks(10)
@@ -117,8 +128,11 @@ def test_shuffled_deliveries(client: stripe.StripeClient, sb: Sandbox, hook: Rec
         session = create_session(client, catalog["monthly"].id)
         pay(session.url, "4242424242424242")  # one operation, a dozen events
         assert sb.wait_for_webhooks(10)
-        emitted = [e.id for e in reversed(client.v1.events.list(params={"limit": 100}).data)
-                   if e.id not in before]
+        emitted = [
+            e.id
+            for e in reversed(client.v1.events.list(params={"limit": 100}).data)
+            if e.id not in before
+        ]
         got = [e.id for e in hook.events()]
         assert sorted(got) == sorted(emitted)
         if got != emitted:
@@ -136,8 +150,9 @@ def test_delivery_delay(client: stripe.StripeClient, sb: Sandbox, hook: Receiver
     assert len(hook.deliveries) == 1 and time.monotonic() - started >= 0.3
 
 
-def test_disabled_endpoint_gets_nothing(client: stripe.StripeClient, sb: Sandbox,
-                                        hook: Receiver) -> None:
+def test_disabled_endpoint_gets_nothing(
+    client: stripe.StripeClient, sb: Sandbox, hook: Receiver
+) -> None:
     endpoint = client.v1.webhook_endpoints.list().data[0]
     client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": True})
     client.v1.customers.create()
