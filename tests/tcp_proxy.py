@@ -16,9 +16,13 @@ from contextlib import contextmanager, suppress
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST rather than FIN, so the peer fails at once instead of waiting."""
+    """End the connection now: shutdown wakes a thread blocked in recv() on it (a bare
+    close() from another thread would not, and the peer would never hear of it), and the
+    zero linger turns the close into a RST so the peer fails at once."""
     with suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with suppress(OSError):
         sock.close()
 
