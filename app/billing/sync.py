@@ -13,17 +13,18 @@ locked, and no webhook can slip in between that read and our write.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, select, update
 
 from app.billing.ordering import row_matches
 from app.billing.policy import ENDED_STATUSES
 from app.billing.subscriptions import apply_subscription, refresh_user_summary
-from app.billing.webhooks import process_event
+from app.billing.webhooks import HANDLED_EVENT_TYPES, process_event
 from app.database import insert_or_ignore
 from app.errors import ApiError
 from app.extensions import db
@@ -115,11 +116,21 @@ def _written_since(row: Subscription, started: datetime) -> bool:
 
 
 def _apply_and_report(row: Subscription, subscription: StripeDict, report: SyncReport) -> None:
+    owner_id = row.user_id or (subscription.get("metadata") or {}).get("userId")
+    owner = db.session.get(User, owner_id) if isinstance(owner_id, str) else None
+    owner_before = _snapshot(owner, USER_FIELDS)
     before = _snapshot(row, SUBSCRIPTION_FIELDS)
     apply_subscription(subscription)
     changed = _diff(before, _snapshot(row, SUBSCRIPTION_FIELDS))
     if changed:
         report.changes.append(f"{row.id} ({row.user_id or 'no user'}): " + ", ".join(changed))
+    if row.user_id is not None:
+        # apply_subscription refreshed the owner's summary; report that here, not as a no-op later.
+        user = db.session.get(User, row.user_id)
+        baseline = owner_before if owner is not None and owner.id == row.user_id else {}
+        user_changed = _diff(baseline, _snapshot(user, USER_FIELDS))
+        if user_changed:
+            report.changes.append(f"user {row.user_id}: " + ", ".join(user_changed))
 
 
 def sync_listed(
@@ -280,6 +291,12 @@ class EventSyncResult:
     cursor_too_old: bool = False
 
 
+def wire_json(event: StripeDict) -> StripeDict:
+    """The event as Stripe sends it: the SDK turns decimal strings (`unit_amount_decimal`)
+    into Decimal, which neither JSON columns nor webhook payloads carry."""
+    return cast(StripeDict, json.loads(json.dumps(event, default=str)))
+
+
 def events_cursor() -> int | None:
     row = db.session.get(SyncState, EVENTS_CURSOR)
     return int(row.value) if row else None
@@ -304,7 +321,14 @@ def sync_from_events(gateway: StripeGateway, now: int) -> EventSyncResult:
     if cursor is not None and cursor < now - EVENT_RETENTION_SECONDS:
         result.cursor_too_old = True
     newest = cursor
-    for event in gateway.list_events_after(cursor):
+    for listed in gateway.list_events_after(cursor):
+        created = int(listed.get("created") or 0)
+        if listed.get("type") not in HANDLED_EVENT_TYPES:
+            # Not recorded: webhook_events holds what our endpoint subscribes to, no more.
+            if not result.failures:
+                newest = max(newest or 0, created)
+            continue
+        event = wire_json(listed)
         try:
             outcome = process_event(event, gateway)
         except Exception as exc:
@@ -315,7 +339,7 @@ def sync_from_events(gateway: StripeGateway, now: int) -> EventSyncResult:
         else:
             result.applied += 1
         if not result.failures:
-            newest = max(newest or 0, int(event.get("created") or 0))
+            newest = max(newest or 0, created)
     if newest is not None and newest != cursor:
         _store_cursor(newest)
         result.cursor = newest
