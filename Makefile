@@ -57,5 +57,10 @@ audit: install
 sandbox: install
 	$(PY) -m stripe_sandbox --port 12111
 
+# Webhook acknowledgement latency and Stripe calls per event (SQLite; BENCH_DATABASE_URL for
+# PostgreSQL, whose schema it drops and re-creates: use a scratch database).
+bench: install
+	$(PY) bench/webhook_ack.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance
