@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from conftest import Billing
@@ -9,6 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from stripe_history import History, clear_tables, stored_state, stripe_state
 from support import post_webhook
+
+from app.billing.sync import apply_read
+from app.extensions import db
+from app.models import utcnow
 
 
 def deliver(client: FlaskClient, billing: Billing, events: list[dict[str, Any]]) -> int:
@@ -131,3 +136,34 @@ def test_events_for_an_unknown_customer_are_kept_and_adopted_at_checkout(
     assert stored_state(app, history.subscription_id) == stripe_state(
         billing, history.subscription_id, history.user_id
     )
+
+
+def test_a_read_overtaken_by_a_webhook_is_not_stored(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    """Our own Stripe call answers, a webhook for a later change lands, then we store the
+    answer: the row must keep the later state (app/billing/sync.py `apply_read`)."""
+    history = History.fresh(billing, "overtaken")
+    history.start()
+    deliver(client, billing, history.events())
+    with app.app_context():
+        asked_at = utcnow()
+        answer = billing.gateway.retrieve_subscription(history.subscription_id)
+    history.advance(60)
+    history.cancel_at_period_end()
+    deliver(client, billing, subscription_events(history.events())[-1:])
+
+    before = len(billing.stripe_calls("GET"))
+    with app.app_context():
+        apply_read(billing.gateway, answer, read_started=asked_at)
+        db.session.commit()
+    assert len(billing.stripe_calls("GET")) == before + 1
+    assert stored_state(app, history.subscription_id)["cancel_at_period_end"] is True
+
+    # A read that began after the last write (clock margin included) is stored as is.
+    with app.app_context():
+        fresh = billing.gateway.retrieve_subscription(history.subscription_id)
+        before = len(billing.stripe_calls("GET"))
+        apply_read(billing.gateway, fresh, read_started=utcnow() + timedelta(seconds=10))
+        db.session.commit()
+    assert len(billing.stripe_calls("GET")) == before

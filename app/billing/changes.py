@@ -5,10 +5,11 @@ from __future__ import annotations
 from enum import Enum
 
 from app.billing.policy import ENDED_STATUSES
-from app.billing.subscriptions import apply_subscription, owned_subscription
+from app.billing.subscriptions import owned_subscription
+from app.billing.sync import apply_read
 from app.errors import Conflict, NotFound
 from app.extensions import db
-from app.models import Subscription, User
+from app.models import Subscription, User, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
 
 
@@ -34,8 +35,10 @@ def change_subscription(
     its webhooks will follow and be judged against it)."""
     row = changeable_subscription(user, subscription_id)
     db.session.commit()  # no transaction held across the Stripe call
+    asked_at = utcnow()
     updated = _ask_stripe(gateway, row.id, change)
-    row = apply_subscription(updated, reread=gateway.retrieve_subscription)
+    # A webhook for a later change may land between Stripe's answer and this write.
+    row = apply_read(gateway, updated, read_started=asked_at)
     db.session.commit()
     return row
 

@@ -133,6 +133,19 @@ def _apply_and_report(row: Subscription, subscription: StripeDict, report: SyncR
             report.changes.append(f"user {row.user_id}: " + ", ".join(user_changed))
 
 
+def apply_read(
+    gateway: StripeGateway, subscription: StripeDict, *, read_started: datetime
+) -> Subscription:
+    """Store a subscription read from Stripe by a call that began at `read_started` (e.g. the
+    answer to our own cancel). A webhook may have written a newer state after that read and
+    before this write; then the copy in hand can't be trusted and is replaced by a re-read made
+    while the row is locked."""
+    row = _locked_row(subscription["id"])
+    if _written_since(row, read_started - CLOCK_MARGIN):
+        subscription = gateway.retrieve_subscription(row.id)
+    return apply_subscription(subscription)
+
+
 def sync_listed(
     gateway: StripeGateway, listed: StripeDict, started: datetime, report: SyncReport
 ) -> None:
