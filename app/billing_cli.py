@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 from flask import current_app
@@ -19,10 +19,12 @@ from sqlalchemy import select
 from app.billing.sync import SyncReport, describe, sync_all, sync_from_events, sync_user
 from app.billing.webhooks import process_event
 from app.extensions import db
-from app.models import User, WebhookEvent
+from app.models import User, WebhookEvent, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway, current_gateway
 
-billing_cli = AppGroup("billing", help="Webhook events, replay and reconciliation with Stripe.")
+billing_cli = AppGroup(
+    "billing", help="Webhook events, replay, alerting and reconciliation with Stripe."
+)
 
 
 def _fail(message: str) -> None:
@@ -70,6 +72,41 @@ def events_command(limit: int, failed: bool, event_type: str | None) -> None:
         click.echo(line)
     if not rows:
         click.echo("no events")
+
+
+@billing_cli.command("check")
+@click.option(
+    "--max-age",
+    default=15,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Minutes an event may wait unprocessed before it counts.",
+)
+def check_command(max_age: int) -> None:
+    """Exit 1 when stored events have waited unprocessed longer than --max-age (for alerts).
+
+    Stripe retries a failed delivery for days, so an event that stays unprocessed means the
+    cause has not gone away by itself: look at `billing events --failed`, fix, `billing replay`.
+    """
+    cutoff = utcnow() - timedelta(minutes=max_age)
+    stuck = (
+        db.session.execute(
+            select(WebhookEvent)
+            .where(WebhookEvent.processed.is_(False), WebhookEvent.created_at <= cutoff)
+            .order_by(WebhookEvent.created_at)
+        )
+        .scalars()
+        .all()
+    )
+    if not stuck:
+        click.echo(f"ok: no event unprocessed for more than {max_age} min")
+        return
+    oldest = stuck[0]
+    _fail(
+        f"{len(stuck)} event(s) unprocessed for more than {max_age} min; oldest {oldest.id} "
+        f"({oldest.type}) received {oldest.created_at:%Y-%m-%d %H:%M:%S}, "
+        f"attempts={oldest.attempts}"
+    )
 
 
 @billing_cli.command("replay")

@@ -212,6 +212,13 @@ def test_events_lists_failures_and_replay_applies_them(app: Flask, billing: Bill
     assert "ProviderUnavailable" in line
     assert run(app, "events", "--type", "customer.subscription.updated").stdout.count("\n") == 3
 
+    stuck = run(app, "check", "--max-age", "0")
+    assert (
+        stuck.exit_code == 1
+        and f"1 event(s) unprocessed for more than 0 min; oldest {resume['id']}" in stuck.stderr
+    )
+    assert run(app, "check").exit_code == 0  # not yet 15 minutes old
+
     done = events[0]["id"]
     replay = run(app, "replay", resume["id"], done)
     assert replay.exit_code == 0, replay.output
@@ -222,6 +229,7 @@ def test_events_lists_failures_and_replay_applies_them(app: Flask, billing: Bill
         billing, history.subscription_id, history.user_id
     )
     assert run(app, "events", "--failed").stdout.strip() == "no events"
+    assert run(app, "check", "--max-age", "0").exit_code == 0
 
     missing = run(app, "replay", "evt_nope")
     assert missing.exit_code == 1 and "evt_nope: no such event stored" in missing.stderr
