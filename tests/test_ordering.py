@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from flask.testing import FlaskClient
 from stripe_history import History, clear_tables, stored_state, stripe_state
 from support import post_webhook
 
-from app.billing.sync import apply_read
+from app.billing.sync import apply_read, sync_all
 from app.extensions import db
 from app.models import utcnow
 
@@ -167,3 +168,26 @@ def test_a_read_overtaken_by_a_webhook_is_not_stored(
         apply_read(billing.gateway, fresh, read_started=utcnow() + timedelta(seconds=10))
         db.session.commit()
     assert len(billing.stripe_calls("GET")) == before
+
+
+def test_sync_never_stores_a_listed_copy_a_webhook_overtook(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    """`billing sync` lists subscriptions, then writes them one by one; a webhook for a later
+    change can land in between. The stale listed copy must not win."""
+    history = History.fresh(billing, "sync-race")
+    history.start()
+    deliver(client, billing, history.events())
+
+    def change_while_listing(stream: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for listed in stream:  # fetched from Stripe before the change below
+            assert listed["cancel_at_period_end"] is False
+            history.advance(60)
+            history.cancel_at_period_end()
+            deliver(client, billing, subscription_events(history.events())[-1:])
+            yield listed
+
+    with app.app_context():
+        report = sync_all(billing.gateway, track=change_while_listing)
+    assert report.errors == [] and report.rereads == 1
+    assert stored_state(app, history.subscription_id)["cancel_at_period_end"] is True
