@@ -16,7 +16,7 @@ from app.auth import current_user, login_required
 from app.billing.catalog import Catalog
 from app.billing.checkout import fulfil_checkout_session, session_belongs_to, start_checkout
 from app.billing.redirects import default_url, ensure_allowed_url
-from app.billing.subscriptions import object_id
+from app.billing.stripe_objects import object_id
 from app.errors import NotFound
 from app.extensions import db
 from app.stripe_gateway import current_gateway

@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import update
 
 from app.billing.policy import LIVE_STATUSES
+from app.billing.stripe_objects import object_id
 from app.billing.subscriptions import (
     apply_subscription,
     attach_subscription_id,
     current_subscription,
     link_customer,
-    object_id,
     refresh_user_summary,
 )
 from app.billing.users import get_or_create_user

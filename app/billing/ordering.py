@@ -25,7 +25,7 @@ from enum import Enum
 from typing import Any
 
 from app.billing.policy import ENDED_STATUSES
-from app.billing.times import to_ms
+from app.billing.stripe_objects import subscription_fields
 from app.models import Subscription
 
 StripeDict = dict[str, Any]
@@ -35,32 +35,6 @@ class Verdict(Enum):
     APPLY = "apply"
     SKIP = "skip"
     REREAD = "reread"
-
-
-def _object_id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
-def subscription_fields(subscription: StripeDict) -> dict[str, Any]:
-    """The columns a Stripe subscription object maps to (status, plan, period from the item)."""
-    items = (subscription.get("items") or {}).get("data") or []
-    item = items[0] if items else {}
-    price = item.get("price") or {}
-    return {
-        "customer_id": _object_id(subscription.get("customer")),
-        "status": subscription.get("status"),
-        "price_id": _object_id(price),
-        "plan_interval": (price.get("recurring") or {}).get("interval"),
-        "current_period_start": to_ms(item.get("current_period_start")),
-        "current_period_end": to_ms(item.get("current_period_end")),
-        "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
-        "cancel_at": to_ms(subscription.get("cancel_at")),
-        "canceled_at": to_ms(subscription.get("canceled_at")),
-        "ended_at": to_ms(subscription.get("ended_at")),
-        "trial_end": to_ms(subscription.get("trial_end")),
-    }
 
 
 def row_matches(row: Subscription, subscription: StripeDict) -> bool:

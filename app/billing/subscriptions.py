@@ -17,7 +17,8 @@ from sqlalchemy import select
 from app.billing.entitlements import past_due_since
 from app.billing.ordering import Verdict, judge_event
 from app.billing.policy import LIVE_STATUSES
-from app.billing.times import now_ms, to_ms
+from app.billing.stripe_objects import subscription_fields
+from app.billing.times import now_ms
 from app.billing.usage_periods import settle_user
 from app.billing.users import get_or_create_user, user_by_customer
 from app.database import insert_or_ignore
@@ -28,18 +29,6 @@ log = logging.getLogger(__name__)
 
 StripeDict = dict[str, Any]
 Reread = Callable[[str], StripeDict]
-
-
-def object_id(value: Any) -> str | None:
-    """An id field that may hold the id itself or the expanded object."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
-def first_item(subscription: StripeDict) -> StripeDict:
-    items = (subscription.get("items") or {}).get("data") or []
-    return items[0] if items else {}
 
 
 def subscription_row_for_update(subscription_id: str) -> Subscription:
@@ -87,20 +76,11 @@ def apply_subscription(
 
 
 def _copy_subscription_fields(row: Subscription, subscription: StripeDict) -> None:
-    item = first_item(subscription)
-    price = item.get("price") or {}
-    row.customer_id = object_id(subscription.get("customer")) or row.customer_id
-    row.status = subscription.get("status")
+    fields = subscription_fields(subscription)
+    fields["customer_id"] = fields["customer_id"] or row.customer_id
+    for name, value in fields.items():
+        setattr(row, name, value)
     row.past_due_since = past_due_since(row.status, row.past_due_since, now_ms())
-    row.price_id = object_id(price)
-    row.plan_interval = (price.get("recurring") or {}).get("interval")
-    row.current_period_start = to_ms(item.get("current_period_start"))
-    row.current_period_end = to_ms(item.get("current_period_end"))
-    row.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
-    row.cancel_at = to_ms(subscription.get("cancel_at"))
-    row.canceled_at = to_ms(subscription.get("canceled_at"))
-    row.ended_at = to_ms(subscription.get("ended_at"))
-    row.trial_end = to_ms(subscription.get("trial_end"))
     row.stripe_created = subscription.get("created") or row.stripe_created
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from app.billing.entitlements import Entitlements, SubscriptionState, entitlements_for
 from app.billing.periods import monthly_period_containing, to_ms
 from app.billing.plans import current_plans
+from app.billing.stripe_objects import invoice_subscription_id
 from app.extensions import db
 from app.models import Subscription, UsageLedgerEntry, User
 
@@ -162,14 +163,6 @@ def renewal_period(invoice: StripeDict) -> Period | None:
             continue
         periods.append((start * 1000, end * 1000))
     return max(periods, key=lambda p: p[1]) if periods else None
-
-
-def invoice_subscription_id(invoice: StripeDict) -> str | None:
-    parent = (invoice.get("parent") or {}).get("subscription_details") or {}
-    value = parent.get("subscription") or invoice.get("subscription")
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
 
 
 def reset_usage_for_renewal(invoice: StripeDict) -> None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from app.billing.checkout import fulfil_checkout_session
-from app.billing.subscriptions import apply_subscription, object_id
+from app.billing.stripe_objects import object_id
+from app.billing.subscriptions import apply_subscription
 from app.billing.usage_periods import reset_usage_for_renewal
 from app.billing.users import user_by_customer
 from app.database import insert_or_ignore
