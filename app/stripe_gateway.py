@@ -218,4 +218,6 @@ class StripeGateway:
             raise ProviderUnavailable(
                 "The payment provider could not handle this request."
             ) from exc
-        return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        # for_json: the SDK turns decimal strings (`unit_amount_decimal`) into Decimal; keep them
+        # strings, as in webhook payloads, so API answers and events look the same everywhere.
+        return result.to_dict(for_json=True) if hasattr(result, "to_dict") else dict(result)

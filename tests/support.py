@@ -40,9 +40,7 @@ def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str
 def post_webhook(
     client: FlaskClient, event: dict[str, Any], secret: str, *, timestamp: int | None = None
 ) -> Any:
-    # The SDK turns Stripe's decimal strings (e.g. unit_amount_decimal) into Decimal; send them
-    # back as the strings Stripe puts on the wire.
-    payload = json.dumps(event, default=str)
+    payload = json.dumps(event)
     return client.post(
         "/api/webhooks/stripe",
         data=payload,

@@ -281,7 +281,7 @@ def test_upgrading_lifts_the_limit_at_once_and_downgrading_applies_the_free_limi
 
 
 def subscription_event(billing: Billing, sub_id: str, **changes: Any) -> dict[str, Any]:
-    obj = json.loads(json.dumps(billing.gateway.retrieve_subscription(sub_id), default=str))
+    obj = billing.gateway.retrieve_subscription(sub_id)
     obj.update(changes)
     return {
         "id": f"evt_test_{sub_id}_{changes.get('status', 'x')}",

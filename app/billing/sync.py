@@ -13,17 +13,20 @@ locked, and no webhook can slip in between that read and our write.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import or_, select, update
 
 from app.billing.ordering import row_matches
 from app.billing.policy import ENDED_STATUSES
-from app.billing.subscriptions import apply_subscription, refresh_user_summary
+from app.billing.subscriptions import (
+    apply_subscription,
+    refresh_user_summary,
+    subscription_row_for_update,
+)
 from app.billing.webhooks import HANDLED_EVENT_TYPES, process_event
 from app.database import insert_or_ignore
 from app.errors import ApiError
@@ -100,16 +103,6 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def _locked_row(subscription_id: str) -> Subscription:
-    insert_or_ignore(Subscription, {"id": subscription_id})
-    return db.session.execute(
-        select(Subscription)
-        .where(Subscription.id == subscription_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-
-
 def _written_since(row: Subscription, started: datetime) -> bool:
     updated = _as_utc(row.updated_at)
     return row.status is not None and updated is not None and updated >= started
@@ -140,7 +133,7 @@ def apply_read(
     answer to our own cancel). A webhook may have written a newer state after that read and
     before this write; then the copy in hand can't be trusted and is replaced by a re-read made
     while the row is locked."""
-    row = _locked_row(subscription["id"])
+    row = subscription_row_for_update(subscription["id"])
     if _written_since(row, read_started - CLOCK_MARGIN):
         subscription = gateway.retrieve_subscription(row.id)
     return apply_subscription(subscription)
@@ -152,7 +145,7 @@ def sync_listed(
     """Bring one row in line with a listed copy; commits. Raises on failure (rolled back)."""
     try:
         report.seen += 1
-        row = _locked_row(listed["id"])
+        row = subscription_row_for_update(listed["id"])
         if row.user_id is not None and row_matches(row, listed):
             db.session.commit()
             return
@@ -171,7 +164,7 @@ def sync_by_id(gateway: StripeGateway, subscription_id: str, report: SyncReport)
     """Re-read one subscription while its row is locked and apply it; commits."""
     try:
         report.seen += 1
-        row = _locked_row(subscription_id)
+        row = subscription_row_for_update(subscription_id)
         fresh = gateway.retrieve_subscription(subscription_id)
         report.rereads += 1
         _apply_and_report(row, fresh, report)
@@ -181,16 +174,20 @@ def sync_by_id(gateway: StripeGateway, subscription_id: str, report: SyncReport)
         raise
 
 
+def _refresh_and_report(user: User, report: SyncReport) -> None:
+    before = _snapshot(user, USER_FIELDS)
+    refresh_user_summary(user)
+    db.session.flush()
+    changed = _diff(before, _snapshot(user, USER_FIELDS))
+    if changed:
+        report.changes.append(f"user {user.id}: " + ", ".join(changed))
+
+
 def refresh_users(users: Iterable[User], report: SyncReport) -> None:
     """Recompute each user's summary columns from their subscriptions; commits per user."""
     for user in users:
         try:
-            before = _snapshot(user, USER_FIELDS)
-            refresh_user_summary(user)
-            db.session.flush()
-            changed = _diff(before, _snapshot(user, USER_FIELDS))
-            if changed:
-                report.changes.append(f"user {user.id}: " + ", ".join(changed))
+            _refresh_and_report(user, report)
             db.session.commit()
         except Exception as exc:
             db.session.rollback()
@@ -208,17 +205,8 @@ def sync_user(gateway: StripeGateway, user: User, report: SyncReport | None = No
     if customer_id:
         for listed in gateway.list_subscriptions(customer_id=customer_id):
             sync_listed(gateway, listed, started, report)
-    before = _snapshot(user, USER_FIELDS)
-    refresh_user_summary(user)
-    db.session.flush()
-    changed = _diff(before, _snapshot(user, USER_FIELDS))
-    if changed:
-        report.changes.append(f"user {user.id}: " + ", ".join(changed))
+    _refresh_and_report(user, report)
     return report
-
-
-def _pull(iterator: Iterator[StripeDict]) -> StripeDict | None:
-    return next(iterator, None)
 
 
 def sync_all(gateway: StripeGateway, track: Track | None = None) -> SyncReport:
@@ -235,7 +223,7 @@ def sync_all(gateway: StripeGateway, track: Track | None = None) -> SyncReport:
     iterator = iter(track(stream) if track is not None else stream)
     while True:
         try:
-            listed = _pull(iterator)
+            listed = next(iterator, None)
         except Exception as exc:
             db.session.rollback()
             report.errors.append(f"listing subscriptions failed: {describe(exc)}")
@@ -304,12 +292,6 @@ class EventSyncResult:
     cursor_too_old: bool = False
 
 
-def wire_json(event: StripeDict) -> StripeDict:
-    """The event as Stripe sends it: the SDK turns decimal strings (`unit_amount_decimal`)
-    into Decimal, which neither JSON columns nor webhook payloads carry."""
-    return cast(StripeDict, json.loads(json.dumps(event, default=str)))
-
-
 def events_cursor() -> int | None:
     row = db.session.get(SyncState, EVENTS_CURSOR)
     return int(row.value) if row else None
@@ -341,11 +323,10 @@ def sync_from_events(gateway: StripeGateway, now: int) -> EventSyncResult:
             if not result.failures:
                 newest = max(newest or 0, created)
             continue
-        event = wire_json(listed)
         try:
-            outcome = process_event(event, gateway)
+            outcome = process_event(listed, gateway)
         except Exception as exc:
-            result.failures.append(f"{event.get('id')} {event.get('type')}: {describe(exc)}")
+            result.failures.append(f"{listed.get('id')} {listed.get('type')}: {describe(exc)}")
             continue
         if outcome.status == "duplicate":
             result.duplicates += 1
