@@ -14,7 +14,7 @@ from app.api.schemas import (
 )
 from app.auth import current_user, login_required
 from app.billing.catalog import Catalog
-from app.billing.checkout import fulfil_checkout_session, session_belongs_to, start_checkout
+from app.billing.checkout import fulfil_checkout_session, start_checkout
 from app.billing.redirects import default_url, ensure_allowed_url
 from app.billing.stripe_objects import object_id
 from app.errors import NotFound
@@ -64,10 +64,9 @@ def retrieve_checkout_session() -> dict[str, Any]:
     gateway = current_gateway()
     db.session.commit()
     session = gateway.retrieve_checkout_session(body.sessionId)
-    if not session_belongs_to(session, user):
-        raise NotFound("No such checkout session.", code="checkout_session_not_found")
-    # Fulfil from the redirect too: the webhook may be late, and applying twice is harmless.
-    fulfil_checkout_session(session, user=user, reread=gateway.retrieve_subscription)
+    # Checks the session is the caller's (404 otherwise), then fulfils from the redirect too:
+    # the webhook may be late, and applying twice is harmless.
+    fulfil_checkout_session(session, user=user)
     db.session.commit()
     out = CheckoutSessionOut(
         id=session["id"],

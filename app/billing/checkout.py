@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import update
 
 from app.billing.policy import LIVE_STATUSES
@@ -74,9 +72,7 @@ def session_belongs_to(session: StripeDict, user: User) -> bool:
     return customer is not None and customer == user.stripe_customer_id
 
 
-def fulfil_checkout_session(
-    session: StripeDict, *, user: User | None = None, reread: Any = None
-) -> User | None:
+def fulfil_checkout_session(session: StripeDict, *, user: User | None = None) -> User | None:
     """Link the buyer to their customer and subscription; idempotent.
 
     From the redirect the session comes with its subscription expanded, so its state is applied
@@ -96,7 +92,7 @@ def fulfil_checkout_session(
     link_customer(user, object_id(session.get("customer")))
     subscription = session.get("subscription")
     if isinstance(subscription, dict):
-        apply_subscription(subscription, reread=reread)
+        apply_subscription(subscription)
     elif isinstance(subscription, str):
         attach_subscription_id(user, subscription)
     refresh_user_summary(user)

@@ -22,13 +22,6 @@ def get_or_create_user(user_id: str, *, email: str | None = None, name: str | No
     return user
 
 
-def user_for_update(user_id: str) -> User | None:
-    """The user row, locked until commit (PostgreSQL) so concurrent webhooks queue on it."""
-    return db.session.execute(
-        select(User).where(User.id == user_id).with_for_update()
-    ).scalar_one_or_none()
-
-
 def user_by_customer(customer_id: str) -> User | None:
     return db.session.execute(
         select(User).where(User.stripe_customer_id == customer_id).with_for_update()

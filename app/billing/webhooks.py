@@ -39,7 +39,7 @@ class Outcome:
 
 def _on_checkout_completed(session: StripeDict, created: int, gateway: StripeGateway) -> None:
     if session.get("mode") == "subscription":
-        fulfil_checkout_session(session, reread=gateway.retrieve_subscription)
+        fulfil_checkout_session(session)
 
 
 def _on_subscription_changed(
