@@ -25,7 +25,7 @@ from ..wire import (
     missing,
     validate,
 )
-from .common import check_currency, list_response
+from .common import check_currency, list_response, retrieve_stored
 
 RECURRING: dict[str, Spec] = {
     "interval": Str(required=True, enum=["day", "week", "month", "year"]),
@@ -120,10 +120,7 @@ def create_product(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return ctx.render(product)
 
 
-@route("GET", "/v1/products/<product_id>")
-def retrieve_product(ctx: Ctx, params: dict[str, Any], product_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("product", product_id))
+route("GET", "/v1/products/<product_id>")(retrieve_stored("product"))
 
 
 @route("POST", "/v1/products/<product_id>")
@@ -340,10 +337,7 @@ def create_price(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return ctx.render(new_price(ctx, p))
 
 
-@route("GET", "/v1/prices/<price_id>")
-def retrieve_price(ctx: Ctx, params: dict[str, Any], price_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("price", price_id))
+route("GET", "/v1/prices/<price_id>")(retrieve_stored("price"))
 
 
 @route("POST", "/v1/prices/<price_id>")

@@ -28,7 +28,7 @@ from ..wire import (
     paginate,
     validate,
 )
-from .common import list_response
+from .common import list_response, retrieve_stored
 from .customers import new_customer
 from .payments import confirm_payment_intent, new_payment_intent, new_payment_method
 
@@ -339,10 +339,7 @@ def create_session(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return ctx.render(session)
 
 
-@route("GET", "/v1/checkout/sessions/<session_id>")
-def retrieve_session(ctx: Ctx, params: dict[str, Any], session_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("checkout.session", session_id))
+route("GET", "/v1/checkout/sessions/<session_id>")(retrieve_stored("checkout.session"))
 
 
 @route("POST", "/v1/checkout/sessions/<session_id>")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..context import Ctx
+from ..routes import Handler
 from ..wire import LIST_PARAMS, Range, Spec, StripeError, in_range, list_object, paginate, validate
 
 
@@ -57,3 +58,14 @@ def id_of(value: Any) -> Any:
     if isinstance(value, dict):
         return value.get("id")
     return value
+
+
+def retrieve_stored(kind: str) -> Handler:
+    """The handler of `GET /v1/<resource>/<id>`: no parameters but `expand`, the stored object."""
+
+    def retrieve(ctx: Ctx, params: dict[str, Any], **path: str) -> dict[str, Any]:
+        validate(params, {})
+        (object_id,) = path.values()
+        return ctx.render(ctx.store.require(kind, object_id))
+
+    return retrieve

@@ -7,14 +7,10 @@ from typing import Any
 from ..context import Ctx
 from ..events import type_matches
 from ..routes import route
-from ..wire import Arr, Bool, Str, StripeError, validate
-from .common import list_response
+from ..wire import Arr, Bool, Str, StripeError
+from .common import list_response, retrieve_stored
 
-
-@route("GET", "/v1/events/<event_id>")
-def retrieve_event(ctx: Ctx, params: dict[str, Any], event_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("event", event_id))
+route("GET", "/v1/events/<event_id>")(retrieve_stored("event"))
 
 
 @route("GET", "/v1/events")

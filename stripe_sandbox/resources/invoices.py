@@ -8,7 +8,7 @@ from .. import billing, cards
 from ..context import Ctx
 from ..routes import route
 from ..wire import LIST_PARAMS, Bool, Str, StripeError, bad_state, list_object, paginate, validate
-from .common import list_response
+from .common import list_response, retrieve_stored
 
 STATUSES = ["draft", "open", "paid", "uncollectible", "void"]
 
@@ -38,10 +38,7 @@ def list_invoices(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-@route("GET", "/v1/invoices/<invoice_id>")
-def retrieve_invoice(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("invoice", invoice_id))
+route("GET", "/v1/invoices/<invoice_id>")(retrieve_stored("invoice"))
 
 
 @route("GET", "/v1/invoices/<invoice_id>/lines")
@@ -135,7 +132,4 @@ def list_invoice_payments(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-@route("GET", "/v1/invoice_payments/<payment_id>")
-def retrieve_invoice_payment(ctx: Ctx, params: dict[str, Any], payment_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("invoice_payment", payment_id))
+route("GET", "/v1/invoice_payments/<payment_id>")(retrieve_stored("invoice_payment"))

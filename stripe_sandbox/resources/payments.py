@@ -11,7 +11,7 @@ from ..ids import new_id, random_token
 from ..routes import route
 from ..timeutil import wall_now
 from ..wire import AnyVal, Int, Meta, Obj, Str, StripeError, bad_state, not_found, validate
-from .common import list_response
+from .common import list_response, retrieve_stored
 
 # ------------------------------------------------------- payment methods
 
@@ -161,10 +161,7 @@ def create_payment_method(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return ctx.render(pm)
 
 
-@route("GET", "/v1/payment_methods/<pm_id>")
-def retrieve_payment_method(ctx: Ctx, params: dict[str, Any], pm_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("payment_method", pm_id))
+route("GET", "/v1/payment_methods/<pm_id>")(retrieve_stored("payment_method"))
 
 
 @route("POST", "/v1/payment_methods/<pm_id>/attach")

@@ -9,7 +9,7 @@ from ..ids import new_id
 from ..routes import route
 from ..timeutil import wall_now
 from ..wire import AnyVal, Arr, Obj, Str, bad_state, validate
-from .common import list_response
+from .common import list_response, retrieve_stored
 
 FLOW_DATA = Obj(
     {
@@ -201,7 +201,6 @@ def list_configurations(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-@route("GET", "/v1/billing_portal/configurations/<conf_id>")
-def retrieve_configuration(ctx: Ctx, params: dict[str, Any], conf_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("billing_portal.configuration", conf_id))
+route("GET", "/v1/billing_portal/configurations/<conf_id>")(
+    retrieve_stored("billing_portal.configuration")
+)

@@ -22,7 +22,7 @@ from ..wire import (
     bad_state,
     validate,
 )
-from .common import list_response
+from .common import list_response, retrieve_stored
 from .payments import payment_method_for
 
 STATUSES = [
@@ -236,10 +236,7 @@ def create_subscription(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------- read / list
 
 
-@route("GET", "/v1/subscriptions/<sub_id>")
-def retrieve_subscription(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("subscription", sub_id))
+route("GET", "/v1/subscriptions/<sub_id>")(retrieve_stored("subscription"))
 
 
 @route("GET", "/v1/subscriptions")
@@ -507,10 +504,7 @@ def list_items(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-@route("GET", "/v1/subscription_items/<item_id>")
-def retrieve_item(ctx: Ctx, params: dict[str, Any], item_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("subscription_item", item_id))
+route("GET", "/v1/subscription_items/<item_id>")(retrieve_stored("subscription_item"))
 
 
 def _item_change(

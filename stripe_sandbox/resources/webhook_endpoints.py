@@ -10,7 +10,7 @@ from ..ids import new_id
 from ..routes import route
 from ..timeutil import wall_now
 from ..wire import AnyVal, Arr, Bool, Meta, Str, StripeError, apply_metadata, validate
-from .common import list_response
+from .common import list_response, retrieve_stored
 
 _EVENT_RE = re.compile(r"^(\*|[a-z0-9_]+(\.[a-z0-9_*]+)+)$")
 
@@ -78,10 +78,7 @@ def create_endpoint(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return {**ctx.render(endpoint), "secret": secret}
 
 
-@route("GET", "/v1/webhook_endpoints/<endpoint_id>")
-def retrieve_endpoint(ctx: Ctx, params: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
-    validate(params, {})
-    return ctx.render(ctx.store.require("webhook_endpoint", endpoint_id))
+route("GET", "/v1/webhook_endpoints/<endpoint_id>")(retrieve_stored("webhook_endpoint"))
 
 
 @route("POST", "/v1/webhook_endpoints/<endpoint_id>")
