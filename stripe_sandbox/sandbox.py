@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -30,11 +34,38 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+@dataclass
+class Faults:
+    """Network faults on the answers to API requests whose path starts with ``path``, for
+    fault tests: ``answer_delay`` seconds between doing the work and answering (a slow or
+    late answer), ``blackhole`` holds requests unanswered and undone while it is on (a
+    network that eats packets), ``drop_answers`` does the next N requests' work and then
+    closes the connection without an answer (an answer lost on its way back)."""
+
+    path: str = "/v1/"
+    answer_delay: float = 0.0
+    blackhole: bool = False
+    drop_answers: int = 0
+
+    @classmethod
+    def names(cls) -> dict[str, str]:
+        return {f"fault_{f.name}": f.name for f in fields(cls)}
+
+
+def _drop_connection(environ: dict[str, Any]) -> None:
+    connection = environ.get("werkzeug.socket")
+    if isinstance(connection, socket.socket):
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+
+
 class Sandbox:
     """A stateful local Stripe. See ``stripe_sandbox/README.md``."""
 
     def __init__(self, state_path: str | None = None) -> None:
         self.config = Config()
+        self.faults = Faults()
+        self._faults_lock = threading.Lock()
         self.store = Store(state_path)
         self.dispatcher = Dispatcher(self.config, on_success=self._delivered)
         self._log: list[dict[str, Any]] = []
@@ -48,7 +79,23 @@ class Sandbox:
     # ----------------------------------------------------------- WSGI
     def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
+        faults = self.faults
+        if not request.path.startswith(faults.path):
+            return self.handle(request)(environ, start_response)
+        if faults.blackhole:
+            while self.faults.blackhole:  # never done, never answered: the packets were lost
+                time.sleep(0.02)
+            _drop_connection(environ)
+            return Response(status=504)(environ, start_response)
         response = self.handle(request)
+        if faults.answer_delay:
+            time.sleep(faults.answer_delay)
+        with self._faults_lock:
+            drop = self.faults.drop_answers > 0
+            if drop:
+                self.faults.drop_answers -= 1
+        if drop:
+            _drop_connection(environ)  # the work is done; the answer is lost
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
@@ -114,11 +161,25 @@ class Sandbox:
             self.store.clear()
             self.dispatcher.reset()
             self.config.reset()
-            self.config.update(**self.defaults)
+            self.faults = Faults()
+            self.configure(**self.defaults)
             self.clear_requests()
             self.store.save()
 
     def configure(self, **kwargs: Any) -> None:
+        """Set switches: the ``Config`` ones, and ``fault_path``, ``fault_answer_delay``,
+        ``fault_blackhole``, ``fault_drop_answers`` (see :class:`Faults`)."""
+        names = Faults.names()
+        faults = {names[key]: kwargs.pop(key) for key in list(kwargs) if key in names}
+        if faults:
+            current = asdict(self.faults)
+            for name, value in faults.items():
+                if isinstance(current[name], bool) and isinstance(value, str):
+                    value = value.strip().lower() in ("1", "true", "yes", "on")
+                current[name] = type(current[name])(value)
+            if current["answer_delay"] < 0 or current["drop_answers"] < 0:
+                raise ValueError("fault_answer_delay and fault_drop_answers must be >= 0")
+            self.faults = Faults(**current)
         self.config.update(**kwargs)
 
     def wait_for_webhooks(self, timeout: float = 10.0) -> bool:
