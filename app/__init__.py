@@ -32,12 +32,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     if wants_embedded_sandbox(app.config):
         app.extensions["stripe_sandbox"] = start_embedded_sandbox(app.config)
-    app.extensions["stripe_gateway"] = StripeGateway(
-        app.config["STRIPE_SECRET_KEY"],
-        api_version=app.config["STRIPE_API_VERSION"],
-        api_base=app.config["STRIPE_API_BASE"] or None,
-        max_network_retries=app.config["STRIPE_MAX_NETWORK_RETRIES"],
-    )
+    app.extensions["stripe_gateway"] = StripeGateway.from_config(app.config)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_directory())

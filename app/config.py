@@ -19,6 +19,11 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
 def _env_csv(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
@@ -53,7 +58,64 @@ def config_from_env() -> dict[str, Any]:
         # Entitlements
         "PLANS_FILE": os.environ.get("PLANS_FILE", ""),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        **reliability_from_env(),
     }
+
+
+# -- Reliability: bounded waits and the one-live-subscription rule (README "Reliability") ------
+
+DUPLICATE_POLICIES = ("flag", "cancel_newer")
+
+
+def reliability_from_env() -> dict[str, Any]:
+    return {
+        # Every Stripe call: connect and read timeouts (s); STRIPE_MAX_NETWORK_RETRIES above.
+        "STRIPE_CONNECT_TIMEOUT": _env_float("STRIPE_CONNECT_TIMEOUT", 3.0),
+        "STRIPE_READ_TIMEOUT": _env_float("STRIPE_READ_TIMEOUT", 8.0),
+        # Bulkhead: at most this many Stripe calls at once per process; a request that can't
+        # get a slot within STRIPE_CALL_QUEUE_WAIT seconds is answered 503 at once.
+        "STRIPE_MAX_CONCURRENT_CALLS": _env_int("STRIPE_MAX_CONCURRENT_CALLS", 4),
+        "STRIPE_CALL_QUEUE_WAIT": _env_float("STRIPE_CALL_QUEUE_WAIT", 0.5),
+        # The database: connect timeout (s), statement and lock timeouts (ms, PostgreSQL),
+        # the pool (one connection per server thread) and how long to wait for one (s).
+        "WEB_THREADS": _env_int("WEB_THREADS", 8),
+        "DB_CONNECT_TIMEOUT": _env_int("DB_CONNECT_TIMEOUT", 5),
+        "DB_STATEMENT_TIMEOUT_MS": _env_int("DB_STATEMENT_TIMEOUT_MS", 15000),
+        "DB_LOCK_TIMEOUT_MS": _env_int("DB_LOCK_TIMEOUT_MS", 5000),
+        "DB_POOL_SIZE": _env_int("DB_POOL_SIZE", 0),  # 0: WEB_THREADS
+        "DB_POOL_TIMEOUT": _env_float("DB_POOL_TIMEOUT", 5.0),
+        # A user with two live subscriptions: "flag" (log, report in `billing check`) or
+        # "cancel_newer" (`billing check` also cancels the newer one now and refunds it).
+        "DUPLICATE_SUBSCRIPTION_POLICY": os.environ.get("DUPLICATE_SUBSCRIPTION_POLICY", "flag"),
+        # `billing sync`: a difference whose Stripe object changed less than this many seconds
+        # ago is reported as "pending" (its webhook is probably on its way), not as drift.
+        "SYNC_PENDING_SECONDS": _env_int("SYNC_PENDING_SECONDS", 300),
+    }
+
+
+def database_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Bounded waits on the database: connecting, waiting for a pooled connection, and on
+    PostgreSQL each statement and each lock wait; the pool holds one connection per thread."""
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    url = config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("postgresql"):
+        options.update(
+            pool_size=config["DB_POOL_SIZE"] or config["WEB_THREADS"],
+            max_overflow=2,
+            pool_timeout=config["DB_POOL_TIMEOUT"],
+            connect_args={
+                "connect_timeout": config["DB_CONNECT_TIMEOUT"],
+                "options": f"-c statement_timeout={config['DB_STATEMENT_TIMEOUT_MS']}"
+                f" -c lock_timeout={config['DB_LOCK_TIMEOUT_MS']}",
+                # A network that drops packets: give up on unacknowledged data, probe idle links.
+                "tcp_user_timeout": config["DB_CONNECT_TIMEOUT"] * 1000 * 2,
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+            },
+        )
+    return options
 
 
 class ConfigError(RuntimeError):
@@ -78,7 +140,10 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
         if missing:
             raise ConfigError("missing required settings for production: " + ", ".join(missing))
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["DATABASE_URL"])
-    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    if config["DUPLICATE_SUBSCRIPTION_POLICY"] not in DUPLICATE_POLICIES:
+        allowed = ", ".join(DUPLICATE_POLICIES)
+        raise ConfigError(f"DUPLICATE_SUBSCRIPTION_POLICY must be one of: {allowed}")
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database_engine_options(config))
     return config
 
 

@@ -6,6 +6,8 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -62,10 +64,38 @@ class ProviderUnavailable(ApiError):
     code = "payment_provider_unavailable"
 
 
+# Seconds a client is asked to wait after a 503 (the database or Stripe unavailable).
+RETRY_AFTER_SECONDS = 5
+
+# The database unreachable, a connection cut, a statement or lock timeout, no free connection
+# in the pool: not the caller's fault, and worth retrying shortly.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+
+
+def database_unavailable() -> ApiError:
+    return ApiError(
+        "The database is unavailable. Try again shortly.",
+        code="database_unavailable",
+        status=503,
+    )
+
+
 def error_response(error: ApiError) -> tuple[Response, int]:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     body.update(error.details)
-    return jsonify({"error": body}), error.status
+    response = jsonify({"error": body})
+    if error.status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response, error.status
+
+
+def _discard_session() -> None:
+    from app.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone; the pool replaces it
+        log.debug("rollback after a database error failed", exc_info=True)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -81,6 +111,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:
+        if isinstance(error, DATABASE_UNAVAILABLE_ERRORS):
+            log.error("database unavailable: %s", type(error.__cause__ or error).__name__)
+            _discard_session()
+            return error_response(database_unavailable())
         log.exception("unhandled error")
         message = "Something went wrong on our side. Please try again."
         return jsonify({"error": {"code": "internal_error", "message": message}}), 500

@@ -1,22 +1,27 @@
 """The one module that talks to Stripe.
 
-Everything goes through `stripe.StripeClient` with a pinned API version, network retries and an
-idempotency key on every create (the SDK reuses it across its retries). Results come back as
-plain dicts so the billing rules treat API reads and webhook payloads alike. Stripe's errors are
-translated into `ApiError`s that are safe to show a user.
+Everything goes through `stripe.StripeClient` with a pinned API version, connect and read
+timeouts, network retries and an idempotency key on every create (the SDK reuses it across its
+retries; a key is derived from exactly the parameters it is sent with). A bulkhead bounds how many
+Stripe calls run at once in this process, so a Stripe outage holds at most that many threads;
+the other callers get 503 at once. Results come back as plain dicts so the billing rules treat
+API reads and webhook payloads alike. Stripe's errors are translated into `ApiError`s that are
+safe to show a user.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
 import stripe
 from flask import current_app
 
-from app.errors import ApiError, PaymentRequired, ProviderUnavailable
+from app.errors import ApiError, Conflict, PaymentRequired, ProviderUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +31,35 @@ StripeDict = dict[str, Any]
 
 class InvalidSignature(Exception):
     """The webhook payload is not signed by Stripe with our secret (or the signature is stale)."""
+
+
+def idempotency_key(purpose: str, params: dict[str, Any]) -> str:
+    """A key for one intent that covers exactly the parameters sent: a retry with the same
+    parameters replays the first answer; different parameters make a different key instead of
+    an `IdempotencyError` that no retry could ever get past."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
+    return f"{purpose}-{digest}"
+
+
+class Bulkhead:
+    """At most `size` Stripe calls at once; waiting longer than `wait` seconds for a slot fails
+    fast with 503 instead of queueing behind calls that hang."""
+
+    def __init__(self, size: int, wait: float) -> None:
+        self._slots = threading.BoundedSemaphore(max(1, size))
+        self._wait = max(0.0, wait)
+
+    def run(self, request: Callable[[], T]) -> T:
+        if not self._slots.acquire(timeout=self._wait):
+            log.warning("Stripe bulkhead full: answering 503 without calling Stripe")
+            raise ProviderUnavailable(
+                "The payment provider is slow to answer right now. Try again in a minute.",
+                code="payment_provider_busy",
+            )
+        try:
+            return request()
+        finally:
+            self._slots.release()
 
 
 def current_gateway() -> StripeGateway:
@@ -41,6 +75,10 @@ class StripeGateway:
         api_version: str,
         api_base: str | None = None,
         max_network_retries: int = 2,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 8.0,
+        max_concurrent_calls: int = 4,
+        call_queue_wait: float = 0.5,
     ) -> None:
         base_addresses: dict[str, str | None] = {"api": api_base} if api_base else {}
         self.client = stripe.StripeClient(
@@ -48,17 +86,37 @@ class StripeGateway:
             stripe_version=api_version,
             base_addresses=base_addresses,  # type: ignore[arg-type]
             max_network_retries=max_network_retries,
+            http_client=stripe.RequestsClient(timeout=(connect_timeout, read_timeout)),
+        )
+        self.bulkhead = Bulkhead(max_concurrent_calls, call_queue_wait)
+
+    @classmethod
+    def from_config(cls, config: Any) -> StripeGateway:
+        return cls(
+            config["STRIPE_SECRET_KEY"],
+            api_version=config["STRIPE_API_VERSION"],
+            api_base=config["STRIPE_API_BASE"] or None,
+            max_network_retries=config["STRIPE_MAX_NETWORK_RETRIES"],
+            connect_timeout=config["STRIPE_CONNECT_TIMEOUT"],
+            read_timeout=config["STRIPE_READ_TIMEOUT"],
+            max_concurrent_calls=config["STRIPE_MAX_CONCURRENT_CALLS"],
+            call_queue_wait=config["STRIPE_CALL_QUEUE_WAIT"],
         )
 
     # -- customers ---------------------------------------------------------------------------
 
-    def create_customer(self, *, user_id: str, email: str | None) -> StripeDict:
+    def create_customer(self, *, user_id: str) -> StripeDict:
+        """One customer per user, even when two requests race or an answer is lost: the
+        parameters are the user id alone, so every attempt sends the same key and parameters
+        and Stripe replays the first create. The email, which can change between attempts,
+        is set by `update_customer_email`."""
         params: dict[str, Any] = {"metadata": {"userId": user_id}}
-        if email:
-            params["email"] = email
-        # One customer per user, even when two requests race: Stripe replays the first create.
-        options: dict[str, Any] = {"idempotency_key": f"customer-for-user-{user_id}"}
+        options: dict[str, Any] = {"idempotency_key": idempotency_key("customer-for-user", params)}
         return self._call(lambda: self.client.v1.customers.create(params, options))  # type: ignore[arg-type]
+
+    def update_customer_email(self, customer_id: str, email: str) -> StripeDict:
+        params: dict[str, Any] = {"email": email}
+        return self._call(lambda: self.client.v1.customers.update(customer_id, params))  # type: ignore[arg-type]
 
     # -- checkout ------------------------------------------------------------------------------
 
@@ -98,6 +156,14 @@ class StripeGateway:
 
     # -- subscriptions -------------------------------------------------------------------------
 
+    def list_open_checkout_sessions(self, customer_id: str) -> list[StripeDict]:
+        params: dict[str, Any] = {"customer": customer_id, "status": "open", "limit": 100}
+        page = self._call(lambda: self.client.v1.checkout.sessions.list(params))  # type: ignore[arg-type]
+        return list(page.get("data") or [])
+
+    def expire_checkout_session(self, session_id: str) -> StripeDict:
+        return self._call(lambda: self.client.v1.checkout.sessions.expire(session_id))
+
     def retrieve_subscription(self, subscription_id: str) -> StripeDict:
         return self._call(lambda: self.client.v1.subscriptions.retrieve(subscription_id))
 
@@ -109,6 +175,12 @@ class StripeGateway:
 
     def cancel_subscription_now(self, subscription_id: str) -> StripeDict:
         return self._call(lambda: self.client.v1.subscriptions.cancel(subscription_id))
+
+    def live_subscriptions(self, customer_id: str) -> list[StripeDict]:
+        """The customer's subscriptions that are not ended (one list call)."""
+        params: dict[str, Any] = {"customer": customer_id, "limit": 100}
+        page = self._call(lambda: self.client.v1.subscriptions.list(params))  # type: ignore[arg-type]
+        return list(page.get("data") or [])
 
     def list_subscriptions(self, *, customer_id: str | None = None) -> Iterator[StripeDict]:
         """Every subscription, canceled ones included, across all pages."""
@@ -192,10 +264,16 @@ class StripeGateway:
                 return
             params["starting_after"] = data[-1]["id"]
 
-    @staticmethod
-    def _call(request: Callable[[], Any]) -> StripeDict:
+    def _call(self, request: Callable[[], Any]) -> StripeDict:
         try:
-            result = request()
+            result = self.bulkhead.run(request)
+        except stripe.IdempotencyError as exc:
+            # A key reused with other parameters: retrying the same request can never succeed.
+            log.error("Stripe refused an idempotency key: %s", exc.user_message)
+            raise Conflict(
+                "This request conflicts with an earlier one and was not carried out.",
+                code="idempotency_conflict",
+            ) from exc
         except stripe.CardError as exc:
             raise PaymentRequired(
                 exc.user_message or "Your card was declined.", code=exc.code or "card_declined"

@@ -13,7 +13,7 @@ from support import pay_hosted_checkout, subscribe
 DAY_MS = 86_400_000
 
 
-def test_new_user_checkout_makes_two_stripe_calls_and_returning_user_one(
+def test_new_user_checkout_stripe_calls_and_returning_user_checks_stripe_first(
     client: FlaskClient, billing: Billing
 ) -> None:
     headers = auth_headers("user-new", "new@example.com")
@@ -21,8 +21,10 @@ def test_new_user_checkout_makes_two_stripe_calls_and_returning_user_one(
     first = client.post("/api/create-checkout-session", json={"plan": "monthly"}, headers=headers)
     assert first.status_code == 200, first.get_json()
     calls = billing.stripe_calls()[before:]
+    customer_id = billing.gateway.client.v1.customers.list({"email": "new@example.com"}).data[0].id
     assert [(c["method"], c["path"]) for c in calls] == [
-        ("POST", "/v1/customers"),
+        ("POST", "/v1/customers"),  # the user id only, under a key over exactly that
+        ("POST", f"/v1/customers/{customer_id}"),  # the email apart: it may change
         ("POST", "/v1/checkout/sessions"),
     ]
     session = first.get_json()["session"]
@@ -33,7 +35,14 @@ def test_new_user_checkout_makes_two_stripe_calls_and_returning_user_one(
     again = client.post("/api/create-checkout-session", json={"plan": "yearly"}, headers=headers)
     assert again.status_code == 200
     calls = billing.stripe_calls()[before:]
-    assert [(c["method"], c["path"]) for c in calls] == [("POST", "/v1/checkout/sessions")]
+    # One live subscription per user: Stripe is asked first, then the other tab's open session
+    # is expired so only the new one can be paid.
+    assert [(c["method"], c["path"]) for c in calls] == [
+        ("GET", "/v1/subscriptions"),
+        ("GET", "/v1/checkout/sessions"),
+        ("POST", f"/v1/checkout/sessions/{session['id']}/expire"),
+        ("POST", "/v1/checkout/sessions"),
+    ]
     # The customer was stored once, with our user id on it, not looked up by email.
     customer = billing.gateway.client.v1.customers.list({"email": "new@example.com"})
     assert len(customer.data) == 1

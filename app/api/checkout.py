@@ -19,6 +19,7 @@ from app.billing.redirects import default_url, ensure_allowed_url
 from app.billing.stripe_objects import object_id
 from app.errors import NotFound
 from app.extensions import db
+from app.models import utcnow
 from app.stripe_gateway import current_gateway
 
 bp = Blueprint("checkout", __name__, url_prefix="/api")
@@ -63,10 +64,11 @@ def retrieve_checkout_session() -> dict[str, Any]:
     user = current_user()
     gateway = current_gateway()
     db.session.commit()
+    read_started = utcnow()
     session = gateway.retrieve_checkout_session(body.sessionId)
     # Checks the session is the caller's (404 otherwise), then fulfils from the redirect too:
     # the webhook may be late, and applying twice is harmless.
-    fulfil_checkout_session(session, user=user)
+    fulfil_checkout_session(session, user=user, gateway=gateway, read_started=read_started)
     db.session.commit()
     out = CheckoutSessionOut(
         id=session["id"],

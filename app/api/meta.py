@@ -9,7 +9,7 @@ from flask import Blueprint, Response
 from sqlalchemy import text
 
 from app.api.openapi import build_openapi
-from app.errors import ProviderUnavailable
+from app.errors import database_unavailable
 from app.extensions import db
 
 bp = Blueprint("meta", __name__, url_prefix="/api")
@@ -31,10 +31,7 @@ def health() -> dict[str, Any]:
         db.session.execute(text("SELECT 1"))
         db.session.commit()
     except Exception as exc:
-        db.session.rollback()
-        raise ProviderUnavailable(
-            "The database is unreachable.", code="database_unavailable"
-        ) from exc
+        raise database_unavailable() from exc
     return {"status": "ok", "database": "ok"}
 
 

@@ -33,7 +33,11 @@ def subscription_reply(user: User, row: Subscription | None) -> dict[str, Any]:
     return {"subscription": out.model_dump() if out else None}
 
 
-def me_reply(user: User, row: Subscription | None) -> dict[str, Any]:
+def me_reply(
+    user: User, row: Subscription | None, live: list[Subscription] | None = None
+) -> dict[str, Any]:
+    """`live`: the user's live subscriptions; listed in full when there is more than one."""
+    several = [subscription_out(sub, user.subscription_tier) for sub in live or []]
     return MeReply(
         user=UserOut(
             id=user.id,
@@ -43,4 +47,5 @@ def me_reply(user: User, row: Subscription | None) -> dict[str, Any]:
             stripeCustomerId=user.stripe_customer_id,
         ),
         subscription=subscription_out(row, user.subscription_tier),
+        subscriptions=[out for out in several if out] if len(several) > 1 else None,
     ).model_dump()

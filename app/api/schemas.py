@@ -107,6 +107,11 @@ class UserOut(BaseModel):
 class MeReply(BaseModel):
     user: UserOut
     subscription: SubscriptionOut | None
+    subscriptions: list[SubscriptionOut] | None = Field(
+        default=None,
+        description="Every live subscription, when there is more than one (the user pays for "
+        "each; cancel needs a subscriptionId then); null otherwise.",
+    )
 
 
 # -- entitlements and usage ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from app.api.replies import me_reply, subscription_reply
 from app.api.schemas import CancelSubscriptionRequest, ResumeSubscriptionRequest
 from app.auth import current_user, login_required
 from app.billing.changes import Change, change_subscription
-from app.billing.subscriptions import current_subscription
+from app.billing.subscriptions import current_subscription, live_subscriptions
 from app.billing.sync import sync_user
 from app.billing.times import now_ms
 from app.billing.usage_periods import settle_user
@@ -55,7 +55,8 @@ def me() -> dict[str, Any]:
     if _wants_refresh():
         sync_user(current_gateway(), user)
         db.session.commit()
-    return me_reply(user, _settled_subscription(user))
+    row = _settled_subscription(user)
+    return me_reply(user, row, live_subscriptions(user.id))
 
 
 @bp.post("/cancel-subscription")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.billing.webhooks import process_event
-from app.errors import ApiError
+from app.errors import DATABASE_UNAVAILABLE_ERRORS, ApiError
 from app.stripe_gateway import InvalidSignature, current_gateway
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
@@ -25,6 +25,8 @@ def stripe_webhook() -> tuple[Response, int]:
         raise ApiError("Webhook signature verification failed.", code="invalid_signature") from exc
     try:
         outcome = process_event(event, gateway)
+    except DATABASE_UNAVAILABLE_ERRORS:
+        raise  # 503 database_unavailable (app/errors.py): Stripe delivers it again later
     except Exception:
         # Recorded with its error; a 5xx makes Stripe deliver it again later.
         body = {"error": {"code": "webhook_failed", "message": "Event not processed; retry later."}}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import Enum
 
 from app.billing.policy import ENDED_STATUSES
-from app.billing.subscriptions import owned_subscription
-from app.billing.sync import apply_read
-from app.errors import Conflict, NotFound
+from app.billing.reads import apply_read
+from app.billing.subscriptions import live_subscriptions, owned_subscription
+from app.errors import ApiError, Conflict, NotFound
 from app.extensions import db
 from app.models import Subscription, User, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
@@ -20,6 +20,15 @@ class Change(Enum):
 
 
 def changeable_subscription(user: User, subscription_id: str | None) -> Subscription:
+    if subscription_id is None:
+        live = live_subscriptions(user.id)
+        if len(live) > 1:
+            # Picking one would leave the other billing: the caller must say which.
+            raise Conflict(
+                "You have more than one subscription; say which one (subscriptionId).",
+                code="multiple_subscriptions",
+                details={"subscriptionIds": [row.id for row in live]},
+            )
     row = owned_subscription(user, subscription_id)
     if row is None or row.status is None:
         raise NotFound("No such subscription.", code="subscription_not_found")
@@ -36,11 +45,32 @@ def change_subscription(
     row = changeable_subscription(user, subscription_id)
     db.session.commit()  # no transaction held across the Stripe call
     asked_at = utcnow()
-    updated = _ask_stripe(gateway, row.id, change)
+    try:
+        updated = _ask_stripe(gateway, row.id, change)
+    except ApiError as exc:
+        updated = _settle_rejection(gateway, row.id, change, exc)
     # A webhook for a later change may land between Stripe's answer and this write.
     row = apply_read(gateway, updated, read_started=asked_at)
     db.session.commit()
     return row
+
+
+def _settle_rejection(
+    gateway: StripeGateway, subscription_id: str, change: Change, rejection: ApiError
+) -> StripeDict:
+    """Stripe refused the change. A refusal can be the echo of our own earlier success (the
+    SDK retried a DELETE whose answer was lost and heard "already canceled"), or mean that the
+    subscription ended without our knowing yet: read the subscription and judge by its state."""
+    if rejection.status != 400:
+        raise rejection
+    current = gateway.retrieve_subscription(subscription_id)
+    if current.get("status") not in ENDED_STATUSES:
+        raise rejection
+    if change is Change.CANCEL_NOW:
+        return current  # what was asked for is done
+    apply_read(gateway, current, read_started=utcnow())
+    db.session.commit()
+    raise Conflict("This subscription has already ended.", code="subscription_ended")
 
 
 def _ask_stripe(gateway: StripeGateway, subscription_id: str, change: Change) -> StripeDict:

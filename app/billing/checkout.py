@@ -1,31 +1,46 @@
-"""Starting a checkout and fulfilling a completed one (from the redirect or the webhook)."""
+"""Starting a checkout and fulfilling a completed one (from the redirect or the webhook).
+
+One live subscription per user, whatever the timing: our database may not know yet about a
+subscription (webhooks late, the app down while the user paid), so before a session is made for
+a user who has a Stripe customer, Stripe is asked (one list call) and a live subscription there
+is a 409; and the user's other open sessions are expired first, so two tabs can't both be paid.
+What still slips through (two payments in the same instant) is detected when the second
+subscription arrives (`subscriptions._report_duplicates`) and handled by `flask billing check`.
+"""
 
 from __future__ import annotations
+
+import logging
+from datetime import datetime
 
 from sqlalchemy import update
 
 from app.billing.policy import LIVE_STATUSES
+from app.billing.reads import apply_read
 from app.billing.stripe_objects import object_id
 from app.billing.subscriptions import (
-    apply_subscription,
     attach_subscription_id,
     current_subscription,
     link_customer,
     refresh_user_summary,
 )
 from app.billing.users import get_or_create_user
-from app.errors import Conflict, NotFound
+from app.errors import ApiError, Conflict, NotFound
 from app.extensions import db
-from app.models import User
+from app.models import User, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
 
+log = logging.getLogger(__name__)
 
-def ensure_customer(gateway: StripeGateway, user: User) -> str:
-    """The user's Stripe customer, created once (Stripe dedupes racing creates by the key)."""
+
+def ensure_customer(gateway: StripeGateway, user: User) -> tuple[str, bool]:
+    """The user's Stripe customer, created once (Stripe replays racing or retried creates by
+    the key); True when it was created by this call."""
     if user.stripe_customer_id:
-        return user.stripe_customer_id
+        return user.stripe_customer_id, False
+    email = user.email
     db.session.commit()  # hold no transaction (nor SQLite's write lock) across a Stripe call
-    customer = gateway.create_customer(user_id=user.id, email=user.email)
+    customer = gateway.create_customer(user_id=user.id)
     db.session.execute(
         update(User)
         .where(User.id == user.id, User.stripe_customer_id.is_(None))
@@ -33,7 +48,47 @@ def ensure_customer(gateway: StripeGateway, user: User) -> str:
     )
     db.session.commit()
     db.session.refresh(user)
-    return user.stripe_customer_id or customer["id"]
+    if email and customer.get("email") != email:
+        gateway.update_customer_email(customer["id"], email)
+    return user.stripe_customer_id or customer["id"], True
+
+
+def _subscription_exists(subscription_id: str) -> Conflict:
+    return Conflict(
+        "You already have a subscription. Manage it in the billing portal.",
+        code="subscription_exists",
+        details={"portal": "/api/create-portal-session", "subscriptionId": subscription_id},
+    )
+
+
+def _refuse_if_live_in_stripe(gateway: StripeGateway, customer_id: str) -> None:
+    """409 when Stripe knows a live subscription of this customer (storing what it said)."""
+    asked_at = utcnow()
+    live = [
+        sub for sub in gateway.live_subscriptions(customer_id) if sub.get("status") in LIVE_STATUSES
+    ]
+    if not live:
+        return
+    for subscription in live:
+        apply_read(gateway, subscription, read_started=asked_at)
+    db.session.commit()
+    raise _subscription_exists(live[0]["id"])
+
+
+def _expire_open_sessions(gateway: StripeGateway, customer_id: str) -> None:
+    """Expire the customer's open sessions (another tab, an earlier attempt), so at most the
+    session about to be made can be paid. One that completes meanwhile can't be expired."""
+    for session in gateway.list_open_checkout_sessions(customer_id):
+        try:
+            gateway.expire_checkout_session(session["id"])
+        except ApiError as exc:
+            if exc.status >= 500:
+                raise
+            log.warning("could not expire checkout session %s: %s", session["id"], exc.code)
+            if gateway.retrieve_checkout_session(session["id"]).get("status") == "complete":
+                raise _subscription_exists(
+                    object_id(session.get("subscription")) or session["id"]
+                ) from exc
 
 
 def start_checkout(
@@ -47,13 +102,12 @@ def start_checkout(
 ) -> StripeDict:
     live = current_subscription(user)
     if live is not None and live.status in LIVE_STATUSES:
-        raise Conflict(
-            "You already have a subscription. Manage it in the billing portal.",
-            code="subscription_exists",
-            details={"portal": "/api/create-portal-session", "subscriptionId": live.id},
-        )
-    customer_id = ensure_customer(gateway, user)
+        raise _subscription_exists(live.id)
+    customer_id, created = ensure_customer(gateway, user)
     db.session.commit()
+    if not created:  # a new customer has no subscription and no session yet
+        _refuse_if_live_in_stripe(gateway, customer_id)
+        _expire_open_sessions(gateway, customer_id)
     return gateway.create_checkout_session(
         user_id=user.id,
         customer_id=customer_id,
@@ -72,12 +126,19 @@ def session_belongs_to(session: StripeDict, user: User) -> bool:
     return customer is not None and customer == user.stripe_customer_id
 
 
-def fulfil_checkout_session(session: StripeDict, *, user: User | None = None) -> User | None:
+def fulfil_checkout_session(
+    session: StripeDict,
+    *,
+    user: User | None = None,
+    gateway: StripeGateway | None = None,
+    read_started: datetime | None = None,
+) -> User | None:
     """Link the buyer to their customer and subscription; idempotent.
 
-    From the redirect the session comes with its subscription expanded, so its state is applied
-    at once; from the webhook it carries only ids and the subscription's own events bring the
-    state."""
+    From the redirect the session was read with its subscription expanded (by `gateway`, in a
+    call that began at `read_started`), so its state is stored at once through the guarded
+    path for reads; from the webhook it carries only ids and the subscription's own events
+    bring the state."""
     if user is None:
         user_id = session.get("client_reference_id") or (session.get("metadata") or {}).get(
             "userId"
@@ -91,9 +152,9 @@ def fulfil_checkout_session(session: StripeDict, *, user: User | None = None) ->
         return user
     link_customer(user, object_id(session.get("customer")))
     subscription = session.get("subscription")
-    if isinstance(subscription, dict):
-        apply_subscription(subscription)
-    elif isinstance(subscription, str):
-        attach_subscription_id(user, subscription)
+    if isinstance(subscription, dict) and gateway is not None and read_started is not None:
+        apply_read(gateway, subscription, read_started=read_started)
+    elif subscription_id := object_id(subscription):
+        attach_subscription_id(user, subscription_id)
     refresh_user_summary(user)
     return user

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.billing.entitlements import past_due_since
 from app.billing.ordering import Verdict, judge_event
-from app.billing.policy import LIVE_STATUSES
+from app.billing.policy import ENDED_STATUSES, LIVE_STATUSES
 from app.billing.stripe_objects import subscription_fields
 from app.billing.times import now_ms
 from app.billing.usage_periods import settle_user
@@ -54,6 +54,12 @@ def apply_subscription(
     through `reread`.
     """
     row = subscription_row_for_update(subscription["id"])
+    if event_created is None and _would_revive(row, subscription):
+        # Stripe never revives an ended subscription: a read showing it live was made before
+        # the end we already hold (its answer came late). Deleted stays deleted.
+        log.warning("read of %s older than its end; ignored", row.id)
+        return row
+    was_live = row.status in LIVE_STATUSES
     if event_created is not None:
         verdict = judge_event(row, subscription, event_created)
         if verdict is Verdict.SKIP:
@@ -72,7 +78,41 @@ def apply_subscription(
         row.user_id = user.id
         link_customer(user, row.customer_id)
         refresh_user_summary(user)
+        if row.status in LIVE_STATUSES and not was_live:
+            _report_duplicates(user)
     return row
+
+
+def _would_revive(row: Subscription, subscription: StripeDict) -> bool:
+    return row.status in ENDED_STATUSES and subscription.get("status") not in ENDED_STATUSES
+
+
+def live_subscriptions(user_id: str) -> list[Subscription]:
+    """The user's live subscriptions, the deciding one first (see `current_subscription`)."""
+    rows = (
+        db.session.execute(
+            select(Subscription).where(
+                Subscription.user_id == user_id, Subscription.status.in_(LIVE_STATUSES)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return sorted(rows, key=_precedence, reverse=True)
+
+
+def _report_duplicates(user: User) -> None:
+    """One live subscription per user: a second one means the user pays twice. Checkout makes
+    it nearly impossible (app/billing/checkout.py); if it happens anyway, say so loudly. The
+    policy for it runs in `flask billing check` (README, Reliability)."""
+    live = live_subscriptions(user.id)
+    if len(live) > 1:
+        log.error(
+            "user %s has %d live subscriptions: %s (see `flask billing check`)",
+            user.id,
+            len(live),
+            ", ".join(row.id for row in live),
+        )
 
 
 def _copy_subscription_fields(row: Subscription, subscription: StripeDict) -> None:
@@ -140,7 +180,13 @@ def current_subscription(user: User) -> Subscription | None:
     )
     if not rows:
         return None
-    return max(rows, key=lambda row: (row.status in LIVE_STATUSES, row.stripe_created or 0))
+    return max(rows, key=_precedence)
+
+
+def _precedence(row: Subscription) -> tuple[bool, int, str]:
+    """Live before ended, then the newest; the id settles a tie (two created in one second), so
+    every reader picks the same row whatever order the database returns them in."""
+    return (row.status in LIVE_STATUSES, row.stripe_created or 0, row.id)
 
 
 def refresh_user_summary(user: User) -> None:

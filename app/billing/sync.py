@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
 
 from app.billing.ordering import row_matches
 from app.billing.policy import ENDED_STATUSES
+from app.billing.reads import trusted_copy
 from app.billing.subscriptions import (
     apply_subscription,
     refresh_user_summary,
@@ -33,10 +34,6 @@ from app.errors import ApiError
 from app.extensions import db
 from app.models import Subscription, SyncState, User, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
-
-# App servers' clocks may disagree a little; a row written this close to the start counts as
-# written during the sync (the cost of being wrong this way is one extra Stripe read).
-CLOCK_MARGIN = timedelta(seconds=5)
 
 SUBSCRIPTION_FIELDS = (
     "user_id",
@@ -96,18 +93,6 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     ]
 
 
-def _as_utc(moment: datetime | None) -> datetime | None:
-    # SQLite hands timezone-aware columns back naive; we only ever store UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
-def _written_since(row: Subscription, started: datetime) -> bool:
-    updated = _as_utc(row.updated_at)
-    return row.status is not None and updated is not None and updated >= started
-
-
 def _apply_and_report(row: Subscription, subscription: StripeDict, report: SyncReport) -> None:
     owner_id = row.user_id or (subscription.get("metadata") or {}).get("userId")
     owner = db.session.get(User, owner_id) if isinstance(owner_id, str) else None
@@ -126,19 +111,6 @@ def _apply_and_report(row: Subscription, subscription: StripeDict, report: SyncR
             report.changes.append(f"user {row.user_id}: " + ", ".join(user_changed))
 
 
-def apply_read(
-    gateway: StripeGateway, subscription: StripeDict, *, read_started: datetime
-) -> Subscription:
-    """Store a subscription read from Stripe by a call that began at `read_started` (e.g. the
-    answer to our own cancel). A webhook may have written a newer state after that read and
-    before this write; then the copy in hand can't be trusted and is replaced by a re-read made
-    while the row is locked."""
-    row = subscription_row_for_update(subscription["id"])
-    if _written_since(row, read_started - CLOCK_MARGIN):
-        subscription = gateway.retrieve_subscription(row.id)
-    return apply_subscription(subscription)
-
-
 def sync_listed(
     gateway: StripeGateway, listed: StripeDict, started: datetime, report: SyncReport
 ) -> None:
@@ -149,10 +121,9 @@ def sync_listed(
         if row.user_id is not None and row_matches(row, listed):
             db.session.commit()
             return
-        if _written_since(row, started):
-            # The listed copy may predate what a webhook just wrote; read again under the lock.
-            listed = gateway.retrieve_subscription(row.id)
-            report.rereads += 1
+        # The listed copy may predate what a webhook just wrote: the guarded path reads again.
+        listed, reread = trusted_copy(gateway, row, listed, started)
+        report.rereads += reread
         _apply_and_report(row, listed, report)
         db.session.commit()
     except BaseException:
@@ -199,7 +170,7 @@ def sync_user(gateway: StripeGateway, user: User, report: SyncReport | None = No
 
     Errors propagate (the API answers them as 503/400); what was fixed before stays fixed."""
     report = report or SyncReport()
-    started = utcnow() - CLOCK_MARGIN
+    started = utcnow()
     customer_id = user.stripe_customer_id
     db.session.commit()  # no transaction (nor SQLite's write lock) across the list call
     if customer_id:
@@ -216,7 +187,7 @@ def sync_all(gateway: StripeGateway, track: Track | None = None) -> SyncReport:
     failures are collected in the report and the pass goes on; a failed list call stops it,
     since without the whole list the rows Stripe did not list can't be told apart."""
     report = SyncReport()
-    started = utcnow() - CLOCK_MARGIN
+    started = utcnow()
     db.session.commit()
     listed_ids: set[str] = set()
     stream: Iterable[StripeDict] = gateway.list_subscriptions()
