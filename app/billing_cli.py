@@ -16,6 +16,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from app.billing.duplicates import cancel_newer, find_duplicates
 from app.billing.sync import SyncReport, describe, sync_all, sync_from_events, sync_user
 from app.billing.webhooks import process_event
 from app.extensions import db
@@ -83,11 +84,15 @@ def events_command(limit: int, failed: bool, event_type: str | None) -> None:
     help="Minutes an event may wait unprocessed before it counts.",
 )
 def check_command(max_age: int) -> None:
-    """Exit 1 when stored events have waited unprocessed longer than --max-age (for alerts).
+    """Exit 1 when stored events have waited unprocessed longer than --max-age, or a user has
+    more than one live subscription (for alerts).
 
     Stripe retries a failed delivery for days, so an event that stays unprocessed means the
     cause has not gone away by itself: look at `billing events --failed`, fix, `billing replay`.
+    Duplicates follow DUPLICATE_SUBSCRIPTION_POLICY: "flag" reports them, "cancel_newer"
+    cancels the newer ones (prorated credit) and reports what it did.
     """
+    duplicates_ok = _check_duplicates()
     cutoff = utcnow() - timedelta(minutes=max_age)
     stuck = (
         db.session.execute(
@@ -100,6 +105,8 @@ def check_command(max_age: int) -> None:
     )
     if not stuck:
         click.echo(f"ok: no event unprocessed for more than {max_age} min")
+        if not duplicates_ok:
+            raise click.exceptions.Exit(1)
         return
     oldest = stuck[0]
     _fail(
@@ -107,6 +114,28 @@ def check_command(max_age: int) -> None:
         f"({oldest.type}) received {oldest.created_at:%Y-%m-%d %H:%M:%S}, "
         f"attempts={oldest.attempts}"
     )
+
+
+def _check_duplicates() -> bool:
+    """Report users with more than one live subscription; True when none is left."""
+    duplicates = find_duplicates()
+    if not duplicates:
+        click.echo("ok: no user has more than one live subscription")
+        return True
+    for duplicate in duplicates:
+        click.echo(
+            f"DUPLICATE user {duplicate.user_id} has {1 + len(duplicate.newer)} live "
+            f"subscriptions: keeps {duplicate.keep}, newer {', '.join(duplicate.newer)}"
+        )
+    if current_app.config["DUPLICATE_SUBSCRIPTION_POLICY"] != "cancel_newer":
+        click.echo("policy flag: cancel the extra subscriptions by hand (or set the policy)")
+        return False
+    report = cancel_newer(current_gateway(), duplicates)
+    for subscription_id in report.canceled:
+        click.echo(f"canceled {subscription_id} (newer duplicate; prorated credit issued)")
+    for error in report.errors:
+        click.echo(f"error canceling {error}", err=True)
+    return not report.errors
 
 
 @billing_cli.command("replay")
@@ -205,7 +234,8 @@ def sync_command(user_id: str | None, from_events: bool) -> None:
             db.session.rollback()
             report = SyncReport(errors=[f"user {user_id}: {describe(exc)}"])
     else:
-        report = sync_all(gateway, track=_progress)
+        pending_seconds = current_app.config["SYNC_PENDING_SECONDS"]
+        report = sync_all(gateway, track=_progress, pending_seconds=pending_seconds)
     _print_report(report)
     if report.errors:
         raise click.exceptions.Exit(1)
@@ -237,9 +267,12 @@ def _sync_events(gateway: StripeGateway) -> None:
 def _print_report(report: SyncReport) -> None:
     for change in report.changes:
         click.echo(f"changed {change}")
+    for change in report.pending:
+        click.echo(f"pending {change}")
     for error in report.errors:
         click.echo(f"error {error}", err=True)
     click.echo(
         f"checked {report.seen} subscription(s): {len(report.changes)} change(s), "
-        f"{len(report.errors)} error(s), {report.rereads} re-read(s)"
+        f"{len(report.pending)} pending, {len(report.errors)} error(s), "
+        f"{report.rereads} re-read(s)"
     )

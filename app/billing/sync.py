@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from app.billing.ordering import row_matches
 from app.billing.policy import ENDED_STATUSES
 from app.billing.reads import trusted_copy
+from app.billing.stripe_objects import invoice_subscription_id, object_id
 from app.billing.subscriptions import (
     apply_subscription,
     refresh_user_summary,
@@ -32,7 +33,7 @@ from app.billing.webhooks import HANDLED_EVENT_TYPES, process_event
 from app.database import insert_or_ignore
 from app.errors import ApiError
 from app.extensions import db
-from app.models import Subscription, SyncState, User, utcnow
+from app.models import Subscription, SyncState, User, WebhookEvent, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
 
 SUBSCRIPTION_FIELDS = (
@@ -69,10 +70,21 @@ Track = Callable[[Iterable[StripeDict]], Iterable[StripeDict]]
 
 @dataclass
 class SyncReport:
+    """`changes` is drift: our copy differed from Stripe with no webhook on its way (webhooks
+    were missed). `pending` differed too, but Stripe's change is recent: an event about the
+    subscription was made in the last `SYNC_PENDING_SECONDS` and we have not processed it yet,
+    or the subscription itself is that new; its webhook is probably still being delivered.
+    Both are repaired the same way."""
+
     seen: int = 0
     rereads: int = 0
     changes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    awaited: set[str] = field(default_factory=set)  # subscriptions with unprocessed events
+
+    def is_pending(self, subscription: StripeDict) -> bool:
+        return subscription.get("id") in self.awaited
 
 
 def describe(exc: BaseException) -> str:
@@ -99,16 +111,17 @@ def _apply_and_report(row: Subscription, subscription: StripeDict, report: SyncR
     owner_before = _snapshot(owner, USER_FIELDS)
     before = _snapshot(row, SUBSCRIPTION_FIELDS)
     apply_subscription(subscription)
+    lines = report.pending if report.is_pending(subscription) else report.changes
     changed = _diff(before, _snapshot(row, SUBSCRIPTION_FIELDS))
     if changed:
-        report.changes.append(f"{row.id} ({row.user_id or 'no user'}): " + ", ".join(changed))
+        lines.append(f"{row.id} ({row.user_id or 'no user'}): " + ", ".join(changed))
     if row.user_id is not None:
         # apply_subscription refreshed the owner's summary; report that here, not as a no-op later.
         user = db.session.get(User, row.user_id)
         baseline = owner_before if owner is not None and owner.id == row.user_id else {}
         user_changed = _diff(baseline, _snapshot(user, USER_FIELDS))
         if user_changed:
-            report.changes.append(f"user {row.user_id}: " + ", ".join(user_changed))
+            lines.append(f"user {row.user_id}: " + ", ".join(user_changed))
 
 
 def sync_listed(
@@ -180,7 +193,41 @@ def sync_user(gateway: StripeGateway, user: User, report: SyncReport | None = No
     return report
 
 
-def sync_all(gateway: StripeGateway, track: Track | None = None) -> SyncReport:
+def _event_subscription_id(event: StripeDict) -> str | None:
+    obj = (event.get("data") or {}).get("object") or {}
+    kind = obj.get("object")
+    if kind == "subscription":
+        return object_id(obj.get("id"))
+    if kind == "checkout.session":
+        return object_id(obj.get("subscription"))
+    if kind == "invoice":
+        return invoice_subscription_id(obj)
+    return None
+
+
+def awaited_subscriptions(gateway: StripeGateway, since: int) -> set[str]:
+    """Subscriptions named by events Stripe made since `since` that we have not processed:
+    their webhooks are still on their way (Stripe retries for days)."""
+    events = [e for e in gateway.list_events_after(since) if e.get("type") in HANDLED_EVENT_TYPES]
+    ids = [str(e["id"]) for e in events]
+    processed: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        processed.update(
+            db.session.execute(
+                select(WebhookEvent.id).where(
+                    WebhookEvent.id.in_(chunk), WebhookEvent.processed.is_(True)
+                )
+            ).scalars()
+        )
+    db.session.commit()
+    awaited = {_event_subscription_id(e) for e in events if e["id"] not in processed}
+    return {subscription_id for subscription_id in awaited if subscription_id}
+
+
+def sync_all(
+    gateway: StripeGateway, track: Track | None = None, pending_seconds: int = 300
+) -> SyncReport:
     """Every subscription in Stripe, then the rows Stripe did not list, then every summary.
 
     `track` wraps the stream of listed subscriptions (the CLI's progress bar). Per-row
@@ -189,6 +236,13 @@ def sync_all(gateway: StripeGateway, track: Track | None = None) -> SyncReport:
     report = SyncReport()
     started = utcnow()
     db.session.commit()
+    if pending_seconds > 0:
+        since = int(started.timestamp()) - pending_seconds
+        try:
+            report.awaited = awaited_subscriptions(gateway, since)
+        except Exception as exc:
+            db.session.rollback()
+            report.errors.append(f"listing recent events failed: {describe(exc)}")
     listed_ids: set[str] = set()
     stream: Iterable[StripeDict] = gateway.list_subscriptions()
     iterator = iter(track(stream) if track is not None else stream)
