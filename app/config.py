@@ -75,7 +75,7 @@ def reliability_from_env() -> dict[str, Any]:
         # Bulkhead: at most this many Stripe calls at once per process; a request that can't
         # get a slot within STRIPE_CALL_QUEUE_WAIT seconds is answered 503 at once.
         "STRIPE_MAX_CONCURRENT_CALLS": _env_int("STRIPE_MAX_CONCURRENT_CALLS", 4),
-        "STRIPE_CALL_QUEUE_WAIT": _env_float("STRIPE_CALL_QUEUE_WAIT", 0.5),
+        "STRIPE_CALL_QUEUE_WAIT": _env_float("STRIPE_CALL_QUEUE_WAIT", 0.25),
         # The database: connect timeout (s), statement and lock timeouts (ms, PostgreSQL),
         # the pool (one connection per server thread) and how long to wait for one (s).
         "WEB_THREADS": _env_int("WEB_THREADS", 8),

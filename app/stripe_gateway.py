@@ -78,7 +78,7 @@ class StripeGateway:
         connect_timeout: float = 3.0,
         read_timeout: float = 8.0,
         max_concurrent_calls: int = 4,
-        call_queue_wait: float = 0.5,
+        call_queue_wait: float = 0.25,
     ) -> None:
         base_addresses: dict[str, str | None] = {"api": api_base} if api_base else {}
         self.client = stripe.StripeClient(

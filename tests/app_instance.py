@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,30 @@ class Instance:
         return f"{self.url}/api/webhooks/stripe"
 
 
+class PooledWSGIServer(BaseWSGIServer):
+    """A fixed number of request threads, as a gunicorn gthread worker has (werkzeug's threaded
+    server starts a thread per request, so it can't run out): requests beyond them wait."""
+
+    def __init__(self, host: str, port: int, app: Flask, threads: int) -> None:
+        super().__init__(host, port, app)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="request")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def proxied_database_url(url: str, port: int) -> str:
     """The same database reached through 127.0.0.1:`port` (sslmode off so a proxy can read
     the SQL it forwards)."""
@@ -49,7 +74,9 @@ def proxied_database_url(url: str, port: int) -> str:
 
 
 @contextmanager
-def serve_instance(base: Flask, **overrides: Any) -> Iterator[Instance]:
+def serve_instance(base: Flask, threads: int | None = None, **overrides: Any) -> Iterator[Instance]:
+    """An instance of the app with `overrides` on `base`'s settings; `threads` bounds its
+    request threads (default: one thread per request)."""
     config: dict[str, Any] = {name: base.config[name] for name in COPIED_SETTINGS}
     config.update(
         APP_ENV="testing",
@@ -59,13 +86,18 @@ def serve_instance(base: Flask, **overrides: Any) -> Iterator[Instance]:
     )
     config.update(overrides)
     application = create_app(config)
-    server = make_server("127.0.0.1", 0, application, threaded=True)
+    server: BaseWSGIServer = (
+        PooledWSGIServer("127.0.0.1", 0, application, threads)
+        if threads
+        else make_server("127.0.0.1", 0, application, threaded=True)
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield Instance(application, f"http://127.0.0.1:{server.server_port}", server)
     finally:
         server.shutdown()
+        server.server_close()
         with application.app_context():
             db.session.remove()
             db.engine.dispose()

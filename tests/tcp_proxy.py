@@ -3,7 +3,8 @@
 `cut()` resets every open connection and refuses new ones (as a crashed server or a broken
 network would); `restore()` forwards again. `cut_when(pattern)` arms a cut that fires on the
 first client chunk containing `pattern` (that chunk is never forwarded), which lets a test break
-a connection in the middle of a transaction, e.g. on `INSERT INTO subscriptions`.
+a connection in the middle of a transaction, e.g. on `INSERT INTO subscriptions`. `hold()` makes
+it a black hole for new connections: accepted, never forwarded, never answered.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class TcpProxy:
         self._open: set[socket.socket] = set()
         self._up = True
         self._trigger: bytes | None = None
+        self._held = False
         self.cuts = 0
         self._stopped = False
         threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True).start()
@@ -55,6 +57,10 @@ class TcpProxy:
     def restore(self) -> None:
         with self._lock:
             self._up = True
+
+    def hold(self) -> None:
+        with self._lock:
+            self._held = True
 
     def cut_when(self, pattern: bytes) -> None:
         with self._lock:
@@ -87,6 +93,10 @@ class TcpProxy:
                 return
             if not self._up:
                 _reset(client)
+                continue
+            if self._held:
+                with self._lock:
+                    self._open.add(client)  # open, silent; reset by cut() or stop()
                 continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
