@@ -19,4 +19,4 @@ USER billing
 
 EXPOSE 3001
 # Migrate, then serve. Production refuses to start without its secrets (see README).
-CMD ["sh", "-c", "flask --app wsgi db upgrade && exec gunicorn --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-2} --access-logfile - wsgi:app"]
+CMD ["sh", "-c", "flask --app wsgi db upgrade && exec gunicorn --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-2} --threads ${WEB_THREADS:-8} --access-logfile - wsgi:app"]

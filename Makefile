@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt 
 PORT    ?= 3001
 PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install migrate run test test-postgres test-all lint format audit sandbox bench clean
+.PHONY: install migrate run test test-postgres test-all lint format audit sandbox bench bench-blackhole clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ sandbox: install
 # PostgreSQL, whose schema it drops and re-creates: use a scratch database).
 bench: install
 	$(PY) bench/webhook_ack.py
+
+# Stripe black-holed for 30 s under load: health, reads and webhooks vs checkout (SQLite).
+bench-blackhole: install
+	$(PY) bench/stripe_blackhole.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance

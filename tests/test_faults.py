@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -50,11 +51,8 @@ def subscription_id_of(client: FlaskClient, user: str) -> str:
 
 
 def live_in_stripe(billing: Billing, customer_id: str) -> list[dict[str, Any]]:
-    return [
-        sub
-        for sub in billing.gateway.live_subscriptions(customer_id)
-        if sub["status"] in ("active", "trialing", "past_due")
-    ]
+    listed = billing.gateway.client.v1.subscriptions.list({"customer": customer_id}).data
+    return [sub.to_dict() for sub in listed if sub.status in ("active", "trialing", "past_due")]
 
 
 def run_cli(app: Flask, *args: str) -> Any:
@@ -111,8 +109,9 @@ def test_a_read_never_revives_an_ended_subscription(
     billing.gateway.cancel_subscription_now(sub_id)
     billing.wait_for_webhooks()
     with app.app_context():
-        # Even a read claimed to start after the end (clock skew) can't bring it back.
-        apply_read(billing.gateway, stale, read_started=utcnow())
+        # Even a read whose start is claimed after the end (clocks disagree, so the row's write
+        # time doesn't call for a re-read) can't bring it back.
+        apply_read(billing.gateway, stale, read_started=utcnow() + timedelta(minutes=1))
         db.session.commit()
     assert stored_state(app, sub_id)["status"] == "canceled"
 
@@ -353,15 +352,17 @@ def test_stripe_blackholed_under_load_health_reads_and_webhooks_keep_answering(
         with stripe_blackholed(billing), ThreadPoolExecutor(max_workers=6) as pool:
             for n in range(6):
                 pool.submit(buyer, n)
-            time.sleep(0.5)  # the buyers are holding Stripe calls
-            deadline = time.monotonic() + 4.5
-            n = 0
-            while time.monotonic() < deadline:
-                for kind in during:
-                    during[kind].append(probe(kind, 1000 + n))
-                n += 1
-                time.sleep(0.05)
-            stop.set()
+            try:
+                time.sleep(0.5)  # the buyers are holding Stripe calls
+                deadline = time.monotonic() + 4.5
+                n = 0
+                while time.monotonic() < deadline:
+                    for kind in during:
+                        during[kind].append(probe(kind, 1000 + n))
+                    n += 1
+                    time.sleep(0.05)
+            finally:
+                stop.set()
 
     assert checkouts, "the buyers made requests"
     statuses = {status for status, _ in checkouts}
@@ -522,8 +523,8 @@ def test_an_idempotency_error_is_a_conflict_never_try_again(billing: Billing) ->
 # -- 6. a database outage is 503 database_unavailable on every route ---------------------------
 
 ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
-    ("GET", "/api/health", None),
     ("GET", "/api/me", None),
+    ("GET", "/api/health", None),
     ("GET", "/api/subscription/db-down", None),
     ("GET", "/api/me/entitlements", None),
     ("GET", "/api/usage", None),
