@@ -86,8 +86,12 @@ def test_sync_repairs_missed_events_and_a_second_run_changes_nothing(
     second = run(app, "sync")
     assert second.exit_code == 0, second.output
     assert "changed" not in second.stdout
-    assert "3 subscription(s): 0 change(s), 0 error(s), 0 re-read(s)" in second.stdout
-    assert [c["path"] for c in billing.stripe_calls()[before:]] == ["/v1/subscriptions"]
+    assert "3 subscription(s): 0 change(s), 0 pending, 0 error(s), 0 re-read(s)" in second.stdout
+    # The recent events (to tell webhooks on their way from drift), then the subscriptions.
+    assert [c["path"] for c in billing.stripe_calls()[before:]] == [
+        "/v1/events",
+        "/v1/subscriptions",
+    ]
 
 
 def test_sync_of_one_user(app: Flask, client: FlaskClient, billing: Billing) -> None:

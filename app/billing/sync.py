@@ -206,8 +206,8 @@ def _event_subscription_id(event: StripeDict) -> str | None:
 
 
 def awaited_subscriptions(gateway: StripeGateway, since: int) -> set[str]:
-    """Subscriptions named by events Stripe made since `since` that we have not processed:
-    their webhooks are still on their way (Stripe retries for days)."""
+    """Subscriptions named by events Stripe made since `since` that we have not processed and
+    Stripe is still delivering: their webhooks are on their way (Stripe retries for days)."""
     events = [e for e in gateway.list_events_after(since) if e.get("type") in HANDLED_EVENT_TYPES]
     ids = [str(e["id"]) for e in events]
     processed: set[str] = set()
@@ -221,7 +221,13 @@ def awaited_subscriptions(gateway: StripeGateway, since: int) -> set[str]:
             ).scalars()
         )
     db.session.commit()
-    awaited = {_event_subscription_id(e) for e in events if e["id"] not in processed}
+    # Stripe counts the endpoints still to deliver each event to; an event no endpoint waits
+    # for (a disabled or deleted endpoint) was missed, not delayed.
+    awaited = {
+        _event_subscription_id(e)
+        for e in events
+        if e["id"] not in processed and (e.get("pending_webhooks") or 0) > 0
+    }
     return {subscription_id for subscription_id in awaited if subscription_id}
 
 
