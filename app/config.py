@@ -41,7 +41,7 @@ def config_from_env() -> dict[str, Any]:
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", ""),
         "STRIPE_API_VERSION": os.environ.get("STRIPE_API_VERSION", DEFAULT_API_VERSION),
-        "STRIPE_MAX_NETWORK_RETRIES": _env_int("STRIPE_MAX_NETWORK_RETRIES", 2),
+        "STRIPE_MAX_NETWORK_RETRIES": _env_int("STRIPE_MAX_NETWORK_RETRIES", 1),
         "STRIPE_PRICE_ID_MONTHLY": os.environ.get("STRIPE_PRICE_ID_MONTHLY", ""),
         "STRIPE_PRICE_ID_YEARLY": os.environ.get("STRIPE_PRICE_ID_YEARLY", ""),
         "STRIPE_PRICE_IDS": _env_csv("STRIPE_PRICE_IDS"),
@@ -70,12 +70,16 @@ DUPLICATE_POLICIES = ("flag", "cancel_newer")
 def reliability_from_env() -> dict[str, Any]:
     return {
         # Every Stripe call: connect and read timeouts (s); STRIPE_MAX_NETWORK_RETRIES above.
-        "STRIPE_CONNECT_TIMEOUT": _env_float("STRIPE_CONNECT_TIMEOUT", 3.0),
-        "STRIPE_READ_TIMEOUT": _env_float("STRIPE_READ_TIMEOUT", 8.0),
+        "STRIPE_CONNECT_TIMEOUT": _env_float("STRIPE_CONNECT_TIMEOUT", 2.0),
+        "STRIPE_READ_TIMEOUT": _env_float("STRIPE_READ_TIMEOUT", 5.0),
         # Bulkhead: at most this many Stripe calls at once per process; a request that can't
         # get a slot within STRIPE_CALL_QUEUE_WAIT seconds is answered 503 at once.
         "STRIPE_MAX_CONCURRENT_CALLS": _env_int("STRIPE_MAX_CONCURRENT_CALLS", 4),
-        "STRIPE_CALL_QUEUE_WAIT": _env_float("STRIPE_CALL_QUEUE_WAIT", 0.25),
+        "STRIPE_CALL_QUEUE_WAIT": _env_float("STRIPE_CALL_QUEUE_WAIT", 0.1),
+        # Circuit breaker: after this many calls in a row fail to reach Stripe, answer 503 at
+        # once for STRIPE_BREAKER_COOLDOWN seconds (0 turns it off).
+        "STRIPE_BREAKER_FAILURES": _env_int("STRIPE_BREAKER_FAILURES", 3),
+        "STRIPE_BREAKER_COOLDOWN": _env_float("STRIPE_BREAKER_COOLDOWN", 5.0),
         # The database: connect timeout (s), statement and lock timeouts (ms, PostgreSQL),
         # the pool (one connection per server thread) and how long to wait for one (s).
         "WEB_THREADS": _env_int("WEB_THREADS", 8),

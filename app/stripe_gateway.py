@@ -3,8 +3,9 @@
 Everything goes through `stripe.StripeClient` with a pinned API version, connect and read
 timeouts, network retries and an idempotency key on every create (the SDK reuses it across its
 retries; a key is derived from exactly the parameters it is sent with). A bulkhead bounds how many
-Stripe calls run at once in this process, so a Stripe outage holds at most that many threads;
-the other callers get 503 at once. Results come back as plain dicts so the billing rules treat
+Stripe calls run at once in this process, so a Stripe outage holds at most that many threads,
+and a circuit breaker fails fast after repeated failures to reach Stripe; the other callers get
+503 at once. Results come back as plain dicts so the billing rules treat
 API reads and webhook payloads alike. Stripe's errors are translated into `ApiError`s that are
 safe to show a user.
 """
@@ -15,6 +16,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -62,6 +64,44 @@ class Bulkhead:
             self._slots.release()
 
 
+class CircuitBreaker:
+    """After `failures` Stripe calls in a row fail to get an answer (timeouts, refused
+    connections, Stripe's 5xx), calls fail fast with 503 for `cooldown` seconds instead of each
+    waiting out its timeout; then calls go through again, and one more failure reopens it."""
+
+    def __init__(self, failures: int, cooldown: float) -> None:
+        self._threshold = max(1, failures)
+        self._cooldown = max(0.0, cooldown)
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._open_until = 0.0
+
+    def check(self) -> None:
+        if self._cooldown and time.monotonic() < self._open_until:
+            raise ProviderUnavailable(
+                "The payment provider is unreachable. Try again shortly.",
+                code="payment_provider_unavailable",
+            )
+
+    def record(self, reached: bool) -> None:
+        with self._lock:
+            if reached:
+                self._failures = 0
+                return
+            self._failures += 1
+            if self._failures >= self._threshold:
+                if time.monotonic() >= self._open_until:
+                    log.error("Stripe unreachable %d times in a row: failing fast", self._failures)
+                self._open_until = time.monotonic() + self._cooldown
+                self._failures = self._threshold - 1  # the next failure reopens it
+
+
+def _reached_stripe(exc: BaseException | None) -> bool:
+    if isinstance(exc, stripe.APIConnectionError):
+        return False
+    return not (isinstance(exc, stripe.StripeError) and (exc.http_status or 0) >= 500)
+
+
 def current_gateway() -> StripeGateway:
     """The gateway of the running app (built by the factory from its configuration)."""
     return cast(StripeGateway, current_app.extensions["stripe_gateway"])
@@ -78,7 +118,9 @@ class StripeGateway:
         connect_timeout: float = 3.0,
         read_timeout: float = 8.0,
         max_concurrent_calls: int = 4,
-        call_queue_wait: float = 0.25,
+        call_queue_wait: float = 0.1,
+        breaker_failures: int = 3,
+        breaker_cooldown: float = 5.0,
     ) -> None:
         base_addresses: dict[str, str | None] = {"api": api_base} if api_base else {}
         self.client = stripe.StripeClient(
@@ -89,6 +131,7 @@ class StripeGateway:
             http_client=stripe.RequestsClient(timeout=(connect_timeout, read_timeout)),
         )
         self.bulkhead = Bulkhead(max_concurrent_calls, call_queue_wait)
+        self.breaker = CircuitBreaker(breaker_failures, breaker_cooldown)
 
     @classmethod
     def from_config(cls, config: Any) -> StripeGateway:
@@ -101,6 +144,8 @@ class StripeGateway:
             read_timeout=config["STRIPE_READ_TIMEOUT"],
             max_concurrent_calls=config["STRIPE_MAX_CONCURRENT_CALLS"],
             call_queue_wait=config["STRIPE_CALL_QUEUE_WAIT"],
+            breaker_failures=config["STRIPE_BREAKER_FAILURES"],
+            breaker_cooldown=config["STRIPE_BREAKER_COOLDOWN"],
         )
 
     # -- customers ---------------------------------------------------------------------------
@@ -273,9 +318,23 @@ class StripeGateway:
                 return
             params["starting_after"] = data[-1]["id"]
 
+    def _guarded(self, request: Callable[[], Any]) -> Any:
+        self.breaker.check()
+
+        def observed() -> Any:
+            try:
+                result = request()
+            except BaseException as exc:
+                self.breaker.record(_reached_stripe(exc))
+                raise
+            self.breaker.record(True)
+            return result
+
+        return self.bulkhead.run(observed)
+
     def _call(self, request: Callable[[], Any]) -> StripeDict:
         try:
-            result = self.bulkhead.run(request)
+            result = self._guarded(request)
         except stripe.IdempotencyError as exc:
             # A key reused with other parameters: retrying the same request can never succeed.
             log.error("Stripe refused an idempotency key: %s", exc.user_message)
