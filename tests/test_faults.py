@@ -632,3 +632,49 @@ def test_sync_reports_changes_whose_webhooks_are_pending_apart_from_drift(
     assert report.pending == [] and any(line.startswith(sub_id) for line in report.changes)
     output = run_cli(app, "sync").output
     assert "0 change(s), 0 pending" in output
+
+
+# -- 3c. the breaker and the pool ----------------------------------------------------------------
+
+
+def test_after_repeated_timeouts_the_breaker_answers_503_without_calling_stripe(
+    billing: Billing,
+) -> None:
+    from app.stripe_gateway import StripeGateway
+
+    gateway = StripeGateway(
+        "sk_test_breaker",
+        api_version="2026-10-28.endive",
+        api_base=billing.sandbox.url,
+        max_network_retries=0,
+        read_timeout=0.3,
+        breaker_failures=2,
+        breaker_cooldown=1.0,
+    )
+    with stripe_blackholed(billing):
+        for _ in range(2):
+            with pytest.raises(ApiError) as timed_out:
+                gateway.retrieve_subscription("sub_x")
+            assert timed_out.value.status == 503
+        calls = len(billing.sandbox.requests)
+        started = time.monotonic()
+        with pytest.raises(ApiError) as fast:
+            gateway.retrieve_subscription("sub_x")
+        assert time.monotonic() - started < 0.1 and fast.value.status == 503
+    assert len(billing.sandbox.requests) == calls, "the open breaker did not call Stripe"
+    time.sleep(1.1)  # cooled down: calls go through again
+    with pytest.raises(ApiError) as answered:
+        gateway.retrieve_subscription("sub_x")
+    assert answered.value.status == 404
+
+
+def test_the_database_pool_matches_the_threads_and_every_wait_is_bounded() -> None:
+    from app.config import load_config
+
+    config = load_config({"DATABASE_URL": "postgresql://u@db.internal/billing", "WEB_THREADS": 12})
+    options = config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_size"] == 12 and options["pool_timeout"] == 5.0
+    connect = options["connect_args"]
+    assert connect["connect_timeout"] == 5
+    assert "statement_timeout=15000" in connect["options"]
+    assert "lock_timeout=5000" in connect["options"]
