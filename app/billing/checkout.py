@@ -41,6 +41,9 @@ def ensure_customer(gateway: StripeGateway, user: User) -> tuple[str, bool]:
     email = user.email
     db.session.commit()  # hold no transaction (nor SQLite's write lock) across a Stripe call
     customer = gateway.create_customer(user_id=user.id)
+    if email and customer.get("email") != email:
+        # Before storing the id: if this fails, the retry replays the create and sets it then.
+        gateway.update_customer_email(customer["id"], email)
     db.session.execute(
         update(User)
         .where(User.id == user.id, User.stripe_customer_id.is_(None))
@@ -48,8 +51,6 @@ def ensure_customer(gateway: StripeGateway, user: User) -> tuple[str, bool]:
     )
     db.session.commit()
     db.session.refresh(user)
-    if email and customer.get("email") != email:
-        gateway.update_customer_email(customer["id"], email)
     return user.stripe_customer_id or customer["id"], True
 
 
