@@ -29,7 +29,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from stripe_history import stored_state, stripe_state
-from support import pay_hosted_checkout, sign_payload, subscribe
+from support import pay_hosted_checkout, portal_action, sign_payload, subscribe
 from tcp_proxy import TcpProxy
 
 from app.billing.sync import sync_all
@@ -92,6 +92,32 @@ def test_late_checkout_read_does_not_overwrite_a_change_made_meanwhile(
     assert stored_state(app, sub_id) == stripe_state(billing, sub_id, user)
     tier = me(client, user)["user"]["tier"]
     assert tier == ("free" if change == "cancel_now" else "pro")
+
+
+def test_a_late_refresh_read_does_not_overwrite_a_cancel_made_meanwhile(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    """`?refresh=true` goes through the same guarded path: its list of the user's
+    subscriptions is answered late, after a cancel in the portal was applied by webhook."""
+    user = "late-refresh"
+    headers = auth_headers(user)
+    subscribe(client, billing, user)
+    sub_id = subscription_id_of(client, user)
+    portal = client.post("/api/create-portal-session", json={}, headers=headers).get_json()
+    billing.sandbox.configure(fault_path="/v1/subscriptions", fault_answer_delay=1.5)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        refresh = pool.submit(
+            requests.get, f"{billing.live_url}/api/me?refresh=true", headers=headers, timeout=30
+        )
+        time.sleep(0.4)
+        canceled = portal_action(portal["url"], "cancel", subscription=sub_id)
+        assert canceled.status_code in (302, 303), canceled.text[:300]
+        billing.wait_for_webhooks()
+        assert not refresh.done()
+        assert refresh.result().status_code == 200
+    billing.sandbox.configure(fault_answer_delay=0)
+    assert stored_state(app, sub_id) == stripe_state(billing, sub_id, user)
+    assert stored_state(app, sub_id)["cancel_at_period_end"] is True
 
 
 def test_a_read_never_revives_an_ended_subscription(
