@@ -66,12 +66,12 @@ def run_cli(app: Flask, *args: str) -> Any:
 def test_late_checkout_read_does_not_overwrite_a_change_made_meanwhile(
     app: Flask, client: FlaskClient, billing: Billing, change: str
 ) -> None:
-    """Finding 1: the redirect's read of the session is answered 1.5 s late; meanwhile the
+    """Finding 1: the redirect's read of the session is answered 2.5 s late; meanwhile the
     subscription changes and its webhook is applied. The late answer must not be stored."""
     user = f"late-read-{change}"
     session = subscribe(client, billing, user)
     sub_id = subscription_id_of(client, user)
-    billing.sandbox.configure(fault_path="/v1/checkout/sessions/", fault_answer_delay=1.5)
+    billing.sandbox.configure(fault_path="/v1/checkout/sessions/", fault_answer_delay=2.5)
     with ThreadPoolExecutor(max_workers=1) as pool:
         redirect = pool.submit(
             requests.post,
@@ -104,7 +104,7 @@ def test_a_late_refresh_read_does_not_overwrite_a_cancel_made_meanwhile(
     subscribe(client, billing, user)
     sub_id = subscription_id_of(client, user)
     portal = client.post("/api/create-portal-session", json={}, headers=headers).get_json()
-    billing.sandbox.configure(fault_path="/v1/subscriptions", fault_answer_delay=1.5)
+    billing.sandbox.configure(fault_path="/v1/subscriptions", fault_answer_delay=2.5)
     with ThreadPoolExecutor(max_workers=1) as pool:
         refresh = pool.submit(
             requests.get, f"{billing.live_url}/api/me?refresh=true", headers=headers, timeout=30
@@ -154,7 +154,7 @@ def test_checkout_asks_stripe_and_refuses_when_webhooks_are_late(
     headers = auth_headers(user)
     first = client.post("/api/create-checkout-session", json={"plan": "monthly"}, headers=headers)
     assert first.status_code == 200
-    billing.sandbox.configure(delivery_delay=3)
+    billing.sandbox.configure(delivery_delay=5)
     assert pay_hosted_checkout(first.get_json()["session"]["url"]).status_code == 303
     assert me(client, user)["subscription"] is None  # nothing has arrived yet
 
@@ -494,7 +494,7 @@ def test_cancel_of_a_subscription_that_ended_unknown_to_us_is_409_and_repairs(
     user = "ended-unknown"
     subscribe(client, billing, user)
     sub_id = subscription_id_of(client, user)
-    billing.sandbox.configure(delivery_delay=3)  # the deletion's webhook is late
+    billing.sandbox.configure(delivery_delay=5)  # the deletion's webhook is late
     billing.gateway.cancel_subscription_now(sub_id)
     reply = client.post("/api/cancel-subscription", json={}, headers=auth_headers(user))
     assert reply.status_code == 409, reply.get_json()
@@ -639,7 +639,7 @@ def test_sync_reports_changes_whose_webhooks_are_pending_apart_from_drift(
     user = "sync-pending"
     subscribe(client, billing, user)
     sub_id = subscription_id_of(client, user)
-    billing.sandbox.configure(delivery_delay=2)  # Stripe is still delivering
+    billing.sandbox.configure(delivery_delay=4)  # Stripe is still delivering
     billing.gateway.set_cancel_at_period_end(sub_id, True)
     with app.app_context():
         report = sync_all(billing.gateway)
