@@ -12,11 +12,11 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY app ./app
 COPY migrations ./migrations
 COPY stripe_sandbox ./stripe_sandbox
-COPY wsgi.py ./
+COPY wsgi.py gunicorn.conf.py ./
 
 RUN useradd --create-home --uid 10001 billing && chown -R billing /srv
 USER billing
 
 EXPOSE 3001
 # Migrate, then serve. Production refuses to start without its secrets (see README).
-CMD ["sh", "-c", "flask --app wsgi db upgrade && exec gunicorn --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-2} --threads ${WEB_THREADS:-8} --access-logfile - wsgi:app"]
+CMD ["sh", "-c", "flask --app wsgi db upgrade && exec gunicorn -c gunicorn.conf.py wsgi:app"]

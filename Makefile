@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt 
 PORT    ?= 3001
 PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install migrate run test test-postgres test-all lint format audit sandbox bench bench-blackhole clean
+.PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox bench bench-blackhole clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ run: migrate
 # SQLite by default; TEST_DATABASE_URL=postgresql://... runs the same suite on PostgreSQL.
 test: install
 	$(VENV)/bin/pytest -q
+
+# The quick loop: everything but the property-based, concurrency and fault-injection tests.
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow"
 
 test-postgres: install
 	TEST_DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q

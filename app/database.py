@@ -1,15 +1,91 @@
-"""Engine tuning and small SQL helpers that differ between SQLite and PostgreSQL."""
+"""Transaction boundaries, engine tuning, and the SQL that differs between SQLite and PostgreSQL.
+
+Transactions have one owner: `unit_of_work()` commits a block's writes together or rolls all of
+them back; `outside_transaction()` ends the open transaction before a slow call (Stripe), and
+the gateway refuses to call Stripe while one is open (`transaction_open`). Nothing else in the
+app commits or rolls back."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
-from flask import Flask
-from sqlalchemy import Engine, event
+from flask import Flask, has_app_context
+from sqlalchemy import Engine, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@contextmanager
+def unit_of_work() -> Iterator[None]:
+    """One transaction: committed when the block ends, rolled back if it raises."""
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        rollback_quietly()
+        raise
+
+
+def commit() -> None:
+    """Commit the open transaction (for a unit whose end is not a `with` block's end)."""
+    db.session.commit()
+
+
+def commit_if_written() -> None:
+    """Commit if the ORM holds writes. A transaction that only read is left to the end of the
+    request (ending it now would expire the rows the reply is about to show)."""
+    if db.session.new or db.session.dirty or db.session.deleted:
+        db.session.commit()
+
+
+def outside_transaction() -> None:
+    """Commit what the open transaction wrote and hold none (nor SQLite's write lock, nor a
+    PostgreSQL row lock) across what comes next: a Stripe call."""
+    db.session.commit()
+
+
+def end_read() -> None:
+    """End a transaction that only read (nothing to commit)."""
+    rollback_quietly()
+
+
+def rollback_quietly() -> None:
+    # With the database gone the rollback fails too; the server discards the transaction
+    # anyway, and the original error is the one worth reporting.
+    try:
+        db.session.rollback()
+    except Exception:
+        log.warning("rollback failed", exc_info=True)
+
+
+def transaction_open() -> bool:
+    """True inside a request or command whose session holds an open transaction."""
+    return has_app_context() and db.session().in_transaction()
+
+
+def retry_on_disconnect(work: Callable[[], T]) -> T:
+    """Run `work` (a whole unit of work) again once if the database connection turned out to
+    be dead (a server restart, an idle connection closed): instead of pinging before every
+    checkout, the first statement finds out, the pool drops connections as old as that one,
+    and the retry runs on a fresh one. Safe because the failed attempt was rolled back."""
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        rollback_quietly()
+        log.warning("database connection was dead; retrying on a new one")
+        return work()
 
 
 def configure_engine(app: Flask) -> None:
@@ -37,14 +113,38 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def dialect_name() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def insert_for(dialect: str, table: Any) -> Any:
+    """The dialect's INSERT with ON CONFLICT clauses (both databases speak them)."""
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
+def upsert(model: type[Any]) -> Any:
+    return insert_for(dialect_name(), model)
+
+
 def insert_or_ignore(model: type[Any], values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when this call inserted the row.
 
     Decided by RETURNING, not rowcount (psycopg 3 reports -1 for this statement). On PostgreSQL
     a concurrent insert of the same key waits for the other transaction, so exactly one caller
     sees True."""
-    dialect = db.session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     primary_key = list(model.__table__.primary_key.columns)
-    statement = insert(model).values(**values).on_conflict_do_nothing().returning(*primary_key)
+    statement = upsert(model).values(**values).on_conflict_do_nothing().returning(*primary_key)
     return db.session.execute(statement).first() is not None
+
+
+def row_for_update(model: type[T], key: str, values: dict[str, Any] | None = None) -> T:
+    """The row with primary key `key`, created (with `values`) if missing, locked until the
+    transaction ends and read fresh (another transaction may have changed it)."""
+    primary_key = model.__table__.primary_key.columns[0]  # type: ignore[attr-defined]
+    insert_or_ignore(model, {primary_key.name: key, **(values or {})})
+    return db.session.execute(
+        select(model)
+        .where(primary_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()

@@ -1,4 +1,8 @@
-"""Every error a client sees is JSON `{"error": {"code", "message"}}` with the right status."""
+"""Every error a client sees is JSON `{"error": {"code", "message"}}` with the right status.
+
+The HTTP layer's own errors (`ApiError` and its subclasses: bad JSON, validation, tokens) carry
+their status; the billing rules' errors (`app/billing/errors.py`) are mapped to one here, once.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from app.billing import errors as billing
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +40,9 @@ class ApiError(Exception):
         self.details = details or {}
 
 
-class NotFound(ApiError):
-    status = 404
-    code = "not_found"
-
-
 class Unauthorized(ApiError):
     status = 401
     code = "unauthorized"
-
-
-class Conflict(ApiError):
-    status = 409
-    code = "conflict"
 
 
 class ValidationFailed(ApiError):
@@ -54,14 +50,9 @@ class ValidationFailed(ApiError):
     code = "validation_error"
 
 
-class PaymentRequired(ApiError):
-    status = 402
-    code = "payment_required"
-
-
-class ProviderUnavailable(ApiError):
+class ServiceUnavailable(ApiError):
     status = 503
-    code = "payment_provider_unavailable"
+    code = "service_unavailable"
 
 
 # Seconds a client is asked to wait after a 503 (the database or Stripe unavailable).
@@ -80,13 +71,31 @@ def database_unavailable() -> ApiError:
     )
 
 
-def error_response(error: ApiError) -> tuple[Response, int]:
+# The status of each business error; the most specific class listed wins.
+BILLING_STATUS: dict[type[billing.BillingError], int] = {
+    billing.InvalidRequest: 400,
+    billing.NotFound: 404,
+    billing.Conflict: 409,
+    billing.CardDeclined: 402,
+    billing.ProviderUnavailable: 503,
+    billing.BillingError: 400,
+}
+
+
+def billing_status(error: billing.BillingError) -> int:
+    if isinstance(error, billing.ProviderRejected):
+        return 404 if error.missing else 400
+    return next(status for cls, status in BILLING_STATUS.items() if isinstance(error, cls))
+
+
+def error_response(error: ApiError | billing.BillingError) -> tuple[Response, int]:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     body.update(error.details)
+    status = error.status if isinstance(error, ApiError) else billing_status(error)
     response = jsonify({"error": body})
-    if error.status == 503:
+    if status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response, error.status
+    return response, status
 
 
 def _discard_session() -> None:
@@ -101,6 +110,10 @@ def _discard_session() -> None:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> tuple[Response, int]:
+        return error_response(error)
+
+    @app.errorhandler(billing.BillingError)
+    def _billing_error(error: billing.BillingError) -> tuple[Response, int]:
         return error_response(error)
 
     @app.errorhandler(HTTPException)

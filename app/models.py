@@ -24,8 +24,9 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.billing.statuses import ENDED_STATUSES, LIVE_STATUSES
 from app.extensions import db
 
 
@@ -33,7 +34,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class User(db.Model):  # type: ignore[name-defined]
+class MirroredColumns:
+    """The subscription columns a user row mirrors under the same names (the guide's
+    columns); declared once here for both tables. Which columns are mirrored, and under which
+    names, is `app/billing/mirror.py`."""
+
+    plan_interval: Mapped[str | None] = mapped_column(String(20))
+    current_period_start: Mapped[int | None] = mapped_column(BigInteger)
+    current_period_end: Mapped[int | None] = mapped_column(BigInteger)
+    cancel_at_period_end: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    cancel_at: Mapped[int | None] = mapped_column(BigInteger)
+    canceled_at: Mapped[int | None] = mapped_column(BigInteger)
+    trial_end: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class User(MirroredColumns, db.Model):  # type: ignore[name-defined]
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -50,15 +67,6 @@ class User(db.Model):  # type: ignore[name-defined]
         String(50), default="free", server_default="free"
     )
     stripe_price_id: Mapped[str | None] = mapped_column(String(255))
-    plan_interval: Mapped[str | None] = mapped_column(String(20))
-    current_period_start: Mapped[int | None] = mapped_column(BigInteger)
-    current_period_end: Mapped[int | None] = mapped_column(BigInteger)
-    cancel_at_period_end: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=false()
-    )
-    cancel_at: Mapped[int | None] = mapped_column(BigInteger)
-    canceled_at: Mapped[int | None] = mapped_column(BigInteger)
-    trial_end: Mapped[int | None] = mapped_column(BigInteger)
 
     generations_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # A cache of the plan's limit, written when the state changes (None = unlimited); the
@@ -76,13 +84,17 @@ class User(db.Model):  # type: ignore[name-defined]
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
 
+    # Loaded with the user by `login_required` (one statement for a read); writers query
+    # `current_subscription` instead, under their transaction.
+    subscriptions: Mapped[list[Subscription]] = relationship(viewonly=True)
+
     __table_args__ = (
         Index("idx_users_stripe_customer", "stripe_customer_id"),
         Index("idx_users_subscription", "stripe_subscription_id"),
     )
 
 
-class Subscription(db.Model):  # type: ignore[name-defined]
+class Subscription(MirroredColumns, db.Model):  # type: ignore[name-defined]
     """Our copy of each Stripe subscription, one row per subscription id.
 
     `last_event_created` is the Stripe `created` time of the newest event applied to this row:
@@ -98,23 +110,30 @@ class Subscription(db.Model):  # type: ignore[name-defined]
     customer_id: Mapped[str | None] = mapped_column(String(255), index=True)
     status: Mapped[str | None] = mapped_column(String(50))
     price_id: Mapped[str | None] = mapped_column(String(255))
-    plan_interval: Mapped[str | None] = mapped_column(String(20))
-    current_period_start: Mapped[int | None] = mapped_column(BigInteger)
-    current_period_end: Mapped[int | None] = mapped_column(BigInteger)
-    cancel_at_period_end: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=false()
-    )
-    cancel_at: Mapped[int | None] = mapped_column(BigInteger)
-    canceled_at: Mapped[int | None] = mapped_column(BigInteger)
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
-    trial_end: Mapped[int | None] = mapped_column(BigInteger)
     # When the current past_due spell began (ms); the grace policy counts its days from here.
     past_due_since: Mapped[int | None] = mapped_column(BigInteger)
     stripe_created: Mapped[int | None] = mapped_column(BigInteger)
     last_event_created: Mapped[int | None] = mapped_column(BigInteger)
+    # When the stored state last changed (a write that changes nothing leaves it alone).
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+    @property
+    def has_state(self) -> bool:
+        """False for a row we know only by id (from a checkout) until its object arrives."""
+        return self.status is not None
+
+    @property
+    def is_live(self) -> bool:
+        """Still a subscription to manage in the portal rather than one to buy."""
+        return self.status in LIVE_STATUSES
+
+    @property
+    def has_ended(self) -> bool:
+        """Terminal: Stripe never moves a subscription out of these statuses."""
+        return self.status in ENDED_STATUSES
 
 
 class WebhookEvent(db.Model):  # type: ignore[name-defined]

@@ -6,8 +6,8 @@ retries; a key is derived from exactly the parameters it is sent with). A bulkhe
 Stripe calls run at once in this process, so a Stripe outage holds at most that many threads,
 and a circuit breaker fails fast after repeated failures to reach Stripe; the other callers get
 503 at once. Results come back as plain dicts so the billing rules treat
-API reads and webhook payloads alike. Stripe's errors are translated into `ApiError`s that are
-safe to show a user.
+API reads and webhook payloads alike. Stripe's errors are translated into the business errors of
+`app/billing/errors.py`, safe to show a user.
 """
 
 from __future__ import annotations
@@ -23,12 +23,23 @@ from typing import Any, TypeVar, cast
 import stripe
 from flask import current_app
 
-from app.errors import ApiError, Conflict, PaymentRequired, ProviderUnavailable
+from app.billing.errors import (
+    CardDeclined,
+    Conflict,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from app.database import transaction_open
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 StripeDict = dict[str, Any]
+
+
+class TransactionOpen(RuntimeError):
+    """A Stripe call was attempted while a database transaction is open: a bug (the call
+    would hold locks, and SQLite's write lock, for a network round trip)."""
 
 
 class InvalidSignature(Exception):
@@ -212,6 +223,14 @@ class StripeGateway:
     def retrieve_subscription(self, subscription_id: str) -> StripeDict:
         return self._call(lambda: self.client.v1.subscriptions.retrieve(subscription_id))
 
+    def reread_subscription(self, subscription_id: str) -> StripeDict:
+        """The one call allowed inside a transaction: re-reading a subscription whose row the
+        transaction has locked, so that no webhook can write between this read and the write
+        of its answer (the ordering rule's same-second case, and sync)."""
+        return self._call(
+            lambda: self.client.v1.subscriptions.retrieve(subscription_id), under_lock=True
+        )
+
     def set_cancel_at_period_end(self, subscription_id: str, cancel: bool) -> StripeDict:
         params: dict[str, Any] = {"cancel_at_period_end": cancel}
         return self._call(
@@ -332,7 +351,11 @@ class StripeGateway:
 
         return self.bulkhead.run(observed)
 
-    def _call(self, request: Callable[[], Any]) -> StripeDict:
+    def _call(self, request: Callable[[], Any], *, under_lock: bool = False) -> StripeDict:
+        if not under_lock and transaction_open():
+            raise TransactionOpen(
+                "end the transaction (outside_transaction()) before calling Stripe"
+            )
         try:
             result = self._guarded(request)
         except stripe.IdempotencyError as exc:
@@ -343,15 +366,15 @@ class StripeGateway:
                 code="idempotency_conflict",
             ) from exc
         except stripe.CardError as exc:
-            raise PaymentRequired(
+            raise CardDeclined(
                 exc.user_message or "Your card was declined.", code=exc.code or "card_declined"
             ) from exc
         except stripe.InvalidRequestError as exc:
             log.warning("Stripe rejected a request: %s (code=%s)", exc.user_message, exc.code)
-            raise ApiError(
+            raise ProviderRejected(
                 "The payment provider rejected this request.",
                 code=exc.code or "payment_provider_rejected",
-                status=404 if exc.http_status == 404 else 400,
+                missing=exc.http_status == 404,
             ) from exc
         except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
             log.error("Stripe unreachable: %s", type(exc).__name__)

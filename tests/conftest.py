@@ -153,3 +153,16 @@ def auth_headers(user_id: str, email: str | None = None, ttl_seconds: int = 3600
         ttl_seconds=ttl_seconds,
     )
     return {"Authorization": f"Bearer {token}"}
+
+
+# The property-based and concurrency suites (and the fault-injection ones, which wait for
+# Stripe's retries): `make test-fast` skips them with `-m "not slow"`; `make test` runs all.
+SLOW_MODULES = frozenset(
+    {"test_ordering_property", "test_usage_concurrency", "test_webhook_reliability"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

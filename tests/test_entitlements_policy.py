@@ -20,8 +20,10 @@ from app.billing.entitlements import (
     past_due_since,
     remaining,
 )
-from app.billing.periods import add_months, monthly_period_containing, to_datetime, to_ms
+from app.billing.periods import add_months, monthly_period_containing
 from app.billing.plans import DEFAULT_PLANS, load_plans, parse_plans
+from app.billing.times import datetime_from_ms as to_datetime
+from app.billing.times import ms_from_datetime as to_ms
 from app.config import ConfigError
 
 NOW = 1_800_000_000_000

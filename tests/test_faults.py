@@ -32,9 +32,10 @@ from stripe_history import stored_state, stripe_state
 from support import pay_hosted_checkout, portal_action, sign_payload, subscribe
 from tcp_proxy import TcpProxy
 
+from app.billing.errors import BillingError
 from app.billing.sync import sync_all
 from app.billing.users import get_or_create_user
-from app.errors import ApiError
+from app.errors import billing_status
 from app.extensions import db
 from app.models import Subscription
 from app.stripe_gateway import idempotency_key
@@ -210,7 +211,7 @@ def test_a_second_live_subscription_is_logged_shown_and_cancel_must_choose(
     user = "paid-twice"
     headers = auth_headers(user)
     subscribe(client, billing, user)
-    with caplog.at_level(logging.ERROR, logger="app.billing.subscriptions"):
+    with caplog.at_level(logging.ERROR, logger="app.billing.summary"):
         _second_subscription_behind_our_back(client, billing, user)
     assert any(
         f"user {user} has 2 live subscriptions" in record.getMessage() for record in caplog.records
@@ -538,11 +539,11 @@ def test_an_idempotency_error_is_a_conflict_never_try_again(billing: Billing) ->
     client = billing.gateway.client
     key = idempotency_key("probe", {"n": 1})
     client.v1.customers.create({"email": "a@example.com"}, {"idempotency_key": key})
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(BillingError) as raised:
         billing.gateway._call(
             lambda: client.v1.customers.create({"email": "b@example.com"}, {"idempotency_key": key})
         )
-    assert raised.value.status == 409 and raised.value.code == "idempotency_conflict"
+    assert billing_status(raised.value) == 409 and raised.value.code == "idempotency_conflict"
     assert "try again" not in raised.value.message.lower()
 
 
@@ -679,19 +680,19 @@ def test_after_repeated_timeouts_the_breaker_answers_503_without_calling_stripe(
     )
     with stripe_blackholed(billing):
         for _ in range(2):
-            with pytest.raises(ApiError) as timed_out:
+            with pytest.raises(BillingError) as timed_out:
                 gateway.retrieve_subscription("sub_x")
-            assert timed_out.value.status == 503
+            assert billing_status(timed_out.value) == 503
         calls = len(billing.sandbox.requests)
         started = time.monotonic()
-        with pytest.raises(ApiError) as fast:
+        with pytest.raises(BillingError) as fast:
             gateway.retrieve_subscription("sub_x")
-        assert time.monotonic() - started < 0.1 and fast.value.status == 503
+        assert time.monotonic() - started < 0.1 and billing_status(fast.value) == 503
     assert len(billing.sandbox.requests) == calls, "the open breaker did not call Stripe"
     time.sleep(1.1)  # cooled down: calls go through again
-    with pytest.raises(ApiError) as answered:
+    with pytest.raises(BillingError) as answered:
         gateway.retrieve_subscription("sub_x")
-    assert answered.value.status == 404
+    assert billing_status(answered.value) == 404
 
 
 def test_the_database_pool_matches_the_threads_and_every_wait_is_bounded() -> None:

@@ -15,10 +15,10 @@ from app.api.schemas import (
 from app.auth import current_user, login_required
 from app.billing.catalog import Catalog
 from app.billing.checkout import fulfil_checkout_session, start_checkout
+from app.billing.errors import NotFound
 from app.billing.redirects import default_url, ensure_allowed_url
 from app.billing.stripe_objects import object_id
-from app.errors import NotFound
-from app.extensions import db
+from app.database import outside_transaction, unit_of_work
 from app.models import utcnow
 from app.stripe_gateway import current_gateway
 
@@ -63,13 +63,13 @@ def retrieve_checkout_session() -> dict[str, Any]:
     body = parse_body(RetrieveCheckoutSessionRequest)
     user = current_user()
     gateway = current_gateway()
-    db.session.commit()
+    outside_transaction()
     read_started = utcnow()
     session = gateway.retrieve_checkout_session(body.sessionId)
     # Checks the session is the caller's (404 otherwise), then fulfils from the redirect too:
     # the webhook may be late, and applying twice is harmless.
-    fulfil_checkout_session(session, user=user, gateway=gateway, read_started=read_started)
-    db.session.commit()
+    with unit_of_work():
+        fulfil_checkout_session(session, user=user, gateway=gateway, read_started=read_started)
     out = CheckoutSessionOut(
         id=session["id"],
         status=session.get("status"),

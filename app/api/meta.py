@@ -9,6 +9,7 @@ from flask import Blueprint, Response
 from sqlalchemy import text
 
 from app.api.openapi import build_openapi
+from app.database import end_read
 from app.errors import database_unavailable
 from app.extensions import db
 
@@ -29,7 +30,7 @@ DOCS_PAGE = """<!doctype html>
 def health() -> dict[str, Any]:
     try:
         db.session.execute(text("SELECT 1"))
-        db.session.commit()
+        end_read()
     except Exception as exc:
         raise database_unavailable() from exc
     return {"status": "ok", "database": "ok"}

@@ -9,9 +9,9 @@ from flask import Blueprint, current_app
 from app.api.parsing import parse_body
 from app.api.schemas import CreatePortalSessionRequest
 from app.auth import current_user, login_required
+from app.billing.errors import NotFound
 from app.billing.redirects import default_url, ensure_allowed_url
-from app.errors import NotFound
-from app.extensions import db
+from app.database import outside_transaction
 from app.stripe_gateway import current_gateway
 
 bp = Blueprint("portal", __name__, url_prefix="/api")
@@ -29,7 +29,7 @@ def create_portal_session() -> dict[str, Any]:
     return_url = ensure_allowed_url(
         body.returnUrl or default_url(origins, "/account"), origins, field="returnUrl"
     )
-    db.session.commit()
+    outside_transaction()
     session = current_gateway().create_portal_session(
         customer_id=customer_id, return_url=return_url
     )

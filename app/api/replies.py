@@ -4,33 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.schemas import MeReply, SubscriptionOut, UserOut
+from app.api.schemas import SubscriptionOut
+from app.billing.mirror import reply_fields
 from app.models import Subscription, User
 
+# The reply's keys in the documented order (SubscriptionOut); built from our own rows, so they
+# are not validated again on every read.
+SUBSCRIPTION_KEYS = tuple(SubscriptionOut.model_fields)
 
-def subscription_out(row: Subscription | None, tier: str) -> SubscriptionOut | None:
+
+def subscription_out(row: Subscription | None, tier: str) -> dict[str, Any] | None:
     """`tier` is the owner's current tier (the grace policy's answer, not the status alone)."""
-    if row is None or row.status is None:
+    if row is None or not row.has_state:
         return None
-    return SubscriptionOut(
-        id=row.id,
-        customerId=row.customer_id,
-        status=row.status,
-        tier=tier,
-        priceId=row.price_id,
-        interval=row.plan_interval,
-        currentPeriodStart=row.current_period_start,
-        currentPeriodEnd=row.current_period_end,
-        cancelAtPeriodEnd=row.cancel_at_period_end,
-        cancelAt=row.cancel_at,
-        canceledAt=row.canceled_at,
-        trialEnd=row.trial_end,
-    )
+    values = {**reply_fields(row), "tier": tier}
+    return {key: values[key] for key in SUBSCRIPTION_KEYS}
 
 
 def subscription_reply(user: User, row: Subscription | None) -> dict[str, Any]:
-    out = subscription_out(row, user.subscription_tier)
-    return {"subscription": out.model_dump() if out else None}
+    return {"subscription": subscription_out(row, user.subscription_tier)}
 
 
 def me_reply(
@@ -38,14 +30,14 @@ def me_reply(
 ) -> dict[str, Any]:
     """`live`: the user's live subscriptions; listed in full when there is more than one."""
     several = [subscription_out(sub, user.subscription_tier) for sub in live or []]
-    return MeReply(
-        user=UserOut(
-            id=user.id,
-            email=user.email,
-            tier=user.subscription_tier,
-            status=user.subscription_status,
-            stripeCustomerId=user.stripe_customer_id,
-        ),
-        subscription=subscription_out(row, user.subscription_tier),
-        subscriptions=[out for out in several if out] if len(several) > 1 else None,
-    ).model_dump()
+    return {
+        "user": {
+            "id": user.id,
+            "email": user.email,
+            "tier": user.subscription_tier,
+            "status": user.subscription_status,
+            "stripeCustomerId": user.stripe_customer_id,
+        },
+        "subscription": subscription_out(row, user.subscription_tier),
+        "subscriptions": [out for out in several if out] if len(several) > 1 else None,
+    }

@@ -11,12 +11,17 @@ from app.api.replies import me_reply, subscription_reply
 from app.api.schemas import CancelSubscriptionRequest, ResumeSubscriptionRequest
 from app.auth import current_user, login_required
 from app.billing.changes import Change, change_subscription
-from app.billing.subscriptions import current_subscription, live_subscriptions
+from app.billing.errors import NotFound
+from app.billing.summary import (
+    current_subscription,
+    deciding_subscription,
+    live_among,
+    live_subscriptions,
+)
 from app.billing.sync import sync_user
 from app.billing.times import now_ms
-from app.billing.usage_periods import settle_user
-from app.errors import NotFound
-from app.extensions import db
+from app.billing.usage_periods import settle_entitlements
+from app.database import commit, commit_if_written
 from app.models import Subscription, User
 from app.stripe_gateway import current_gateway
 
@@ -27,12 +32,13 @@ def _wants_refresh() -> bool:
     return request.args.get("refresh", "").lower() in ("1", "true", "yes")
 
 
-def _settled_subscription(user: User) -> Subscription | None:
+def _settled_subscription(user: User, *, refreshed: bool) -> Subscription | None:
     """The deciding subscription, with the user's cached tier brought up to now (a grace period
-    or a pending cancel can run out with no webhook to tell us)."""
-    row = current_subscription(user)
-    settle_user(user, row, now_ms())
-    db.session.commit()
+    or a pending cancel can run out with no webhook to tell us). The subscriptions came with
+    the user (login_required) unless a refresh from Stripe just rewrote them."""
+    row = current_subscription(user) if refreshed else deciding_subscription(user.subscriptions)
+    settle_entitlements(user, row, now_ms())
+    commit_if_written()  # usually nothing was written: the read just ends
     return row
 
 
@@ -42,21 +48,24 @@ def get_subscription(user_id: str) -> dict[str, Any]:
     user = current_user()
     if user_id != user.id:
         raise NotFound("No such user.", code="user_not_found")
-    if _wants_refresh():
+    refresh = _wants_refresh()
+    if refresh:
         sync_user(current_gateway(), user)
-        db.session.commit()
-    return subscription_reply(user, _settled_subscription(user))
+        commit()
+    return subscription_reply(user, _settled_subscription(user, refreshed=refresh))
 
 
 @bp.get("/me")
 @login_required
 def me() -> dict[str, Any]:
     user = current_user()
-    if _wants_refresh():
+    refresh = _wants_refresh()
+    if refresh:
         sync_user(current_gateway(), user)
-        db.session.commit()
-    row = _settled_subscription(user)
-    return me_reply(user, row, live_subscriptions(user.id))
+        commit()
+    row = _settled_subscription(user, refreshed=refresh)
+    live = live_subscriptions(user.id) if refresh else live_among(user.subscriptions)
+    return me_reply(user, row, live)
 
 
 @bp.post("/cancel-subscription")

@@ -18,9 +18,8 @@ from app.api.schemas import (
 )
 from app.auth import current_user, login_required
 from app.billing.entitlements import remaining
-from app.billing.periods import to_ms
 from app.billing.plans import FREE_PLAN_ID, load_plans
-from app.billing.times import now_ms
+from app.billing.times import ms_from_datetime, now_ms
 from app.billing.usage import Consumption, consume_generations, current_entitlements, usage_overview
 from app.errors import ValidationFailed
 
@@ -125,7 +124,7 @@ def usage() -> dict[str, Any]:
                 idempotencyKey=entry.idempotency_key,
                 generationsUsed=entry.generations_used,
                 generationsLimit=entry.generations_limit,
-                createdAt=to_ms(entry.created_at),
+                createdAt=ms_from_datetime(entry.created_at),
             )
             for entry in overview.entries
         ],

@@ -14,9 +14,10 @@ bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
 @bp.post("/stripe")
 def stripe_webhook() -> tuple[Response, int]:
     gateway = current_gateway()
+    payload = request.get_data(cache=False)
     try:
         event = gateway.parse_webhook(
-            request.get_data(cache=False),
+            payload,
             request.headers.get("Stripe-Signature"),
             secret=current_app.config["STRIPE_WEBHOOK_SECRET"],
             tolerance=current_app.config["STRIPE_WEBHOOK_TOLERANCE"],
@@ -24,7 +25,8 @@ def stripe_webhook() -> tuple[Response, int]:
     except InvalidSignature as exc:
         raise ApiError("Webhook signature verification failed.", code="invalid_signature") from exc
     try:
-        outcome = process_event(event, gateway)
+        # parse_webhook has decoded it as UTF-8 already.
+        outcome = process_event(event, gateway, raw_body=payload.decode("utf-8"))
     except DATABASE_UNAVAILABLE_ERRORS:
         raise  # 503 database_unavailable (app/errors.py): Stripe delivers it again later
     except Exception:

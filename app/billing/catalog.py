@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import ApiError
+from app.billing.errors import InvalidRequest
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,14 @@ class Catalog:
         if plan is not None:
             planned = by_plan.get(plan)
             if not planned:
-                raise ApiError(f"The {plan} plan is not offered.", code="unknown_plan")
+                raise InvalidRequest(f"The {plan} plan is not offered.", code="unknown_plan")
             if price_id is not None and price_id != planned:
-                raise ApiError("priceId and plan name different prices.", code="price_mismatch")
+                raise InvalidRequest(
+                    "priceId and plan name different prices.", code="price_mismatch"
+                )
             return planned
         if price_id is None:
-            raise ApiError("Give a priceId or a plan.", code="price_required")
+            raise InvalidRequest("Give a priceId or a plan.", code="price_required")
         if price_id not in self.price_ids:
-            raise ApiError("This price cannot be bought here.", code="unknown_price")
+            raise InvalidRequest("This price cannot be bought here.", code="unknown_price")
         return price_id

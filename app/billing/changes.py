@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from enum import Enum
 
-from app.billing.policy import ENDED_STATUSES
+from app.billing.errors import Conflict, NotFound, ProviderRejected
 from app.billing.reads import apply_read
-from app.billing.subscriptions import live_subscriptions, owned_subscription
-from app.errors import ApiError, Conflict, NotFound
-from app.extensions import db
+from app.billing.statuses import ENDED_STATUSES
+from app.billing.summary import live_subscriptions, owned_subscription
+from app.database import outside_transaction, unit_of_work
 from app.models import Subscription, User, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
 
@@ -30,9 +30,9 @@ def changeable_subscription(user: User, subscription_id: str | None) -> Subscrip
                 details={"subscriptionIds": [row.id for row in live]},
             )
     row = owned_subscription(user, subscription_id)
-    if row is None or row.status is None:
+    if row is None or not row.has_state:
         raise NotFound("No such subscription.", code="subscription_not_found")
-    if row.status in ENDED_STATUSES:
+    if row.has_ended:
         raise Conflict("This subscription has already ended.", code="subscription_ended")
     return row
 
@@ -43,33 +43,32 @@ def change_subscription(
     """Ask Stripe for the change and store the subscription it answers with (the truth now;
     its webhooks will follow and be judged against it)."""
     row = changeable_subscription(user, subscription_id)
-    db.session.commit()  # no transaction held across the Stripe call
+    outside_transaction()
     asked_at = utcnow()
     try:
         updated = _ask_stripe(gateway, row.id, change)
-    except ApiError as exc:
+    except ProviderRejected as exc:
         updated = _settle_rejection(gateway, row.id, change, exc)
     # A webhook for a later change may land between Stripe's answer and this write.
-    row = apply_read(gateway, updated, read_started=asked_at)
-    db.session.commit()
-    return row
+    with unit_of_work():
+        return apply_read(gateway, updated, read_started=asked_at)
 
 
 def _settle_rejection(
-    gateway: StripeGateway, subscription_id: str, change: Change, rejection: ApiError
+    gateway: StripeGateway, subscription_id: str, change: Change, rejection: ProviderRejected
 ) -> StripeDict:
     """Stripe refused the change. A refusal can be the echo of our own earlier success (the
     SDK retried a DELETE whose answer was lost and heard "already canceled"), or mean that the
     subscription ended without our knowing yet: read the subscription and judge by its state."""
-    if rejection.status != 400:
+    if rejection.missing:
         raise rejection
     current = gateway.retrieve_subscription(subscription_id)
     if current.get("status") not in ENDED_STATUSES:
         raise rejection
     if change is Change.CANCEL_NOW:
         return current  # what was asked for is done
-    apply_read(gateway, current, read_started=utcnow())
-    db.session.commit()
+    with unit_of_work():
+        apply_read(gateway, current, read_started=utcnow())
     raise Conflict("This subscription has already ended.", code="subscription_ended")
 
 

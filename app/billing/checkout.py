@@ -15,17 +15,14 @@ from datetime import datetime
 
 from sqlalchemy import update
 
-from app.billing.policy import LIVE_STATUSES
+from app.billing.errors import BillingError, Conflict, NotFound, ProviderUnavailable
 from app.billing.reads import apply_read
+from app.billing.statuses import LIVE_STATUSES
 from app.billing.stripe_objects import object_id
-from app.billing.subscriptions import (
-    attach_subscription_id,
-    current_subscription,
-    link_customer,
-    refresh_user_summary,
-)
+from app.billing.subscription_store import attach_subscription_id
+from app.billing.summary import adopt_orphans, current_subscription, link_customer, settle_user
 from app.billing.users import get_or_create_user
-from app.errors import ApiError, Conflict, NotFound
+from app.database import outside_transaction, unit_of_work
 from app.extensions import db
 from app.models import User, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
@@ -39,18 +36,21 @@ def ensure_customer(gateway: StripeGateway, user: User) -> tuple[str, bool]:
     if user.stripe_customer_id:
         return user.stripe_customer_id, False
     email = user.email
-    db.session.commit()  # hold no transaction (nor SQLite's write lock) across a Stripe call
+    outside_transaction()
     customer = gateway.create_customer(user_id=user.id)
     if email and customer.get("email") != email:
         # Before storing the id: if this fails, the retry replays the create and sets it then.
         gateway.update_customer_email(customer["id"], email)
-    db.session.execute(
-        update(User)
-        .where(User.id == user.id, User.stripe_customer_id.is_(None))
-        .values(stripe_customer_id=customer["id"])
-    )
-    db.session.commit()
-    db.session.refresh(user)
+    with unit_of_work():
+        db.session.execute(
+            update(User)
+            .where(User.id == user.id, User.stripe_customer_id.is_(None))
+            .values(stripe_customer_id=customer["id"])
+        )
+        db.session.refresh(user)
+        if user.stripe_customer_id == customer["id"]:
+            # Events for this customer may have come in before this link.
+            adopt_orphans(user.id, customer["id"])
     return user.stripe_customer_id or customer["id"], True
 
 
@@ -70,9 +70,9 @@ def _refuse_if_live_in_stripe(gateway: StripeGateway, customer_id: str) -> None:
     ]
     if not live:
         return
-    for subscription in live:
-        apply_read(gateway, subscription, read_started=asked_at)
-    db.session.commit()
+    with unit_of_work():
+        for subscription in live:
+            apply_read(gateway, subscription, read_started=asked_at)
     raise _subscription_exists(live[0]["id"])
 
 
@@ -82,8 +82,8 @@ def _expire_open_sessions(gateway: StripeGateway, customer_id: str) -> None:
     for session in gateway.list_open_checkout_sessions(customer_id):
         try:
             gateway.expire_checkout_session(session["id"])
-        except ApiError as exc:
-            if exc.status >= 500:
+        except BillingError as exc:
+            if isinstance(exc, ProviderUnavailable):
                 raise
             log.warning("could not expire checkout session %s: %s", session["id"], exc.code)
             if gateway.retrieve_checkout_session(session["id"]).get("status") == "complete":
@@ -102,10 +102,10 @@ def start_checkout(
     metadata: dict[str, str],
 ) -> StripeDict:
     live = current_subscription(user)
-    if live is not None and live.status in LIVE_STATUSES:
+    if live is not None and live.is_live:
         raise _subscription_exists(live.id)
     customer_id, created = ensure_customer(gateway, user)
-    db.session.commit()
+    outside_transaction()
     if not created:  # a new customer has no subscription and no session yet
         _refuse_if_live_in_stripe(gateway, customer_id)
         _expire_open_sessions(gateway, customer_id)
@@ -152,10 +152,11 @@ def fulfil_checkout_session(
     if session.get("status") != "complete":
         return user
     link_customer(user, object_id(session.get("customer")))
+    db.session.flush()
     subscription = session.get("subscription")
     if isinstance(subscription, dict) and gateway is not None and read_started is not None:
         apply_read(gateway, subscription, read_started=read_started)
     elif subscription_id := object_id(subscription):
         attach_subscription_id(user, subscription_id)
-    refresh_user_summary(user)
+    settle_user(user)
     return user

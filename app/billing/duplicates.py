@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from app.billing.policy import LIVE_STATUSES
 from app.billing.reads import apply_read
-from app.billing.subscriptions import live_subscriptions
+from app.billing.statuses import LIVE_STATUSES
+from app.billing.summary import live_subscriptions
 from app.extensions import db
 from app.models import Subscription, utcnow
 from app.stripe_gateway import StripeGateway

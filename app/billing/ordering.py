@@ -24,7 +24,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from app.billing.policy import ENDED_STATUSES
+from sqlalchemy import ColumnElement, and_, func, literal, not_, or_
+
+from app.billing.statuses import ENDED_STATUSES
 from app.billing.stripe_objects import subscription_fields
 from app.models import Subscription
 
@@ -46,11 +48,14 @@ def row_matches(row: Subscription, subscription: StripeDict) -> bool:
 
 def judge_event(row: Subscription, subscription: StripeDict, event_created: int) -> Verdict:
     """Decide what to do with a subscription object carried by an event created at
-    `event_created`, given the row as it is now (locked by the caller)."""
+    `event_created`, given the row as it is now (locked by the caller).
+
+    `applies_in_sql` is the same rule for the write itself; a table-driven test holds the
+    two to the same answers."""
     incoming = subscription.get("status")
-    if row.status is None or row_matches(row, subscription):
+    if not row.has_state or row_matches(row, subscription):
         return Verdict.APPLY
-    if row.status in ENDED_STATUSES:
+    if row.has_ended:
         return Verdict.SKIP
     if incoming in ENDED_STATUSES:
         return Verdict.APPLY
@@ -64,3 +69,38 @@ def judge_event(row: Subscription, subscription: StripeDict, event_created: int)
     if event_created < watermark:
         return Verdict.SKIP
     return Verdict.REREAD
+
+
+def applies_in_sql(row: Any, incoming: Any) -> ColumnElement[bool]:
+    """`judge_event`'s APPLY as a condition on the stored row (`row`, the table) and the
+    incoming values (`incoming`, the upsert's `excluded`), so one conditional upsert both
+    decides and writes, on the row it locks. Where `judge_event` would REREAD this is false:
+    the caller then locks the row and asks `judge_event` (rare: same second, different)."""
+    ended = list(ENDED_STATUSES)
+    status = func.coalesce(incoming.status, literal(""))
+    watermark = row.last_event_created
+    return or_(
+        row.status.is_(None),
+        matches_in_sql(row, incoming),
+        and_(
+            row.status.not_in(ended),
+            or_(
+                status.in_(ended),
+                and_(row.status == "incomplete", status != "incomplete"),
+                and_(
+                    not_(and_(status == "incomplete", row.status != "incomplete")),
+                    or_(watermark.is_(None), incoming.last_event_created > watermark),
+                ),
+            ),
+        ),
+    )
+
+
+def matches_in_sql(row: Any, incoming: Any) -> ColumnElement[bool]:
+    """`row_matches` in SQL: no column the object maps to would change."""
+    return and_(
+        *(
+            getattr(row, name).is_not_distinct_from(getattr(incoming, name))
+            for name in subscription_fields({})
+        )
+    )

@@ -7,19 +7,9 @@ signed up on the 31st resets on Feb 28 (or 29) and then on Mar 31 again, never d
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime
+from datetime import datetime
 
-
-def to_datetime(ms: int) -> datetime:
-    # Integer arithmetic: a float timestamp can round a millisecond away.
-    seconds, millis = divmod(ms, 1000)
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=millis * 1000)
-
-
-def to_ms(moment: datetime) -> int:
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only ever store UTC
-        moment = moment.replace(tzinfo=UTC)
-    return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
+from app.billing.times import datetime_from_ms, ms_from_datetime
 
 
 def add_months(anchor: datetime, months: int) -> datetime:
@@ -33,9 +23,11 @@ def monthly_period_containing(anchor_ms: int, now_ms: int) -> tuple[int, int]:
     """The [start, end) month-long period, counted from `anchor_ms`, that contains `now_ms`.
 
     A `now` before the anchor (clock skew between hosts) gets the first period."""
-    anchor = to_datetime(anchor_ms)
-    now = to_datetime(max(now_ms, anchor_ms))
+    anchor = datetime_from_ms(anchor_ms)
+    now = datetime_from_ms(max(now_ms, anchor_ms))
     months = (now.year - anchor.year) * 12 + (now.month - anchor.month)
     if add_months(anchor, months) > now:
         months -= 1
-    return to_ms(add_months(anchor, months)), to_ms(add_months(anchor, months + 1))
+    return ms_from_datetime(add_months(anchor, months)), ms_from_datetime(
+        add_months(anchor, months + 1)
+    )

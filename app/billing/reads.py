@@ -5,14 +5,16 @@ cancel and resume) is Stripe's truth at the moment it was made. Its answer can a
 webhook may have written a newer state to the row after the read began. So the row is locked,
 and if it was written since the read started, the copy in hand is not trusted and the
 subscription is read again while the row is locked (no webhook can slip in between that read and
-our write). A subscription that ended stays ended (`apply_subscription`).
+our write; `reread_subscription` is the one Stripe call allowed inside a transaction). A
+subscription that ended stays ended (`subscription_store.store_subscription`).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.billing.subscriptions import apply_subscription, subscription_row_for_update
+from app.billing.subscription_store import apply_subscription, subscription_row
+from app.database import row_for_update
 from app.models import Subscription
 from app.stripe_gateway import StripeDict, StripeGateway
 
@@ -21,17 +23,12 @@ from app.stripe_gateway import StripeDict, StripeGateway
 CLOCK_MARGIN = timedelta(seconds=5)
 
 
-def _as_utc(moment: datetime | None) -> datetime | None:
-    # SQLite hands timezone-aware columns back naive; we only ever store UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 def written_since(row: Subscription, started: datetime) -> bool:
     """True when the row holds a state written at or after `started` (less the clock margin)."""
-    updated = _as_utc(row.updated_at)
-    return row.status is not None and updated is not None and updated >= started - CLOCK_MARGIN
+    updated = row.updated_at
+    if updated is not None and updated.tzinfo is None:  # SQLite hands back naive datetimes
+        updated = updated.replace(tzinfo=UTC)
+    return row.has_state and updated is not None and updated >= started - CLOCK_MARGIN
 
 
 def trusted_copy(
@@ -40,14 +37,15 @@ def trusted_copy(
     """The copy to store for a locked `row`: `subscription` if nothing was written to the row
     since the read began, else a fresh read (second value True)."""
     if written_since(row, read_started):
-        return gateway.retrieve_subscription(row.id), True
+        return gateway.reread_subscription(row.id), True
     return subscription, False
 
 
 def apply_read(
     gateway: StripeGateway, subscription: StripeDict, *, read_started: datetime
 ) -> Subscription:
-    """Store `subscription`, read by a call that began at `read_started`."""
-    row = subscription_row_for_update(subscription["id"])
+    """Store `subscription`, read by a call that began at `read_started`; the row as stored."""
+    row = row_for_update(Subscription, subscription["id"])
     subscription, _ = trusted_copy(gateway, row, subscription, read_started)
-    return apply_subscription(subscription)
+    apply_subscription(subscription)
+    return subscription_row(row.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from app.errors import ApiError
+from app.billing.errors import InvalidRequest
 
 
 def origin_of(url: str) -> str:
@@ -17,7 +17,7 @@ def ensure_allowed_url(url: str, allowed_origins: Iterable[str], *, field: str) 
     parts = urlsplit(url)
     allowed = {origin_of(origin) for origin in allowed_origins}
     if parts.scheme not in ("http", "https") or not parts.netloc or origin_of(url) not in allowed:
-        raise ApiError(
+        raise InvalidRequest(
             f"{field} must be on the application's own site.",
             code="redirect_not_allowed",
             details={"field": field},

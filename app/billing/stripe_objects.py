@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.billing.times import to_ms
+from app.billing.times import ms_from_seconds
 
 StripeDict = dict[str, Any]
 
@@ -31,13 +31,13 @@ def subscription_fields(subscription: StripeDict) -> dict[str, Any]:
         "status": subscription.get("status"),
         "price_id": object_id(price),
         "plan_interval": (price.get("recurring") or {}).get("interval"),
-        "current_period_start": to_ms(item.get("current_period_start")),
-        "current_period_end": to_ms(item.get("current_period_end")),
+        "current_period_start": ms_from_seconds(item.get("current_period_start")),
+        "current_period_end": ms_from_seconds(item.get("current_period_end")),
         "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
-        "cancel_at": to_ms(subscription.get("cancel_at")),
-        "canceled_at": to_ms(subscription.get("canceled_at")),
-        "ended_at": to_ms(subscription.get("ended_at")),
-        "trial_end": to_ms(subscription.get("trial_end")),
+        "cancel_at": ms_from_seconds(subscription.get("cancel_at")),
+        "canceled_at": ms_from_seconds(subscription.get("canceled_at")),
+        "ended_at": ms_from_seconds(subscription.get("ended_at")),
+        "trial_end": ms_from_seconds(subscription.get("trial_end")),
     }
 
 

@@ -20,50 +20,20 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from app.billing.errors import BillingError
+from app.billing.mirror import SUBSCRIPTION_COLUMNS as SUBSCRIPTION_FIELDS
+from app.billing.mirror import USER_SUMMARY_COLUMNS as USER_FIELDS
 from app.billing.ordering import row_matches
-from app.billing.policy import ENDED_STATUSES
 from app.billing.reads import trusted_copy
+from app.billing.statuses import ENDED_STATUSES
 from app.billing.stripe_objects import invoice_subscription_id, object_id
-from app.billing.subscriptions import (
-    apply_subscription,
-    refresh_user_summary,
-    subscription_row_for_update,
-)
+from app.billing.subscription_store import apply_subscription, subscription_row
+from app.billing.summary import settle_user
 from app.billing.webhooks import HANDLED_EVENT_TYPES, process_event
-from app.database import insert_or_ignore
-from app.errors import ApiError
+from app.database import insert_or_ignore, row_for_update
 from app.extensions import db
 from app.models import Subscription, SyncState, User, WebhookEvent, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
-
-SUBSCRIPTION_FIELDS = (
-    "user_id",
-    "customer_id",
-    "status",
-    "price_id",
-    "plan_interval",
-    "current_period_start",
-    "current_period_end",
-    "cancel_at_period_end",
-    "cancel_at",
-    "canceled_at",
-    "ended_at",
-    "trial_end",
-)
-USER_FIELDS = (
-    "stripe_customer_id",
-    "stripe_subscription_id",
-    "subscription_status",
-    "subscription_tier",
-    "stripe_price_id",
-    "plan_interval",
-    "current_period_start",
-    "current_period_end",
-    "cancel_at_period_end",
-    "cancel_at",
-    "canceled_at",
-    "trial_end",
-)
 
 Track = Callable[[Iterable[StripeDict]], Iterable[StripeDict]]
 
@@ -88,7 +58,7 @@ class SyncReport:
 
 
 def describe(exc: BaseException) -> str:
-    if isinstance(exc, ApiError):
+    if isinstance(exc, BillingError):
         return f"{exc.code}: {exc.message}"
     return f"{type(exc).__name__}: {exc}"
 
@@ -111,13 +81,14 @@ def _apply_and_report(row: Subscription, subscription: StripeDict, report: SyncR
     owner_before = _snapshot(owner, USER_FIELDS)
     before = _snapshot(row, SUBSCRIPTION_FIELDS)
     apply_subscription(subscription)
+    row = subscription_row(row.id)
     lines = report.pending if report.is_pending(subscription) else report.changes
     changed = _diff(before, _snapshot(row, SUBSCRIPTION_FIELDS))
     if changed:
         lines.append(f"{row.id} ({row.user_id or 'no user'}): " + ", ".join(changed))
     if row.user_id is not None:
         # apply_subscription refreshed the owner's summary; report that here, not as a no-op later.
-        user = db.session.get(User, row.user_id)
+        user = db.session.get(User, row.user_id, populate_existing=True)
         baseline = owner_before if owner is not None and owner.id == row.user_id else {}
         user_changed = _diff(baseline, _snapshot(user, USER_FIELDS))
         if user_changed:
@@ -130,7 +101,7 @@ def sync_listed(
     """Bring one row in line with a listed copy; commits. Raises on failure (rolled back)."""
     try:
         report.seen += 1
-        row = subscription_row_for_update(listed["id"])
+        row = row_for_update(Subscription, listed["id"])
         if row.user_id is not None and row_matches(row, listed):
             db.session.commit()
             return
@@ -148,8 +119,8 @@ def sync_by_id(gateway: StripeGateway, subscription_id: str, report: SyncReport)
     """Re-read one subscription while its row is locked and apply it; commits."""
     try:
         report.seen += 1
-        row = subscription_row_for_update(subscription_id)
-        fresh = gateway.retrieve_subscription(subscription_id)
+        row = row_for_update(Subscription, subscription_id)
+        fresh = gateway.reread_subscription(subscription_id)
         report.rereads += 1
         _apply_and_report(row, fresh, report)
         db.session.commit()
@@ -160,7 +131,7 @@ def sync_by_id(gateway: StripeGateway, subscription_id: str, report: SyncReport)
 
 def _refresh_and_report(user: User, report: SyncReport) -> None:
     before = _snapshot(user, USER_FIELDS)
-    refresh_user_summary(user)
+    settle_user(user)
     db.session.flush()
     changed = _diff(before, _snapshot(user, USER_FIELDS))
     if changed:

@@ -4,7 +4,8 @@ One transaction per request:
 1. claim the key: INSERT the ledger row (ON CONFLICT DO NOTHING on (user_id, key)). A second
    request with the same key waits here for the first to commit (PostgreSQL) or queues on the
    write lock (SQLite), then finds the row and replays its result.
-2. settle the user's plan and period if they are out of date (rare; see usage_periods.py).
+2. settle the user's plan and period if they are out of date (rare; see usage_periods.py),
+   from the subscriptions loaded with the user (login_required).
 3. a single conditional UPDATE adds `count` only if the result stays within the limit; the
    database re-checks the condition on the row it locks, so parallel requests can never
    overshoot, however many there are. No read-then-write.
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from app.billing.entitlements import Entitlements
-from app.billing.subscriptions import current_subscription
-from app.billing.usage_periods import settle_user
-from app.database import insert_or_ignore
-from app.errors import Conflict
+from app.billing.errors import Conflict
+from app.billing.summary import deciding_subscription
+from app.billing.usage_periods import settle_entitlements
+from app.database import commit, commit_if_written, end_read, insert_or_ignore
 from app.extensions import db
 from app.models import UsageLedgerEntry, User, utcnow
 
@@ -44,22 +45,19 @@ class Consumption:
 
 
 def consume_generations(user: User, *, count: int, idempotency_key: str, now: int) -> Consumption:
-    earlier = ledger_entry(user.id, idempotency_key)
-    if earlier is not None:
-        return _replay(earlier, count)
     # The key is claimed before any lock on the user row is taken: a request waiting for the
     # same key then holds nothing another request could be waiting for (no deadlock).
     if not _claim_key(user.id, idempotency_key, count):
-        # Another request with this key committed first (we waited for it): its result stands.
-        db.session.rollback()
+        # A request with this key committed first (we may have waited for it): its result stands.
+        end_read()
         earlier = ledger_entry(user.id, idempotency_key)
         if earlier is None:  # it was rolled back after all; the client may simply retry
             raise Conflict("A request with this idempotencyKey is in progress.", code="retry")
         return _replay(earlier, count)
-    entitlements = settle_user(user, current_subscription(user), now)
+    entitlements = settle_entitlements(user, deciding_subscription(user.subscriptions), now)
     outcome = _add_within_limit(user.id, count, entitlements, idempotency_key)
     _record(user.id, outcome)
-    db.session.commit()
+    commit()
     return outcome
 
 
@@ -146,7 +144,7 @@ def _replay(entry: UsageLedgerEntry, count: int) -> Consumption:
         period_end=entry.period_end,
         replayed=True,
     )
-    db.session.rollback()  # nothing to write: end the transaction (and SQLite's write lock)
+    end_read()  # nothing to write: end the transaction (and SQLite's write lock)
     if first.count != count:
         raise Conflict(
             f"This idempotencyKey was already used for {first.count} generation(s); "
@@ -165,8 +163,8 @@ class UsageOverview:
 
 def usage_overview(user: User, *, now: int, limit: int = 50) -> UsageOverview:
     """The current period and its ledger entries, newest first (settling the period first)."""
-    entitlements = settle_user(user, current_subscription(user), now)
-    db.session.commit()
+    entitlements = settle_entitlements(user, deciding_subscription(user.subscriptions), now)
+    commit_if_written()
     entries = (
         db.session.execute(
             select(UsageLedgerEntry)
@@ -184,6 +182,6 @@ def usage_overview(user: User, *, now: int, limit: int = 50) -> UsageOverview:
 
 
 def current_entitlements(user: User, *, now: int) -> Entitlements:
-    entitlements = settle_user(user, current_subscription(user), now)
-    db.session.commit()
+    entitlements = settle_entitlements(user, deciding_subscription(user.subscriptions), now)
+    commit_if_written()
     return entitlements

@@ -2,7 +2,7 @@
 
 The user row caches `subscription_tier`, `generations_limit` and the usage period that
 `generations_used` counts in. They are written when the subscription changes (from
-`refresh_user_summary`) and, lazily, on the first read or consume after a change that only time
+`settle_user` in summary.py) and, lazily, on the first read or consume after a change that only time
 makes (a free month rolling over, a pending cancel reaching its date):
 
 - free: the period is a month from sign-up; a period that is over starts the next one at 0.
@@ -11,7 +11,7 @@ makes (a free month rolling over, a pending cancel reaching its date):
 - a change of plan keeps what was used in a period that is still running (downgrading applies
   the free limit to it; upgrading lifts the limit at once) and starts from 0 if it was over.
 
-Every reset writes a ledger row. This module must not import `app.billing.subscriptions`
+Every reset writes a ledger row. This module must not import `app.billing.summary`
 (which calls it), so it receives the deciding subscription instead of looking it up.
 """
 
@@ -21,14 +21,15 @@ import logging
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
 
 from app.billing.entitlements import Entitlements, SubscriptionState, entitlements_for
-from app.billing.periods import monthly_period_containing, to_ms
+from app.billing.periods import monthly_period_containing
 from app.billing.plans import current_plans
-from app.billing.stripe_objects import invoice_subscription_id
+from app.billing.stripe_objects import invoice_subscription_id, object_id
+from app.billing.times import ms_from_datetime
 from app.extensions import db
-from app.models import Subscription, UsageLedgerEntry, User
+from app.models import Subscription, UsageLedgerEntry, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def entitlements_now(subscription: Subscription | None, now: int) -> Entitlement
     )
 
 
-def settle_user(user: User, subscription: Subscription | None, now: int) -> Entitlements:
+def settle_entitlements(user: User, subscription: Subscription | None, now: int) -> Entitlements:
     """Write the user's plan, limit and period if they are out of date; return what applies.
 
     The common case (nothing to change) reads only; a change locks the user row and decides
@@ -108,7 +109,7 @@ def _next_period(
 
 def free_period(user: User, now: int) -> Period:
     """The month from sign-up that contains `now`."""
-    anchor = to_ms(user.created_at) if user.created_at is not None else now
+    anchor = ms_from_datetime(user.created_at) if user.created_at is not None else now
     return monthly_period_containing(anchor, now)
 
 
@@ -132,20 +133,23 @@ def _reset(user: User, period: Period, *, reason: str) -> None:
     user.generations_used = 0
     user.usage_period_start, user.usage_period_end = period
     if cleared:
-        db.session.add(
-            UsageLedgerEntry(
-                user_id=user.id,
-                kind="reset",
-                count=cleared,
-                result="reset",
-                reason=reason,
-                tier=user.subscription_tier,
-                generations_used=0,
-                generations_limit=user.generations_limit,
-                period_start=period[0],
-                period_end=period[1],
-            )
-        )
+        db.session.add(UsageLedgerEntry(**_reset_entry(user, cleared, period, reason)))
+
+
+def _reset_entry(user: Any, cleared: int, period: Period, reason: str) -> dict[str, Any]:
+    """The ledger row of a reset that cleared `cleared` generations."""
+    return {
+        "user_id": user.id,
+        "kind": "reset",
+        "count": cleared,
+        "result": "reset",
+        "reason": reason,
+        "tier": user.subscription_tier,
+        "generations_used": 0,
+        "generations_limit": user.generations_limit,
+        "period_start": period[0],
+        "period_end": period[1],
+    }
 
 
 # -- renewal ---------------------------------------------------------------------------------------
@@ -169,32 +173,51 @@ def reset_usage_for_renewal(invoice: StripeDict) -> None:
     """A paid renewal invoice starts a new billing period: usage starts again from 0.
 
     Idempotent and safe out of order: a period that does not start after the stored one is
-    ignored, so a replayed or late invoice never resets twice."""
+    ignored, so a replayed or late invoice never resets twice. Core SQL, as the rest of the
+    webhook path: the owner found and locked in one SELECT, then the reset and its ledger row."""
     if invoice.get("billing_reason") != "subscription_cycle":
         return
     period = renewal_period(invoice)
-    user_id = _invoice_owner(invoice)
-    if period is None or user_id is None:
+    owner = _locked_invoice_owner(invoice) if period is not None else None
+    if period is None or owner is None:
         log.warning("renewal invoice %s: no period or no user; usage not reset", invoice.get("id"))
         return
-    user = lock_user(user_id)
-    if user is None:
+    if owner.usage_period_start is not None and owner.usage_period_start >= period[0]:
         return
-    if user.usage_period_start is not None and user.usage_period_start >= period[0]:
-        return
-    _reset(user, period, reason="renewal")
+    db.session.execute(
+        update(User.__table__)
+        .where(User.__table__.c.id == owner.id)
+        .values(
+            generations_used=0,
+            usage_period_start=period[0],
+            usage_period_end=period[1],
+            updated_at=utcnow(),
+        )
+    )
+    if owner.generations_used:
+        entry = _reset_entry(owner, owner.generations_used, period, "renewal")
+        db.session.execute(insert(UsageLedgerEntry.__table__).values(entry))
 
 
-def _invoice_owner(invoice: StripeDict) -> str | None:
+def _locked_invoice_owner(invoice: StripeDict) -> Any:
+    """The user an invoice bills (through its subscription's row, else its customer), locked
+    as `lock_user` does; None if we know no such user."""
+    users = User.__table__.c
     subscription_id = invoice_subscription_id(invoice)
-    row = db.session.get(Subscription, subscription_id) if subscription_id else None
-    if row is not None and row.user_id:
-        return row.user_id
-    customer = invoice.get("customer")
-    if isinstance(customer, dict):
-        customer = customer.get("id")
-    if not isinstance(customer, str):
-        return None
+    customer_id = object_id(invoice.get("customer"))
+    by_subscription = select(Subscription.__table__.c.user_id).where(
+        Subscription.__table__.c.id == subscription_id
+    )
+    by_customer = select(users.id).where(users.stripe_customer_id == customer_id)
+    owner_id = func.coalesce(by_subscription.scalar_subquery(), by_customer.scalar_subquery())
     return db.session.execute(
-        select(User.id).where(User.stripe_customer_id == customer)
-    ).scalar_one_or_none()
+        select(
+            users.id,
+            users.generations_used,
+            users.subscription_tier,
+            users.generations_limit,
+            users.usage_period_start,
+        )
+        .where(users.id == owner_id)
+        .with_for_update(key_share=True)
+    ).first()

@@ -1,25 +1,41 @@
 """Webhook events: record and apply in one transaction, exactly once per event id.
 
-verify (gateway) -> record (`webhook_events`, ON CONFLICT DO NOTHING + row lock) -> apply
-(handler for the type) -> commit. A repeated id that was already processed is acknowledged and
-not applied again. A failing apply rolls back everything and leaves the failure (error,
-attempts) on the event row for operators; the caller answers 5xx so Stripe retries.
+verify (gateway) -> record (`webhook_events`: one INSERT, in the row's final shape, ON CONFLICT
+DO NOTHING) -> apply (the handler for the type) -> commit. The insert both records the event and
+claims it: a concurrent delivery of the same id waits on it (PostgreSQL) or queues behind the
+write lock (SQLite), then finds it there. A repeated id that was already processed is
+acknowledged and not applied again; one left unprocessed by a failed attempt is claimed by a
+conditional UPDATE instead. A failing apply rolls back everything and leaves the failure
+(error, attempts) on the event row for operators; the caller answers 5xx so Stripe retries.
+
+An in-order subscription event costs two statements and the commit: this insert and the
+guarded upsert of `subscription_store`; the owner's summary is settled only when the stored
+state changed what it shows.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Text, bindparam, cast, update
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app.billing.checkout import fulfil_checkout_session
 from app.billing.stripe_objects import object_id
-from app.billing.subscriptions import apply_subscription
+from app.billing.subscription_store import apply_subscription
 from app.billing.usage_periods import reset_usage_for_renewal
-from app.billing.users import user_by_customer
-from app.database import insert_or_ignore
+from app.database import (
+    dialect_name,
+    insert_for,
+    retry_on_disconnect,
+    rollback_quietly,
+    unit_of_work,
+)
 from app.extensions import db
 from app.models import WebhookEvent, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway
@@ -45,7 +61,7 @@ def _on_checkout_completed(session: StripeDict, created: int, gateway: StripeGat
 def _on_subscription_changed(
     subscription: StripeDict, created: int, gateway: StripeGateway
 ) -> None:
-    apply_subscription(subscription, event_created=created, reread=gateway.retrieve_subscription)
+    apply_subscription(subscription, event_created=created, reread=gateway.reread_subscription)
 
 
 def _on_invoice_paid(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
@@ -53,104 +69,155 @@ def _on_invoice_paid(invoice: StripeDict, created: int, gateway: StripeGateway) 
 
 
 def _on_invoice_payment_failed(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
-    # The subscription's own customer.subscription.updated (to past_due) carries the state.
-    customer = object_id(invoice.get("customer"))
-    user = user_by_customer(customer) if customer else None
+    # The subscription's own customer.subscription.updated (to past_due) carries the state;
+    # this is for the operators' log, and costs no query.
     log.warning(
-        "payment failed: invoice=%s customer=%s user=%s attempt=%s",
+        "payment failed: invoice=%s customer=%s attempt=%s",
         invoice.get("id"),
-        customer,
-        user.id if user else None,
+        object_id(invoice.get("customer")),
         invoice.get("attempt_count"),
     )
 
 
-HANDLERS: dict[str, Handler] = {
-    "checkout.session.completed": _on_checkout_completed,
-    "customer.subscription.created": _on_subscription_changed,
-    "customer.subscription.updated": _on_subscription_changed,
-    "customer.subscription.deleted": _on_subscription_changed,
-    "customer.subscription.paused": _on_subscription_changed,
-    "customer.subscription.resumed": _on_subscription_changed,
-    "invoice.paid": _on_invoice_paid,
-    "invoice.payment_failed": _on_invoice_payment_failed,
+# Each event type we subscribe to, its handler, and why we need it.
+HANDLERS: dict[str, tuple[Handler, str]] = {
+    "checkout.session.completed": (
+        _on_checkout_completed,
+        "links the buyer to their customer and subscription id (client_reference_id)",
+    ),
+    "customer.subscription.created": (
+        _on_subscription_changed,
+        "the subscription's first state (often incomplete, before payment)",
+    ),
+    "customer.subscription.updated": (
+        _on_subscription_changed,
+        "every state change: paid, past_due, cancel scheduled or undone, price, renewal period",
+    ),
+    "customer.subscription.deleted": (_on_subscription_changed, "the subscription ended"),
+    "customer.subscription.paused": (_on_subscription_changed, "paid access stops while paused"),
+    "customer.subscription.resumed": (_on_subscription_changed, "paid access is back"),
+    "invoice.paid": (_on_invoice_paid, "a renewal was paid: usage starts again from 0"),
+    "invoice.payment_failed": (
+        _on_invoice_payment_failed,
+        "logged for operators; the state comes with customer.subscription.updated",
+    ),
 }
 
-HANDLED_EVENT_TYPES = sorted({*HANDLERS, "invoice.payment_succeeded"})
+# invoice.payment_succeeded is not subscribed: invoice.paid (which also covers invoices paid
+# out of band) is what renewals act on, and subscribing to both would only record duplicates.
+HANDLED_EVENT_TYPES = sorted(HANDLERS)
 
 
-def process_event(event: StripeDict, gateway: StripeGateway) -> Outcome:
-    """Record and apply one verified event; raise (after recording the failure) if apply fails."""
+def process_event(
+    event: StripeDict, gateway: StripeGateway, raw_body: str | None = None
+) -> Outcome:
+    """Record and apply one verified event; raise (after recording the failure) if apply fails.
+
+    `raw_body` is the event as Stripe sent it (stored as is); events we fetched ourselves (sync,
+    replay) are serialised here."""
+    raw = raw_body if raw_body is not None else json.dumps(event)
+
+    def record_and_apply() -> Outcome:
+        with unit_of_work():
+            return _record_and_apply(event, raw, gateway)
+
     try:
-        outcome = _record_and_apply(event, gateway)
-        db.session.commit()
-        return outcome
+        return retry_on_disconnect(record_and_apply)
     except Exception as exc:
-        _rollback_quietly()
-        _record_failure(event, exc)
+        _record_failure(event, raw, exc)
         raise
 
 
-def _rollback_quietly() -> None:
-    # With the database gone the rollback fails too; the server discards the transaction
-    # anyway, and the original error is the one worth reporting.
-    try:
-        db.session.rollback()
-    except Exception:
-        log.warning("rollback failed", exc_info=True)
-
-
-def _record_and_apply(event: StripeDict, gateway: StripeGateway) -> Outcome:
+def _record_and_apply(event: StripeDict, raw: str, gateway: StripeGateway) -> Outcome:
     event_id = str(event["id"])
-    event_type = str(event.get("type") or "")
-    _insert_event_row(event)
-    row = db.session.execute(
-        select(WebhookEvent)
-        .where(WebhookEvent.id == event_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    if row.processed:
+    handler, _reason = HANDLERS.get(str(event.get("type") or ""), (None, ""))
+    if not _claim(event, raw):
         return Outcome(event_id, "duplicate")
-    row.attempts += 1
-    handler = HANDLERS.get(event_type)
     if handler is not None:
         data_object = (event.get("data") or {}).get("object") or {}
         handler(data_object, int(event.get("created") or 0), gateway)
-    row.processed = True
-    row.processed_at = utcnow()
-    row.error = None
     return Outcome(event_id, "applied" if handler else "ignored")
 
 
-def _insert_event_row(event: StripeDict) -> None:
-    insert_or_ignore(
-        WebhookEvent,
-        {
-            "id": str(event["id"]),
-            "type": str(event.get("type") or ""),
-            "data": event,
-            "stripe_created": event.get("created"),
-            "attempts": 0,
-            "processed": False,
-            "created_at": utcnow(),
-        },
+events = WebhookEvent.__table__
+
+
+def _raw_json(dialect: str) -> Any:
+    """The raw body into the JSON column without parsing and re-serialising it."""
+    raw = bindparam("raw", type_=Text)
+    return cast(raw, JSONB) if dialect == "postgresql" else raw
+
+
+@functools.cache
+def _record_statement(dialect: str, claim: bool) -> Any:
+    """Insert the event row: as processed (`claim`, one statement that records and claims a
+    new event) or as failed. Built once per process."""
+    statement = insert_for(dialect, events).values(
+        id=bindparam("id"),
+        type=bindparam("type"),
+        data=_raw_json(dialect),
+        stripe_created=bindparam("stripe_created", type_=BigInteger),
+        processed=claim,
+        processed_at=bindparam("now") if claim else None,
+        attempts=1,
+        error=None if claim else bindparam("error"),
+        created_at=bindparam("now"),
+    )
+    if claim:
+        return statement.on_conflict_do_nothing().returning(events.c.id)
+    return statement.on_conflict_do_update(
+        index_elements=[events.c.id],
+        set_={"attempts": events.c.attempts + 1, "error": statement.excluded.error},
+        where=events.c.processed.is_(False),
     )
 
 
-def _record_failure(event: StripeDict, exc: Exception) -> None:
+@functools.cache
+def _retry_claim_statement() -> Any:
+    """Claim an event a failed attempt left unprocessed (waits for a concurrent claim)."""
+    return (
+        update(events)
+        .where(events.c.id == bindparam("event_id"), events.c.processed.is_(False))
+        .values(
+            processed=True,
+            processed_at=bindparam("now"),
+            attempts=events.c.attempts + 1,
+            error=None,
+        )
+        .returning(events.c.id)
+    )
+
+
+def _params(event: StripeDict, raw: str) -> dict[str, Any]:
+    return {
+        "id": str(event["id"]),
+        "type": str(event.get("type") or ""),
+        "raw": raw,
+        "stripe_created": event.get("created"),
+        "now": utcnow(),
+    }
+
+
+def _claim(event: StripeDict, raw: str) -> bool:
+    """Record the event as processed (rolled back with the apply if that fails); False when a
+    processed copy is already there. One INSERT for a new id; an id a failed attempt left
+    unprocessed is claimed by a conditional UPDATE."""
+    params = _params(event, raw)
+    claim = _record_statement(dialect_name(), True)
+    if db.session.execute(claim, params).first() is not None:
+        return True
+    retry = {"event_id": params["id"], "now": params["now"]}
+    return db.session.execute(_retry_claim_statement(), retry).first() is not None
+
+
+def _record_failure(event: StripeDict, raw: str, exc: Exception) -> None:
     """Outside the failed transaction: keep the event, its error and the attempt count."""
     message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
     log.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
+    rollback_quietly()
     try:
-        _insert_event_row(event)
-        row = db.session.get(
-            WebhookEvent, str(event["id"]), with_for_update=True, populate_existing=True
-        )
-        if row is not None and not row.processed:
-            row.attempts += 1
-            row.error = message
-        db.session.commit()
+        with unit_of_work():
+            statement = _record_statement(dialect_name(), False)
+            db.session.execute(statement, {**_params(event, raw), "error": message})
     except Exception:  # the database itself may be what failed
-        _rollback_quietly()
         log.error("could not record the failure of webhook %s", event.get("id"))

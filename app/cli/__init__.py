@@ -1,4 +1,4 @@
-"""`flask auth ...` and `flask billing ...` commands."""
+"""`flask auth ...` (here) and `flask billing ...` (`app/cli/billing.py`) commands."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.auth import issue_dev_token
+from app.cli.billing import billing_cli
 
 auth_cli = AppGroup("auth", help="Identity helpers for local development.")
 
@@ -23,7 +24,5 @@ def token_command(user_id: str, email: str | None, ttl: int) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from app.billing_cli import billing_cli
-
     app.cli.add_command(auth_cli)
     app.cli.add_command(billing_cli)

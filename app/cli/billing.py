@@ -19,6 +19,7 @@ from sqlalchemy import select
 from app.billing.duplicates import cancel_newer, find_duplicates
 from app.billing.sync import SyncReport, describe, sync_all, sync_from_events, sync_user
 from app.billing.webhooks import process_event
+from app.database import end_read, rollback_quietly, unit_of_work
 from app.extensions import db
 from app.models import User, WebhookEvent, utcnow
 from app.stripe_gateway import StripeDict, StripeGateway, current_gateway
@@ -155,7 +156,7 @@ def replay_command(event_ids: tuple[str, ...], since: str | None, event_type: st
     # Oldest first: the ordering rule copes with any order, but this one re-reads least.
     rows = db.session.execute(query.order_by(WebhookEvent.stripe_created)).scalars().all()
     stored = _stored_ids(event_ids)
-    db.session.commit()
+    end_read()
     missing = [event_id for event_id in event_ids if event_id not in stored]
     for event_id in missing:
         click.echo(f"{event_id}: no such event stored", err=True)
@@ -228,10 +229,9 @@ def sync_command(user_id: str | None, from_events: bool) -> None:
         if user is None:
             raise click.ClickException(f"no user {user_id!r}")
         try:
-            report = sync_user(gateway, user)
-            db.session.commit()
+            with unit_of_work():
+                report = sync_user(gateway, user)
         except Exception as exc:
-            db.session.rollback()
             report = SyncReport(errors=[f"user {user_id}: {describe(exc)}"])
     else:
         pending_seconds = current_app.config["SYNC_PENDING_SECONDS"]
@@ -245,7 +245,7 @@ def _sync_events(gateway: StripeGateway) -> None:
     try:
         result = sync_from_events(gateway, now=int(time.time()))
     except Exception as exc:
-        db.session.rollback()
+        rollback_quietly()
         _fail(f"listing events failed: {describe(exc)}")
         return
     click.echo(

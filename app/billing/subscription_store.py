@@ -1,0 +1,257 @@
+"""The one guarded write of a Stripe subscription into `subscriptions`, in Core SQL.
+
+`store_subscription` is a single conditional upsert: the ordering rule
+(`ordering.applies_in_sql`) sits in its ON CONFLICT ... WHERE, so the database decides and
+writes on the row it locks, with no read before. The owner is resolved in the same statement
+(the user named by `metadata.userId`, else the user holding the customer), and the statement
+returns whether the owner's summary already mirrors the new state, so the summary and the
+usage settlement run only when something they show really changed.
+
+What the upsert does not settle falls back to the locked row and `judge_event`: an event in
+the same second as the one we hold, with a different object, is re-read from Stripe while
+the row stays locked (`reread`). Answers from our own Stripe calls go through `reads.apply_read`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import joinedload
+
+from app.billing.mirror import MIRRORED
+from app.billing.ordering import Verdict, applies_in_sql, judge_event, matches_in_sql
+from app.billing.statuses import ENDED_STATUSES
+from app.billing.stripe_objects import subscription_fields
+from app.billing.summary import (
+    link_customer,
+    live_among,
+    live_subscriptions,
+    report_duplicates,
+    settle_user,
+)
+from app.billing.times import now_ms
+from app.billing.users import get_or_create_user
+from app.database import dialect_name, insert_for, row_for_update, upsert
+from app.extensions import db
+from app.models import Subscription, User, utcnow
+
+log = logging.getLogger(__name__)
+
+StripeDict = dict[str, Any]
+Reread = Callable[[str], StripeDict]
+
+subscriptions = Subscription.__table__
+users = User.__table__
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a write did: whose subscription it is, and whether their summary is out of step."""
+
+    subscription_id: str
+    user_id: str | None
+    customer_id: str | None
+    summary_stale: bool
+
+
+def _owner_id() -> Any:
+    """The owner as SQL: our `metadata.userId` if that user exists, else the customer's user."""
+    named = select(users.c.id).where(users.c.id == bindparam("named_user", type_=String))
+    holder = select(users.c.id).where(
+        users.c.stripe_customer_id == bindparam("customer_id", type_=String)
+    )
+    return func.coalesce(named.scalar_subquery(), holder.scalar_subquery())
+
+
+def _summary_stale(dialect: str) -> Any:
+    """True unless the owner's row already mirrors the written subscription, customer
+    included. Spelled out in SQL because SQLAlchemy drops table names inside RETURNING."""
+    same = "IS NOT DISTINCT FROM" if dialect == "postgresql" else "IS"
+    equal = ["id = subscriptions.user_id", "stripe_customer_id = subscriptions.customer_id"]
+    for field in MIRRORED:
+        if field.user_column is not None:
+            equal.append(f"{field.user_column} {same} subscriptions.{field.column}")
+    where = " AND ".join(f"owner.{condition}" for condition in equal)
+    return literal_column(f"NOT EXISTS (SELECT 1 FROM users AS owner WHERE {where})", Boolean)
+
+
+@functools.cache
+def _store_statement(dialect: str, from_event: bool) -> Any:
+    """The guarded upsert, built once per process (values are bound at execution)."""
+    statement = insert_for(dialect, subscriptions).values(
+        {
+            **{name: bindparam(name, type_=subscriptions.c[name].type) for name in WRITTEN},
+            "user_id": _owner_id(),
+        }
+    )
+    row, new = subscriptions.c, statement.excluded
+    owner = func.coalesce(new.user_id, row.user_id)
+    newer = and_(
+        new.last_event_created.is_not(None),
+        or_(row.last_event_created.is_(None), new.last_event_created > row.last_event_created),
+    )
+    differs = or_(not_(matches_in_sql(row, new)), row.user_id.is_distinct_from(owner))
+    changes: dict[str, Any] = {name: getattr(new, name) for name in subscription_fields({})}
+    changes.update(
+        customer_id=func.coalesce(new.customer_id, row.customer_id),
+        user_id=owner,
+        past_due_since=case(
+            (new.status == "past_due", func.coalesce(row.past_due_since, new.past_due_since)),
+            else_=None,
+        ),
+        stripe_created=func.coalesce(new.stripe_created, row.stripe_created),
+        last_event_created=case((newer, new.last_event_created), else_=row.last_event_created),
+        updated_at=new.updated_at,
+    )
+    condition = or_(differs, newer)
+    if from_event:
+        condition = and_(applies_in_sql(row, new), condition)
+    else:
+        # Stripe never revives an ended subscription: a read showing it live was made before
+        # the end we already hold (its answer came late). Deleted stays deleted.
+        ended = list(ENDED_STATUSES)
+        revives = and_(  # coalesce: a row with no state yet (NULL) revives nothing
+            func.coalesce(row.status, "").in_(ended),
+            func.coalesce(new.status, "").not_in(ended),
+        )
+        condition = and_(not_(revives), condition)
+    return statement.on_conflict_do_update(
+        index_elements=[row.id], set_=changes, where=condition
+    ).returning(row.id, row.user_id, row.customer_id, _summary_stale(dialect))
+
+
+# The columns the upsert binds from the Stripe object (user_id is resolved in SQL).
+WRITTEN = (
+    "id",
+    *subscription_fields({}),
+    "past_due_since",
+    "stripe_created",
+    "last_event_created",
+    "updated_at",
+)
+
+
+def store_subscription(subscription: StripeDict, *, event_created: int | None) -> Stored | None:
+    """Write `subscription` unless the ordering rule says we hold something newer; None when
+    nothing was written (older, identical, or undecidable here: see `apply_subscription`).
+
+    `event_created` None means a fresh API read: the truth, written whenever it differs."""
+    fields = subscription_fields(subscription)
+    named = (subscription.get("metadata") or {}).get("userId")
+    params = {
+        **fields,
+        "id": subscription["id"],
+        "named_user": named if isinstance(named, str) and named else None,
+        "past_due_since": now_ms() if fields["status"] == "past_due" else None,
+        "stripe_created": subscription.get("created") or None,
+        "last_event_created": event_created,
+        "updated_at": utcnow(),
+    }
+    statement = _store_statement(dialect_name(), event_created is not None)
+    written = db.session.execute(statement, params).first()
+    if written is None:
+        return None
+    return Stored(written[0], written[1], written[2], bool(written[3]))
+
+
+def apply_subscription(
+    subscription: StripeDict, *, event_created: int | None = None, reread: Reread | None = None
+) -> Stored | None:
+    """Store `subscription` unless what we hold is newer, then bring its owner up to date.
+
+    `event_created` is the `created` of the event carrying the object; None means a fresh API
+    read, which always applies (that is how `flask billing sync` repairs any row). An event's
+    object is judged by the ordering rule: applied, skipped as older than what we hold, or,
+    when the order can't be told, replaced by a re-read through `reread` under the row lock."""
+    stored = store_subscription(subscription, event_created=event_created)
+    if stored is None and event_created is not None:
+        stored = _undecided(subscription, event_created, reread)
+    if stored is not None:
+        _settle_owner(stored, subscription)
+    return stored
+
+
+def _undecided(
+    subscription: StripeDict, event_created: int, reread: Reread | None
+) -> Stored | None:
+    """The upsert wrote nothing: older, identical, or the same second and different."""
+    row = row_for_update(Subscription, subscription["id"])
+    if judge_event(row, subscription, event_created) is not Verdict.REREAD:
+        return None
+    if reread is None:
+        log.warning("event for %s may be stale and no re-read is possible", row.id)
+        return None
+    log.info("event for %s is as old as our state and differs; re-reading", row.id)
+    return store_subscription(reread(row.id), event_created=None)
+
+
+def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
+    """Link the owner (named by our metadata even before their row existed) and refresh their
+    summary when it does not mirror the stored state yet."""
+    named = (subscription.get("metadata") or {}).get("userId")
+    if isinstance(named, str) and named and named != stored.user_id:
+        get_or_create_user(named)
+        db.session.execute(
+            update(Subscription)
+            .where(Subscription.id == stored.subscription_id)
+            .values(user_id=named)
+        )
+        stored = Stored(stored.subscription_id, named, stored.customer_id, True)
+    if stored.user_id is None or not stored.summary_stale:
+        return
+    user = db.session.get(
+        User,
+        stored.user_id,
+        populate_existing=True,
+        options=[joinedload(User.subscriptions)],  # with the user: one statement
+    )
+    if user is None:
+        return
+    if user.stripe_customer_id == stored.customer_id:
+        settle_user(user, user.subscriptions)
+        report_duplicates(user.id, live_among(user.subscriptions))
+    else:  # linking may adopt subscriptions the loaded list does not show yet
+        link_customer(user, stored.customer_id)
+        settle_user(user)
+        report_duplicates(user.id, live_subscriptions(user.id))
+
+
+def subscription_row(subscription_id: str) -> Subscription:
+    """The row as stored now (for callers that show or compare it after a write)."""
+    return db.session.execute(
+        select(Subscription)
+        .where(Subscription.id == subscription_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def attach_subscription_id(user: User, subscription_id: str) -> None:
+    """A checkout told us the id before the subscription's own events arrived."""
+    db.session.execute(
+        upsert(Subscription)
+        .values(id=subscription_id, user_id=user.id, customer_id=user.stripe_customer_id)
+        .on_conflict_do_update(
+            index_elements=[subscriptions.c.id],
+            set_={
+                "user_id": func.coalesce(subscriptions.c.user_id, user.id),
+                "customer_id": func.coalesce(subscriptions.c.customer_id, user.stripe_customer_id),
+            },
+        )
+    )

@@ -1,0 +1,127 @@
+"""A user's summary: the subscription that decides their state, mirrored onto their row, and
+the plan, limit and usage period that follow from it (`settle_user`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sqlalchemy import select, update
+
+from app.billing.mirror import copy_to_user
+from app.billing.statuses import LIVE_STATUSES
+from app.billing.times import now_ms
+from app.billing.usage_periods import settle_entitlements
+from app.extensions import db
+from app.models import Subscription, User
+
+log = logging.getLogger(__name__)
+
+
+def current_subscription(user: User) -> Subscription | None:
+    """The subscription that decides the user's state: a live one first, else the newest."""
+    rows = (
+        db.session.execute(
+            select(Subscription)
+            .where(Subscription.user_id == user.id, Subscription.status.is_not(None))
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .all()
+    )
+    return deciding_subscription(rows)
+
+
+def deciding_subscription(rows: Iterable[Subscription]) -> Subscription | None:
+    """A live subscription first, else the newest (rows without a state yet don't count)."""
+    candidates = [row for row in rows if row.has_state]
+    if not candidates:
+        return None
+    return max(candidates, key=_precedence)
+
+
+def _precedence(row: Subscription) -> tuple[bool, int, str]:
+    """Live before ended, then the newest; the id settles a tie (two created in one second), so
+    every reader picks the same row whatever order the database returns them in."""
+    return (row.is_live, row.stripe_created or 0, row.id)
+
+
+def live_subscriptions(user_id: str) -> list[Subscription]:
+    """The user's live subscriptions, the deciding one first (see `current_subscription`)."""
+    rows = (
+        db.session.execute(
+            select(Subscription).where(
+                Subscription.user_id == user_id, Subscription.status.in_(LIVE_STATUSES)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return live_among(rows)
+
+
+def live_among(rows: Iterable[Subscription]) -> list[Subscription]:
+    """The live ones of `rows`, the deciding one first."""
+    return sorted((row for row in rows if row.is_live), key=_precedence, reverse=True)
+
+
+def report_duplicates(user_id: str, live: list[Subscription]) -> None:
+    """One live subscription per user: a second one means the user pays twice. Checkout makes
+    it nearly impossible (app/billing/checkout.py); if it happens anyway, say so loudly. The
+    policy for it runs in `flask billing check` (README, Reliability)."""
+    if len(live) > 1:
+        log.error(
+            "user %s has %d live subscriptions: %s (see `flask billing check`)",
+            user_id,
+            len(live),
+            ", ".join(row.id for row in live),
+        )
+
+
+def owned_subscription(user: User, subscription_id: str | None) -> Subscription | None:
+    """The caller's subscription by id (None if it is not theirs), or their current one."""
+    if subscription_id is None:
+        return current_subscription(user)
+    row = db.session.get(Subscription, subscription_id, populate_existing=True)
+    return row if row is not None and row.user_id == user.id else None
+
+
+def link_customer(user: User, customer_id: str | None) -> None:
+    """Remember the user's Stripe customer and adopt subscriptions that arrived before we knew."""
+    if not customer_id:
+        return
+    if user.stripe_customer_id is None:
+        holder = db.session.execute(
+            select(User.id).where(User.stripe_customer_id == customer_id)
+        ).scalar_one_or_none()
+        if holder is None:
+            user.stripe_customer_id = customer_id
+            db.session.flush()
+    if user.stripe_customer_id == customer_id:
+        adopt_orphans(user.id, customer_id)
+
+
+def adopt_orphans(user_id: str, customer_id: str) -> None:
+    """Subscriptions of the customer written before we knew whose it was become the user's."""
+    db.session.execute(
+        update(Subscription)
+        .where(Subscription.customer_id == customer_id, Subscription.user_id.is_(None))
+        .values(user_id=user_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def settle_user(
+    user: User, subscriptions: Iterable[Subscription] | None = None, now: int | None = None
+) -> None:
+    """Mirror the deciding subscription onto the user row (the guide's columns), then settle
+    the tier, the generation limit and the usage period (grace policy and plans).
+
+    `subscriptions`: the user's, if the caller loaded them fresh in this transaction."""
+    db.session.flush()
+    if subscriptions is None:
+        subscription = current_subscription(user)
+    else:
+        subscription = deciding_subscription(subscriptions)
+    copy_to_user(user, subscription)
+    settle_entitlements(user, subscription, now_ms() if now is None else now)

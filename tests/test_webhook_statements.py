@@ -1,0 +1,144 @@
+"""SQL statements per webhook event, counted on the engine, so the lean path can't regress.
+
+An in-order subscription event is one INSERT that records (and claims) the event, one
+conditional upsert that applies the ordering rule in SQL, and the commit. When the stored state
+changes what the owner's summary shows, settling the summary costs a few more (justified: the
+user row mirrors the subscription and caches the plan); a duplicate is two statements and the
+commit; nothing pings the connection before use. SQLite's `BEGIN IMMEDIATE` is sent by our
+engine hook and counted apart (psycopg sends PostgreSQL's BEGIN itself, never through a cursor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from conftest import Billing
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+from stripe_history import History
+from support import post_webhook
+
+from app.extensions import db
+
+# Statements (not counting BEGIN) and commits per event.
+IN_ORDER_NO_CHANGE = 2
+DUPLICATE = 2
+# Record + upsert, then the summary: the owner with their subscriptions, the mirror's write.
+IN_ORDER_STATE_CHANGE = 4
+
+
+@dataclass
+class Counted:
+    statements: list[str] = field(default_factory=list)
+    commits: int = 0
+
+    @property
+    def sql(self) -> list[str]:
+        return [s for s in self.statements if not s.lstrip().upper().startswith("BEGIN")]
+
+
+@contextmanager
+def counting(app: Flask) -> Iterator[Counted]:
+    counted = Counted()
+
+    def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counted.statements.append(statement)
+
+    def on_commit(conn: Any) -> None:
+        counted.commits += 1
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield counted
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "commit", on_commit)
+
+
+def deliver(client: FlaskClient, billing: Billing, app: Flask, evt: dict[str, Any]) -> Counted:
+    with counting(app) as counted:
+        reply = post_webhook(client, evt, billing.webhook_secret)
+    assert reply.status_code == 200, reply.get_json()
+    return counted
+
+
+def describe(counted: Counted) -> str:
+    return "\n".join(s.split("\n")[0][:120] for s in counted.sql)
+
+
+def test_statements_per_in_order_event(app: Flask, client: FlaskClient, billing: Billing) -> None:
+    history = History.fresh(billing, "lean")
+    history.start()
+    for evt in history.events():
+        deliver(client, billing, app, evt)
+    history.advance(60)
+    history.cancel_at_period_end()
+    change = history.events()[-1]
+    assert change["type"] == "customer.subscription.updated"
+
+    # A state change, in order: record, upsert, and the owner's summary.
+    counted = deliver(client, billing, app, change)
+    assert len(counted.sql) <= IN_ORDER_STATE_CHANGE, describe(counted)
+    assert counted.commits == 1
+    assert not any(s.strip() == "SELECT 1" for s in counted.statements)
+
+    # The same state again in a newer event (Stripe sends updates for fields we don't keep):
+    # record and upsert (which moves the watermark), nothing else.
+    newer = {**change, "id": change["id"] + "_newer", "created": change["created"] + 1}
+    counted = deliver(client, billing, app, newer)
+    assert len(counted.sql) <= IN_ORDER_NO_CHANGE, describe(counted)
+    assert counted.commits == 1
+    assert counted.sql[0].startswith("INSERT INTO webhook_events")
+    assert counted.sql[1].startswith("INSERT INTO subscriptions")
+
+    # A redelivery: the insert finds the event, the claim finds it processed.
+    counted = deliver(client, billing, app, newer)
+    assert len(counted.sql) <= DUPLICATE, describe(counted)
+    assert counted.commits == 1
+
+
+def test_an_invoice_that_is_no_renewal_is_only_recorded(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    history = History.fresh(billing, "lean-invoice")
+    history.start()
+    events = history.events()
+    for evt in events:
+        if evt["type"] != "invoice.paid":
+            deliver(client, billing, app, evt)
+    paid = next(e for e in events if e["type"] == "invoice.paid")
+    assert paid["data"]["object"]["billing_reason"] == "subscription_create"
+    counted = deliver(client, billing, app, paid)
+    assert len(counted.sql) == 1, describe(counted)
+    assert counted.commits == 1
+
+
+def test_a_renewal_invoice_resets_usage_in_three_statements_and_the_ledger_row(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    history = History.fresh(billing, "lean-renewal")
+    history.start()
+    before = len(history.events())
+    history.renew()
+    events = history.events()
+    for evt in events[:before]:
+        deliver(client, billing, app, evt)
+    renewal = next(
+        e
+        for e in events[before:]
+        if e["type"] == "invoice.paid"
+        and e["data"]["object"]["billing_reason"] == "subscription_cycle"
+    )
+    # Record; the owner found and locked; the reset (no ledger row: nothing was used yet).
+    counted = deliver(client, billing, app, renewal)
+    assert len(counted.sql) == 3, describe(counted)
+    assert counted.sql[1].startswith("SELECT users.id")
+    assert counted.sql[2].startswith("UPDATE users")
+    assert counted.commits == 1
