@@ -158,7 +158,7 @@ def auth_headers(user_id: str, email: str | None = None, ttl_seconds: int = 3600
 # The property-based and concurrency suites (and the fault-injection ones, which wait for
 # Stripe's retries): `make test-fast` skips them with `-m "not slow"`; `make test` runs all.
 SLOW_MODULES = frozenset(
-    {"test_ordering_property", "test_usage_concurrency", "test_webhook_reliability"}
+    {"test_ordering_property", "test_usage_concurrency", "test_webhook_reliability", "test_faults"}
 )
 
 
