@@ -57,6 +57,8 @@ def config_from_env() -> dict[str, Any]:
         "AUTH_LEEWAY_SECONDS": _env_int("AUTH_LEEWAY_SECONDS", 30),
         # Entitlements
         "PLANS_FILE": os.environ.get("PLANS_FILE", ""),
+        # GET /api/plans re-reads Stripe's prices at most this often (and after price webhooks)
+        "PLANS_CACHE_SECONDS": _env_int("PLANS_CACHE_SECONDS", 300),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         **reliability_from_env(),
     }
@@ -146,6 +148,11 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
             missing.append("STRIPE_PRICE_ID_MONTHLY (or STRIPE_PRICE_IDS)")
         if missing:
             raise ConfigError("missing required settings for production: " + ", ".join(missing))
+    if config["APP_ENV"] == "development":
+        # The demo page is served by the app itself: its origin may receive redirects.
+        own_origin = config["PUBLIC_URL"].rstrip("/")
+        if own_origin not in config["FRONTEND_URLS"]:
+            config["FRONTEND_URLS"] = [*config["FRONTEND_URLS"], own_origin]
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["DATABASE_URL"])
     if config["DUPLICATE_SUBSCRIPTION_POLICY"] not in DUPLICATE_POLICIES:
         allowed = ", ".join(DUPLICATE_POLICIES)
