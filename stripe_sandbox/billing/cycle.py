@@ -15,7 +15,11 @@ from .payment_methods import payment_method_for
 
 
 def end_trial_now(ctx: Ctx, sub: dict[str, Any], now: int) -> None:
-    """``trial_end=now`` on update (the caller emits the update event)."""
+    """``trial_end=now`` on update (the caller emits the update event). As Stripe does,
+    ``customer.subscription.trial_will_end`` is sent when a trial is ended immediately."""
+    if not sub.get("_trial_will_end_sent"):
+        sub["_trial_will_end_sent"] = True
+        ctx.emit("customer.subscription.trial_will_end", sub)
     end_trial(ctx, sub, now, emit_update=False)
 
 
