@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..billing.catalog import check_currency
 from ..context import Ctx
 from ..params import LIST_PARAMS, Range, Spec, in_range, validate
 from ..routes import Handler
@@ -53,6 +52,3 @@ def retrieve_stored(kind: str) -> Handler:
         return ctx.render(ctx.store.require(kind, object_id))
 
     return retrieve
-
-
-__all__ = ["check_currency", "id_of", "kind_name", "list_response", "retrieve_stored"]

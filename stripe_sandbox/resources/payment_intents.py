@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..billing import payment_intents
+from ..billing.catalog import check_currency
 from ..billing.payment_methods import resolve_payment_method
 from ..context import Ctx
 from ..errors import StripeError
 from ..params import AnyVal, Bool, Int, Meta, Str, validate
 from ..routes import route
-from .common import check_currency, list_response, retrieve_stored
+from .common import list_response, retrieve_stored
 
 # accepted and ignored: settings the sandbox does not model
 IGNORED = {
