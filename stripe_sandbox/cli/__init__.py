@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command")
     for name, module in COMMANDS.items():
-        sub = commands.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        sub = commands.add_parser(name, help=module.HELP, description=module.__doc__)
         module.add_arguments(sub)
     raw = sys.argv[1:] if argv is None else list(argv)
     if not raw or (raw[0] not in COMMANDS and raw[0] not in ("-h", "--help")):

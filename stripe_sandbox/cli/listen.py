@@ -21,6 +21,9 @@ from .client import ApiError, Client, default_api_base, default_key
 POLL_SECONDS = 0.25
 
 
+HELP = "forward events to a URL, signed, like `stripe listen`"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--forward-to", "-f", help="URL to send events to, e.g. localhost:3001/api/webhooks/stripe"

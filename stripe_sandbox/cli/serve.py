@@ -6,6 +6,8 @@ import argparse
 
 from ..sandbox import Sandbox
 
+HELP = "serve the sandbox (the default command)"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")

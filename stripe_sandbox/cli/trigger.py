@@ -15,6 +15,9 @@ from .recipes import RECIPES, Step
 _REF = re.compile(r"\$\{([a-z_]+):([A-Za-z0-9_.]+)\}")
 
 
+HELP = "make an event happen through the API, like `stripe trigger`"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("event", nargs="?", help="event type, e.g. checkout.session.completed")
     parser.add_argument("--list", action="store_true", help="list the supported event types")
@@ -36,9 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.list or not args.event:
+    if args.list:
         print("\n".join(sorted(RECIPES)))
-        return 0 if args.list else 2
+        return 0
+    if not args.event:
+        print("usage: python -m stripe_sandbox trigger EVENT (--list shows them)", file=sys.stderr)
+        return 2
     steps = RECIPES.get(args.event)
     if steps is None:
         print(f"Trigger failed: event {args.event!r} is not supported", file=sys.stderr)
