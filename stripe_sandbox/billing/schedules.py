@@ -25,7 +25,9 @@ _UNSET_PHASE = (
 def new_schedule(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     if p.get("from_subscription"):
         return _from_subscription(ctx, p["from_subscription"], p)
-    customer = ctx.store.require("customer", p.get("customer"), "customer")
+    if not p.get("customer"):
+        raise missing("customer")
+    customer = ctx.store.require("customer", p["customer"], "customer")
     if not p.get("phases"):
         raise missing("phases")
     now = ctx.now_for(customer["id"])

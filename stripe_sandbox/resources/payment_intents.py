@@ -102,8 +102,9 @@ def update_payment_intent(ctx: Ctx, params: dict[str, Any], pi_id: str) -> dict[
             "payment_method_types": AnyVal(),
         },
     )
-    if p.get("payment_method"):
-        pi["payment_method"] = _method(ctx, p["payment_method"])["id"]  # type: ignore[index]
+    pm = _method(ctx, p.get("payment_method"))
+    if pm is not None:
+        pi["payment_method"] = pm["id"]
         pi["status"] = "requires_confirmation"
     payment_intents.update_payment_intent(ctx, pi, p)
     return ctx.render(pi)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 import stripe
-from sandbox_helpers import event_types
+from sandbox_helpers import API_KEY, event_types
 
 
 def paying_customer(client: stripe.StripeClient, pm: str = "pm_card_visa") -> Any:
@@ -184,3 +185,42 @@ def test_subscription_schedule_from_a_subscription_is_canceled(
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.subscription_schedules.release(schedule.id)
     assert "subscription_schedule.canceled" in event_types(client)
+
+
+BAD_REQUESTS = [
+    ("POST", "/v1/invoiceitems", {"customer": "cus_nope", "amount": "1", "currency": "usd"}),
+    ("POST", "/v1/invoiceitems", {"amount": "x"}),
+    ("POST", "/v1/invoices", {}),
+    ("POST", "/v1/invoices/in_nope/finalize", {}),
+    ("POST", "/v1/coupons", {"percent_off": "abc", "duration": "once"}),
+    ("POST", "/v1/coupons", {"percent_off": "150", "duration": "once"}),
+    ("POST", "/v1/coupons", {"percent_off": "10", "duration": "repeating"}),
+    ("POST", "/v1/promotion_codes", {"promotion[coupon]": "nope"}),
+    ("POST", "/v1/promotion_codes", {}),
+    ("POST", "/v1/subscription_schedules", {}),
+    (
+        "POST",
+        "/v1/subscription_schedules",
+        {"customer": "cus_nope", "phases[0][items][0][price]": "p"},
+    ),
+    ("POST", "/v1/subscription_schedules", {"from_subscription": "sub_nope"}),
+    ("POST", "/v1/payment_intents", {"amount": "0", "currency": "usd"}),
+    ("POST", "/v1/payment_intents", {"amount": "10", "currency": "dollars"}),
+    ("POST", "/v1/payment_intents", {"amount": "10", "currency": "usd", "payment_method": "pm_x"}),
+    ("POST", "/v1/payment_intents/pi_nope/confirm", {}),
+    ("POST", "/v1/setup_intents", {"customer": "cus_nope"}),
+    ("POST", "/v1/setup_intents", {"usage": "sometimes"}),
+    ("POST", "/v1/customers", {"invoice_settings[default_payment_method]": "pm_nope"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "params"), BAD_REQUESTS)
+def test_bad_requests_are_stripe_errors_not_500s(
+    sb: Any, method: str, path: str, params: dict[str, str]
+) -> None:
+    response = requests.request(
+        method, f"{sb.url}{path}", data=params, auth=(API_KEY, ""), timeout=10
+    )
+    assert 400 <= response.status_code < 500, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
