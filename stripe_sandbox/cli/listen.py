@@ -88,13 +88,13 @@ def _forward(client: Client, args: argparse.Namespace) -> int:
     if args.print_secret:
         print(endpoint["secret"], flush=True)
         return 0
-    print(
-        f"> Ready! You are using Stripe API Version [{API_VERSION}]. Your webhook signing "
-        f"secret is {endpoint['secret']} (^C to quit)",
-        flush=True,
-    )
     signal.signal(signal.SIGTERM, _stop)
     try:
+        print(
+            f"> Ready! You are using Stripe API Version [{API_VERSION}]. Your webhook signing "
+            f"secret is {endpoint['secret']} (^C to quit)",
+            flush=True,
+        )
         _follow_deliveries(client, endpoint["id"])
     except (_Stop, KeyboardInterrupt):
         pass
@@ -109,15 +109,26 @@ def _stamp() -> str:
 
 
 def _follow_deliveries(client: Client, endpoint_id: str) -> None:
-    seen = 0
-    announced: set[str] = set()
-    while True:
-        log = client.request("GET", "/_sandbox/deliveries").get("data", [])
-        mine = [d for d in log if d.get("endpoint_id") == endpoint_id]
-        for delivery in mine[seen:]:
-            _print_delivery(delivery, announced)
-        seen = len(mine) if len(mine) >= seen else 0  # the log was reset
-        time.sleep(POLL_SECONDS)
+    """Print the endpoint's deliveries as they happen; on the way out, once more, so what
+    arrived since the last look is shown too."""
+    progress: dict[str, Any] = {"seen": 0, "announced": set()}
+    try:
+        while True:
+            _print_new_deliveries(client, endpoint_id, progress)
+            time.sleep(POLL_SECONDS)
+    finally:
+        with contextlib.suppress(ApiError, OSError, _Stop):
+            _print_new_deliveries(client, endpoint_id, progress)
+
+
+def _print_new_deliveries(client: Client, endpoint_id: str, progress: dict[str, Any]) -> None:
+    log = client.request("GET", "/_sandbox/deliveries").get("data", [])
+    mine = [d for d in log if d.get("endpoint_id") == endpoint_id]
+    if len(mine) < progress["seen"]:
+        progress["seen"] = 0  # the sandbox was reset
+    for delivery in mine[progress["seen"] :]:
+        _print_delivery(delivery, progress["announced"])
+    progress["seen"] = len(mine)
 
 
 def _print_delivery(delivery: dict[str, Any], announced: set[str]) -> None:
