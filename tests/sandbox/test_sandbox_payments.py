@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 import stripe
-from sandbox_helpers import event_types
+from sandbox_helpers import create_session, event_types, pay
 
 
 def test_magic_payment_method_on_customer_create_is_attached_and_default(
@@ -215,3 +216,26 @@ def test_ending_a_trial_now_sends_trial_will_end(
     types = event_types(client)
     assert types.count("customer.subscription.trial_will_end") == 1
     assert types.index("customer.subscription.trial_will_end") < len(types) - 1
+
+
+def test_three_d_secure_2_card_at_checkout_then_off_session_renewal_fails(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": 1_900_000_000})
+    customer = client.v1.customers.create(params={"test_clock": clock.id})
+    session = create_session(client, catalog["monthly"].id, customer=customer.id)
+    assert pay(session.url, "4000 0000 0000 3220").status_code == 200  # the 3-D Secure page
+    approved = requests.post(
+        f"{session.url}/authenticate", data={"action": "approve"}, allow_redirects=False, timeout=10
+    )
+    assert approved.status_code == 303
+    done = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["subscription"]})
+    assert done.subscription.status == "active"
+    client.v1.test_helpers.test_clocks.advance(
+        clock.id, params={"frozen_time": 1_900_000_000 + 32 * 86400}
+    )
+    sub = client.v1.subscriptions.retrieve(done.subscription.id)
+    assert sub.status == "past_due"
+    failed = client.v1.payment_intents.list(params={"customer": customer.id}).data[0]
+    assert failed.last_payment_error is not None
+    assert failed.last_payment_error.decline_code == "authentication_required"
