@@ -21,7 +21,7 @@ from .invoicing import (
     mark_uncollectible,
     void_invoice,
 )
-from .lines import invoice_item_line
+from .lines import invoice_item_line, pending_items
 from .payment_methods import attached_payment_method, declined
 
 # ------------------------------------------------------------ invoice items
@@ -123,16 +123,6 @@ def delete_invoice_item(ctx: Ctx, item: dict[str, Any]) -> None:
     item["_deleted"] = True
 
 
-def pending_items(ctx: Ctx, customer_id: str) -> list[dict[str, Any]]:
-    """The customer's invoice items on no invoice yet, oldest first."""
-    found = [
-        i
-        for i in ctx.store.all("invoiceitem")
-        if i["customer"] == customer_id and i["invoice"] is None
-    ]
-    return [ctx.store.touch(i) for i in reversed(found)]
-
-
 # ---------------------------------------------------------- one-off invoices
 
 
@@ -147,7 +137,7 @@ def new_invoice(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     invoice["collection_method"] = p.get("collection_method") or "charge_automatically"
     _apply_settings(invoice, p)
     if p.get("pending_invoice_items_behavior") == "include":
-        for item in pending_items(ctx, customer["id"]):
+        for item in pending_items(ctx, customer["id"], invoice["currency"]):
             add_item_to_invoice(ctx, item, invoice)
     if invoice["currency"] is None:
         invoice["currency"] = "usd"

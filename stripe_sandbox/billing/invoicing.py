@@ -9,6 +9,7 @@ from ..context import Ctx
 from ..ids import new_id
 from ..wire import list_object
 from .constants import DAY, PAYMENT_RETRY_DAYS
+from .lines import invoice_item_line, pending_items
 from .payment_intents import confirm_payment_intent, new_payment_intent
 from .payment_methods import payment_method_for
 
@@ -214,10 +215,15 @@ def bill(
     period: tuple[int, int],
     dunning: bool = True,
 ) -> tuple[dict[str, Any], bool]:
-    """Invoice ``lines`` for ``sub``, finalize and (unless paused) charge. -> (invoice, paid)."""
+    """Invoice ``lines`` for ``sub`` (with the customer's pending invoice items, as Stripe
+    does), finalize and (unless paused) charge. -> (invoice, paid)."""
     customer = ctx.store.get("customer", sub["customer"])
     assert customer is not None
+    items = pending_items(ctx, customer["id"], sub["currency"])
+    lines = lines + [invoice_item_line(item) for item in items]
     invoice = build_invoice(ctx, customer, sub, lines, billing_reason, period)
+    for item in items:
+        item["invoice"] = invoice["id"]
     sub["latest_invoice"] = invoice["id"]
     pause = sub.get("pause_collection")
     if pause and pause.get("behavior") == "keep_as_draft":

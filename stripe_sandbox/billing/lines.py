@@ -166,3 +166,16 @@ def invoice_item_line(item: dict[str, Any]) -> dict[str, Any]:
         "subtotal": item["amount"],
         "taxes": [],
     }
+
+
+def pending_items(ctx: Ctx, customer_id: str, currency: str | None) -> list[dict[str, Any]]:
+    """The customer's invoice items on no invoice yet (in ``currency`` if given), oldest
+    first; the next invoice takes them."""
+    found = [
+        i
+        for i in ctx.store.all("invoiceitem")
+        if i["customer"] == customer_id
+        and i["invoice"] is None
+        and (currency is None or i["currency"] == currency)
+    ]
+    return [ctx.store.touch(i) for i in reversed(found)]

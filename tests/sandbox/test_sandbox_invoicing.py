@@ -224,3 +224,32 @@ def test_bad_requests_are_stripe_errors_not_500s(
     assert 400 <= response.status_code < 500, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"]
+
+
+def test_pending_invoice_items_go_on_the_next_subscription_invoice(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": 1_900_000_000})
+    customer = client.v1.customers.create(
+        params={
+            "test_clock": clock.id,
+            "payment_method": "pm_card_visa",
+            "invoice_settings": {"default_payment_method": "pm_card_visa"},
+        }
+    )
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": catalog["monthly"].id}]}
+    )
+    item = client.v1.invoice_items.create(
+        params={"customer": customer.id, "amount": 250, "currency": "usd", "description": "Extra"}
+    )
+    client.v1.test_helpers.test_clocks.advance(
+        clock.id, params={"frozen_time": 1_900_000_000 + 32 * 86400}
+    )
+    renewal = client.v1.invoices.retrieve(
+        str(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    )
+    assert renewal.billing_reason == "subscription_cycle"
+    assert renewal.amount_paid == 1900 + 250
+    assert [line.description for line in renewal.lines.data][-1] == "Extra"
+    assert client.v1.invoice_items.retrieve(item.id).invoice == renewal.id
