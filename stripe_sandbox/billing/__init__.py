@@ -11,7 +11,8 @@ Subscriptions: ``lifecycle`` (create, cancel), ``changes`` (items, prorations), 
 (items, rendering), ``schedules`` (subscription schedules).
 Invoices: ``lines``, ``invoicing`` (drafts, finalization, payment attempts, dunning),
 ``invoices`` (one-off invoices and invoice items), ``discounts`` (coupons, promotion codes).
-Time: ``constants`` (timing rules), ``schedule`` (what falls due, test clock advances).
+Time: ``constants`` (timing rules), ``schedule`` (what falls due, test clock advances),
+``clocks`` (test clocks). Expand: ``includes`` (fields present only when expanded).
 """
 
 from __future__ import annotations
