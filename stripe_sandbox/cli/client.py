@@ -28,8 +28,22 @@ class ApiError(Exception):
         self.error = error
 
 
+def running_sandbox_info() -> dict[str, Any]:
+    """What a development server wrote about the sandbox it embeds (``SANDBOX_INFO_FILE``,
+    default ``instance/stripe-sandbox.json`` under the current directory), if anything."""
+    path = os.environ.get("SANDBOX_INFO_FILE") or os.path.join("instance", "stripe-sandbox.json")
+    try:
+        with open(path) as handle:
+            info = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def default_api_base() -> str:
-    return os.environ.get("STRIPE_API_BASE") or DEFAULT_API_BASE
+    """``STRIPE_API_BASE``, else the running dev server's sandbox, else ``:12111``."""
+    info_base = running_sandbox_info().get("STRIPE_API_BASE")
+    return os.environ.get("STRIPE_API_BASE") or str(info_base or DEFAULT_API_BASE)
 
 
 def default_key() -> str:
