@@ -218,3 +218,13 @@ def update_price(ctx: Ctx, price: dict[str, Any], p: dict[str, Any]) -> None:
     if "metadata" in p:
         price["metadata"] = apply_metadata(price["metadata"], p["metadata"])
     ctx.emit_updated("price.updated", price, before)
+
+
+def delete_plan(ctx: Ctx, price: dict[str, Any]) -> None:
+    """``DELETE /v1/plans/:id`` (the legacy plans API): the recurring price goes away, with
+    ``plan.deleted`` and ``price.deleted``; subscriptions already on it keep it."""
+    if price["type"] != "recurring":
+        raise bad_state("Only a recurring price is a plan.")
+    ctx.emit("plan.deleted", plan_from_price(price))
+    ctx.emit("price.deleted", price)
+    price["_deleted"] = True

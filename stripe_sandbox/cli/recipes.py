@@ -201,6 +201,7 @@ RECIPES: dict[str, list[Step]] = {
     "product.deleted": [PRODUCT, _delete("product_deleted", "/v1/products/${product:id}")],
     "price.created": [PRODUCT, PRICE],
     "price.updated": [PRODUCT, PRICE, _post("price_updated", "/v1/prices/${price:id}", **METADATA)],
+    "price.deleted": [PRODUCT, PRICE, _delete("price_deleted", "/v1/plans/${price:id}")],
     "payment_method.attached": [
         customer(None),
         _post(

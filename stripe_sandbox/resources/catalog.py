@@ -219,3 +219,20 @@ def list_prices(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         "/v1/prices",
         keep,
     )
+
+
+@route("GET", "/v1/plans/<plan_id>")
+def retrieve_plan(ctx: Ctx, params: dict[str, Any], plan_id: str) -> dict[str, Any]:
+    """A recurring price in the legacy ``plan`` shape."""
+    validate(params, {})
+    price = ctx.store.require("price", plan_id)
+    if price["type"] != "recurring":
+        raise StripeError(404, f"No such plan: '{plan_id}'", code="resource_missing", param="id")
+    return catalog.plan_from_price(price)
+
+
+@route("DELETE", "/v1/plans/<plan_id>")
+def delete_plan(ctx: Ctx, params: dict[str, Any], plan_id: str) -> dict[str, Any]:
+    validate(params, {})
+    catalog.delete_plan(ctx, ctx.store.require("price", plan_id))
+    return {"id": plan_id, "object": "plan", "deleted": True}

@@ -26,6 +26,12 @@ HANDLED_BY_THE_APP = [
     "invoice.paid",
     "invoice.payment_failed",
     "invoice.payment_succeeded",
+    "price.created",
+    "price.deleted",
+    "price.updated",
+    "product.created",
+    "product.deleted",
+    "product.updated",
 ]
 
 

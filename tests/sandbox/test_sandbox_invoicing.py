@@ -253,3 +253,15 @@ def test_pending_invoice_items_go_on_the_next_subscription_invoice(
     assert renewal.amount_paid == 1900 + 250
     assert [line.description for line in renewal.lines.data][-1] == "Extra"
     assert client.v1.invoice_items.retrieve(item.id).invoice == renewal.id
+
+
+def test_deleting_a_plan_deletes_the_recurring_price(
+    client: stripe.StripeClient, catalog: dict[str, Any]
+) -> None:
+    plan = client.v1.plans.retrieve(catalog["monthly"].id)
+    assert plan.object == "plan" and plan.amount == 1900 and plan.interval == "month"
+    assert client.v1.plans.delete(catalog["monthly"].id).deleted
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.prices.retrieve(catalog["monthly"].id)
+    types = event_types(client)
+    assert "plan.deleted" in types and "price.deleted" in types
