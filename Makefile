@@ -53,6 +53,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app stripe_sandbox wsgi.py
+	$(VENV)/bin/hadolint Dockerfile
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -1,4 +1,4 @@
-"""gunicorn settings for production (the Dockerfile runs `gunicorn -c gunicorn.conf.py`).
+"""gunicorn settings for production (bin/start runs `gunicorn -c gunicorn.conf.py`).
 
 Worker class: gthread. Measured on 2 (shared, noisy) cores with PostgreSQL, `wrk -t2 -c16
 -d8s` on GET /api/me, alternating runs (medians; the runs' range in brackets):
@@ -16,16 +16,74 @@ did best and costs half the memory of two per core. gevent would need the databa
 patched for cooperative I/O, one more moving part, for no measured need.
 
 Processes default to one per core (WEB_CONCURRENCY overrides), threads to 4 (WEB_THREADS
-overrides; the database pool follows WEB_THREADS, see app/config.py).
+overrides; the database pool follows WEB_THREADS, see app/config.py). Every other number can be
+overridden from the environment too. Logs: gunicorn's own lines use the app's format; the app
+writes the access line itself. Metrics: workers share PROMETHEUS_MULTIPROC_DIR.
 """
+
+from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
+from typing import Any
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '3001')}"
-worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
-threads = int(os.environ.get("WEB_THREADS") or 4)
-# Keep client connections open between requests (the load balancer reuses them).
-keepalive = 5
-accesslog = "-"
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int('PORT', 3001)}"
+workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count())
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = _int("WEB_THREADS", 4)  # the database pool follows WEB_THREADS too (app/config.py)
+# Stripe calls are bounded by the SDK's timeout; a request still running after this is stuck.
+timeout = _int("GUNICORN_TIMEOUT", 60)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)  # SIGTERM: finish in-flight requests
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 0)
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+control_socket_disable = True
+
+# Logs: the app writes one line per request itself (method, route, status, duration, user,
+# request id), so gunicorn's access log is off; gunicorn's own lines use the app's formatter.
+accesslog = None
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"app": {"()": "app.observability.logging.make_formatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "app",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": "INFO", "handlers": []},  # the app adds its own handler in each worker
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}
+
+# Prometheus multiprocess mode: each worker writes its values to files in this directory and
+# /metrics adds them up. It must be set before the app (prometheus_client) is imported.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="billing-metrics-")
+
+
+def on_starting(server: Any) -> None:
+    # A new master starts from zero: stale files of a previous run would be added in.
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

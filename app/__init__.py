@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,27 +11,35 @@ from flask_cors import CORS
 
 from app.config import load_config
 from app.extensions import db, migrate
+from app.observability import init_observability
+from app.observability.logging import configure_logging, log_format
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     load_dotenv()
     config = load_config(overrides)
-    logging.basicConfig(
-        level=config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # The SDK logs every request at INFO; our gateway logs what matters.
-    logging.getLogger("stripe").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(config["LOG_LEVEL"], log_format(config["APP_ENV"], config["LOG_FORMAT"]))
 
     app = Flask(__name__)
     app.config.from_mapping(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from app.embedded_stripe import start_embedded_sandbox, wants_embedded_sandbox
+    from app.billing.catalog import resolve_price_lookup_keys
+    from app.embedded_stripe import (
+        start_or_join_embedded_sandbox,
+        use_running_sandbox,
+        wants_embedded_sandbox,
+    )
     from app.stripe_gateway import StripeGateway
 
     if wants_embedded_sandbox(app.config):
-        app.extensions["stripe_sandbox"] = start_embedded_sandbox(app.config)
-    app.extensions["stripe_gateway"] = StripeGateway.from_config(app.config)
+        app.extensions["stripe_sandbox"] = start_or_join_embedded_sandbox(app.config)
+    else:
+        use_running_sandbox(app.config)
+    gateway = StripeGateway.from_config(app.config)
+    app.extensions["stripe_gateway"] = gateway
+    resolve_price_lookup_keys(app.config, gateway)
+    init_observability(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_directory())
@@ -43,6 +50,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         app,
         resources={r"/api/*": {"origins": app.config["FRONTEND_URLS"]}},
         supports_credentials=True,
+        expose_headers=["X-Request-ID"],
     )
 
     from app.api import register_blueprints

@@ -61,6 +61,18 @@ def config_from_env() -> dict[str, Any]:
         "PLANS_CACHE_SECONDS": _env_int("PLANS_CACHE_SECONDS", 300),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         **reliability_from_env(),
+        # Operations (issue 10): logs, metrics, error tracking, price lookup keys
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", ""),  # json | text; empty: json in production
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),  # bearer token for /metrics
+        "SENTRY_DSN": os.environ.get("SENTRY_DSN", ""),
+        "SENTRY_ENVIRONMENT": os.environ.get("SENTRY_ENVIRONMENT", ""),
+        "SENTRY_RELEASE": os.environ.get("SENTRY_RELEASE", ""),
+        "SENTRY_TRACES_SAMPLE_RATE": os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0"),
+        # Prices by lookup key instead of id (resolved at start-up when the id is empty)
+        "STRIPE_PRICE_LOOKUP_KEY_MONTHLY": os.environ.get("STRIPE_PRICE_LOOKUP_KEY_MONTHLY", ""),
+        "STRIPE_PRICE_LOOKUP_KEY_YEARLY": os.environ.get("STRIPE_PRICE_LOOKUP_KEY_YEARLY", ""),
+        # Written by the dev server that runs the embedded sandbox; read by the CLI in development
+        "SANDBOX_INFO_FILE": os.environ.get("SANDBOX_INFO_FILE", ""),
     }
 
 
@@ -144,8 +156,14 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
             for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL")
             if not config.get(name)
         ]
-        if not (config["STRIPE_PRICE_ID_MONTHLY"] or config["STRIPE_PRICE_IDS"]):
-            missing.append("STRIPE_PRICE_ID_MONTHLY (or STRIPE_PRICE_IDS)")
+        if not (
+            config["STRIPE_PRICE_ID_MONTHLY"]
+            or config.get("STRIPE_PRICE_LOOKUP_KEY_MONTHLY")
+            or config["STRIPE_PRICE_IDS"]
+        ):
+            missing.append(
+                "STRIPE_PRICE_ID_MONTHLY (or STRIPE_PRICE_LOOKUP_KEY_MONTHLY or STRIPE_PRICE_IDS)"
+            )
         if missing:
             raise ConfigError("missing required settings for production: " + ", ".join(missing))
     if config["APP_ENV"] == "development":

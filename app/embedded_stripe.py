@@ -1,23 +1,31 @@
 """The offline default: with no STRIPE_SECRET_KEY outside production, run the project's Stripe
-sandbox in-process, seed the guide's product and register our webhook endpoint there."""
+sandbox in-process, seed the guide's product and register our webhook endpoint there.
+
+Under several workers (gunicorn in development) exactly one process owns the sandbox: it takes
+an exclusive lock on `<info file>.lock`, starts the sandbox and writes its URL, key, prices and
+webhook secret to the info file (`SANDBOX_INFO_FILE`, default `instance/stripe-sandbox.json`);
+the others wait for that file and use the same sandbox. Commands such as `flask billing sync`
+read the file too, so the CLI talks to the sandbox `make run` started.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
 import os
 import sys
-from typing import Any
+import time
+from typing import IO, Any
 
+from app.billing.stripe_setup import setup_products
 from app.billing.webhooks import HANDLED_EVENT_TYPES
 from app.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
 
 SANDBOX_SECRET_KEY = "sk_test_embedded_sandbox"
-PRODUCT_NAME = "AI Creator Studio Pro"
-PRODUCT_DESCRIPTION = "Unlimited generations and premium features"
-# The guide's prices: $19/month and $180/year.
-SEEDED_PRICES = (("pro_monthly", 1900, "month"), ("pro_yearly", 18000, "year"))
 
 
 def wants_embedded_sandbox(config: dict[str, Any]) -> bool:
@@ -32,6 +40,106 @@ def _is_flask_command_other_than_run() -> bool:
     program = os.path.basename(sys.argv[0]) if sys.argv else ""
     is_flask_cli = program == "flask" or (program == "__main__.py" and "flask" in sys.argv[0])
     return is_flask_cli and "run" not in sys.argv[1:]
+
+
+INFO_SETTINGS = (
+    "STRIPE_SECRET_KEY",
+    "STRIPE_API_BASE",
+    "STRIPE_PRICE_ID_MONTHLY",
+    "STRIPE_PRICE_ID_YEARLY",
+    "STRIPE_WEBHOOK_SECRET",
+)
+JOIN_TIMEOUT_SECONDS = 30.0
+_owner_lock: IO[str] | None = None  # held for the life of the process that owns the sandbox
+
+
+def sandbox_info_path(config: dict[str, Any]) -> str:
+    if config.get("SANDBOX_INFO_FILE"):
+        return str(config["SANDBOX_INFO_FILE"])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(root, "instance", "stripe-sandbox.json")
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_sandbox_info(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The running embedded sandbox's settings, if its owner process is still alive."""
+    try:
+        with open(sandbox_info_path(config)) as handle:
+            info = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not _pid_alive(info.get("pid")):
+        return None
+    return info
+
+
+def use_running_sandbox(config: dict[str, Any]) -> bool:
+    """For commands in development without a Stripe key: use the sandbox `make run` started."""
+    if config["STRIPE_SECRET_KEY"] or config["APP_ENV"] == "production":
+        return False
+    info = read_sandbox_info(config)
+    if info is None:
+        return False
+    _apply_info(config, info)
+    return True
+
+
+def _apply_info(config: dict[str, Any], info: dict[str, Any]) -> None:
+    # As in the owner: the sandbox's key, URL and webhook secret; configured prices win.
+    for name in INFO_SETTINGS:
+        if not name.startswith("STRIPE_PRICE_ID_") or not config.get(name):
+            config[name] = info[name]
+
+
+def start_or_join_embedded_sandbox(config: dict[str, Any]) -> Any:
+    """Start the sandbox in this process, or, when another worker owns it, use that one."""
+    global _owner_lock
+    path = sandbox_info_path(config)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    lock = open(path + ".lock", "a+")  # noqa: SIM115 (held open while the process lives)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        _join_running_sandbox(config)
+        return None
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+    sandbox = start_embedded_sandbox(config)
+    info = {"pid": os.getpid(), **{name: config[name] for name in INFO_SETTINGS}}
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump(info, handle)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)
+    _owner_lock = lock
+    return sandbox
+
+
+def _join_running_sandbox(config: dict[str, Any]) -> None:
+    deadline = time.monotonic() + JOIN_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        info = read_sandbox_info(config)
+        if info is not None and info.get("pid") != os.getpid():
+            _apply_info(config, info)
+            log.info("using the embedded Stripe sandbox of process %s", info["pid"])
+            return
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"another process holds {sandbox_info_path(config)}.lock but never wrote the "
+        "sandbox's settings; stop the other server or delete the lock file"
+    )
 
 
 def start_embedded_sandbox(config: dict[str, Any]) -> Any:
@@ -50,6 +158,7 @@ def start_embedded_sandbox(config: dict[str, Any]) -> Any:
     endpoint = gateway.create_webhook_endpoint(
         url=config["PUBLIC_URL"].rstrip("/") + "/api/webhooks/stripe",
         enabled_events=HANDLED_EVENT_TYPES,
+        api_version=config["STRIPE_API_VERSION"],
     )
     config["STRIPE_WEBHOOK_SECRET"] = endpoint["secret"]
     log.info("embedded Stripe sandbox at %s", url)
@@ -57,14 +166,6 @@ def start_embedded_sandbox(config: dict[str, Any]) -> Any:
 
 
 def seed_catalog(gateway: StripeGateway) -> dict[str, str]:
-    """The guide's product and prices, found by lookup key so a persisted sandbox is reused."""
-    found = {key: gateway.find_price_by_lookup_key(key) for key, _, _ in SEEDED_PRICES}
-    if all(found.values()):
-        return {key: price["id"] for key, price in found.items() if price}
-    product = gateway.create_product(name=PRODUCT_NAME, description=PRODUCT_DESCRIPTION)
-    return {
-        key: gateway.create_recurring_price(
-            product_id=product["id"], unit_amount=amount, interval=interval, lookup_key=key
-        )["id"]
-        for key, amount, interval in SEEDED_PRICES
-    }
+    """The guide's product and prices (the same as `flask billing setup-products`), found by
+    lookup key so a persisted sandbox is reused."""
+    return setup_products(gateway).price_ids

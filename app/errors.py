@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from app.billing import errors as billing
+from app.observability.sentry import capture_exception
 
 log = logging.getLogger(__name__)
 
@@ -178,5 +179,6 @@ def register_error_handlers(app: Flask) -> None:
             _discard_session()
             return error_response(database_unavailable())
         log.exception("unhandled error")
+        capture_exception(error)
         message = "Something went wrong on our side. Please try again."
         return jsonify({"error": {"code": "internal_error", "message": message}}), 500

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from app.billing.errors import (
     ProviderUnavailable,
 )
 from app.database import transaction_open
+from app.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -309,12 +311,36 @@ class StripeGateway:
         data = page.get("data") or []
         return data[0] if data else None
 
-    def create_product(self, *, name: str, description: str) -> StripeDict:
+    def find_prices_by_lookup_keys(self, lookup_keys: list[str]) -> list[StripeDict]:
+        params: dict[str, Any] = {"lookup_keys": lookup_keys, "limit": 100, "active": True}
+        return list(self._paginate(self.client.v1.prices.list, params))
+
+    def find_product(self, product_id: str) -> StripeDict | None:
+        params: dict[str, Any] = {"ids": [product_id], "limit": 1}
+        page = self._call(lambda: self.client.v1.products.list(params))  # type: ignore[arg-type]
+        data = page.get("data") or []
+        return data[0] if data else None
+
+    def create_product(
+        self, *, name: str, description: str, product_id: str | None = None
+    ) -> StripeDict:
         params: dict[str, Any] = {"name": name, "description": description}
+        if product_id:
+            params["id"] = product_id
         return self._call(lambda: self.client.v1.products.create(params))  # type: ignore[arg-type]
 
+    def update_product(self, product_id: str, **fields: Any) -> StripeDict:
+        params: dict[str, Any] = dict(fields)
+        return self._call(lambda: self.client.v1.products.update(product_id, params))  # type: ignore[arg-type]
+
     def create_recurring_price(
-        self, *, product_id: str, unit_amount: int, interval: str, lookup_key: str
+        self,
+        *,
+        product_id: str,
+        unit_amount: int,
+        interval: str,
+        lookup_key: str,
+        transfer_lookup_key: bool = False,
     ) -> StripeDict:
         params: dict[str, Any] = {
             "product": product_id,
@@ -323,19 +349,33 @@ class StripeGateway:
             "recurring": {"interval": interval},
             "lookup_key": lookup_key,
         }
+        if transfer_lookup_key:
+            params["transfer_lookup_key"] = True
         return self._call(lambda: self.client.v1.prices.create(params))  # type: ignore[arg-type]
 
-    def create_webhook_endpoint(self, *, url: str, enabled_events: list[str]) -> StripeDict:
+    def create_webhook_endpoint(
+        self, *, url: str, enabled_events: list[str], api_version: str | None = None
+    ) -> StripeDict:
         params: dict[str, Any] = {"url": url, "enabled_events": enabled_events}
+        if api_version:
+            params["api_version"] = api_version
         return self._call(lambda: self.client.v1.webhook_endpoints.create(params))  # type: ignore[arg-type]
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> StripeDict:
+        return self._call(lambda: self.client.v1.webhook_endpoints.delete(endpoint_id))
+
+    def list_webhook_endpoints(self) -> list[StripeDict]:
+        params: dict[str, Any] = {"limit": 100}
+        return list(self._paginate(self.client.v1.webhook_endpoints.list, params))
 
     # -- plumbing ------------------------------------------------------------------------------
 
     def _paginate(
         self, list_method: Callable[..., Any], params: dict[str, Any]
     ) -> Iterator[StripeDict]:
+        operation = sys._getframe(1).f_code.co_name
         while True:
-            page = self._call(lambda: list_method(dict(params)))
+            page = self._call(lambda: list_method(dict(params)), operation=operation)
             data = page.get("data") or []
             yield from data
             if not page.get("has_more") or not data:
@@ -356,13 +396,23 @@ class StripeGateway:
 
         return self.bulkhead.run(observed)
 
-    def _call(self, request: Callable[[], Any], *, under_lock: bool = False) -> StripeDict:
+    def _call(
+        self,
+        request: Callable[[], Any],
+        *,
+        under_lock: bool = False,
+        operation: str | None = None,
+    ) -> StripeDict:
+        """One Stripe call, guarded (breaker, bulkhead), with translated errors, and a log line
+        (operation, duration, Stripe's request id, outcome) and metrics for each call that
+        reached the network. The operation is the calling gateway method's name."""
+        operation = operation or sys._getframe(1).f_code.co_name
         if not under_lock and transaction_open():
             raise TransactionOpen(
                 "end the transaction (outside_transaction()) before calling Stripe"
             )
         try:
-            result = self._guarded(request)
+            result = self._guarded(lambda: _observed(request, operation))
         except stripe.IdempotencyError as exc:
             # A key reused with other parameters: retrying the same request can never succeed.
             log.error("Stripe refused an idempotency key: %s", exc.user_message)
@@ -402,3 +452,33 @@ class StripeGateway:
         # for_json: the SDK turns decimal strings (`unit_amount_decimal`) into Decimal; keep them
         # strings, as in webhook payloads, so API answers and events look the same everywhere.
         return result.to_dict(for_json=True) if hasattr(result, "to_dict") else dict(result)
+
+
+def _observed(request: Callable[[], Any], operation: str) -> Any:
+    """Run one SDK request: time it, log it with Stripe's request id, count it."""
+    started = time.perf_counter()
+    outcome, stripe_request_id, error = "ok", None, None
+    try:
+        result = request()
+        response = getattr(result, "last_response", None)
+        stripe_request_id = getattr(response, "request_id", None)
+        return result
+    except stripe.StripeError as exc:
+        outcome, stripe_request_id, error = "error", exc.request_id, type(exc).__name__
+        raise
+    except Exception as exc:
+        outcome, error = "error", type(exc).__name__
+        raise
+    finally:
+        seconds = time.perf_counter() - started
+        metrics.observe_stripe_call(operation, outcome, seconds)
+        log.info(
+            "stripe call",
+            extra={
+                "operation": operation,
+                "outcome": outcome,
+                "duration_ms": round(seconds * 1000, 2),
+                "stripe_request_id": stripe_request_id,
+                "error": error,
+            },
+        )

@@ -10,8 +10,10 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-# Keep the loggers that exist already (the app's, when migrations run inside it, e.g. in tests).
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Keep the loggers that exist already (the app's, when migrations run inside it, e.g. in tests);
+# the app configures logging itself (JSON in production): alembic.ini's applies only without it.
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 

@@ -73,6 +73,9 @@ class Sandbox:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.url: str | None = None
+        # The address browsers use for hosted pages when it differs from the one API clients
+        # use (in Docker Compose the API calls http://sandbox:12111, browsers 127.0.0.1:12111).
+        self.public_url: str | None = None
         # switch values that reset() returns to (the CLI may change them)
         self.defaults: dict[str, Any] = {}
 
@@ -204,6 +207,8 @@ class Sandbox:
 
     # ------------------------------------------------------ internals
     def base_url_for(self, request: Request) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
         return request.host_url.rstrip("/") if request.host else (self.url or "")
 
     def run_due(self, base_url: str) -> None:

@@ -239,7 +239,7 @@ def test_events_lists_failures_and_replay_applies_them(app: Flask, billing: Bill
     assert missing.exit_code == 1 and "evt_nope: no such event stored" in missing.stderr
     bad = run(app, "replay", "--since", "last tuesday")
     assert bad.exit_code == 2 and "ISO date" in bad.output
-    assert run(app, "replay").stdout.strip() == "replayed 0 of 0 event(s)"
+    assert run(app, "replay").stdout.strip() == "nothing to replay: no unprocessed event matches"
     with app.app_context():
         assert (
             db.session.execute(

@@ -8,3 +8,4 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (checkout, meta, plans, portal, subscriptions, usage, webhooks):
         app.register_blueprint(module.bp)
+    app.register_blueprint(meta.probes)

@@ -1,22 +1,30 @@
-"""Health, the OpenAPI document and its docs page (Swagger UI served from local assets)."""
+"""Probes (/healthz, /readyz, the older /api/health), /metrics, the OpenAPI document and its
+docs page (Swagger UI served from local assets)."""
 
 from __future__ import annotations
 
+import hmac
 import importlib.util
+import logging
 import os
 from typing import Any
 
-from flask import Blueprint, Response, current_app, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from sqlalchemy import text
 
 from app.api.openapi import build_openapi, documented, hidden
 from app.api.schemas import HealthReply
 from app.billing.errors import NotFound
-from app.database import end_read
-from app.errors import database_unavailable
+from app.database import end_read, pending_migrations
+from app.errors import Unauthorized, database_unavailable
 from app.extensions import db
+from app.observability import metrics
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("meta", __name__, url_prefix="/api")
+# Operations' endpoints at the root, outside the API document (not the clients' contract).
+probes = Blueprint("probes", __name__)
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Billing API docs</title>
@@ -87,3 +95,39 @@ def docs_asset(name: str) -> Response:
     if name not in SWAGGER_ASSETS:
         raise NotFound("No such asset.")
     return send_from_directory(swagger_ui_directory(), name, max_age=86400)
+
+
+@probes.get("/healthz")
+@hidden
+def healthz() -> dict[str, Any]:
+    """Liveness: the process answers. No I/O, so a slow database never restarts the worker."""
+    return {"status": "ok"}
+
+
+@probes.get("/readyz")
+@hidden
+def readyz() -> tuple[Response, int]:
+    """Readiness: the database answers and its schema is at this code's migration head."""
+    try:
+        pending = pending_migrations(current_app.extensions["migrate"].directory)
+    except Exception as exc:
+        db.session.rollback()
+        log.warning("readiness: database unreachable (%s)", type(exc).__name__)
+        body = {"status": "unavailable", "database": "unreachable"}
+        return jsonify(body), 503
+    if pending:
+        body = {"status": "unavailable", "database": "ok", "migrations": "pending"}
+        return jsonify({**body, "expectedHeads": pending}), 503
+    return jsonify({"status": "ok", "database": "ok", "migrations": "at head"}), 200
+
+
+@probes.get("/metrics")
+@hidden
+def metrics_endpoint() -> Response:
+    token = current_app.config.get("METRICS_TOKEN") or ""
+    if token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            raise Unauthorized("A valid metrics token is required.", code="invalid_token")
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)

@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from app.billing.errors import InvalidRequest
+from app.billing.errors import BillingError, InvalidRequest
+
+log = logging.getLogger(__name__)
+
+LOOKUP_KEY_SETTINGS = {
+    "STRIPE_PRICE_ID_MONTHLY": "STRIPE_PRICE_LOOKUP_KEY_MONTHLY",
+    "STRIPE_PRICE_ID_YEARLY": "STRIPE_PRICE_LOOKUP_KEY_YEARLY",
+}
+
+
+class PriceFinder(Protocol):
+    def find_price_by_lookup_key(self, lookup_key: str) -> dict[str, Any] | None: ...
+
+
+def resolve_price_lookup_keys(config: MutableMapping[str, Any], stripe: PriceFinder) -> None:
+    """Fill STRIPE_PRICE_ID_* from STRIPE_PRICE_LOOKUP_KEY_* when only the key is configured
+    (Stripe is asked once, at start-up; a price id, when set, wins)."""
+    for id_setting, key_setting in LOOKUP_KEY_SETTINGS.items():
+        lookup_key = config.get(key_setting)
+        if config.get(id_setting) or not lookup_key:
+            continue
+        try:
+            price = stripe.find_price_by_lookup_key(lookup_key)
+        except BillingError as exc:
+            log.error("could not resolve %s=%s: %s", key_setting, lookup_key, exc.message)
+            continue
+        if price is None:
+            log.error(
+                "%s=%s: Stripe has no active price with that lookup key", key_setting, lookup_key
+            )
+            continue
+        config[id_setting] = price["id"]
 
 
 @dataclass(frozen=True)

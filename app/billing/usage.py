@@ -25,6 +25,7 @@ from app.billing.usage_periods import settle_entitlements
 from app.database import commit, commit_if_written, end_read, insert_or_ignore
 from app.extensions import db
 from app.models import UsageLedgerEntry, User, utcnow
+from app.observability import metrics
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ def consume_generations(user: User, *, count: int, idempotency_key: str, now: in
     outcome = _add_within_limit(user.id, count, entitlements, idempotency_key)
     _record(user.id, outcome)
     commit()
+    metrics.count_usage("granted" if outcome.granted else "refused")
     return outcome
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ from app.database import (
 )
 from app.extensions import db
 from app.models import WebhookEvent, utcnow
+from app.observability import metrics
 from app.stripe_gateway import StripeDict, StripeGateway
 
 log = logging.getLogger(__name__)
@@ -131,18 +133,39 @@ def process_event(
     """Record and apply one verified event; raise (after recording the failure) if apply fails.
 
     `raw_body` is the event as Stripe sent it (stored as is); events we fetched ourselves (sync,
-    replay) are serialised here."""
+    replay) are serialised here. Each event gets one log line and its metrics."""
     raw = raw_body if raw_body is not None else json.dumps(event)
+    started = time.perf_counter()
 
     def record_and_apply() -> Outcome:
         with unit_of_work():
             return _record_and_apply(event, raw, gateway)
 
     try:
-        return retry_on_disconnect(record_and_apply)
+        outcome = retry_on_disconnect(record_and_apply)
     except Exception as exc:
         _record_failure(event, raw, exc)
+        _observe(event, "failed", started)
         raise
+    _observe(event, outcome.status, started)
+    return outcome
+
+
+def _observe(event: StripeDict, outcome: str, started: float) -> None:
+    """One log line and the metrics for each event: id, type, outcome, duration."""
+    seconds = time.perf_counter() - started
+    event_type = str(event.get("type") or "")
+    metrics.observe_webhook(event_type, outcome, seconds)
+    log.log(
+        logging.WARNING if outcome == "failed" else logging.INFO,
+        "webhook event",
+        extra={
+            "event_id": event.get("id"),
+            "event_type": event_type,
+            "outcome": outcome,
+            "duration_ms": round(seconds * 1000, 2),
+        },
+    )
 
 
 def _record_and_apply(event: StripeDict, raw: str, gateway: StripeGateway) -> Outcome:

@@ -40,6 +40,9 @@ def openapi_command(output: str) -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from app.release import release_command
+
     app.cli.add_command(auth_cli)
     app.cli.add_command(billing_cli)
     app.cli.add_command(openapi_command)
+    app.cli.add_command(release_command)

@@ -1,4 +1,5 @@
-"""`flask billing events|replay|sync`: see and repair what webhooks did.
+"""`flask billing events|replay|sync|check|setup-products`: see and repair what webhooks did,
+and set up / verify the Stripe account.
 
 Exit status: 0 when everything asked for was done, 1 when anything failed (so cron and CI
 notice); what changed goes to stdout, progress and errors to stderr.
@@ -14,11 +15,13 @@ from datetime import UTC, datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.billing.duplicates import cancel_newer, find_duplicates
+from app.billing.errors import BillingError
+from app.billing.stripe_setup import check_stripe_setup, setup_products, setup_webhook_endpoint
 from app.billing.sync import SyncReport, describe, sync_all, sync_from_events, sync_user
-from app.billing.webhooks import process_event
+from app.billing.webhooks import HANDLED_EVENT_TYPES, process_event
 from app.database import end_read, rollback_quietly, unit_of_work
 from app.extensions import db
 from app.models import User, WebhookEvent, utcnow
@@ -84,15 +87,23 @@ def events_command(limit: int, failed: bool, event_type: str | None) -> None:
     type=click.IntRange(min=0),
     help="Minutes an event may wait unprocessed before it counts.",
 )
-def check_command(max_age: int) -> None:
+@click.option(
+    "--stripe",
+    "with_stripe",
+    is_flag=True,
+    help="Also verify the Stripe key, the prices and the webhook endpoint.",
+)
+def check_command(max_age: int, with_stripe: bool) -> None:
     """Exit 1 when stored events have waited unprocessed longer than --max-age, or a user has
     more than one live subscription (for alerts).
 
     Stripe retries a failed delivery for days, so an event that stays unprocessed means the
     cause has not gone away by itself: look at `billing events --failed`, fix, `billing replay`.
     Duplicates follow DUPLICATE_SUBSCRIPTION_POLICY: "flag" reports them, "cancel_newer"
-    cancels the newer ones (prorated credit) and reports what it did.
+    cancels the newer ones (prorated credit) and reports what it did. With --stripe, also exit
+    1 when the Stripe setup is not what this code expects.
     """
+    stripe_ok = _report_stripe_setup() if with_stripe else True
     duplicates_ok = _check_duplicates()
     cutoff = utcnow() - timedelta(minutes=max_age)
     stuck = (
@@ -106,7 +117,7 @@ def check_command(max_age: int) -> None:
     )
     if not stuck:
         click.echo(f"ok: no event unprocessed for more than {max_age} min")
-        if not duplicates_ok:
+        if not (duplicates_ok and stripe_ok):
             raise click.exceptions.Exit(1)
         return
     oldest = stuck[0]
@@ -139,14 +150,75 @@ def _check_duplicates() -> bool:
     return not report.errors
 
 
+def _report_stripe_setup() -> bool:
+    problems = check_stripe_setup(current_gateway(), current_app.config, HANDLED_EVENT_TYPES)
+    for problem in problems:
+        click.echo(f"stripe: {problem}", err=True)
+    if not problems:
+        click.echo("ok: Stripe key, prices and webhook endpoint as configured")
+    return not problems
+
+
+@billing_cli.command("check-stripe")
+@click.option("--warn-only", is_flag=True, help="Print the problems but exit 0 (start-up).")
+def check_stripe_command(warn_only: bool) -> None:
+    """Verify the key, the prices and the webhook endpoint (URL, events, api_version)."""
+    if not _report_stripe_setup() and not warn_only:
+        raise click.exceptions.Exit(1)
+
+
+@billing_cli.command("setup-products")
+def setup_products_command() -> None:
+    """Create or update the product and its $19/month and $180/year prices (by lookup key)
+    in the Stripe account the key points to; print the env lines to use them."""
+    try:
+        result = setup_products(current_gateway())
+    except BillingError as exc:
+        _fail(f"Stripe refused: {exc.message} ({exc.code})")
+        return
+    for action in result.actions:
+        click.echo(action, err=True)
+    click.echo(f"# product {result.product_id}; or use STRIPE_PRICE_LOOKUP_KEY_MONTHLY/_YEARLY")
+    for line in result.env_lines():
+        click.echo(line)
+
+
+@billing_cli.command("setup-webhook")
+@click.option("--replace", is_flag=True, help="Delete an existing endpoint for the URL first.")
+def setup_webhook_command(replace: bool) -> None:
+    """Create the webhook endpoint PUBLIC_URL/api/webhooks/stripe with the handled events and
+    the pinned api_version; print STRIPE_WEBHOOK_SECRET=..."""
+    try:
+        endpoint = setup_webhook_endpoint(
+            current_gateway(), current_app.config, HANDLED_EVENT_TYPES, replace=replace
+        )
+    except BillingError as exc:
+        _fail(f"Stripe refused: {exc.message} ({exc.code})")
+        return
+    if endpoint is None:
+        _fail("an endpoint for this URL exists; its secret is shown only on create (--replace)")
+        return
+    click.echo(f"created webhook endpoint {endpoint['id']} for {endpoint['url']}", err=True)
+    click.echo(f"STRIPE_WEBHOOK_SECRET={endpoint['secret']}")
+
+
 @billing_cli.command("replay")
 @click.argument("event_ids", nargs=-1)
 @click.option("--since", default=None, help="Only events received at or after this time.")
 @click.option("--type", "event_type", default=None, help="Only events of this type.")
-def replay_command(event_ids: tuple[str, ...], since: str | None, event_type: str | None) -> None:
+@click.option(
+    "--force", is_flag=True, help="Apply processed events again too (they are idempotent)."
+)
+def replay_command(
+    event_ids: tuple[str, ...], since: str | None, event_type: str | None, force: bool
+) -> None:
     """Re-apply stored events that failed (all of them, or the given EVENT_IDs)."""
+    if force and not (event_ids or since or event_type):
+        raise click.UsageError("--force needs EVENT_IDs, --since or --type.")
     since_time = _parse_since(since)
-    query = select(WebhookEvent).where(WebhookEvent.processed.is_(False))
+    query = select(WebhookEvent)
+    if not force:
+        query = query.where(WebhookEvent.processed.is_(False))
     if event_ids:
         query = query.where(WebhookEvent.id.in_(event_ids))
     if since_time is not None:
@@ -163,7 +235,15 @@ def replay_command(event_ids: tuple[str, ...], since: str | None, event_type: st
     pending = {row.id for row in rows}
     for event_id in event_ids:
         if event_id in stored and event_id not in pending:
-            click.echo(f"{event_id}: already processed, not replayed")
+            click.echo(f"{event_id}: already processed, not replayed (--force replays it)")
+    if force and rows:
+        # Unmark first, so the webhook path applies them instead of answering "duplicate".
+        with unit_of_work():
+            db.session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id.in_([row.id for row in rows]))
+                .values(processed=False)
+            )
     gateway = current_gateway()
     failures = 0
     for row in rows:
@@ -176,7 +256,10 @@ def replay_command(event_ids: tuple[str, ...], since: str | None, event_type: st
             click.echo(f"{event_id} {type_name}: failed ({describe(exc)})", err=True)
             continue
         click.echo(f"{event_id} {type_name}: {outcome.status}")
-    click.echo(f"replayed {len(rows) - failures} of {len(rows)} event(s)")
+    if rows:
+        click.echo(f"replayed {len(rows) - failures} of {len(rows)} event(s)")
+    elif not event_ids:
+        click.echo("nothing to replay: no unprocessed event matches")
     if failures or missing:
         raise click.exceptions.Exit(1)
 
@@ -202,8 +285,8 @@ def _progress(stream: Iterable[StripeDict]) -> Iterator[StripeDict]:
 def _gateway_for_sync() -> StripeGateway:
     if not current_app.config.get("STRIPE_SECRET_KEY"):
         raise click.ClickException(
-            "STRIPE_SECRET_KEY is not set: sync reads your Stripe account "
-            "(the embedded sandbox only runs inside `flask run`)."
+            "STRIPE_SECRET_KEY is not set: sync reads your Stripe account. In development, "
+            "start `make run` first: the CLI then uses its embedded sandbox."
         )
     return current_gateway()
 

@@ -19,10 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="multiply webhook retry delays (e.g. 0.001 in tests)",
     )
+    parser.add_argument(
+        "--public-url",
+        default=None,
+        help="base URL of hosted pages for browsers, when it differs from the API clients' one",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     sandbox = Sandbox(state_path=args.state)
+    sandbox.public_url = args.public_url
     sandbox.defaults = {"retry_time_scale": args.retry_time_scale}
     sandbox.configure(**sandbox.defaults)
     url = sandbox.start(host=args.host, port=args.port)

@@ -1,0 +1,98 @@
+"""Prometheus metrics, correct under several gunicorn workers.
+
+With `PROMETHEUS_MULTIPROC_DIR` set (bin/start and gunicorn.conf.py do it) prometheus-client
+writes each worker's values to files there and `/metrics` adds them up; without it (tests,
+`flask run`) the process's own registry is served. The counters are module-level, so any module
+may import this one without a cycle.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# A process started with the variable set (a CLI command beside the server) must not fail on
+# a directory gunicorn has not made yet.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "billing_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "billing_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+WEBHOOK_EVENTS = Counter(
+    "billing_webhook_events_total",
+    "Stripe webhook events processed (applied, duplicate, ignored, failed)",
+    ["type", "outcome"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "billing_webhook_event_duration_seconds",
+    "Time to record and apply one webhook event",
+    ["outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+STRIPE_CALLS = Counter(
+    "billing_stripe_calls_total", "Calls to Stripe's API", ["operation", "outcome"]
+)
+STRIPE_LATENCY = Histogram(
+    "billing_stripe_call_duration_seconds",
+    "Time of one Stripe API call (SDK retries included)",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+USAGE = Counter(
+    "billing_usage_generations_total",
+    "Generation requests decided (replays of an idempotency key not counted)",
+    ["result"],
+)
+RATE_LIMITED = Counter("billing_rate_limited_total", "Requests refused by a rate limit", ["scope"])
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(seconds)
+
+
+def observe_webhook(event_type: str, outcome: str, seconds: float) -> None:
+    WEBHOOK_EVENTS.labels(event_type or "unknown", outcome).inc()
+    WEBHOOK_LATENCY.labels(outcome).observe(seconds)
+
+
+def observe_stripe_call(operation: str, outcome: str, seconds: float) -> None:
+    STRIPE_CALLS.labels(operation, outcome).inc()
+    STRIPE_LATENCY.labels(operation).observe(seconds)
+
+
+def count_usage(result: str) -> None:
+    """`granted` or `refused`."""
+    USAGE.labels(result).inc()
+
+
+def count_rate_limited(scope: str) -> None:
+    """Call when a rate limit refuses a request; `scope` names the limit (e.g. `checkout`)."""
+    RATE_LIMITED.labels(scope).inc()
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of every worker (multiprocess) or of this process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
