@@ -105,6 +105,9 @@ def _apply_info(config: dict[str, Any], info: dict[str, Any]) -> None:
 def start_or_join_embedded_sandbox(config: dict[str, Any]) -> Any:
     """Start the sandbox in this process, or, when another worker owns it, use that one."""
     global _owner_lock
+    if _owner_lock is not None:
+        # This process owns the shared sandbox already; another app in it (tests) gets its own.
+        return start_embedded_sandbox(config)
     path = sandbox_info_path(config)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     lock = open(path + ".lock", "a+")  # noqa: SIM115 (held open while the process lives)

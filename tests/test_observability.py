@@ -25,7 +25,7 @@ from support import post_webhook
 from tcp_proxy import TcpProxy
 
 from app import create_app
-from app.errors import ApiError
+from app.billing.errors import ProviderRejected
 from app.extensions import db
 from app.observability import metrics
 from app.observability.logging import JsonFormatter, TextFormatter
@@ -99,16 +99,16 @@ def test_a_webhook_event_gets_one_line_with_id_type_outcome_and_duration(
     event = {
         "id": "evt_logline_1",
         "object": "event",
-        "type": "product.updated",
+        "type": "payment_intent.created",
         "created": int(time.time()),
-        "data": {"object": {"id": "prod_x", "object": "product"}},
+        "data": {"object": {"id": "pi_x", "object": "payment_intent"}},
     }
     assert post_webhook(client, event, billing.webhook_secret).get_json()["status"] == "ignored"
     assert post_webhook(client, event, billing.webhook_secret).get_json()["status"] == "duplicate"
     events = [line for line in _lines(json_log) if line["message"] == "webhook event"]
     assert [(e["event_id"], e["event_type"], e["outcome"]) for e in events] == [
-        ("evt_logline_1", "product.updated", "ignored"),
-        ("evt_logline_1", "product.updated", "duplicate"),
+        ("evt_logline_1", "payment_intent.created", "ignored"),
+        ("evt_logline_1", "payment_intent.created", "duplicate"),
     ]
     assert all(isinstance(e["duration_ms"], float) and e["request_id"] for e in events)
 
@@ -116,9 +116,9 @@ def test_a_webhook_event_gets_one_line_with_id_type_outcome_and_duration(
 def test_a_failed_stripe_call_logs_its_error_and_stripe_request_id(
     client: FlaskClient, billing: Billing, json_log: io.StringIO
 ) -> None:
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(ProviderRejected) as raised:
         billing.gateway.retrieve_subscription("sub_does_not_exist")
-    assert raised.value.status == 404
+    assert raised.value.missing
     failed = [line for line in _lines(json_log) if line.get("outcome") == "error"]
     assert failed[-1]["operation"] == "retrieve_subscription"
     assert failed[-1]["error"] == "InvalidRequestError"
