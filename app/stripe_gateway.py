@@ -31,7 +31,7 @@ from app.billing.errors import (
     ProviderUnavailable,
 )
 from app.database import transaction_open
-from app.observability import metrics
+from app.observability.stripe_calls import observed_call
 
 log = logging.getLogger(__name__)
 
@@ -306,41 +306,19 @@ class StripeGateway:
         return self._call(lambda: self.client.v1.prices.retrieve(price_id, params))  # type: ignore[arg-type]
 
     def find_price_by_lookup_key(self, lookup_key: str) -> StripeDict | None:
-        params: dict[str, Any] = {"lookup_keys": [lookup_key], "limit": 1}
-        page = self._call(lambda: self.client.v1.prices.list(params))  # type: ignore[arg-type]
-        data = page.get("data") or []
-        return data[0] if data else None
+        found = self.list_first_page("prices", {"lookup_keys": [lookup_key], "limit": 1})
+        return found[0] if found else None
 
-    def find_prices_by_lookup_keys(self, lookup_keys: list[str]) -> list[StripeDict]:
-        params: dict[str, Any] = {"lookup_keys": lookup_keys, "limit": 100, "active": True}
-        return list(self._paginate(self.client.v1.prices.list, params))
+    def list_first_page(self, resource: str, params: dict[str, Any]) -> list[StripeDict]:
+        return list(self._call(lambda: getattr(self.client.v1, resource).list(params))["data"])
 
-    def find_product(self, product_id: str) -> StripeDict | None:
-        params: dict[str, Any] = {"ids": [product_id], "limit": 1}
-        page = self._call(lambda: self.client.v1.products.list(params))  # type: ignore[arg-type]
-        data = page.get("data") or []
-        return data[0] if data else None
-
-    def create_product(
-        self, *, name: str, description: str, product_id: str | None = None
-    ) -> StripeDict:
+    def create_product(self, *, name: str, description: str, product_id: str = "") -> StripeDict:
         params: dict[str, Any] = {"name": name, "description": description}
-        if product_id:
-            params["id"] = product_id
+        params.update({"id": product_id} if product_id else {})
         return self._call(lambda: self.client.v1.products.create(params))  # type: ignore[arg-type]
 
-    def update_product(self, product_id: str, **fields: Any) -> StripeDict:
-        params: dict[str, Any] = dict(fields)
-        return self._call(lambda: self.client.v1.products.update(product_id, params))  # type: ignore[arg-type]
-
     def create_recurring_price(
-        self,
-        *,
-        product_id: str,
-        unit_amount: int,
-        interval: str,
-        lookup_key: str,
-        transfer_lookup_key: bool = False,
+        self, *, product_id: str, unit_amount: int, interval: str, lookup_key: str
     ) -> StripeDict:
         params: dict[str, Any] = {
             "product": product_id,
@@ -348,9 +326,8 @@ class StripeGateway:
             "unit_amount": unit_amount,
             "recurring": {"interval": interval},
             "lookup_key": lookup_key,
+            "transfer_lookup_key": True,
         }
-        if transfer_lookup_key:
-            params["transfer_lookup_key"] = True
         return self._call(lambda: self.client.v1.prices.create(params))  # type: ignore[arg-type]
 
     def create_webhook_endpoint(
@@ -363,10 +340,6 @@ class StripeGateway:
 
     def delete_webhook_endpoint(self, endpoint_id: str) -> StripeDict:
         return self._call(lambda: self.client.v1.webhook_endpoints.delete(endpoint_id))
-
-    def list_webhook_endpoints(self) -> list[StripeDict]:
-        params: dict[str, Any] = {"limit": 100}
-        return list(self._paginate(self.client.v1.webhook_endpoints.list, params))
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -396,23 +369,16 @@ class StripeGateway:
 
         return self.bulkhead.run(observed)
 
-    def _call(
-        self,
-        request: Callable[[], Any],
-        *,
-        under_lock: bool = False,
-        operation: str | None = None,
+    def _call(  # operation: the calling method's name, for logs and metrics
+        self, request: Callable[[], Any], *, under_lock: bool = False, operation: str = ""
     ) -> StripeDict:
-        """One Stripe call, guarded (breaker, bulkhead), with translated errors, and a log line
-        (operation, duration, Stripe's request id, outcome) and metrics for each call that
-        reached the network. The operation is the calling gateway method's name."""
         operation = operation or sys._getframe(1).f_code.co_name
         if not under_lock and transaction_open():
             raise TransactionOpen(
                 "end the transaction (outside_transaction()) before calling Stripe"
             )
         try:
-            result = self._guarded(lambda: _observed(request, operation))
+            result = self._guarded(lambda: observed_call(request, operation))
         except stripe.IdempotencyError as exc:
             # A key reused with other parameters: retrying the same request can never succeed.
             log.error("Stripe refused an idempotency key: %s", exc.user_message)
@@ -452,33 +418,3 @@ class StripeGateway:
         # for_json: the SDK turns decimal strings (`unit_amount_decimal`) into Decimal; keep them
         # strings, as in webhook payloads, so API answers and events look the same everywhere.
         return result.to_dict(for_json=True) if hasattr(result, "to_dict") else dict(result)
-
-
-def _observed(request: Callable[[], Any], operation: str) -> Any:
-    """Run one SDK request: time it, log it with Stripe's request id, count it."""
-    started = time.perf_counter()
-    outcome, stripe_request_id, error = "ok", None, None
-    try:
-        result = request()
-        response = getattr(result, "last_response", None)
-        stripe_request_id = getattr(response, "request_id", None)
-        return result
-    except stripe.StripeError as exc:
-        outcome, stripe_request_id, error = "error", exc.request_id, type(exc).__name__
-        raise
-    except Exception as exc:
-        outcome, error = "error", type(exc).__name__
-        raise
-    finally:
-        seconds = time.perf_counter() - started
-        metrics.observe_stripe_call(operation, outcome, seconds)
-        log.info(
-            "stripe call",
-            extra={
-                "operation": operation,
-                "outcome": outcome,
-                "duration_ms": round(seconds * 1000, 2),
-                "stripe_request_id": stripe_request_id,
-                "error": error,
-            },
-        )

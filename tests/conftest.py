@@ -5,6 +5,7 @@ TEST_DATABASE_URL says so), and helpers to act as a signed-in user."""
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +51,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"OpenAPI conformance: {CONFORMANCE.checked} responses checked "
             f"({pairs} operation/status pairs)"
         )
+
+
+# Apps the suite starts in development share their embedded sandbox through this file: one of
+# the suite's own, never a running `make run`'s (instance/stripe-sandbox.json) or another run's.
+os.environ.setdefault(
+    "SANDBOX_INFO_FILE",
+    os.path.join(tempfile.mkdtemp(prefix="billing-suite-"), "stripe-sandbox.json"),
+)
 
 
 def database_url(tmp_dir: str) -> str:

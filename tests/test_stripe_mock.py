@@ -62,5 +62,5 @@ def test_cancel_resume_and_refresh_calls_are_accepted(gateway: StripeGateway) ->
 
 
 def test_setup_calls_are_accepted(gateway: StripeGateway) -> None:
-    assert isinstance(gateway.find_prices_by_lookup_keys(["pro_monthly"]), list)
-    assert isinstance(gateway.list_webhook_endpoints(), list)
+    assert isinstance(gateway.list_first_page("prices", {"lookup_keys": ["pro_monthly"]}), list)
+    assert isinstance(gateway.list_first_page("webhook_endpoints", {"limit": 10}), list)

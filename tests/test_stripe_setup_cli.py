@@ -52,7 +52,7 @@ def test_setup_products_replaces_a_price_with_the_wrong_amount(
     app: Flask, billing: Billing, sandbox: Sandbox
 ) -> None:
     sandbox.reset()
-    product = billing.gateway.create_product(name="Pro", description="d", product_id=None)
+    product = billing.gateway.create_product(name="Pro", description="d", product_id="")
     wrong = billing.gateway.create_recurring_price(
         product_id=product["id"], unit_amount=2500, interval="month", lookup_key="pro_monthly"
     )
@@ -61,9 +61,7 @@ def test_setup_products_replaces_a_price_with_the_wrong_amount(
     assert "replaced price" in result.stderr
     found = billing.gateway.find_price_by_lookup_key("pro_monthly")
     assert found is not None and found["id"] != wrong["id"] and found["unit_amount"] == 1900
-    assert found["product"] == product["id"]  # the existing product is kept, renamed
-    assert f"updated product {product['id']}: description, name" in result.stderr
-    assert billing.gateway.find_product(product["id"])["name"] == "AI Creator Studio Pro"
+    assert found["product"] == product["id"]  # the existing product is kept
 
 
 def test_prices_may_be_configured_by_lookup_key(app: Flask, billing: Billing) -> None:

@@ -57,14 +57,15 @@ def setup_products(gateway: StripeGateway) -> SetupResult:
     takes over the lookup key: Stripe prices are immutable), leave the rest alone."""
     found = {
         price["lookup_key"]: price
-        for price in gateway.find_prices_by_lookup_keys([spec.lookup_key for spec in PRICES])
+        for price in gateway.list_first_page(
+            "prices",
+            {"lookup_keys": [spec.lookup_key for spec in PRICES], "active": True, "limit": 100},
+        )
     }
     product = _ensure_product(gateway, found)
     result = SetupResult(product_id=product["id"])
     if product.get("_created"):
         result.actions.append(f"created product {product['id']}")
-    elif product.get("_updated"):
-        result.actions.append(f"updated product {product['id']}: {', '.join(product['_updated'])}")
     for spec in PRICES:
         price = found.get(spec.lookup_key)
         if price is not None and _matches(price, spec):
@@ -76,7 +77,6 @@ def setup_products(gateway: StripeGateway) -> SetupResult:
             unit_amount=spec.unit_amount,
             interval=spec.interval,
             lookup_key=spec.lookup_key,
-            transfer_lookup_key=price is not None,
         )
         result.price_ids[spec.lookup_key] = created["id"]
         verb = "replaced" if price is not None else "created"
@@ -85,8 +85,8 @@ def setup_products(gateway: StripeGateway) -> SetupResult:
 
 
 def _ensure_product(gateway: StripeGateway, found: Mapping[str, StripeDict]) -> dict[str, Any]:
-    """The product the prices hang on (the existing prices' product, else ours by id), with
-    our name and description, active; created when there is none."""
+    """The product the prices hang on (the existing prices' product, else ours by id); created
+    when there is none."""
     product_id = PRODUCT_ID
     for price in found.values():
         product = price.get("product")
@@ -94,16 +94,13 @@ def _ensure_product(gateway: StripeGateway, found: Mapping[str, StripeDict]) -> 
         if isinstance(linked, str):
             product_id = linked
             break
-    existing = gateway.find_product(product_id)
+    listed = gateway.list_first_page("products", {"ids": [product_id], "limit": 1})
+    existing = listed[0] if listed else None
     if existing is None:
         product = gateway.create_product(
             name=PRODUCT_NAME, description=PRODUCT_DESCRIPTION, product_id=product_id
         )
         return {**product, "_created": True}
-    wanted = {"name": PRODUCT_NAME, "description": PRODUCT_DESCRIPTION, "active": True}
-    changed = {key: value for key, value in wanted.items() if existing.get(key) != value}
-    if changed:
-        return {**gateway.update_product(existing["id"], **changed), "_updated": sorted(changed)}
     return existing
 
 
@@ -118,7 +115,11 @@ def setup_webhook_endpoint(
     it with its secret; None when one exists and `replace` is off (its secret can't be read
     back: Stripe shows it only on create)."""
     url = webhook_url(config)
-    existing = [e for e in gateway.list_webhook_endpoints() if e.get("url") == url]
+    existing = [
+        e
+        for e in gateway.list_first_page("webhook_endpoints", {"limit": 100})
+        if e.get("url") == url
+    ]
     if existing and not replace:
         return None
     for endpoint in existing:
@@ -134,7 +135,7 @@ def check_stripe_setup(
     """Problems with the key, the configured prices and our webhook endpoint (empty: all good)."""
     problems: list[str] = []
     try:
-        endpoints = gateway.list_webhook_endpoints()
+        endpoints = gateway.list_first_page("webhook_endpoints", {"limit": 100})
     except BillingError as exc:
         return [f"the Stripe key does not work here: {exc.message} ({exc.code})"]
     for setting in ("STRIPE_PRICE_ID_MONTHLY", "STRIPE_PRICE_ID_YEARLY"):
