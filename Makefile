@@ -11,7 +11,7 @@ PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 TS      := clients/typescript
 TS_STAMP = $(TS)/node_modules/.installed-$(shell cksum < $(TS)/package-lock.json | cut -d' ' -f1)
 
-.PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox bench bench-blackhole clean \
+.PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox bench bench-ack bench-blackhole clean \
         ts-install openapi ts-drift test-ts test-browser bench-plans
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -52,7 +52,7 @@ test-all: test test-postgres
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app stripe_sandbox wsgi.py
+	$(VENV)/bin/mypy app stripe_sandbox wsgi.py bench
 	$(VENV)/bin/hadolint Dockerfile
 
 format: install
@@ -67,9 +67,22 @@ audit: install
 sandbox: install
 	$(PY) -m stripe_sandbox --port 12111
 
-# Webhook acknowledgement latency and Stripe calls per event (SQLite; BENCH_DATABASE_URL for
-# PostgreSQL, whose schema it drops and re-creates: use a scratch database).
-bench: install
+# The benchmark (bench/harness.py, about 10 minutes; BENCH_QUICK=1 for a smoke run): the app
+# under gunicorn with the production config vs a bare baseline, wrk as the load. Needs the local
+# PostgreSQL (BENCH_PG_URL, an admin URL) where it re-creates the databases bench_app, bench_bare
+# and bench_sync (BENCH_DB_PREFIX). Writes bench/results/latest.{md,json,png}.
+BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements.txt requirements-bench.txt | cksum | cut -d' ' -f1)
+$(BENCH_STAMP): requirements.txt requirements-bench.txt | $(STAMP)
+	$(PY) -m pip install -q -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
+	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+	$(PY) bench/harness.py
+
+# Webhook acknowledgement latency and Stripe calls per event, serial, in-process (SQLite;
+# BENCH_DATABASE_URL for PostgreSQL, whose schema it drops and re-creates: use a scratch database).
+bench-ack: install
 	$(PY) bench/webhook_ack.py
 
 # Stripe black-holed for 30 s under load: health, reads and webhooks vs checkout (SQLite).
