@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,13 +13,17 @@ import jwt
 from flask import current_app, g, request
 
 from app.billing.users import get_or_create_user
-from app.errors import Unauthorized
+from app.errors import ApiError, ProviderUnavailable, Unauthorized
 from app.extensions import db
 from app.models import User
+from app.ratelimit import check_failed_auth_budget, count_failed_auth
+from app.safe_text import for_log, has_unsafe_chars
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ def verify_token(token: str, config: Mapping[str, Any]) -> Identity:
         kwargs["issuer"] = config["AUTH_ISSUER"]
     try:
         if config.get("AUTH_JWKS_URL"):
-            key: Any = _jwks_client(config["AUTH_JWKS_URL"]).get_signing_key_from_jwt(token).key
+            key: Any = _jwks_key(token, config["AUTH_JWKS_URL"])
             algorithms = ASYMMETRIC_ALGORITHMS
         else:
             key, algorithms = config["AUTH_JWT_SECRET"], ["HS256"]
@@ -50,11 +55,19 @@ def verify_token(token: str, config: Mapping[str, Any]) -> Identity:
         ) from exc
     except (jwt.PyJWTError, ValueError) as exc:
         raise Unauthorized("Invalid authentication token.", code="invalid_token") from exc
+    _check_lifetime(claims, config)
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
         raise Unauthorized("Invalid authentication token.", code="invalid_token")
     email = claims.get("email")
     name = claims.get("name")
+    for claim in (subject, email, name):
+        if isinstance(claim, str) and has_unsafe_chars(claim):
+            # Signed, but unusable: these would reach the database and the logs.
+            raise ApiError(
+                "The token's claims contain control characters or invalid unicode.",
+                code="invalid_token_claims",
+            )
     return Identity(
         user_id=subject,
         email=email if isinstance(email, str) and len(email) <= 255 else None,
@@ -62,9 +75,34 @@ def verify_token(token: str, config: Mapping[str, Any]) -> Identity:
     )
 
 
+def _check_lifetime(claims: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """`exp` no further than AUTH_MAX_TOKEN_LIFETIME_SECONDS past `iat` (or now, without it):
+    a token valid for centuries is a leaked credential forever."""
+    longest = int(config.get("AUTH_MAX_TOKEN_LIFETIME_SECONDS") or 86400)
+    leeway = int(config.get("AUTH_LEEWAY_SECONDS", 30))
+    issued = claims.get("iat")
+    start = issued if isinstance(issued, int | float) and not isinstance(issued, bool) else None
+    start = time.time() if start is None else start
+    expires = claims.get("exp")
+    if not isinstance(expires, int | float) or expires - start > longest + leeway:
+        raise Unauthorized("Invalid authentication token.", code="invalid_token")
+
+
+def _jwks_key(token: str, url: str) -> Any:
+    """Our identity provider being down is a 503 (try again), not the caller's bad token."""
+    try:
+        return _jwks_client(url).get_signing_key_from_jwt(token).key
+    except jwt.PyJWKClientConnectionError as exc:
+        log.error("JWKS unreachable at %s: %s", for_log(url), for_log(exc))
+        raise ProviderUnavailable(
+            "Sign-in can't be checked right now. Try again shortly.",
+            code="identity_provider_unavailable",
+        ) from exc
+
+
 @functools.cache
 def _jwks_client(url: str) -> jwt.PyJWKClient:
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
 
 
 def bearer_token() -> str:
@@ -82,7 +120,12 @@ def login_required(view: F) -> F:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        identity = verify_token(bearer_token(), current_app.config)
+        check_failed_auth_budget()
+        try:
+            identity = verify_token(bearer_token(), current_app.config)
+        except Unauthorized:
+            count_failed_auth()
+            raise
         g.user = get_or_create_user(identity.user_id, email=identity.email, name=identity.name)
         db.session.commit()
         return view(*args, **kwargs)

@@ -32,6 +32,7 @@ class ApiError(Exception):
         if status:
             self.status = status
         self.details = details or {}
+        self.headers: dict[str, str] = {}
 
 
 class NotFound(ApiError):
@@ -86,6 +87,7 @@ def error_response(error: ApiError) -> tuple[Response, int]:
     response = jsonify({"error": body})
     if error.status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers.update(error.headers)
     return response, error.status
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app import audit
 from app.billing.entitlements import past_due_since
 from app.billing.ordering import Verdict, judge_event
 from app.billing.policy import ENDED_STATUSES, LIVE_STATUSES
@@ -24,6 +25,7 @@ from app.billing.users import get_or_create_user, user_by_customer
 from app.database import insert_or_ignore
 from app.extensions import db
 from app.models import Subscription, User
+from app.safe_text import for_log
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ def apply_subscription(
     _copy_subscription_fields(row, subscription)
     if event_created is not None:
         row.last_event_created = max(row.last_event_created or 0, event_created)
+    previous_owner = row.user_id
     user = _owner_of(row, subscription)
     if user is not None:
         row.user_id = user.id
@@ -80,6 +83,10 @@ def apply_subscription(
         refresh_user_summary(user)
         if row.status in LIVE_STATUSES and not was_live:
             _report_duplicates(user)
+    if previous_owner and (user is None or previous_owner != user.id):
+        before = db.session.get(User, previous_owner)
+        if before is not None:
+            refresh_user_summary(before)
     return row
 
 
@@ -125,15 +132,43 @@ def _copy_subscription_fields(row: Subscription, subscription: StripeDict) -> No
 
 
 def _owner_of(row: Subscription, subscription: StripeDict) -> User | None:
-    """The user a subscription belongs to: our metadata, else its customer, else what we knew."""
-    user_id = (subscription.get("metadata") or {}).get("userId")
-    if isinstance(user_id, str) and user_id:
-        return get_or_create_user(user_id)
-    if row.customer_id:
-        user = user_by_customer(row.customer_id)
-        if user is not None:
-            return user
-    return db.session.get(User, row.user_id) if row.user_id else None
+    """The user a subscription belongs to, anchored to what we stored: the user linked to its
+    customer, else the owner we already recorded. `metadata.userId` only names the owner of a
+    subscription we can't place otherwise, and never moves one: metadata can be edited in the
+    Dashboard or by anyone holding the key, the customer link is ours."""
+    claimed = (subscription.get("metadata") or {}).get("userId")
+    claimed = claimed if isinstance(claimed, str) and claimed else None
+    anchored = user_by_customer(row.customer_id) if row.customer_id else None
+    if anchored is None and row.user_id:
+        anchored = db.session.get(User, row.user_id)
+    if anchored is not None:
+        if claimed is not None and claimed != anchored.id:
+            flag_ownership_mismatch(row.id, claimed=claimed, owner=anchored.id)
+        return anchored
+    if claimed is None:
+        return None
+    user = get_or_create_user(claimed)
+    if user.stripe_customer_id and row.customer_id and user.stripe_customer_id != row.customer_id:
+        # The named user pays through another customer: not theirs to adopt.
+        flag_ownership_mismatch(row.id, claimed=claimed, owner=None)
+        return None
+    return user
+
+
+def flag_ownership_mismatch(stripe_object: str, *, claimed: str, owner: str | None) -> None:
+    log.warning(
+        "ownership mismatch on %s: metadata.userId=%s, stored owner=%s; keeping the stored owner",
+        for_log(stripe_object),
+        for_log(claimed),
+        for_log(owner),
+    )
+    audit.record(
+        "webhook.ownership_mismatch",
+        "flagged",
+        user_id=owner,
+        stripe_object=stripe_object,
+        detail=f"metadata.userId={claimed}",
+    )
 
 
 def link_customer(user: User, customer_id: str | None) -> None:

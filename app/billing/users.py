@@ -14,7 +14,8 @@ def get_or_create_user(user_id: str, *, email: str | None = None, name: str | No
     if user is None:
         insert_or_ignore(User, {"id": user_id, "email": email, "name": name})
         user = db.session.get(User, user_id, populate_existing=True)
-        assert user is not None
+        if user is None:  # inserted or found just above; not a Python assert (stripped by -O)
+            raise RuntimeError(f"user {user_id!r} vanished right after its insert")
     if email and user.email != email:
         user.email = email
     if name and user.name != name:
