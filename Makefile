@@ -48,6 +48,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app stripe_sandbox wsgi.py
+	$(VENV)/bin/bandit -q -r app
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -10,8 +10,8 @@ from dotenv import load_dotenv
 from flask import Flask
 from flask_cors import CORS
 
-from app.config import load_config
-from app.extensions import db, migrate
+from app.config import ConfigError, load_config
+from app.extensions import db, migrate, rate_limits
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -25,6 +25,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config.from_mapping(config)
+    if app.config["APP_ENV"] == "production" and app.debug:
+        raise ConfigError(["debug mode must be off in production"])
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from app.embedded_stripe import start_embedded_sandbox, wants_embedded_sandbox
@@ -42,15 +44,21 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     CORS(
         app,
         resources={r"/api/*": {"origins": app.config["FRONTEND_URLS"]}},
-        supports_credentials=True,
+        # Bearer tokens need no credentials mode; only a cookie-based front end does.
+        supports_credentials=bool(app.config["CORS_ALLOW_CREDENTIALS"]),
+        max_age=app.config["CORS_MAX_AGE"],
     )
+    rate_limits.init_app(app)
 
+    from app import audit, security
     from app.api import register_blueprints
     from app.cli import register_cli
     from app.errors import register_error_handlers
 
     register_blueprints(app)
     register_error_handlers(app)
+    security.install(app)
+    audit.install(app)
     register_cli(app)
     return app
 

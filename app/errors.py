@@ -38,6 +38,7 @@ class ApiError(Exception):
         if status:
             self.status = status
         self.details = details or {}
+        self.headers: dict[str, str] = {}
 
 
 class Unauthorized(ApiError):
@@ -95,6 +96,8 @@ def error_response(error: ApiError | billing.BillingError) -> tuple[Response, in
     response = jsonify({"error": body})
     if status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if isinstance(error, ApiError):
+        response.headers.update(error.headers)
     return response, status
 
 

@@ -30,6 +30,7 @@ from app.billing.errors import (
     ProviderUnavailable,
 )
 from app.database import transaction_open
+from app.safe_text import for_log
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,21 @@ def _reached_stripe(exc: BaseException | None) -> bool:
     if isinstance(exc, stripe.APIConnectionError):
         return False
     return not (isinstance(exc, stripe.StripeError) and (exc.http_status or 0) >= 500)
+
+
+def _refuse_future_timestamp(signature: str, tolerance: int) -> None:
+    """The SDK refuses signatures older than `tolerance` but not ones dated in the future, which
+    would never go stale (a captured request replayable for years). Allow the same skew ahead."""
+    stamps = []
+    for part in signature.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t":
+            try:
+                stamps.append(int(value))
+            except ValueError:
+                raise InvalidSignature("malformed timestamp") from None
+    if any(stamp > time.time() + tolerance for stamp in stamps):
+        raise InvalidSignature("signature timestamp is in the future")
 
 
 def current_gateway() -> StripeGateway:
@@ -277,6 +293,7 @@ class StripeGateway:
         """Verify Stripe's signature over the raw body, then return the event as a dict."""
         if not signature or not secret:
             raise InvalidSignature("missing Stripe-Signature header or webhook secret")
+        _refuse_future_timestamp(signature, tolerance)
         try:
             text = payload.decode("utf-8")
             stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
@@ -360,7 +377,7 @@ class StripeGateway:
             result = self._guarded(request)
         except stripe.IdempotencyError as exc:
             # A key reused with other parameters: retrying the same request can never succeed.
-            log.error("Stripe refused an idempotency key: %s", exc.user_message)
+            log.error("Stripe refused an idempotency key: %s", for_log(exc.user_message))
             raise Conflict(
                 "This request conflicts with an earlier one and was not carried out.",
                 code="idempotency_conflict",
@@ -370,7 +387,11 @@ class StripeGateway:
                 exc.user_message or "Your card was declined.", code=exc.code or "card_declined"
             ) from exc
         except stripe.InvalidRequestError as exc:
-            log.warning("Stripe rejected a request: %s (code=%s)", exc.user_message, exc.code)
+            log.warning(
+                "Stripe rejected a request: %s (code=%s)",
+                for_log(exc.user_message),
+                for_log(exc.code),
+            )
             raise ProviderRejected(
                 "The payment provider rejected this request.",
                 code=exc.code or "payment_provider_rejected",
@@ -383,7 +404,7 @@ class StripeGateway:
             ) from exc
         except stripe.StripeError as exc:
             # Authentication, permission and Stripe-side errors: our problem, not the user's.
-            log.error("Stripe error %s: %s", type(exc).__name__, exc.user_message)
+            log.error("Stripe error %s: %s", type(exc).__name__, for_log(exc.user_message))
             raise ProviderUnavailable(
                 "The payment provider could not handle this request."
             ) from exc

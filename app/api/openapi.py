@@ -113,7 +113,9 @@ ERROR_DESCRIPTIONS = {
     402: "Card declined or quota spent",
     404: "Not found, or not the caller's",
     409: "Conflict with the current state",
+    413: "The request body is larger than the configured cap",
     422: "Validation failed",
+    429: "Too many requests (see Retry-After)",
     500: "Not processed; Stripe will retry",
     503: "Stripe is unreachable",
 }
@@ -147,7 +149,11 @@ def build_openapi(registered_operations: tuple[Operation, ...] = OPERATIONS) -> 
             _collect(op.reply, components)
             ok["content"] = {"application/json": {"schema": _ref(op.reply)}}
         operation["responses"]["200"] = ok
-        statuses = (*op.errors, 401) if op.authenticated else op.errors
+        # Every signed-in route: 400 (hostile strings in the path or the token's claims) and 429
+        # (rate limits); every body: 413 past the size cap.
+        statuses = (*op.errors, 400, 401, 429) if op.authenticated else op.errors
+        if op.request is not None or (not op.authenticated and op.method == "post"):
+            statuses = (*statuses, 413)
         for status in sorted(set(statuses)):
             operation["responses"][str(status)] = {
                 "description": ERROR_DESCRIPTIONS[status],

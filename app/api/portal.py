@@ -6,12 +6,14 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
+from app import audit
 from app.api.parsing import parse_body
 from app.api.schemas import CreatePortalSessionRequest
 from app.auth import current_user, login_required
 from app.billing.errors import NotFound
 from app.billing.redirects import default_url, ensure_allowed_url
 from app.database import outside_transaction
+from app.ratelimit import rate_limited
 from app.stripe_gateway import current_gateway
 
 bp = Blueprint("portal", __name__, url_prefix="/api")
@@ -19,6 +21,7 @@ bp = Blueprint("portal", __name__, url_prefix="/api")
 
 @bp.post("/create-portal-session")
 @login_required
+@rate_limited("portal")
 def create_portal_session() -> dict[str, Any]:
     body = parse_body(CreatePortalSessionRequest)
     user = current_user()
@@ -29,6 +32,7 @@ def create_portal_session() -> dict[str, Any]:
     return_url = ensure_allowed_url(
         body.returnUrl or default_url(origins, "/account"), origins, field="returnUrl"
     )
+    audit.note(stripe_object=customer_id)
     outside_transaction()
     session = current_gateway().create_portal_session(
         customer_id=customer_id, return_url=return_url

@@ -5,15 +5,50 @@ Field names are the guide's (camelCase), so the existing front end keeps working
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-Id = Field(min_length=1, max_length=255)
+from app.safe_text import has_unsafe_chars
+
+# Stripe's metadata limits: 50 keys (we add userId, so 49 are the caller's), keys up to 40
+# characters, values up to 500.
+MAX_METADATA_KEYS = 49
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+def _unsafe_fields(payload: dict[str, Any]) -> list[str]:
+    """Fields whose strings hold control characters or lone surrogates (metadata values may
+    hold tabs and line breaks). `parse_body` has already bounded the depth."""
+    found: list[str] = []
+    for name, value in payload.items():
+        if isinstance(name, str) and has_unsafe_chars(name):
+            found.append("body")
+        elif isinstance(value, str) and has_unsafe_chars(value):
+            found.append(name)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if has_unsafe_chars(str(key)) or (
+                    isinstance(item, str) and has_unsafe_chars(item, free_text=name == "metadata")
+                ):
+                    found.append(f"{name}.{key!a}")
+    return found
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            bad = _unsafe_fields(data)
+            if bad:
+                raise ValueError(
+                    "control characters or invalid unicode in: " + ", ".join(sorted(set(bad)))
+                )
+        return data
 
 
 class CreateCheckoutSessionRequest(Body):
@@ -28,15 +63,11 @@ class CreateCheckoutSessionRequest(Body):
     successUrl: str | None = Field(default=None, max_length=2048)
     cancelUrl: str | None = Field(default=None, max_length=2048)
     mode: Literal["subscription"] = "subscription"
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_within_stripe_limits(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
-            if not key or len(key) > 40 or len(item) > 500:
-                raise ValueError("metadata keys are 1-40 characters and values at most 500")
-        return value
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA_KEYS,
+        description="Stripe's limits: keys 1-40 characters, values up to 500, 49 keys.",
+    )
 
 
 class RetrieveCheckoutSessionRequest(Body):

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from app import audit
 from app.api.parsing import parse_body
 from app.api.replies import me_reply, subscription_reply
 from app.api.schemas import CancelSubscriptionRequest, ResumeSubscriptionRequest
@@ -23,6 +24,7 @@ from app.billing.times import now_ms
 from app.billing.usage_periods import settle_entitlements
 from app.database import commit, commit_if_written
 from app.models import Subscription, User
+from app.ratelimit import rate_limited
 from app.stripe_gateway import current_gateway
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/api")
@@ -44,6 +46,7 @@ def _settled_subscription(user: User, *, refreshed: bool) -> Subscription | None
 
 @bp.get("/subscription/<user_id>")
 @login_required
+@rate_limited("refresh", when=_wants_refresh)
 def get_subscription(user_id: str) -> dict[str, Any]:
     user = current_user()
     if user_id != user.id:
@@ -57,6 +60,7 @@ def get_subscription(user_id: str) -> dict[str, Any]:
 
 @bp.get("/me")
 @login_required
+@rate_limited("refresh", when=_wants_refresh)
 def me() -> dict[str, Any]:
     user = current_user()
     refresh = _wants_refresh()
@@ -70,18 +74,24 @@ def me() -> dict[str, Any]:
 
 @bp.post("/cancel-subscription")
 @login_required
+@rate_limited("change")
 def cancel_subscription() -> dict[str, Any]:
     body = parse_body(CancelSubscriptionRequest)
     change = Change.CANCEL_NOW if body.immediately else Change.CANCEL_AT_PERIOD_END
     user = current_user()
+    audit.note(stripe_object=body.subscriptionId)
     row = change_subscription(current_gateway(), user, body.subscriptionId, change)
+    audit.note(stripe_object=row.id)
     return subscription_reply(user, row)
 
 
 @bp.post("/resume-subscription")
 @login_required
+@rate_limited("change")
 def resume_subscription() -> dict[str, Any]:
     body = parse_body(ResumeSubscriptionRequest)
     user = current_user()
+    audit.note(stripe_object=body.subscriptionId)
     row = change_subscription(current_gateway(), user, body.subscriptionId, Change.RESUME)
+    audit.note(stripe_object=row.id)
     return subscription_reply(user, row)

@@ -22,6 +22,7 @@ from app.billing.plans import FREE_PLAN_ID, load_plans
 from app.billing.times import ms_from_datetime, now_ms
 from app.billing.usage import Consumption, consume_generations, current_entitlements, usage_overview
 from app.errors import ValidationFailed
+from app.ratelimit import rate_limited
 
 bp = Blueprint("usage", __name__, url_prefix="/api")
 
@@ -55,6 +56,7 @@ def entitlements() -> dict[str, Any]:
 
 @bp.post("/usage/generations")
 @login_required
+@rate_limited("usage")
 def consume() -> tuple[Response, int] | Response:
     body = parse_body(ConsumeGenerationsRequest)
     outcome = consume_generations(
@@ -102,6 +104,7 @@ def _refused(outcome: Consumption) -> Response:
 
 @bp.get("/usage")
 @login_required
+@rate_limited("usage")
 def usage() -> dict[str, Any]:
     overview = usage_overview(current_user(), now=now_ms(), limit=_ledger_limit())
     user, granted = overview.user, overview.entitlements
