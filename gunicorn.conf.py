@@ -29,3 +29,18 @@ threads = int(os.environ.get("WEB_THREADS") or 4)
 # Keep client connections open between requests (the load balancer reuses them).
 keepalive = 5
 accesslog = "-"
+
+
+def on_starting(server: object) -> None:
+    """Check the configuration once, in the master, before any worker starts: a bad one stops
+    gunicorn with wsgi.py's one message and exit status 3. (Left to the workers, several failing
+    at once can race gunicorn's own shutdown and end in a traceback with status 1.)"""
+    import sys
+
+    from app.config import ConfigError, load_config
+
+    try:
+        load_config()
+    except ConfigError as exc:
+        print(f"billing-api: {exc}", file=sys.stderr)
+        sys.exit(3)

@@ -377,9 +377,12 @@ def test_missing_and_foreign_checkout_sessions_look_the_same(
 def test_stripe_messages_are_logged_escaped(
     billing: Billing, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from app.errors import ApiError
+    from app.billing.errors import ProviderRejected  # main: business errors in app/billing
 
-    with caplog.at_level(logging.WARNING, logger="app.stripe_gateway"), pytest.raises(ApiError):
+    with (
+        caplog.at_level(logging.WARNING, logger="app.stripe_gateway"),
+        pytest.raises(ProviderRejected),
+    ):
         billing.gateway.retrieve_checkout_session("cs_test_x\r\nCRITICAL:forged_line")
     messages = [record.getMessage() for record in caplog.records]
     assert messages and all("\n" not in m and "\r" not in m for m in messages)
