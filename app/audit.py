@@ -13,6 +13,7 @@ from datetime import datetime
 from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy import insert, select
 
+from app.database import commit, rollback_quietly
 from app.extensions import db
 from app.models import AuditEntry, utcnow
 from app.request_id import current_request_id
@@ -108,16 +109,16 @@ def audit_response(response: Response) -> Response:
         return response
     try:
         if response.status_code >= 400:
-            db.session.rollback()  # never commit what a failed request left half-done
+            rollback_quietly()  # never commit what a failed request left half-done
         record(
             action,
             outcome,
             stripe_object=getattr(g, "audit_object", None),
             detail=getattr(g, "audit_detail", None),
         )
-        db.session.commit()
+        commit()
     except Exception:
-        db.session.rollback()
+        rollback_quietly()
         log.error("could not write the audit entry for %s (%s)", action, for_log(outcome))
     return response
 
