@@ -8,7 +8,11 @@ STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt 
 PORT    ?= 3001
 PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox bench bench-blackhole clean
+TS      := clients/typescript
+TS_STAMP = $(TS)/node_modules/.installed-$(shell cksum < $(TS)/package-lock.json | cut -d' ' -f1)
+
+.PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox bench bench-blackhole clean \
+        ts-install openapi ts-drift test-ts test-browser bench-plans
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +28,7 @@ migrate: install
 run: migrate
 	@TOKEN=$$($(FLASK) auth token dev-user --email dev@example.com) && \
 	echo "" && echo "Dev token for user 'dev-user':" && echo "  $$TOKEN" && \
+	echo "Demo billing page: http://127.0.0.1:$(PORT)/demo   API docs: http://127.0.0.1:$(PORT)/api/docs" && \
 	echo "Try:" && \
 	echo "  curl -s -H 'Authorization: Bearer $$TOKEN' http://127.0.0.1:$(PORT)/api/me" && \
 	echo "  curl -s -X POST -H 'Authorization: Bearer $$TOKEN' -H 'Content-Type: application/json' \\" && \
@@ -71,5 +76,37 @@ bench: install
 bench-blackhole: install
 	$(PY) bench/stripe_blackhole.py
 
+# GET /api/plans cached vs a Stripe read per request, alternating rounds (medians, ratio).
+bench-plans: install
+	$(PY) bench/plans_cache.py
+
+# The TypeScript client (clients/typescript): npm ci from the committed lock file.
+$(TS_STAMP): $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund
+	touch $(TS_STAMP)
+
+ts-install: $(TS_STAMP)
+
+# Regenerate the OpenAPI document from the routes and the TypeScript types from it; commit both.
+openapi: install ts-install
+	APP_ENV=testing PLANS_FILE= $(FLASK) openapi -o $(TS)/openapi.json
+	cd $(TS) && npm run generate
+
+# Drift: the committed document must be the routes' (also in `make test`), and the committed
+# types must be what that document generates.
+ts-drift: install ts-install
+	APP_ENV=testing PLANS_FILE= $(FLASK) openapi | diff -q - $(TS)/openapi.json \
+	  || (echo "openapi.json is out of date: run make openapi" && exit 1)
+	cd $(TS) && npm run check:drift
+
+# The client's node test against a live stack (gunicorn + the sandbox process).
+test-ts: install ts-install
+	$(PY) tests/live_stack.py -- npm --prefix $(TS) test
+
+# The five purchase journeys in headless Chromium (/usr/bin/chromium); screenshots in
+# tests/browser/screenshots/.
+test-browser: install
+	timeout 600 $(VENV)/bin/pytest -q -m browser tests/browser
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance $(TS)/node_modules $(TS)/dist

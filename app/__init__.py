@@ -56,6 +56,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from app.errors import register_error_handlers
 
     register_blueprints(app)
+    from app.demo import register_demo
+
+    register_demo(app)
     register_error_handlers(app)
     security.install(app)
     audit.install(app)

@@ -130,6 +130,8 @@ def config_from_env() -> dict[str, Any]:
         "AUTH_MAX_TOKEN_LIFETIME_SECONDS": number("AUTH_MAX_TOKEN_LIFETIME_SECONDS", 86400),
         # Entitlements
         "PLANS_FILE": os.environ.get("PLANS_FILE", ""),
+        # GET /api/plans re-reads Stripe's prices at most this often (and after price webhooks)
+        "PLANS_CACHE_SECONDS": number("PLANS_CACHE_SECONDS", 300),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         **reliability_from_env(problems),
         # Request bodies: the API's JSON, and Stripe's events (checked before reading).
@@ -258,6 +260,11 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(problems)
     if not config["AUTH_JWT_SECRET"] and not config["AUTH_JWKS_URL"]:
         config["AUTH_JWT_SECRET"] = DEV_JWT_SECRET
+    if app_env == "development":
+        # The demo page is served by the app itself: its origin may receive redirects.
+        own_origin = config["PUBLIC_URL"].rstrip("/")
+        if own_origin not in config["FRONTEND_URLS"]:
+            config["FRONTEND_URLS"] = [*config["FRONTEND_URLS"], own_origin]
     config["DATABASE_URL"] = config["DATABASE_URL"] or DEV_DATABASE_URL
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["DATABASE_URL"])
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database_engine_options(config))

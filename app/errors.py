@@ -18,6 +18,62 @@ from app.billing import errors as billing
 
 log = logging.getLogger(__name__)
 
+# Every `error.code` a client can see (the OpenAPI document's ErrorCode enum). Tests validate
+# each response of the suite against the document, so a code missing here fails them.
+ERROR_CODES = frozenset(
+    {
+        # generic, by status
+        "bad_request",
+        "unauthorized",
+        "payment_required",
+        "not_found",
+        "conflict",
+        "validation_error",
+        "internal_error",
+        "payment_provider_unavailable",
+        "service_unavailable",
+        # from werkzeug's HTTP errors (their names)
+        "method_not_allowed",
+        "request_entity_too_large",
+        "unsupported_media_type",
+        "too_many_requests",
+        # specific
+        "invalid_json",
+        "missing_token",
+        "invalid_token",
+        "token_expired",
+        "user_not_found",
+        "customer_not_found",
+        "subscription_not_found",
+        "checkout_session_not_found",
+        "subscription_exists",
+        "multiple_subscriptions",
+        "idempotency_conflict",
+        "payment_provider_busy",
+        "subscription_ended",
+        "unknown_plan",
+        "unknown_price",
+        "price_required",
+        "price_mismatch",
+        "redirect_not_allowed",
+        "card_declined",
+        "payment_provider_rejected",
+        "quota_exceeded",
+        "idempotency_key_reused",
+        "retry",
+        "database_unavailable",
+        "invalid_signature",
+        "webhook_failed",
+        # security hardening (issue 9)
+        "invalid_path",
+        "invalid_token_claims",
+        "identity_provider_unavailable",
+        "malformed_event",
+        "payload_too_large",
+        "rate_limited",
+    }
+)
+
 
 class ApiError(Exception):
     status = 400

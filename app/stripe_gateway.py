@@ -313,7 +313,12 @@ class StripeGateway:
         events.reverse()
         return events
 
-    # -- catalog and endpoints (used to seed the embedded sandbox) --------------------------------
+    # -- catalog (the plans table; seeding the sandbox) and endpoints -------------------------
+
+    def retrieve_price(self, price_id: str) -> StripeDict:
+        """A price with its product expanded (name), for the public plans table."""
+        params: dict[str, Any] = {"expand": ["product"]}
+        return self._call(lambda: self.client.v1.prices.retrieve(price_id, params))  # type: ignore[arg-type]
 
     def find_price_by_lookup_key(self, lookup_key: str) -> StripeDict | None:
         params: dict[str, Any] = {"lookup_keys": [lookup_key], "limit": 1}
@@ -383,8 +388,12 @@ class StripeGateway:
                 code="idempotency_conflict",
             ) from exc
         except stripe.CardError as exc:
+            # One documented code for every card problem; Stripe's own reason rides along.
+            reason = getattr(exc, "decline_code", None) or exc.code
             raise CardDeclined(
-                exc.user_message or "Your card was declined.", code=exc.code or "card_declined"
+                exc.user_message or "Your card was declined.",
+                code="card_declined",
+                details={"declineCode": reason} if reason else None,
             ) from exc
         except stripe.InvalidRequestError as exc:
             log.warning(
@@ -392,11 +401,14 @@ class StripeGateway:
                 for_log(exc.user_message),
                 for_log(exc.code),
             )
-            raise ProviderRejected(
+            rejected = ProviderRejected(
                 "The payment provider rejected this request.",
-                code=exc.code or "payment_provider_rejected",
+                code="payment_provider_rejected",
                 missing=exc.http_status == 404,
-            ) from exc
+            )
+            if exc.code:
+                rejected.details["stripeCode"] = exc.code  # Stripe's own code rides along
+            raise rejected from exc
         except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
             log.error("Stripe unreachable: %s", type(exc).__name__)
             raise ProviderUnavailable(

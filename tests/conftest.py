@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from flask import Flask
+from flask import Flask, request_finished
 from flask.testing import FlaskClient
+from openapi_conformance import ConformanceChecker
 from sqlalchemy import text
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -26,6 +27,29 @@ from stripe_sandbox import Sandbox
 FRONTEND = "http://localhost:5173"
 JWT_SECRET = "test-jwt-secret-0123456789-abcdefghijklmnop"
 TEST_STRIPE_KEY = "sk_test_billing_suite"
+
+
+CONFORMANCE = ConformanceChecker()
+request_finished.connect(CONFORMANCE.on_response)
+
+
+@pytest.fixture(autouse=True)
+def responses_match_the_openapi_document() -> Iterator[ConformanceChecker]:
+    """Fails the test if any response it caused differs from the OpenAPI document."""
+    CONFORMANCE.take_problems()
+    yield CONFORMANCE
+    problems = CONFORMANCE.take_problems()
+    if problems:
+        pytest.fail("responses differ from the OpenAPI document:\n" + "\n".join(problems[:20]))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if CONFORMANCE.checked:
+        pairs = len(CONFORMANCE.seen)
+        terminalreporter.write_line(
+            f"OpenAPI conformance: {CONFORMANCE.checked} responses checked "
+            f"({pairs} operation/status pairs)"
+        )
 
 
 def database_url(tmp_dir: str) -> str:

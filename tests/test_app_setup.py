@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+import requests
 from conftest import FRONTEND, JWT_SECRET, Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
@@ -60,7 +61,7 @@ def test_health_and_openapi(app: Flask, client: FlaskClient) -> None:
         (method.upper(), path) for path, ops in document["paths"].items() for method in ops
     }
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api") and rule.rule not in ("/api/openapi.json", "/api/docs"):
+        if rule.rule.startswith("/api") and not rule.rule.startswith("/api/docs"):
             path = rule.rule.replace("<user_id>", "{userId}")
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 assert (method, path) in documented, f"{method} {path} is not documented"
@@ -165,3 +166,22 @@ def test_embedded_sandbox_runs_the_whole_flow_offline(offline_app: tuple[Flask, 
     me = client.get("/api/me", headers=headers).get_json()
     assert me["user"]["tier"] == "pro" and me["subscription"]["interval"] == "year"
     assert me["subscription"]["priceId"] == app.config["STRIPE_PRICE_ID_YEARLY"]
+
+
+def test_development_redirects_land_on_the_demo_page(offline_app: tuple[Flask, str]) -> None:
+    """`make run` -> pay: Stripe sends the browser back to a page this app serves."""
+    app, url = offline_app
+    client = app.test_client()
+    headers = auth_headers("dev-redirect-user")
+    session = client.post(
+        "/api/create-checkout-session", json={"plan": "monthly"}, headers=headers
+    ).get_json()["session"]
+    assert f'href="{url}/demo/cancel"' in requests.get(session["url"], timeout=10).text
+    paid = pay_hosted_checkout(session["url"])
+    assert paid.status_code == 303
+    assert paid.headers["Location"] == f"{url}/demo/success?session_id={session['id']}"
+    landed = requests.get(paid.headers["Location"], timeout=10)
+    assert landed.status_code == 200 and "billing demo" in landed.text
+    portal = client.post("/api/create-portal-session", json={}, headers=headers).get_json()
+    page = requests.get(portal["url"], timeout=10).text
+    assert f'href="{url}/demo/account"' in page

@@ -4,7 +4,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import checkout, meta, portal, subscriptions, usage, webhooks
+    from app.api import checkout, meta, plans, portal, subscriptions, usage, webhooks
 
-    for module in (checkout, meta, portal, subscriptions, usage, webhooks):
+    for module in (checkout, meta, plans, portal, subscriptions, usage, webhooks):
         app.register_blueprint(module.bp)

@@ -7,9 +7,11 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from app import audit
+from app.api.openapi import documented
 from app.api.parsing import parse_body
 from app.api.schemas import (
     CheckoutSessionOut,
+    CheckoutSessionReply,
     CreateCheckoutSessionRequest,
     RetrieveCheckoutSessionRequest,
 )
@@ -17,7 +19,7 @@ from app.auth import current_user, login_required
 from app.billing.catalog import Catalog
 from app.billing.checkout import fulfil_checkout_session, start_checkout
 from app.billing.errors import NotFound, ProviderRejected
-from app.billing.redirects import default_url, ensure_allowed_url
+from app.billing.redirects import default_redirect, ensure_allowed_url
 from app.billing.stripe_objects import object_id
 from app.database import outside_transaction, unit_of_work
 from app.models import utcnow
@@ -28,6 +30,15 @@ bp = Blueprint("checkout", __name__, url_prefix="/api")
 
 
 @bp.post("/create-checkout-session")
+@documented(
+    operation_id="createCheckoutSession",
+    summary="Start a Stripe Checkout for a paid plan",
+    description="409 `subscription_exists` when the caller already has a live subscription.",
+    tags=("checkout",),
+    request=CreateCheckoutSessionRequest,
+    reply=CheckoutSessionReply,
+    errors=(400, 402, 404, 409, 422, 503),
+)
 @login_required
 @rate_limited("checkout")
 def create_checkout_session() -> dict[str, Any]:
@@ -38,15 +49,13 @@ def create_checkout_session() -> dict[str, Any]:
     price_id = Catalog.from_config(current_app.config).resolve(
         price_id=body.priceId, plan=body.plan
     )
-    origins = current_app.config["FRONTEND_URLS"]
+    config = current_app.config
+    origins = config["FRONTEND_URLS"]
     success_url = ensure_allowed_url(
-        body.successUrl
-        or default_url(origins, "/billing/success?session_id={CHECKOUT_SESSION_ID}"),
-        origins,
-        field="successUrl",
+        body.successUrl or default_redirect(config, "success"), origins, field="successUrl"
     )
     cancel_url = ensure_allowed_url(
-        body.cancelUrl or default_url(origins, "/billing/cancel"), origins, field="cancelUrl"
+        body.cancelUrl or default_redirect(config, "cancel"), origins, field="cancelUrl"
     )
     session = start_checkout(
         current_gateway(),
@@ -62,6 +71,14 @@ def create_checkout_session() -> dict[str, Any]:
 
 
 @bp.post("/retrieve-checkout-session")
+@documented(
+    operation_id="retrieveCheckoutSession",
+    summary="Read a checkout session back after the redirect (and fulfil it)",
+    tags=("checkout",),
+    request=RetrieveCheckoutSessionRequest,
+    reply=CheckoutSessionReply,
+    errors=(400, 404, 422, 503),
+)
 @login_required
 @rate_limited("checkout")
 def retrieve_checkout_session() -> dict[str, Any]:

@@ -1,14 +1,17 @@
-"""Health, the OpenAPI document and its docs page."""
+"""Health, the OpenAPI document and its docs page (Swagger UI served from local assets)."""
 
 from __future__ import annotations
 
-import functools
+import importlib.util
+import os
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, send_from_directory
 from sqlalchemy import text
 
-from app.api.openapi import build_openapi
+from app.api.openapi import build_openapi, documented, hidden
+from app.api.schemas import HealthReply
+from app.billing.errors import NotFound
 from app.database import end_read
 from app.errors import database_unavailable
 from app.extensions import db
@@ -17,35 +20,70 @@ bp = Blueprint("meta", __name__, url_prefix="/api")
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Billing API docs</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
 <body><div id="docs"><p>The machine-readable document is at
 <a href="/api/openapi.json">/api/openapi.json</a>.</p></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>window.SwaggerUIBundle &&
-  SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#docs"});</script>
+<script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/api/docs/assets/docs-init.js"></script>
 </body></html>"""
+
+OWN_STATIC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
+SWAGGER_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js")
+
+
+def swagger_ui_directory() -> str:
+    """Swagger UI 5 as shipped in PyPI's swagger-ui-py (its static files only)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "static")
 
 
 @bp.get("/health")
+@documented(
+    operation_id="getHealth",
+    summary="Liveness and database check",
+    tags=("meta",),
+    public=True,
+    reply=HealthReply,
+    errors=(503,),
+)
 def health() -> dict[str, Any]:
     try:
         db.session.execute(text("SELECT 1"))
         end_read()
     except Exception as exc:
         raise database_unavailable() from exc
-    return {"status": "ok", "database": "ok"}
-
-
-@functools.cache
-def _openapi_document() -> dict[str, Any]:
-    return build_openapi()
+    return HealthReply(status="ok", database="ok").model_dump()
 
 
 @bp.get("/openapi.json")
+@documented(
+    operation_id="getOpenApiDocument",
+    summary="This document",
+    tags=("meta",),
+    public=True,
+    reply_schema={"type": "object"},
+    uses_database=False,
+)
 def openapi_document() -> dict[str, Any]:
-    return _openapi_document()
+    document = current_app.extensions.get("openapi_document")
+    if document is None:
+        document = current_app.extensions["openapi_document"] = build_openapi(current_app)
+    return document
 
 
 @bp.get("/docs")
+@hidden
 def docs() -> Response:
     return Response(DOCS_PAGE, mimetype="text/html")
+
+
+@bp.get("/docs/assets/<name>")
+@hidden
+def docs_asset(name: str) -> Response:
+    if name == "docs-init.js":
+        return send_from_directory(OWN_STATIC, name, max_age=3600)
+    if name not in SWAGGER_ASSETS:
+        raise NotFound("No such asset.")
+    return send_from_directory(swagger_ui_directory(), name, max_age=86400)

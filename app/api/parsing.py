@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TypeVar
 
 from flask import request
@@ -40,6 +41,16 @@ def parse_body(model: type[M]) -> M:
         raise ApiError("The request body must be a JSON object.", code="invalid_json")
     if json_depth(payload) > MAX_JSON_DEPTH:
         raise ApiError("The request body is nested too deeply.", code="invalid_json")
+    return _validated(model, payload)
+
+
+def parse_query(model: type[M]) -> M:
+    """The query string as a model: `?refresh=maybe` is a 422 naming the parameter, not a
+    silent false."""
+    return _validated(model, request.args.to_dict())
+
+
+def _validated(model: type[M], payload: Mapping[str, object]) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:

@@ -7,11 +7,12 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from app import audit
+from app.api.openapi import documented
 from app.api.parsing import parse_body
-from app.api.schemas import CreatePortalSessionRequest
+from app.api.schemas import CreatePortalSessionRequest, PortalReply
 from app.auth import current_user, login_required
 from app.billing.errors import NotFound
-from app.billing.redirects import default_url, ensure_allowed_url
+from app.billing.redirects import default_redirect, ensure_allowed_url
 from app.database import outside_transaction
 from app.ratelimit import rate_limited
 from app.stripe_gateway import current_gateway
@@ -20,6 +21,14 @@ bp = Blueprint("portal", __name__, url_prefix="/api")
 
 
 @bp.post("/create-portal-session")
+@documented(
+    operation_id="createPortalSession",
+    summary="Open Stripe's billing portal for the caller's customer",
+    tags=("subscriptions",),
+    request=CreatePortalSessionRequest,
+    reply=PortalReply,
+    errors=(400, 404, 422, 503),
+)
 @login_required
 @rate_limited("portal")
 def create_portal_session() -> dict[str, Any]:
@@ -30,7 +39,9 @@ def create_portal_session() -> dict[str, Any]:
         raise NotFound("No such customer.", code="customer_not_found")
     origins = current_app.config["FRONTEND_URLS"]
     return_url = ensure_allowed_url(
-        body.returnUrl or default_url(origins, "/account"), origins, field="returnUrl"
+        body.returnUrl or default_redirect(current_app.config, "return"),
+        origins,
+        field="returnUrl",
     )
     audit.note(stripe_object=customer_id)
     outside_transaction()

@@ -7,15 +7,43 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from app.safe_text import has_unsafe_chars
+
+SUBSCRIPTION_STATUSES = (
+    "incomplete",
+    "incomplete_expired",
+    "trialing",
+    "active",
+    "past_due",
+    "canceled",
+    "unpaid",
+    "paused",
+)
+
+
+def _component(name: str) -> WithJsonSchema:
+    # Enums whose values come from configuration or from other modules are components the
+    # document builder fills in (app/api/openapi.py turns this marker into a $ref); replies
+    # stay plain strings at run time, and the suite checks them against the document.
+    return WithJsonSchema({"x-component": name})
+
+
+def _one_of(*values: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "enum": list(values)})
+
+
+Tier = Annotated[str, _component("Tier")]
+SubscriptionStatus = Annotated[str, _component("SubscriptionStatus")]
+AccountStatus = Annotated[str, _component("AccountStatus")]
+ErrorCode = Annotated[str, _component("ErrorCode")]
+Millis = Annotated[int, Field(description="ms since the epoch")]
+Interval = Annotated[str, _one_of("day", "week", "month", "year")]
 
 # Stripe's metadata limits: 50 keys (we add userId, so 49 are the caller's), keys up to 40
 # characters, values up to 500.
 MAX_METADATA_KEYS = 49
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
 
 
 def _unsafe_fields(payload: dict[str, Any]) -> list[str]:
@@ -36,6 +64,15 @@ def _unsafe_fields(payload: dict[str, Any]) -> list[str]:
     return found
 
 
+METADATA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": MAX_METADATA_KEYS,
+    "propertyNames": {"minLength": 1, "maxLength": 40},
+    "additionalProperties": {"type": "string", "maxLength": 500},
+    "description": "Up to 49 keys of 1-40 characters, values at most 500 (Stripe's limits)",
+}
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -51,7 +88,19 @@ class Body(BaseModel):
         return data
 
 
+class Reply(BaseModel):
+    # Replies are closed: a field we send is a field the document names.
+    model_config = ConfigDict(json_schema_extra={"additionalProperties": False})
+
+
 class CreateCheckoutSessionRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["priceId"]}, {"required": ["plan"]}],
+            "description": "Give `priceId` or `plan` (both: they must name the same price).",
+        }
+    )
+
     priceId: str | None = Field(default=None, min_length=1, max_length=255)
     plan: Literal["monthly", "yearly"] | None = None
     userId: str | None = Field(
@@ -63,11 +112,17 @@ class CreateCheckoutSessionRequest(Body):
     successUrl: str | None = Field(default=None, max_length=2048)
     cancelUrl: str | None = Field(default=None, max_length=2048)
     mode: Literal["subscription"] = "subscription"
-    metadata: dict[MetadataKey, MetadataValue] = Field(
-        default_factory=dict,
-        max_length=MAX_METADATA_KEYS,
-        description="Stripe's limits: keys 1-40 characters, values up to 500, 49 keys.",
+    metadata: Annotated[dict[str, str], WithJsonSchema(METADATA_SCHEMA)] = Field(
+        default_factory=dict, max_length=MAX_METADATA_KEYS
     )
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_within_stripe_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not key or len(key) > 40 or len(item) > 500:
+                raise ValueError("metadata keys are 1-40 characters and values at most 500")
+        return value
 
 
 class RetrieveCheckoutSessionRequest(Body):
@@ -91,7 +146,7 @@ class CreatePortalSessionRequest(Body):
 # -- replies -------------------------------------------------------------------------------------
 
 
-class CheckoutSessionOut(BaseModel):
+class CheckoutSessionOut(Reply):
     id: str
     url: str | None = None
     status: str | None = None
@@ -100,17 +155,17 @@ class CheckoutSessionOut(BaseModel):
     paymentStatus: str | None = None
 
 
-class CheckoutSessionReply(BaseModel):
+class CheckoutSessionReply(Reply):
     session: CheckoutSessionOut
 
 
-class SubscriptionOut(BaseModel):
+class SubscriptionOut(Reply):
     id: str
     customerId: str | None
-    status: str | None
-    tier: str
+    status: SubscriptionStatus
+    tier: Tier
     priceId: str | None
-    interval: str | None
+    interval: Interval | None
     currentPeriodStart: int | None = Field(description="ms since the epoch")
     currentPeriodEnd: int | None = Field(description="ms since the epoch")
     cancelAtPeriodEnd: bool
@@ -119,23 +174,23 @@ class SubscriptionOut(BaseModel):
     trialEnd: int | None
 
 
-class SubscriptionReply(BaseModel):
+class SubscriptionReply(Reply):
     subscription: SubscriptionOut | None
 
 
-class PortalReply(BaseModel):
+class PortalReply(Reply):
     url: str
 
 
-class UserOut(BaseModel):
+class UserOut(Reply):
     id: str
     email: str | None
-    tier: str
-    status: str
+    tier: Tier
+    status: AccountStatus
     stripeCustomerId: str | None
 
 
-class MeReply(BaseModel):
+class MeReply(Reply):
     user: UserOut
     subscription: SubscriptionOut | None
     subscriptions: list[SubscriptionOut] | None = Field(
@@ -161,9 +216,9 @@ class ConsumeGenerationsRequest(Body):
     )
 
 
-class EntitlementsReply(BaseModel):
-    tier: str = Field(description="The plan the user has now: free, or the paid plan's name")
-    status: str = Field(description="The subscription's Stripe status, or free")
+class EntitlementsReply(Reply):
+    tier: Tier
+    status: AccountStatus
     features: list[str]
     generationsUsed: int
     generationsLimit: int | None = Field(description="null: unlimited")
@@ -175,7 +230,7 @@ class EntitlementsReply(BaseModel):
     )
 
 
-class ConsumeGenerationsReply(BaseModel):
+class ConsumeGenerationsReply(Reply):
     granted: int
     idempotencyKey: str
     replayed: bool = Field(description="true: the first result for this key, not counted again")
@@ -185,7 +240,7 @@ class ConsumeGenerationsReply(BaseModel):
     periodResetsAt: int | None
 
 
-class UsagePeriodOut(BaseModel):
+class UsagePeriodOut(Reply):
     start: int | None
     resetsAt: int | None
     used: int
@@ -193,28 +248,134 @@ class UsagePeriodOut(BaseModel):
     remaining: int | None
 
 
-class UsageEntryOut(BaseModel):
+class UsageEntryOut(Reply):
     id: int
     kind: Literal["consume", "reset"]
     count: int
-    result: str = Field(description="granted, refused, or reset")
-    reason: str | None = Field(description="for resets: renewal, free_period or plan_change")
+    result: Annotated[str, _one_of("granted", "refused", "reset")]
+    reason: Annotated[str, _one_of("renewal", "free_period", "plan_change")] | None = Field(
+        description="for resets"
+    )
     idempotencyKey: str | None
     generationsUsed: int | None = Field(description="the counter after this entry")
     generationsLimit: int | None
     createdAt: int = Field(description="ms since the epoch")
 
 
-class UsageReply(BaseModel):
-    tier: str
+class UsageReply(Reply):
+    tier: Tier
     period: UsagePeriodOut
     entries: list[UsageEntryOut] = Field(description="this period's ledger, newest first")
 
 
-class ErrorBody(BaseModel):
-    code: str
+class FieldProblem(Reply):
+    field: str
     message: str
 
 
-class ErrorReply(BaseModel):
+def _optional_members(schema: dict[str, Any]) -> None:
+    # Absent, not null, when they don't apply: no default in the document, so generated
+    # clients type them as optional.
+    schema["additionalProperties"] = False
+    for member in schema.get("properties", {}).values():
+        member.pop("default", None)
+
+
+class ErrorBody(BaseModel):
+    """`code` and `message` always; the other members only with the codes that use them."""
+
+    model_config = ConfigDict(json_schema_extra=_optional_members)
+
+    code: ErrorCode
+    message: str = Field(description="Safe to show to a person")
+    fields: list[FieldProblem] | None = Field(None, description="validation_error: what is wrong")
+    field: str | None = Field(None, description="redirect_not_allowed: the URL field")
+    upgrade: str | None = Field(None, description="quota_exceeded on the free plan: where to buy")
+    portal: str | None = Field(None, description="subscription_exists: where to manage it")
+    subscriptionId: str | None = None
+    subscriptionIds: list[str] | None = Field(
+        None, description="multiple_subscriptions: name one of these as subscriptionId"
+    )
+    declineCode: str | None = Field(None, description="card_declined: Stripe's reason")
+    stripeCode: str | None = Field(None, description="Stripe's error code, when Stripe refused")
+    retryAfter: int | None = Field(None, description="seconds, as in the Retry-After header")
+    idempotencyKey: str | None = None
+    replayed: bool | None = None
+    generationsUsed: int | None = None
+    generationsLimit: int | None = None
+    generationsRemaining: int | None = None
+    periodResetsAt: int | None = None
+
+
+class ErrorReply(Reply):
     error: ErrorBody
+
+
+# -- queries -------------------------------------------------------------------------------------
+
+
+class Query(BaseModel):
+    # Unknown query parameters (cache busters) are ignored; known ones must be well-formed.
+    model_config = ConfigDict(extra="ignore")
+
+
+class RefreshQuery(Query):
+    refresh: bool = Field(
+        False, description="true re-reads the subscription from Stripe (true/false, 1/0, yes/no)"
+    )
+
+
+class UsageQuery(Query):
+    limit: int = Field(50, ge=1, le=100, description="How many ledger entries, newest first")
+
+
+# -- plans, health, webhooks ----------------------------------------------------------------------
+
+
+class PriceOut(Reply):
+    id: str = Field(description="Stripe price id; send it as priceId, or send `plan`")
+    plan: Literal["monthly", "yearly"] | None = Field(
+        description="The `plan` name checkout accepts for this price, if it has one"
+    )
+    lookupKey: str | None
+    amount: int | None = Field(description="In the currency's smallest unit (cents)")
+    currency: str = Field(description="ISO code, lower case")
+    interval: Interval | None
+    intervalCount: int | None
+    productName: str | None
+    active: bool
+
+
+class PlanOut(Reply):
+    id: Tier
+    generationsPerPeriod: int | None = Field(description="null: unlimited")
+    features: list[str]
+    prices: list[PriceOut] = Field(description="Empty for the free plan")
+
+
+class PlansReply(Reply):
+    plans: list[PlanOut]
+    fetchedAt: Millis | None = Field(description="When the prices were read from Stripe")
+
+
+class HealthReply(Reply):
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
+class WebhookReply(Reply):
+    received: Literal[True]
+    status: Literal["applied", "duplicate", "ignored"]
+
+
+STRIPE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A Stripe event, signed in the Stripe-Signature header",
+    "required": ["id", "type", "data"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"type": "string"},
+        "created": {"type": "integer"},
+        "data": {"type": "object"},
+    },
+}

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from app import audit
-from app.api.parsing import parse_body
+from app.api.openapi import documented
+from app.api.parsing import parse_body, parse_query
 from app.api.replies import me_reply, subscription_reply
-from app.api.schemas import CancelSubscriptionRequest, ResumeSubscriptionRequest
+from app.api.schemas import (
+    CancelSubscriptionRequest,
+    MeReply,
+    RefreshQuery,
+    ResumeSubscriptionRequest,
+    SubscriptionReply,
+)
 from app.auth import current_user, login_required
 from app.billing.changes import Change, change_subscription
 from app.billing.errors import NotFound
@@ -31,7 +38,8 @@ bp = Blueprint("subscriptions", __name__, url_prefix="/api")
 
 
 def _wants_refresh() -> bool:
-    return request.args.get("refresh", "").lower() in ("1", "true", "yes")
+    """`?refresh=` as a boolean (true/false, 1/0, yes/no); anything else is a 422."""
+    return parse_query(RefreshQuery).refresh
 
 
 def _settled_subscription(user: User, *, refreshed: bool) -> Subscription | None:
@@ -45,13 +53,21 @@ def _settled_subscription(user: User, *, refreshed: bool) -> Subscription | None
 
 
 @bp.get("/subscription/<user_id>")
+@documented(
+    operation_id="getSubscription",
+    summary="The caller's subscription, from our database (?refresh=true re-reads Stripe)",
+    tags=("subscriptions",),
+    query=RefreshQuery,
+    reply=SubscriptionReply,
+    errors=(404, 422, 503),
+)
 @login_required
 @rate_limited("refresh", when=_wants_refresh)
 def get_subscription(user_id: str) -> dict[str, Any]:
+    refresh = _wants_refresh()
     user = current_user()
     if user_id != user.id:
         raise NotFound("No such user.", code="user_not_found")
-    refresh = _wants_refresh()
     if refresh:
         sync_user(current_gateway(), user)
         commit()
@@ -59,6 +75,14 @@ def get_subscription(user_id: str) -> dict[str, Any]:
 
 
 @bp.get("/me")
+@documented(
+    operation_id="getMe",
+    summary="The caller, their tier and deciding subscription",
+    tags=("subscriptions",),
+    query=RefreshQuery,
+    reply=MeReply,
+    errors=(422, 503),
+)
 @login_required
 @rate_limited("refresh", when=_wants_refresh)
 def me() -> dict[str, Any]:
@@ -73,6 +97,14 @@ def me() -> dict[str, Any]:
 
 
 @bp.post("/cancel-subscription")
+@documented(
+    operation_id="cancelSubscription",
+    summary="Cancel at the end of the period (default) or now",
+    tags=("subscriptions",),
+    request=CancelSubscriptionRequest,
+    reply=SubscriptionReply,
+    errors=(400, 404, 409, 422, 503),
+)
 @login_required
 @rate_limited("change")
 def cancel_subscription() -> dict[str, Any]:
@@ -86,6 +118,14 @@ def cancel_subscription() -> dict[str, Any]:
 
 
 @bp.post("/resume-subscription")
+@documented(
+    operation_id="resumeSubscription",
+    summary="Undo a pending cancellation",
+    tags=("subscriptions",),
+    request=ResumeSubscriptionRequest,
+    reply=SubscriptionReply,
+    errors=(400, 404, 409, 422, 503),
+)
 @login_required
 @rate_limited("change")
 def resume_subscription() -> dict[str, Any]:

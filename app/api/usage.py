@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from flask.blueprints import BlueprintSetupState
 
-from app.api.parsing import parse_body
+from app.api.openapi import documented
+from app.api.parsing import parse_body, parse_query
 from app.api.schemas import (
     ConsumeGenerationsReply,
     ConsumeGenerationsRequest,
     EntitlementsReply,
     UsageEntryOut,
     UsagePeriodOut,
+    UsageQuery,
     UsageReply,
 )
 from app.auth import current_user, login_required
@@ -21,13 +23,11 @@ from app.billing.entitlements import remaining
 from app.billing.plans import FREE_PLAN_ID, load_plans
 from app.billing.times import ms_from_datetime, now_ms
 from app.billing.usage import Consumption, consume_generations, current_entitlements, usage_overview
-from app.errors import ValidationFailed
 from app.ratelimit import rate_limited
 
 bp = Blueprint("usage", __name__, url_prefix="/api")
 
 UPGRADE_PATH = "/api/create-checkout-session"
-MAX_LEDGER_ENTRIES = 100
 
 
 @bp.record_once
@@ -37,6 +37,12 @@ def _check_plans_at_start_up(state: BlueprintSetupState) -> None:
 
 
 @bp.get("/me/entitlements")
+@documented(
+    operation_id="getEntitlements",
+    summary="What the caller may do now: plan, features, generations used and left",
+    tags=("usage",),
+    reply=EntitlementsReply,
+)
 @login_required
 def entitlements() -> dict[str, Any]:
     user = current_user()
@@ -55,6 +61,15 @@ def entitlements() -> dict[str, Any]:
 
 
 @bp.post("/usage/generations")
+@documented(
+    operation_id="consumeGenerations",
+    summary="Consume generations atomically (402 quota_exceeded with an upgrade hint)",
+    tags=("usage",),
+    request=ConsumeGenerationsRequest,
+    reply=ConsumeGenerationsReply,
+    errors=(400, 402, 409, 422),
+    headers={200: ("Idempotent-Replayed",), 402: ("Idempotent-Replayed",)},
+)
 @login_required
 @rate_limited("usage")
 def consume() -> tuple[Response, int] | Response:
@@ -103,10 +118,19 @@ def _refused(outcome: Consumption) -> Response:
 
 
 @bp.get("/usage")
+@documented(
+    operation_id="getUsage",
+    summary="The current usage period and its ledger entries",
+    tags=("usage",),
+    query=UsageQuery,
+    reply=UsageReply,
+    errors=(422,),
+)
 @login_required
 @rate_limited("usage")
 def usage() -> dict[str, Any]:
-    overview = usage_overview(current_user(), now=now_ms(), limit=_ledger_limit())
+    query = parse_query(UsageQuery)
+    overview = usage_overview(current_user(), now=now_ms(), limit=query.limit)
     user, granted = overview.user, overview.entitlements
     return UsageReply(
         tier=granted.tier,
@@ -132,13 +156,3 @@ def usage() -> dict[str, Any]:
             for entry in overview.entries
         ],
     ).model_dump()
-
-
-def _ledger_limit() -> int:
-    raw = request.args.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LEDGER_ENTRIES:
-        raise ValidationFailed(
-            f"limit must be a whole number from 1 to {MAX_LEDGER_ENTRIES}.",
-            details={"fields": [{"field": "limit", "message": "out of range"}]},
-        )
-    return int(raw)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app import audit
+from app.api.openapi import documented
+from app.api.schemas import STRIPE_EVENT_SCHEMA, WebhookReply
 from app.billing.webhooks import MalformedEvent, process_event
 from app.errors import DATABASE_UNAVAILABLE_ERRORS, ApiError
 from app.stripe_gateway import InvalidSignature, current_gateway
@@ -17,6 +19,23 @@ bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
 
 
 @bp.post("/stripe")
+@documented(
+    operation_id="receiveStripeWebhook",
+    summary="Stripe's webhook receiver: verify, record and apply an event once",
+    tags=("webhooks",),
+    public=True,
+    request_schema=STRIPE_EVENT_SCHEMA,
+    request_headers=(
+        {
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+        },
+    ),
+    reply=WebhookReply,
+    errors=(400, 413, 500, 503),
+)
 def stripe_webhook() -> tuple[Response, int]:
     gateway = current_gateway()
     payload = request.get_data(cache=False)

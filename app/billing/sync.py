@@ -59,7 +59,7 @@ class SyncReport:
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, BillingError):
-        return f"{exc.code}: {exc.message}"
+        return f"{exc.details.get('stripeCode') or exc.code}: {exc.message}"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -28,8 +28,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from app import audit
 from app.billing.checkout import fulfil_checkout_session
+from app.billing.pricing import mark_catalog_changed
 from app.billing.stripe_objects import object_id
 from app.billing.subscription_store import apply_subscription
+from app.billing.times import now_ms
 from app.billing.usage_periods import reset_usage_for_renewal
 from app.database import (
     dialect_name,
@@ -97,6 +99,17 @@ def _on_invoice_payment_failed(invoice: StripeDict, created: int, gateway: Strip
     )
 
 
+def _on_catalog_changed(obj: StripeDict, created: int, gateway: StripeGateway) -> None:
+    # The plans table (GET /api/plans) is re-read from Stripe on its next request.
+    mark_catalog_changed(now_ms())
+
+
+CATALOG_EVENT_TYPES = tuple(
+    f"{kind}.{change}"
+    for kind in ("price", "product")
+    for change in ("created", "updated", "deleted")
+)
+
 # Each event type we subscribe to, its handler, and why we need it.
 HANDLERS: dict[str, tuple[Handler, str]] = {
     "checkout.session.completed": (
@@ -122,6 +135,10 @@ HANDLERS: dict[str, tuple[Handler, str]] = {
     "invoice.payment_failed": (
         _on_invoice_payment_failed,
         "logged for operators; the state comes with customer.subscription.updated",
+    ),
+    **dict.fromkeys(
+        CATALOG_EVENT_TYPES,
+        (_on_catalog_changed, "the plans table (GET /api/plans) is read from Stripe again"),
     ),
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
@@ -29,6 +31,21 @@ def token_command(user_id: str, email: str | None, ttl: int) -> None:
     click.echo(issue_dev_token(current_app.config, user_id, email=email, ttl_seconds=ttl))
 
 
+@click.command("openapi")
+@click.option("--output", "-o", default="-", help="File to write (default: stdout).")
+def openapi_command(output: str) -> None:
+    """Write the OpenAPI document built from the routes (as served at /api/openapi.json)."""
+    from app.api.openapi import build_openapi
+
+    text = json.dumps(build_openapi(current_app), indent=2) + "\n"
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(auth_cli)
     app.cli.add_command(billing_cli)
+    app.cli.add_command(openapi_command)

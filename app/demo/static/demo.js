@@ -1,0 +1,313 @@
+// The billing demo: plain fetch against the real API, as a front end would use it.
+"use strict";
+
+const TOKEN_KEY = "billing-demo-token";
+const USER_KEY = "billing-demo-user";
+const $ = (id) => document.getElementById(id);
+
+class ApiError extends Error {
+  constructor(status, error, headers) {
+    super((error && error.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = error && error.code;
+    this.error = error || {};
+    this.retryAfter = headers.get("Retry-After");
+  }
+}
+
+class NetworkError extends Error {}
+
+async function call(method, path, body, { auth = true } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (auth && token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new NetworkError(String(err));
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data && data.error, response.headers);
+  return data;
+}
+
+// Every failure in words a person understands.
+function describe(err) {
+  if (err instanceof NetworkError) {
+    return "Can't reach the billing server. Check your connection and try again.";
+  }
+  if (!(err instanceof ApiError)) return `Something went wrong: ${err.message}`;
+  const e = err.error;
+  if (err.status === 429) {
+    const wait = err.retryAfter ? ` in ${err.retryAfter} seconds` : " in a moment";
+    return `Too many requests. Please try again${wait}.`;
+  }
+  switch (err.code) {
+    case "quota_exceeded":
+      return `You've used all ${e.generationsLimit} generations of this period.` +
+        (e.upgrade ? " Upgrade to Pro for unlimited generations." : "");
+    case "card_declined":
+      return `Your card was declined (${e.message}). You have not been charged.`;
+    case "subscription_exists":
+      return "You already have a subscription. Use Manage billing to change it.";
+    case "missing_token":
+    case "invalid_token":
+    case "token_expired":
+      return "Your session has expired. Pick a user again.";
+    case "payment_provider_unavailable":
+      return "The payment provider is unreachable right now. Please try again shortly.";
+    case "customer_not_found":
+      return "There is no billing account yet: upgrade first.";
+    default:
+      return e.message || `The server answered ${err.status}.`;
+  }
+}
+
+function showError(err) {
+  const box = $("error");
+  box.textContent = typeof err === "string" ? err : describe(err);
+  box.hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+function banner(text) {
+  $("banner").textContent = text;
+  $("banner").hidden = !text;
+}
+
+function formatDate(ms) {
+  if (!ms) return "—";
+  return new Date(ms).toLocaleDateString("en-US", {
+    year: "numeric", month: "short", day: "numeric", timeZone: "UTC",
+  });
+}
+
+function capitalize(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) : text;
+}
+
+function money(amount, currency) {
+  if (amount == null) return "";
+  return new Intl.NumberFormat("en-US", { style: "currency", currency: currency.toUpperCase() })
+    .format(amount / 100);
+}
+
+const INTERVAL_WORD = { month: "monthly", year: "yearly", week: "weekly", day: "daily" };
+const LIVE = ["active", "trialing", "past_due"];
+
+let state = { me: null, entitlements: null, plans: null };
+
+// -- rendering ------------------------------------------------------------------------------
+
+function planSummary(me) {
+  const tier = capitalize(me.user.tier);
+  const sub = me.subscription;
+  if (me.user.tier === "free" || !sub) return tier;
+  const ends = sub.cancelAt || (sub.cancelAtPeriodEnd ? sub.currentPeriodEnd : null);
+  if (ends) return `${tier} until ${formatDate(ends)}`;
+  const word = INTERVAL_WORD[sub.interval] || sub.interval || "";
+  return `${tier} (${word}), renews ${formatDate(sub.currentPeriodEnd)}`;
+}
+
+function renderAccount() {
+  const { me, entitlements } = state;
+  if (!me) return;
+  $("account").hidden = false;
+  $("plan-summary").textContent = planSummary(me);
+  $("tier").textContent = capitalize(me.user.tier);
+  $("status").textContent = me.user.status;
+  const sub = me.subscription;
+  const live = Boolean(sub && LIVE.includes(sub.status));
+  $("interval").textContent = live && sub.interval
+    ? INTERVAL_WORD[sub.interval] || sub.interval : "—";
+  const ending = live && (sub.cancelAt || sub.cancelAtPeriodEnd);
+  $("renewal-label").textContent = ending ? "Ends" : "Renews";
+  $("renewal").textContent = live ? formatDate(sub.cancelAt || sub.currentPeriodEnd) : "—";
+  if (entitlements) {
+    const limit = entitlements.generationsLimit;
+    $("used").textContent = limit == null
+      ? `${entitlements.generationsUsed}` : `${entitlements.generationsUsed} of ${limit}`;
+    $("remaining").textContent = limit == null ? "Unlimited" : `${entitlements.generationsRemaining}`;
+    $("upgrade-prompt").hidden = !(limit != null && entitlements.generationsRemaining === 0 &&
+      me.user.tier === "free");
+  }
+  $("manage").hidden = !me.user.stripeCustomerId;
+  renderPlans();
+}
+
+function renderPlans() {
+  if (!state.plans) return;
+  $("pricing").hidden = false;
+  const current = state.me ? state.me.user.tier : null;
+  const hasLive = state.me && state.me.subscription && LIVE.includes(state.me.subscription.status);
+  const root = $("plans");
+  root.replaceChildren();
+  root.className = "plans";
+  for (const plan of state.plans.plans) {
+    const box = document.createElement("div");
+    box.className = "plan" + (plan.id === current ? " current" : "");
+    box.id = `plan-${plan.id}`;
+    const title = document.createElement("h3");
+    title.textContent = plan.id + (plan.id === current ? " (current)" : "");
+    const quota = document.createElement("p");
+    quota.textContent = plan.generationsPerPeriod == null
+      ? "Unlimited generations" : `${plan.generationsPerPeriod} generations a month`;
+    const features = document.createElement("ul");
+    for (const feature of plan.features) {
+      const item = document.createElement("li");
+      item.textContent = feature.replace(/_/g, " ");
+      features.append(item);
+    }
+    box.append(title, quota, features);
+    for (const price of plan.prices) {
+      const button = document.createElement("button");
+      button.id = `upgrade-${price.plan || price.id}`;
+      button.textContent = `Upgrade: ${money(price.amount, price.currency)} / ${price.interval}`;
+      button.disabled = Boolean(hasLive) || !state.me;
+      button.addEventListener("click", () => upgrade(price));
+      box.append(button);
+    }
+    root.append(box);
+  }
+}
+
+// -- actions --------------------------------------------------------------------------------
+
+async function loadAccount() {
+  const [me, entitlements] = await Promise.all([
+    call("GET", "/api/me"), call("GET", "/api/me/entitlements"),
+  ]);
+  state.me = me;
+  state.entitlements = entitlements;
+  renderAccount();
+  return me;
+}
+
+async function loadPlans() {
+  state.plans = await call("GET", "/api/plans", undefined, { auth: false });
+  renderPlans();
+}
+
+async function signIn(userId) {
+  const reply = await call("POST", "/demo/token", { userId }, { auth: false });
+  localStorage.setItem(TOKEN_KEY, reply.token);
+  localStorage.setItem(USER_KEY, reply.userId);
+  $("signed-in-as").textContent = `Signed in as ${reply.userId} (${reply.email})`;
+}
+
+async function generate() {
+  clearError();
+  $("generate").disabled = true;
+  try {
+    const reply = await call("POST", "/api/usage/generations", {
+      count: 1, idempotencyKey: crypto.randomUUID(),
+    });
+    $("generate-result").textContent = reply.generationsRemaining == null
+      ? "Generated! Unlimited generations left."
+      : `Generated! ${reply.generationsRemaining} left this period.`;
+  } catch (err) {
+    $("generate-result").textContent = "";
+    showError(err);
+  } finally {
+    $("generate").disabled = false;
+  }
+  await loadAccount().catch(showError);
+}
+
+async function upgrade(price) {
+  clearError();
+  try {
+    const body = price.plan ? { plan: price.plan } : { priceId: price.id };
+    const reply = await call("POST", "/api/create-checkout-session", body);
+    window.location.assign(reply.session.url);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function manageBilling() {
+  clearError();
+  try {
+    const reply = await call("POST", "/api/create-portal-session", {});
+    window.location.assign(reply.url);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Back from Checkout: wait for the webhook to make the user Pro. After a few seconds ask the
+// API to read the session (it fulfils the purchase too, in case webhooks are slow).
+async function confirmPayment(sessionId) {
+  banner("Payment received. Confirming your subscription…");
+  for (let attempt = 0; attempt < 40; attempt += 1) {
+    const me = await loadAccount();
+    if (me.subscription && LIVE.includes(me.subscription.status) && me.user.tier !== "free") {
+      banner(`You're on ${capitalize(me.user.tier)}. Thank you!`);
+      return;
+    }
+    if (attempt === 6 && sessionId) {
+      await call("POST", "/api/retrieve-checkout-session", { sessionId }).catch(showError);
+    }
+    await sleep(attempt < 10 ? 500 : 1500);
+  }
+  banner("");
+  showError("Your payment is taking longer than usual to confirm. Refresh in a minute.");
+}
+
+async function start() {
+  $("user-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearError();
+    try {
+      await signIn($("user-id").value.trim());
+      await loadAccount();
+    } catch (err) {
+      showError(err);
+    }
+  });
+  $("generate").addEventListener("click", generate);
+  $("manage").addEventListener("click", manageBilling);
+  $("refresh").addEventListener("click", () => {
+    clearError();
+    loadAccount().catch(showError);
+  });
+
+  const saved = localStorage.getItem(USER_KEY);
+  if (saved) {
+    $("user-id").value = saved;
+    $("signed-in-as").textContent = `Signed in as ${saved}`;
+  }
+  loadPlans().catch(showError);
+  if (!localStorage.getItem(TOKEN_KEY)) return;
+
+  const page = window.location.pathname.replace(/\/+$/, "");
+  const params = new URLSearchParams(window.location.search);
+  try {
+    if (page.endsWith("/success")) {
+      await confirmPayment(params.get("session_id"));
+      return;
+    }
+    if (page.endsWith("/cancel")) {
+      banner("Checkout canceled. You have not been charged.");
+    } else if (page.endsWith("/account")) {
+      banner("Back from the billing portal.");
+    }
+    await loadAccount();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,187 @@
+"""The whole stack as separate processes, as in production: the Stripe sandbox
+(`python -m stripe_sandbox`) and the app under gunicorn (2 workers) in development mode, on
+ephemeral ports, with a migrated SQLite database, the guide's prices seeded and the webhook
+endpoint registered. Used by the browser tests and the TypeScript client's node test:
+
+    python tests/live_stack.py -- npm --prefix clients/typescript test
+
+runs the command with BILLING_API_URL and BILLING_SANDBOX_URL set, then stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.billing.webhooks import HANDLED_EVENT_TYPES  # noqa: E402
+from app.embedded_stripe import seed_catalog  # noqa: E402
+from app.stripe_gateway import StripeGateway  # noqa: E402
+
+STRIPE_KEY = "sk_test_live_stack"
+JWT_SECRET = "live-stack-jwt-secret-0123456789abcdef"
+API_VERSION = "2026-10-28.endive"
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Stack:
+    app_url: str
+    sandbox_url: str
+    database_url: str
+    gateway: StripeGateway
+    monthly: str
+    yearly: str
+
+    def flush_webhooks(self, timeout: float = 20.0) -> None:
+        reply = requests.post(
+            f"{self.sandbox_url}/_sandbox/flush", json={"timeout": timeout}, timeout=timeout + 5
+        )
+        assert reply.json().get("idle"), "sandbox webhooks still pending"
+
+
+def _start_sandbox(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stripe_sandbox", "--port", "0", "--retry-time-scale", "0.001"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().decode()
+    match = re.search(r"listening on (http://\S+)", line)
+    if not match:
+        process.kill()
+        raise RuntimeError(f"sandbox did not start: {line!r} (see {log})")
+    return process, match.group(1)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {log.read_text()[-2000:]}")
+        try:
+            if requests.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"app not healthy after 30 s: {log.read_text()[-2000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def live_stack(work_dir: Path) -> Iterator[Stack]:
+    sandbox, sandbox_url = _start_sandbox(work_dir / "sandbox.log")
+    listener = socket.socket()
+    app: subprocess.Popen[bytes] | None = None
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        app_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        gateway = StripeGateway(STRIPE_KEY, api_version=API_VERSION, api_base=sandbox_url)
+        prices = seed_catalog(gateway)
+        endpoint = gateway.create_webhook_endpoint(
+            url=f"{app_url}/api/webhooks/stripe", enabled_events=HANDLED_EVENT_TYPES
+        )
+        database_url = f"sqlite:///{work_dir}/live-stack.db"
+        env = {
+            **os.environ,
+            "APP_ENV": "development",
+            "PUBLIC_URL": app_url,
+            "DATABASE_URL": database_url,
+            "STRIPE_SECRET_KEY": STRIPE_KEY,
+            "STRIPE_API_BASE": sandbox_url,
+            "STRIPE_WEBHOOK_SECRET": endpoint["secret"],
+            "STRIPE_PRICE_ID_MONTHLY": prices["pro_monthly"],
+            "STRIPE_PRICE_ID_YEARLY": prices["pro_yearly"],
+            "STRIPE_MAX_NETWORK_RETRIES": "0",
+            "AUTH_JWT_SECRET": JWT_SECRET,
+            "FRONTEND_URL": "http://localhost:5173",
+            "PLANS_FILE": "",
+            "LOG_LEVEL": "WARNING",
+        }
+        subprocess.run(
+            [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        app_log = work_dir / "gunicorn.log"
+        fd = listener.fileno()
+        app = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "--bind",
+                f"fd://{fd}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--graceful-timeout",
+                "5",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            pass_fds=(fd,),
+            stdout=app_log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        _wait_healthy(app_url, app, app_log)
+        yield Stack(
+            app_url,
+            sandbox_url,
+            database_url,
+            gateway,
+            prices["pro_monthly"],
+            prices["pro_yearly"],
+        )
+    finally:
+        if app is not None:
+            _stop(app)
+        listener.close()
+        _stop(sandbox)
+
+
+def main(argv: list[str]) -> int:
+    if "--" not in argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    command = argv[argv.index("--") + 1 :]
+    with tempfile.TemporaryDirectory(prefix="live-stack-") as tmp, live_stack(Path(tmp)) as stack:
+        env = {
+            **os.environ,
+            "BILLING_API_URL": stack.app_url,
+            "BILLING_SANDBOX_URL": stack.sandbox_url,
+        }
+        print(f"live stack: app {stack.app_url}, sandbox {stack.sandbox_url}", flush=True)
+        return subprocess.run(command, env=env, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
