@@ -383,7 +383,7 @@ export interface components {
             mode: "subscription";
             /**
              * Metadata
-             * @description Up to 20 keys of 1-40 characters, values at most 500 (Stripe's limits)
+             * @description Up to 49 keys of 1-40 characters, values at most 500 (Stripe's limits)
              */
             metadata?: {
                 [key: string]: string;
@@ -506,7 +506,7 @@ export interface components {
          * @description Stable machine-readable error codes
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "card_declined" | "checkout_session_not_found" | "conflict" | "customer_not_found" | "database_unavailable" | "idempotency_conflict" | "idempotency_key_reused" | "internal_error" | "invalid_json" | "invalid_signature" | "invalid_token" | "method_not_allowed" | "missing_token" | "multiple_subscriptions" | "not_found" | "payment_provider_busy" | "payment_provider_rejected" | "payment_provider_unavailable" | "payment_required" | "price_mismatch" | "price_required" | "quota_exceeded" | "redirect_not_allowed" | "request_entity_too_large" | "retry" | "service_unavailable" | "subscription_ended" | "subscription_exists" | "subscription_not_found" | "token_expired" | "too_many_requests" | "unauthorized" | "unknown_plan" | "unknown_price" | "unsupported_media_type" | "user_not_found" | "validation_error" | "webhook_failed";
+        ErrorCode: "bad_request" | "card_declined" | "checkout_session_not_found" | "conflict" | "customer_not_found" | "database_unavailable" | "idempotency_conflict" | "idempotency_key_reused" | "identity_provider_unavailable" | "internal_error" | "invalid_json" | "invalid_path" | "invalid_signature" | "invalid_token" | "invalid_token_claims" | "malformed_event" | "method_not_allowed" | "missing_token" | "multiple_subscriptions" | "not_found" | "payload_too_large" | "payment_provider_busy" | "payment_provider_rejected" | "payment_provider_unavailable" | "payment_required" | "price_mismatch" | "price_required" | "quota_exceeded" | "rate_limited" | "redirect_not_allowed" | "request_entity_too_large" | "retry" | "service_unavailable" | "subscription_ended" | "subscription_exists" | "subscription_not_found" | "token_expired" | "too_many_requests" | "unauthorized" | "unknown_plan" | "unknown_price" | "unsupported_media_type" | "user_not_found" | "validation_error" | "webhook_failed";
         /** ErrorReply */
         ErrorReply: {
             error: components["schemas"]["ErrorBody"];
@@ -819,9 +819,28 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
+            /** @description The request body is larger than the configured cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Validation failed (the fields are listed) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -907,9 +926,28 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
+            /** @description The request body is larger than the configured cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Validation failed (the fields are listed) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -977,9 +1015,28 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
+            /** @description The request body is larger than the configured cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Validation failed (the fields are listed) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1049,6 +1106,15 @@ export interface operations {
                     "application/json": components["schemas"]["MeReply"];
                 };
             };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Missing, expired or invalid bearer token */
             401: {
                 headers: {
@@ -1061,6 +1127,16 @@ export interface operations {
             /** @description Validation failed (the fields are listed) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1097,9 +1173,28 @@ export interface operations {
                     "application/json": components["schemas"]["EntitlementsReply"];
                 };
             };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Missing, expired or invalid bearer token */
             401: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1226,9 +1321,28 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
+            /** @description The request body is larger than the configured cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Validation failed (the fields are listed) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1296,9 +1410,28 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
+            /** @description The request body is larger than the configured cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Validation failed (the fields are listed) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1340,6 +1473,15 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriptionReply"];
                 };
             };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Missing, expired or invalid bearer token */
             401: {
                 headers: {
@@ -1361,6 +1503,16 @@ export interface operations {
             /** @description Validation failed (the fields are listed) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1400,6 +1552,15 @@ export interface operations {
                     "application/json": components["schemas"]["UsageReply"];
                 };
             };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Missing, expired or invalid bearer token */
             401: {
                 headers: {
@@ -1412,6 +1573,16 @@ export interface operations {
             /** @description Validation failed (the fields are listed) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1490,9 +1661,28 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
+            /** @description The request body is larger than the configured cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
             /** @description Validation failed (the fields are listed) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1542,6 +1732,15 @@ export interface operations {
             };
             /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description The request body is larger than the configured cap */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
