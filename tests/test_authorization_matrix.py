@@ -31,9 +31,15 @@ PUBLIC_ROUTES = {
     "/metrics",
     "/api/openapi.json",
     "/api/docs",
+    "/api/docs/assets/<name>",
     "/api/plans",
     "/demo",
     "/demo/<path:filename>",
+    "/demo/static/<path:filename>",
+    "/demo/success",
+    "/demo/cancel",
+    "/demo/account",
+    "/demo/token",
     "/static/<path:filename>",
 }
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
