@@ -43,8 +43,10 @@ def audit_insert(app: Flask) -> int:
 
 
 def records_event(statement: str) -> bool:
-    return statement.startswith("INSERT INTO webhook_events") or statement.startswith(
-        "WITH recorded AS (INSERT INTO webhook_events"
+    """The INSERT into webhook_events (on PostgreSQL inside the CTE that adds the audit entry)."""
+    flat = " ".join(statement.split())
+    return flat.startswith(
+        ("INSERT INTO webhook_events", "WITH recorded AS (INSERT INTO webhook_events")
     )
 
 
