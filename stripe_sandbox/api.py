@@ -8,19 +8,18 @@ import json
 import logging
 import re
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from . import billing, resources  # noqa: F401  (registers routes)
+from . import resources  # noqa: F401  (registers routes)
+from .billing.includes import includable
 from .context import API_VERSION, Ctx
+from .errors import StripeError
+from .host import Host
 from .ids import new_id
-from .resources.checkout import session_line_items
 from .routes import match
-from .wire import StripeError, apply_expand, expand_paths, parse_form
-
-if TYPE_CHECKING:
-    from .sandbox import Sandbox
+from .wire import apply_expand, expand_paths, parse_form
 
 log = logging.getLogger("stripe_sandbox")
 
@@ -67,69 +66,31 @@ def request_params(request: Request) -> dict[str, Any]:
     return parse_form(pairs)
 
 
-def include_field(sb: Sandbox, obj: dict[str, Any], field: str) -> Any:
-    stored = sb.store.find(obj.get("id", "")) if isinstance(obj.get("id"), str) else None
-    if stored is None:
-        return None
-    if stored["object"] == "invoice" and field == "payments":
-        return billing.invoice_payments(sb.store, stored)
-    if stored["object"] == "checkout.session" and field == "line_items":
-        return session_line_items(sb.store, stored)
-    return None
-
-
-def handle_api(sb: Sandbox, request: Request) -> Response:
+def handle_api(sb: Host, request: Request) -> Response:
     request_id = new_id("req")
-    version = request.headers.get("Stripe-Version") or API_VERSION
     idem_key = request.headers.get("Idempotency-Key")
     headers: dict[str, str] = {
         "Request-Id": request_id,
-        "Stripe-Version": version,
+        "Stripe-Version": request.headers.get("Stripe-Version") or API_VERSION,
         "Access-Control-Allow-Origin": "*",
         "Cache-Control": "no-cache, no-store",
     }
     if idem_key:
         headers["Idempotency-Key"] = idem_key
     raw_params: dict[str, Any] = {}
-    status = 200
-    body: dict[str, Any]
     method = request.method.upper()
     try:
         check_auth(request)
         raw_params = request_params(request)
-        with sb.store.lock:
-            replay = _idempotent_replay(sb, method, request.path, raw_params, idem_key)
-            if replay is not None:
-                status, body = replay
-                headers["Idempotent-Replayed"] = "true"
-            else:
-                status, body = _run(sb, request, method, raw_params, request_id, idem_key)
-                if idem_key and method == "POST" and status in (200, 402):
-                    _remember(
-                        sb,
-                        idem_key,
-                        {
-                            "method": method,
-                            "path": request.path,
-                            "params": _canonical(raw_params),
-                            "status": status,
-                            "body": body,
-                        },
-                    )
-                if method != "GET":
-                    sb.store.save()
+        status, body, replayed = _answer(sb, request, raw_params, request_id, idem_key)
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
     except StripeError as err:
         status, body = err.status, err.body()
     except Exception as exc:  # a sandbox bug: still answer in Stripe's shape
         log.error("stripe_sandbox internal error: %s", traceback.format_exc())
-        status, body = (
-            500,
-            StripeError(
-                500,
-                f"An unexpected error occurred in the Stripe sandbox: {type(exc).__name__}: {exc}",
-                type="api_error",
-            ).body(),
-        )
+        message = f"An unexpected error occurred in the Stripe sandbox: {type(exc).__name__}: {exc}"
+        status, body = 500, StripeError(500, message, type="api_error").body()
     if status >= 400:
         body["error"].setdefault("request_log_url", None)
         headers["Stripe-Should-Retry"] = "false"
@@ -147,10 +108,38 @@ def handle_api(sb: Sandbox, request: Request) -> Response:
     )
 
 
+def _answer(
+    sb: Host,
+    request: Request,
+    raw_params: dict[str, Any],
+    request_id: str,
+    idem_key: str | None,
+) -> tuple[int, dict[str, Any], bool]:
+    """``(status, body, replayed)``: a stored idempotent answer, or the operation's."""
+    method = request.method.upper()
+    with sb.store.lock:
+        replay = _idempotent_replay(sb, method, request.path, raw_params, idem_key)
+        if replay is not None:
+            return replay[0], replay[1], True
+        status, body = _run(sb, request, method, raw_params, request_id, idem_key)
+        if idem_key and method == "POST" and status in (200, 402):
+            entry = {
+                "method": method,
+                "path": request.path,
+                "params": _canonical(raw_params),
+                "status": status,
+                "body": body,
+            }
+            _remember(sb, idem_key, entry)
+        if method != "GET":
+            sb.store.save()
+    return status, body, False
+
+
 IDEMPOTENCY_KEYS_KEPT = 2000
 
 
-def _remember(sb: Sandbox, key: str, entry: dict[str, Any]) -> None:
+def _remember(sb: Host, key: str, entry: dict[str, Any]) -> None:
     """Keep the response for ``key`` (the most recent keys only, as Stripe keeps 24 h)."""
     cache = sb.store.idempotency
     cache[key] = entry
@@ -163,7 +152,7 @@ def _canonical(params: dict[str, Any]) -> str:
 
 
 def _idempotent_replay(
-    sb: Sandbox, method: str, path: str, params: dict[str, Any], key: str | None
+    sb: Host, method: str, path: str, params: dict[str, Any], key: str | None
 ) -> tuple[int, dict[str, Any]] | None:
     if not key or method != "POST":
         return None
@@ -182,7 +171,7 @@ def _idempotent_replay(
 
 
 def _run(
-    sb: Sandbox,
+    sb: Host,
     request: Request,
     method: str,
     raw_params: dict[str, Any],
@@ -206,7 +195,7 @@ def _run(
     try:
         result = handler(ctx, params, **path_args)
         apply_expand(
-            result, expand, sb.store.render_id, lambda obj, field: include_field(sb, obj, field)
+            result, expand, sb.store.render_id, lambda obj, field: includable(sb.store, obj, field)
         )
         sb.store.commit()
         return 200, result

@@ -11,7 +11,9 @@ class TestCard:
     brand: str
     # "ok": always succeeds; "decline": declined at checkout;
     # "authenticate": needs 3-D Secure at checkout, then succeeds off-session;
-    # "fail_later": attaches fine, every charge fails.
+    # "fail_later": attaches fine, every charge fails;
+    # "authenticate_always": 3-D Secure 2 on every payment: on-session it needs an action,
+    # off-session (renewals) the charge fails with authentication_required.
     behavior: str
 
     @property
@@ -26,21 +28,33 @@ CARDS: dict[str, TestCard] = {
         TestCard("4000000000000002", "visa", "decline"),
         TestCard("4000002500003155", "visa", "authenticate"),
         TestCard("4000000000000341", "visa", "fail_later"),
+        TestCard("4000000000003220", "visa", "authenticate_always"),
+        TestCard("4000000000009995", "visa", "decline"),
+        TestCard("5555555555554444", "mastercard", "ok"),
+        TestCard("378282246310005", "amex", "ok"),
     )
 }
 
 # Stripe's test PaymentMethod ids usable directly in API calls
 MAGIC_PAYMENT_METHODS: dict[str, str] = {
     "pm_card_visa": "4242424242424242",
+    "pm_card_mastercard": "5555555555554444",
+    "pm_card_amex": "378282246310005",
     "pm_card_chargeDeclined": "4000000000000002",
+    "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
     "pm_card_authenticationRequired": "4000002500003155",
+    "pm_card_threeDSecure2Required": "4000000000003220",
     "pm_card_chargeCustomerFail": "4000000000000341",
 }
 
 TEST_TOKENS: dict[str, str] = {
     "tok_visa": "4242424242424242",
+    "tok_mastercard": "5555555555554444",
+    "tok_amex": "378282246310005",
     "tok_chargeDeclined": "4000000000000002",
+    "tok_chargeDeclinedInsufficientFunds": "4000000000009995",
     "tok_chargeCustomerFail": "4000000000000341",
+    "tok_threeDSecure2Required": "4000000000003220",
 }
 
 DECLINED = "Your card was declined."
@@ -62,3 +76,20 @@ def lookup(number: str) -> TestCard | None:
 def charge_succeeds(behavior: str) -> bool:
     """Whether an (off-session) charge on a saved card with this behavior succeeds."""
     return behavior in ("ok", "authenticate")
+
+
+def needs_action(behavior: str, off_session: bool) -> bool:
+    """Whether a charge must wait for the customer to authenticate (3-D Secure)."""
+    if behavior == "authenticate_always":
+        return not off_session
+    return behavior == "authenticate" and not off_session
+
+
+def decline_code(behavior: str) -> str:
+    return "authentication_required" if behavior == "authenticate_always" else "generic_decline"
+
+
+def magic_card(pm_or_token: str) -> TestCard | None:
+    """The test card behind ``pm_card_*`` / ``tok_*``, if it is one."""
+    number = MAGIC_PAYMENT_METHODS.get(pm_or_token) or TEST_TOKENS.get(pm_or_token)
+    return lookup(number) if number else None

@@ -7,11 +7,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from . import events
+from .errors import StripeError
 from .store import Store
 from .timeutil import wall_now
-from .wire import StripeError
+from .version import API_VERSION
 
-API_VERSION = "2026-10-28.endive"
+__all__ = ["API_VERSION", "Config", "Ctx"]
 
 
 @dataclass
@@ -62,6 +63,10 @@ class Ctx:
         self.request_id = request_id
         self.idempotency_key = idempotency_key
         self.events: list[dict[str, Any]] = []
+        # payment methods made in this operation from magic ids (``pm_card_visa`` -> ``pm_…``)
+        self.magic: dict[str, str] = {}
+        # payment methods the customer authenticated (3-D Secure) in this operation
+        self.authenticated: set[str] = set()
 
     # --------------------------------------------------------------- time
     def clock_time(self, clock_id: str | None) -> int:
@@ -94,6 +99,10 @@ class Ctx:
         return self.clock_time(clock)
 
     # ------------------------------------------------------------- events
+    @property
+    def _request(self) -> dict[str, str | None]:
+        return {"id": self.request_id, "idempotency_key": self.idempotency_key}
+
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.store.render(obj)
 
@@ -104,7 +113,12 @@ class Ctx:
         previous_attributes: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         event = events.build_event(
-            self, event_type, self.render(obj), previous_attributes, self.time_of(obj)
+            self.store,
+            self._request,
+            event_type,
+            self.render(obj),
+            previous_attributes,
+            self.time_of(obj),
         )
         self.events.append(event)
         return event
@@ -117,7 +131,9 @@ class Ctx:
         prev = events.diff(before, after)
         if not prev:
             return None
-        event = events.build_event(self, event_type, after, prev, self.time_of(obj))
+        event = events.build_event(
+            self.store, self._request, event_type, after, prev, self.time_of(obj)
+        )
         self.events.append(event)
         return event
 

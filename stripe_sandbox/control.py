@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-if TYPE_CHECKING:
-    from .sandbox import Sandbox
+from .host import Host
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -22,7 +21,7 @@ def _body(request: Request) -> dict[str, Any]:
     return {k: v for k, v in request.form.items()}
 
 
-def handle_control(sb: Sandbox, request: Request) -> Response:
+def handle_control(sb: Host, request: Request) -> Response:
     path = request.path.rstrip("/")
     method = request.method.upper()
     if path == "/_sandbox/requests":

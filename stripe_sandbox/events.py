@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .ids import new_id
-
-if TYPE_CHECKING:
-    from .context import Ctx
+from .store import Store
+from .version import API_VERSION
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -40,15 +39,15 @@ def endpoint_matches(endpoint: dict[str, Any], event_type: str) -> bool:
 
 
 def build_event(
-    ctx: Ctx,
+    store: Store,
+    request: dict[str, str | None],
     event_type: str,
     obj: dict[str, Any],
     previous_attributes: dict[str, Any] | None,
     created: int,
 ) -> dict[str, Any]:
-    from .context import API_VERSION
-
-    endpoints = [e for e in ctx.store.all("webhook_endpoint") if endpoint_matches(e, event_type)]
+    """Store the event of ``obj``; ``request`` is ``{"id", "idempotency_key"}`` of its cause."""
+    endpoints = [e for e in store.all("webhook_endpoint") if endpoint_matches(e, event_type)]
     data: dict[str, Any] = {"object": obj}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
@@ -60,10 +59,10 @@ def build_event(
         "data": data,
         "livemode": False,
         "pending_webhooks": len(endpoints),
-        "request": {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key},
+        "request": dict(request),
         "type": event_type,
     }
-    ctx.store.insert(event)
+    store.insert(event)
     return event
 
 

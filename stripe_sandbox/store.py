@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .wire import not_found
+from .errors import not_found
 
 Renderer = Callable[["Store", dict[str, Any]], dict[str, Any]]
 
@@ -31,6 +31,9 @@ KIND_NAMES: dict[str, str] = {
     "payment_intent": "payment_intent",
     "payment_method": "PaymentMethod",
     "webhook_endpoint": "webhook endpoint",
+    "setup_intent": "setupintent",
+    "subscription_schedule": "subscription schedule",
+    "invoiceitem": "invoiceitem",
 }
 
 

@@ -7,94 +7,11 @@ from typing import Any
 
 from ..context import Ctx
 from ..ids import new_id
-from ..resources.payments import (
-    confirm_payment_intent,
-    new_payment_intent,
-    payment_method_for,
-)
 from ..wire import list_object
 from .constants import DAY, PAYMENT_RETRY_DAYS
-from .items import item_description, items_of, price_of, product_name
-
-
-def make_line(
-    ctx: Ctx,
-    *,
-    amount: int,
-    currency: str,
-    description: str,
-    price: dict[str, Any],
-    quantity: int,
-    period: tuple[int, int],
-    sub: dict[str, Any] | None,
-    item_id: str | None,
-    proration: bool = False,
-) -> dict[str, Any]:
-    return {
-        "id": new_id("il"),
-        "object": "line_item",
-        "amount": amount,
-        "currency": currency,
-        "description": description,
-        "discount_amounts": [],
-        "discountable": not proration,
-        "discounts": [],
-        "invoice": None,
-        "livemode": False,
-        "metadata": {},
-        "parent": {
-            "type": "subscription_item_details",
-            "invoice_item_details": None,
-            "subscription_item_details": {
-                "invoice_item": None,
-                "proration": proration,
-                "proration_details": {"credited_items": None},
-                "subscription": sub["id"] if sub else None,
-                "subscription_item": item_id,
-            },
-        },
-        "period": {"start": period[0], "end": period[1]},
-        "pretax_credit_amounts": [],
-        "pricing": {
-            "type": "price_details",
-            "price_details": {"price": price["id"], "product": price["product"]},
-            "unit_amount_decimal": price["unit_amount_decimal"],
-        },
-        "quantity": quantity,
-        "quantity_decimal": str(quantity),
-        "subscription": sub["id"] if sub else None,
-        "subtotal": amount,
-        "taxes": [],
-    }
-
-
-def item_lines(
-    ctx: Ctx, sub: dict[str, Any], period: tuple[int, int], trial: bool = False
-) -> list[dict[str, Any]]:
-    lines = []
-    for item in items_of(ctx.store, sub):
-        price = price_of(ctx, item)
-        qty = item["quantity"]
-        if trial:
-            amount = 0
-            desc = f"Trial period for {product_name(ctx, price)}"
-        else:
-            amount = (price["unit_amount"] or 0) * qty
-            desc = item_description(ctx, price, qty)
-        lines.append(
-            make_line(
-                ctx,
-                amount=amount,
-                currency=price["currency"],
-                description=desc,
-                price=price,
-                quantity=qty,
-                period=period,
-                sub=sub,
-                item_id=item["id"],
-            )
-        )
-    return lines
+from .lines import invoice_item_line, pending_items
+from .payment_intents import confirm_payment_intent, new_payment_intent
+from .payment_methods import payment_method_for
 
 
 def build_invoice(
@@ -115,105 +32,22 @@ def build_invoice(
     total = sum(line["amount"] for line in lines)
     collection = (sub or {}).get("collection_method") or "charge_automatically"
     invoice: dict[str, Any] = {
+        **_unset_invoice_fields(),
+        **_customer_fields(customer),
+        **_amounts(total),
         "id": invoice_id,
         "object": "invoice",
-        "account_country": "US",
-        "account_name": "Stripe Sandbox",
-        "account_tax_ids": None,
-        "amount_due": total,
-        "amount_overpaid": 0,
-        "amount_paid": 0,
-        "amount_remaining": total,
-        "amount_shipping": 0,
-        "application": None,
-        "attempt_count": 0,
-        "attempted": False,
-        "auto_advance": True,
-        "automatic_tax": {
-            "disabled_reason": None,
-            "enabled": False,
-            "liability": None,
-            "provider": None,
-            "status": None,
-        },
-        "automatically_finalizes_at": None,
         "billing_reason": billing_reason,
         "collection_method": collection,
         "created": now,
         "currency": currency,
-        "custom_fields": None,
-        "customer": customer["id"],
-        "customer_account": None,
-        "customer_address": customer.get("address"),
-        "customer_email": customer.get("email"),
-        "customer_name": customer.get("name"),
-        "customer_phone": customer.get("phone"),
-        "customer_shipping": customer.get("shipping"),
-        "customer_tax_exempt": customer.get("tax_exempt", "none"),
-        "customer_tax_ids": [],
-        "default_payment_method": None,
-        "default_source": None,
-        "default_tax_rates": [],
         "description": (sub or {}).get("description"),
-        "discounts": [],
-        "due_date": None,
-        "effective_at": None,
-        "ending_balance": None,
-        "footer": None,
-        "from_invoice": None,
-        "hosted_invoice_url": None,
-        "invoice_pdf": None,
-        "issuer": {"type": "self"},
-        "last_finalization_error": None,
-        "latest_revision": None,
         "lines": list_object(lines, f"/v1/invoices/{invoice_id}/lines"),
-        "livemode": False,
-        "metadata": {},
-        "next_payment_attempt": None,
-        "number": None,
-        "on_behalf_of": None,
-        "parent": {
-            "type": "subscription_details",
-            "quote_details": None,
-            "subscription_details": {
-                "metadata": dict(sub["metadata"]) if sub else None,
-                "subscription": sub["id"] if sub else None,
-            },
-        }
-        if sub
-        else None,
-        "payment_settings": {
-            "default_mandate": None,
-            "payment_method_options": None,
-            "payment_method_types": None,
-        },
+        "parent": _parent(sub),
         "period_end": period[1],
         "period_start": period[0],
-        "post_payment_credit_notes_amount": 0,
-        "pre_payment_credit_notes_amount": 0,
-        "receipt_number": None,
-        "rendering": None,
-        "shipping_cost": None,
-        "shipping_details": None,
-        "starting_balance": 0,
-        "statement_descriptor": None,
-        "status": "draft",
-        "status_transitions": {
-            "finalized_at": None,
-            "marked_uncollectible_at": None,
-            "paid_at": None,
-            "voided_at": None,
-        },
         "subscription": sub["id"] if sub else None,
-        "subtotal": total,
-        "subtotal_excluding_tax": total,
         "test_clock": customer.get("test_clock"),
-        "total": total,
-        "total_discount_amounts": [],
-        "total_excluding_tax": total,
-        "total_pretax_credit_amounts": [],
-        "total_taxes": [],
-        "webhooks_delivered_at": None,
     }
     ctx.store.insert(invoice)
     if emit:
@@ -327,9 +161,21 @@ def attempt_payment(
         invoice["_payment_intent"] = pi["id"]
     invoice["attempt_count"] += 1
     invoice["attempted"] = True
-    if confirm_payment_intent(ctx, pi, pm):
+    # the first invoice of a subscription is paid with the customer present (on-session)
+    off_session = invoice["billing_reason"] != "subscription_create"
+    if confirm_payment_intent(ctx, pi, pm, off_session=off_session):
         mark_paid(ctx, invoice)
         return True
+    if pi["status"] == "requires_action":
+        invoice["next_payment_attempt"] = None
+        ctx.emit("invoice.payment_action_required", invoice)
+        return False
+    _schedule_retry(ctx, invoice, dunning)
+    ctx.emit("invoice.payment_failed", invoice)
+    return False
+
+
+def _schedule_retry(ctx: Ctx, invoice: dict[str, Any], dunning: bool) -> None:
     now = ctx.now_for(invoice["customer"])
     next_attempt = None
     if dunning:
@@ -338,8 +184,6 @@ def attempt_payment(
         if retries_done < len(PAYMENT_RETRY_DAYS):
             next_attempt = first + PAYMENT_RETRY_DAYS[retries_done] * DAY
     invoice["next_payment_attempt"] = next_attempt
-    ctx.emit("invoice.payment_failed", invoice)
-    return False
 
 
 def void_invoice(ctx: Ctx, invoice: dict[str, Any]) -> None:
@@ -371,10 +215,15 @@ def bill(
     period: tuple[int, int],
     dunning: bool = True,
 ) -> tuple[dict[str, Any], bool]:
-    """Invoice ``lines`` for ``sub``, finalize and (unless paused) charge. -> (invoice, paid)."""
+    """Invoice ``lines`` for ``sub`` (with the customer's pending invoice items, as Stripe
+    does), finalize and (unless paused) charge. -> (invoice, paid)."""
     customer = ctx.store.get("customer", sub["customer"])
     assert customer is not None
+    items = pending_items(ctx, customer["id"], sub["currency"])
+    lines = lines + [invoice_item_line(item) for item in items]
     invoice = build_invoice(ctx, customer, sub, lines, billing_reason, period)
+    for item in items:
+        item["invoice"] = invoice["id"]
     sub["latest_invoice"] = invoice["id"]
     pause = sub.get("pause_collection")
     if pause and pause.get("behavior") == "keep_as_draft":
@@ -400,3 +249,114 @@ def has_unpaid(ctx: Ctx, sub: dict[str, Any]) -> bool:
         inv["subscription"] == sub["id"] and inv["status"] == "open" and inv["amount_remaining"] > 0
         for inv in ctx.store.all("invoice")
     )
+
+
+_NOTHING_YET = (
+    "account_tax_ids",
+    "application",
+    "automatically_finalizes_at",
+    "custom_fields",
+    "customer_account",
+    "default_payment_method",
+    "default_source",
+    "due_date",
+    "effective_at",
+    "ending_balance",
+    "footer",
+    "from_invoice",
+    "hosted_invoice_url",
+    "invoice_pdf",
+    "last_finalization_error",
+    "latest_revision",
+    "next_payment_attempt",
+    "number",
+    "on_behalf_of",
+    "receipt_number",
+    "rendering",
+    "shipping_cost",
+    "shipping_details",
+    "statement_descriptor",
+    "webhooks_delivered_at",
+)
+
+
+def _unset_invoice_fields() -> dict[str, Any]:
+    """Fields a new draft has before anything happens to it."""
+    return {
+        **dict.fromkeys(_NOTHING_YET),
+        "account_country": "US",
+        "account_name": "Stripe Sandbox",
+        "amount_shipping": 0,
+        "attempt_count": 0,
+        "attempted": False,
+        "auto_advance": True,
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
+        "customer_tax_ids": [],
+        "default_tax_rates": [],
+        "discounts": [],
+        "issuer": {"type": "self"},
+        "livemode": False,
+        "metadata": {},
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "starting_balance": 0,
+        "status": "draft",
+        "status_transitions": {
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
+        "total_discount_amounts": [],
+        "total_pretax_credit_amounts": [],
+        "total_taxes": [],
+    }
+
+
+def _customer_fields(customer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "customer": customer["id"],
+        "customer_address": customer.get("address"),
+        "customer_email": customer.get("email"),
+        "customer_name": customer.get("name"),
+        "customer_phone": customer.get("phone"),
+        "customer_shipping": customer.get("shipping"),
+        "customer_tax_exempt": customer.get("tax_exempt", "none"),
+    }
+
+
+def _amounts(total: int) -> dict[str, Any]:
+    return {
+        "amount_due": total,
+        "amount_overpaid": 0,
+        "amount_paid": 0,
+        "amount_remaining": total,
+        "subtotal": total,
+        "subtotal_excluding_tax": total,
+        "total": total,
+        "total_excluding_tax": total,
+    }
+
+
+def _parent(sub: dict[str, Any] | None) -> dict[str, Any] | None:
+    if sub is None:
+        return None
+    return {
+        "type": "subscription_details",
+        "quote_details": None,
+        "subscription_details": {
+            "metadata": dict(sub["metadata"]),
+            "subscription": sub["id"],
+        },
+    }

@@ -7,9 +7,9 @@ from typing import Any
 
 from ..context import Ctx
 from ..ids import new_id
-from ..resources.catalog import plan_from_price
 from ..store import Store, renderer, strip_private
 from ..wire import list_object
+from .catalog import plan_from_price
 
 
 @renderer("subscription_item")

@@ -6,16 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import Ctx
-from ..resources.checkout import expire_due_sessions
+from .checkout import expire_due_sessions
 from .constants import ENDED, INCOMPLETE_EXPIRES_AFTER, TRIAL_WILL_END_BEFORE
-from .lifecycle import (
-    cancel_now,
-    current_period,
-    end_trial,
-    expire_incomplete,
-    renew,
-    retry_invoice,
-)
+from .cycle import end_trial, expire_incomplete, renew, retry_invoice
+from .lifecycle import cancel_now, current_period
 
 Action = tuple[int, int, str, str]
 

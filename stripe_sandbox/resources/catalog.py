@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ..billing import catalog
 from ..context import Ctx
-from ..ids import new_id
+from ..errors import StripeError
+from ..params import AnyVal, Arr, Bool, Int, Meta, Obj, Spec, Str, validate
 from ..routes import route
-from ..store import Store, renderer, strip_private
-from ..timeutil import wall_now
-from ..wire import (
-    AnyVal,
-    Arr,
-    Bool,
-    Int,
-    Meta,
-    Obj,
-    Spec,
-    Str,
-    StripeError,
-    apply_metadata,
-    bad_state,
-    missing,
-    validate,
-)
-from .common import check_currency, list_response, retrieve_stored
+from .common import list_response, retrieve_stored
 
 RECURRING: dict[str, Spec] = {
     "interval": Str(required=True, enum=["day", "week", "month", "year"]),
@@ -66,39 +50,6 @@ PRODUCT_FIELDS: dict[str, Spec] = {
 # ------------------------------------------------------------ products
 
 
-def new_product(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    now = wall_now()
-    product_id = p.get("id") or new_id("prod")
-    if ctx.store.find(product_id) is not None:
-        raise StripeError(
-            400, "Product already exists.", code="resource_already_exists", param="id"
-        )
-    product = {
-        "id": product_id,
-        "object": "product",
-        "active": p.get("active", True) if p.get("active") is not None else True,
-        "created": now,
-        "default_price": None,
-        "description": p.get("description"),
-        "images": p.get("images") or [],
-        "livemode": False,
-        "marketing_features": p.get("marketing_features") or [],
-        "metadata": apply_metadata({}, p.get("metadata")),
-        "name": p["name"],
-        "package_dimensions": p.get("package_dimensions"),
-        "shippable": p.get("shippable"),
-        "statement_descriptor": p.get("statement_descriptor"),
-        "tax_code": p.get("tax_code"),
-        "type": "service",
-        "unit_label": p.get("unit_label"),
-        "updated": now,
-        "url": p.get("url"),
-    }
-    ctx.store.insert(product)
-    ctx.emit("product.created", product)
-    return product
-
-
 @route("POST", "/v1/products")
 def create_product(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     p = validate(
@@ -111,9 +62,9 @@ def create_product(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
             "type": Str(enum=["good", "service"]),
         },
     )
-    product = new_product(ctx, p)
+    product = catalog.new_product(ctx, p)
     if p.get("default_price_data"):
-        price = new_price(
+        price = catalog.new_price(
             ctx, {**p["default_price_data"], "product": product["id"]}, "default_price_data"
         )
         product["default_price"] = price["id"]
@@ -127,23 +78,7 @@ route("GET", "/v1/products/<product_id>")(retrieve_stored("product"))
 def update_product(ctx: Ctx, params: dict[str, Any], product_id: str) -> dict[str, Any]:
     product = ctx.store.require("product", product_id)
     p = validate(params, {**PRODUCT_FIELDS, "default_price": Str()})
-    before = ctx.render(product)
-    for key, value in p.items():
-        if key == "metadata":
-            product["metadata"] = apply_metadata(product["metadata"], value)
-        elif key == "default_price":
-            price = ctx.store.require("price", value, "default_price")
-            if price["product"] != product_id:
-                raise bad_state("The default price must belong to this product.", "default_price")
-            product["default_price"] = value
-        elif key in ("images", "marketing_features"):
-            product[key] = value or []
-        elif key == "name" and not value:
-            raise missing("name")
-        else:
-            product[key] = value
-    product["updated"] = wall_now()
-    ctx.emit_updated("product.updated", product, before)
+    catalog.update_product(ctx, product, p)
     return ctx.render(product)
 
 
@@ -172,130 +107,11 @@ def list_products(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 def delete_product(ctx: Ctx, params: dict[str, Any], product_id: str) -> dict[str, Any]:
     validate(params, {})
     product = ctx.store.require("product", product_id)
-    if any(pr["product"] == product_id for pr in ctx.store.all("price")):
-        raise bad_state(
-            "This product cannot be deleted because it has one or more user-created prices."
-        )
-    ctx.emit("product.deleted", product)
-    product["_deleted"] = True
+    catalog.delete_product(ctx, product)
     return {"id": product_id, "object": "product", "deleted": True}
 
 
 # -------------------------------------------------------------- prices
-
-
-@renderer("price")
-def render_price(store: Store, price: dict[str, Any]) -> dict[str, Any]:
-    return strip_private(price)
-
-
-def plan_from_price(price: dict[str, Any]) -> dict[str, Any]:
-    """The legacy ``plan`` view of a recurring price (as on subscription items)."""
-    recurring = price.get("recurring") or {}
-    return {
-        "id": price["id"],
-        "object": "plan",
-        "active": price["active"],
-        "amount": price["unit_amount"],
-        "amount_decimal": price["unit_amount_decimal"],
-        "billing_scheme": price["billing_scheme"],
-        "created": price["created"],
-        "currency": price["currency"],
-        "interval": recurring.get("interval"),
-        "interval_count": recurring.get("interval_count"),
-        "livemode": False,
-        "metadata": dict(price["metadata"]),
-        "meter": None,
-        "nickname": price["nickname"],
-        "product": price["product"],
-        "tiers_mode": None,
-        "transform_usage": None,
-        "trial_period_days": recurring.get("trial_period_days"),
-        "usage_type": recurring.get("usage_type", "licensed"),
-    }
-
-
-def _decimal_amount(p: dict[str, Any], param_prefix: str) -> tuple[int | None, str | None]:
-    if p.get("unit_amount") is not None:
-        return p["unit_amount"], str(p["unit_amount"])
-    if p.get("unit_amount_decimal") is not None:
-        try:
-            dec = Decimal(p["unit_amount_decimal"])
-        except InvalidOperation:
-            raise StripeError(
-                400,
-                f"Invalid decimal: {p['unit_amount_decimal']}",
-                code="parameter_invalid_decimal",
-                param=f"{param_prefix}unit_amount_decimal",
-            ) from None
-        amount = int(dec) if dec == dec.to_integral_value() else None
-        return amount, p["unit_amount_decimal"]
-    if p.get("custom_unit_amount"):
-        return None, None
-    raise missing(f"{param_prefix}unit_amount")
-
-
-def _claim_lookup_key(ctx: Ctx, key: str, transfer: bool, price_id: str) -> None:
-    for other in ctx.store.all("price"):
-        if other["lookup_key"] == key and other["id"] != price_id:
-            if not transfer:
-                raise StripeError(
-                    400,
-                    f"A price (`{other['id']}`) already uses that lookup key.",
-                    param="lookup_key",
-                )
-            before = ctx.render(ctx.store.touch(other))
-            other["lookup_key"] = None
-            ctx.emit_updated("price.updated", other, before)
-
-
-def new_price(ctx: Ctx, p: dict[str, Any], param_prefix: str = "") -> dict[str, Any]:
-    """Create a price from cleaned params (``product`` already set or ``product_data``)."""
-    prefix = f"{param_prefix}[" if param_prefix else ""
-    product_id = p.get("product")
-    if product_id is None and p.get("product_data"):
-        product_id = new_product(ctx, p["product_data"])["id"]
-    if product_id is None:
-        raise missing(f"{param_prefix}[product]" if param_prefix else "product")
-    ctx.store.require("product", product_id, f"{prefix}product]" if prefix else "product")
-    amount, amount_decimal = _decimal_amount(p, f"{param_prefix}[" if param_prefix else "")
-    price_id = new_id("price")
-    if p.get("lookup_key"):
-        _claim_lookup_key(ctx, p["lookup_key"], bool(p.get("transfer_lookup_key")), price_id)
-    recurring = None
-    if p.get("recurring"):
-        r = p["recurring"]
-        recurring = {
-            "interval": r["interval"],
-            "interval_count": r.get("interval_count") or 1,
-            "meter": r.get("meter"),
-            "usage_type": r.get("usage_type") or "licensed",
-            "trial_period_days": r.get("trial_period_days"),
-        }
-    price = {
-        "id": price_id,
-        "object": "price",
-        "active": p.get("active") if p.get("active") is not None else True,
-        "billing_scheme": p.get("billing_scheme") or "per_unit",
-        "created": wall_now(),
-        "currency": check_currency(p["currency"], f"{prefix}currency]" if prefix else "currency"),
-        "custom_unit_amount": None,
-        "livemode": False,
-        "lookup_key": p.get("lookup_key"),
-        "metadata": apply_metadata({}, p.get("metadata")),
-        "nickname": p.get("nickname"),
-        "product": product_id,
-        "recurring": recurring,
-        "tax_behavior": p.get("tax_behavior") or "unspecified",
-        "tiers_mode": None,
-        "transform_quantity": None,
-        "type": "recurring" if recurring else "one_time",
-        "unit_amount": amount,
-        "unit_amount_decimal": amount_decimal,
-    }
-    ctx.store.insert(price)
-    ctx.emit("price.created", price)
-    return price
 
 
 PRICE_CREATE: dict[str, Spec] = {
@@ -334,7 +150,7 @@ def create_price(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
             code="parameters_exclusive",
             param="product",
         )
-    return ctx.render(new_price(ctx, p))
+    return ctx.render(catalog.new_price(ctx, p))
 
 
 route("GET", "/v1/prices/<price_id>")(retrieve_stored("price"))
@@ -355,17 +171,7 @@ def update_price(ctx: Ctx, params: dict[str, Any], price_id: str) -> dict[str, A
             "currency_options": AnyVal(),
         },
     )
-    before = ctx.render(price)
-    if "lookup_key" in p:
-        if p["lookup_key"]:
-            _claim_lookup_key(ctx, p["lookup_key"], bool(p.get("transfer_lookup_key")), price_id)
-        price["lookup_key"] = p["lookup_key"]
-    for key in ("active", "nickname", "tax_behavior"):
-        if key in p:
-            price[key] = p[key]
-    if "metadata" in p:
-        price["metadata"] = apply_metadata(price["metadata"], p["metadata"])
-    ctx.emit_updated("price.updated", price, before)
+    catalog.update_price(ctx, price, p)
     return ctx.render(price)
 
 
@@ -413,3 +219,20 @@ def list_prices(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         "/v1/prices",
         keep,
     )
+
+
+@route("GET", "/v1/plans/<plan_id>")
+def retrieve_plan(ctx: Ctx, params: dict[str, Any], plan_id: str) -> dict[str, Any]:
+    """A recurring price in the legacy ``plan`` shape."""
+    validate(params, {})
+    price = ctx.store.require("price", plan_id)
+    if price["type"] != "recurring":
+        raise StripeError(404, f"No such plan: '{plan_id}'", code="resource_missing", param="id")
+    return catalog.plan_from_price(price)
+
+
+@route("DELETE", "/v1/plans/<plan_id>")
+def delete_plan(ctx: Ctx, params: dict[str, Any], plan_id: str) -> dict[str, Any]:
+    validate(params, {})
+    catalog.delete_plan(ctx, ctx.store.require("price", plan_id))
+    return {"id": plan_id, "object": "plan", "deleted": True}

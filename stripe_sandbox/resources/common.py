@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..context import Ctx
+from ..params import LIST_PARAMS, Range, Spec, in_range, validate
 from ..routes import Handler
-from ..wire import LIST_PARAMS, Range, Spec, StripeError, in_range, list_object, paginate, validate
+from ..store import KIND_NAMES
+from ..wire import list_object, paginate
 
 
 def list_response(
@@ -32,25 +33,7 @@ def list_response(
 
 
 def kind_name(kind: str) -> str:
-    from ..store import KIND_NAMES
-
     return KIND_NAMES.get(kind, kind)
-
-
-CURRENCY_RE = re.compile(r"^[a-z]{3}$")
-
-
-def check_currency(value: str, param: str = "currency") -> str:
-    cur = value.lower()
-    if not CURRENCY_RE.match(cur):
-        raise StripeError(
-            400,
-            f"Invalid currency: {value}. Stripe currently supports these "
-            "currencies: usd, eur, gbp, ... (any ISO 4217 code)",
-            code="parameter_invalid_string",
-            param=param,
-        )
-    return cur
 
 
 def id_of(value: Any) -> Any:

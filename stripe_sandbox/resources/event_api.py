@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import Ctx
+from ..errors import StripeError
 from ..events import type_matches
+from ..params import Arr, Bool, Str
 from ..routes import route
-from ..wire import Arr, Bool, Str, StripeError
 from .common import list_response, retrieve_stored
 
 route("GET", "/v1/events/<event_id>")(retrieve_stored("event"))

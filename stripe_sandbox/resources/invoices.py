@@ -1,16 +1,106 @@
-"""Invoices (list, retrieve, lines, pay, void) and invoice payments."""
+"""Invoices (create, update, finalize, pay, void, mark uncollectible, send, delete a draft,
+list, retrieve, lines) and invoice payments."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import billing, cards
+from ..billing import invoices
 from ..context import Ctx
+from ..params import LIST_PARAMS, AnyVal, Bool, Int, Meta, Spec, Str, validate
 from ..routes import route
-from ..wire import LIST_PARAMS, Bool, Str, StripeError, bad_state, list_object, paginate, validate
+from ..wire import list_object, paginate
 from .common import list_response, retrieve_stored
 
 STATUSES = ["draft", "open", "paid", "uncollectible", "void"]
+COLLECTION = Str(enum=["charge_automatically", "send_invoice"])
+IGNORED = {
+    k: AnyVal()
+    for k in [
+        "account_tax_ids",
+        "automatic_tax",
+        "custom_fields",
+        "default_tax_rates",
+        "discounts",
+        "issuer",
+        "on_behalf_of",
+        "payment_settings",
+        "rendering",
+        "shipping_cost",
+        "shipping_details",
+        "transfer_data",
+        "effective_at",
+        "number",
+        "from_invoice",
+        "application_fee_amount",
+        "default_source",
+    ]
+}
+SETTINGS: dict[str, Spec] = {
+    **IGNORED,
+    "auto_advance": Bool(),
+    "collection_method": COLLECTION,
+    "days_until_due": Int(min=0),
+    "description": Str(unsettable=True, max_length=1500),
+    "footer": Str(unsettable=True),
+    "metadata": Meta(),
+    "default_payment_method": Str(unsettable=True),
+    "statement_descriptor": Str(unsettable=True, max_length=22),
+    "due_date": Int(),
+}
+
+
+@route("POST", "/v1/invoices")
+def create_invoice(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    p = validate(
+        params,
+        {
+            **SETTINGS,
+            "customer": Str(required=True),
+            "currency": Str(),
+            "pending_invoice_items_behavior": Str(enum=["exclude", "include"]),
+            "subscription": Str(),
+        },
+    )
+    return ctx.render(invoices.new_invoice(ctx, p))
+
+
+@route("POST", "/v1/invoices/<invoice_id>")
+def update_invoice(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
+    invoice = ctx.store.require("invoice", invoice_id)
+    invoices.update_invoice(ctx, invoice, validate(params, SETTINGS))
+    return ctx.render(invoice)
+
+
+@route("DELETE", "/v1/invoices/<invoice_id>")
+def delete_invoice(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
+    validate(params, {})
+    invoices.delete_draft(ctx, ctx.store.require("invoice", invoice_id))
+    return {"id": invoice_id, "object": "invoice", "deleted": True}
+
+
+@route("POST", "/v1/invoices/<invoice_id>/finalize")
+def finalize_invoice(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
+    invoice = ctx.store.require("invoice", invoice_id)
+    validate(params, {"auto_advance": Bool()})
+    invoices.finalize(ctx, invoice)
+    return ctx.render(invoice)
+
+
+@route("POST", "/v1/invoices/<invoice_id>/mark_uncollectible")
+def mark_uncollectible(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
+    invoice = ctx.store.require("invoice", invoice_id)
+    validate(params, {})
+    invoices.uncollectible(ctx, invoice)
+    return ctx.render(invoice)
+
+
+@route("POST", "/v1/invoices/<invoice_id>/send")
+def send_invoice(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
+    invoice = ctx.store.require("invoice", invoice_id)
+    validate(params, {})
+    invoices.send(ctx, invoice)
+    return ctx.render(invoice)
 
 
 @route("GET", "/v1/invoices")
@@ -50,23 +140,6 @@ def list_lines(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, A
     return list_object(page, f"/v1/invoices/{invoice_id}/lines", has_more)
 
 
-def pay_invoice(ctx: Ctx, invoice: dict[str, Any], payment_method: str | None = None) -> bool:
-    """Attempt an open invoice now; a paid one may reactivate its subscription."""
-    sub = ctx.store.get("subscription", invoice.get("subscription") or "")
-    before = ctx.render(sub) if sub else None
-    paid = billing.attempt_payment(ctx, invoice, sub, dunning=False, payment_method=payment_method)
-    if (
-        paid
-        and sub is not None
-        and before is not None
-        and sub["status"] in ("past_due", "unpaid", "incomplete")
-        and not billing.has_unpaid(ctx, sub)
-    ):
-        sub["status"] = "active"
-        ctx.emit_updated("customer.subscription.updated", sub, before)
-    return paid
-
-
 @route("POST", "/v1/invoices/<invoice_id>/pay")
 def pay(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
     invoice = ctx.store.require("invoice", invoice_id)
@@ -81,27 +154,7 @@ def pay(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
             "mandate": Str(),
         },
     )
-    if invoice["status"] == "paid":
-        raise bad_state("Invoice is already paid.")
-    if invoice["status"] == "draft":
-        billing.finalize_invoice(ctx, invoice)
-    if invoice["status"] != "open":
-        raise bad_state(f"You can only pay an invoice that is open (status: {invoice['status']}).")
-    if p.get("paid_out_of_band"):
-        billing.mark_paid(ctx, invoice)
-        return ctx.render(invoice)
-    pm_id = p.get("payment_method")
-    if pm_id:
-        ctx.store.require("payment_method", pm_id, "payment_method")
-    if not pay_invoice(ctx, invoice, pm_id):
-        raise StripeError(
-            402,
-            cards.DECLINED,
-            type="card_error",
-            code="card_declined",
-            decline_code="generic_decline",
-            payment_intent={"id": invoice.get("_payment_intent")},
-        )
+    invoices.pay(ctx, invoice, p)
     return ctx.render(invoice)
 
 
@@ -109,9 +162,7 @@ def pay(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
 def void(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
     invoice = ctx.store.require("invoice", invoice_id)
     validate(params, {})
-    if invoice["status"] != "open":
-        raise bad_state(f"You can only void an open invoice (status: {invoice['status']}).")
-    billing.void_invoice(ctx, invoice)
+    invoices.void(ctx, invoice)
     return ctx.render(invoice)
 
 

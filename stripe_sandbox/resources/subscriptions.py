@@ -4,26 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import billing, cards
+from .. import billing
+from ..billing import subscription_requests
 from ..context import Ctx
+from ..errors import StripeError
+from ..params import AnyVal, Arr, Bool, Int, Meta, Obj, Spec, Str, validate
 from ..routes import route
-from ..timeutil import period_containing
-from ..wire import (
-    AnyVal,
-    Arr,
-    Bool,
-    Int,
-    Meta,
-    Obj,
-    Spec,
-    Str,
-    StripeError,
-    apply_metadata,
-    bad_state,
-    validate,
-)
 from .common import list_response, retrieve_stored
-from .payments import payment_method_for
 
 STATUSES = [
     "active",
@@ -101,33 +88,6 @@ COMMON_IGNORED: dict[str, Spec] = {
 }
 
 
-def resolve_price(
-    ctx: Ctx, price_id: str, param: str, currency: str | None = None
-) -> dict[str, Any]:
-    price = ctx.store.require("price", price_id, param)
-    if not price["active"]:
-        raise StripeError(
-            400,
-            "The price specified is inactive. This field only accepts active prices.",
-            param=param,
-        )
-    if price["type"] != "recurring":
-        raise StripeError(
-            400,
-            "The price specified is set to `type=one_time` but this field "
-            "only accepts prices with `type=recurring`.",
-            param=param,
-        )
-    if currency and price["currency"] != currency:
-        raise StripeError(
-            400,
-            f"The price specified uses currency {price['currency']} but "
-            f"this subscription uses {currency}.",
-            param=param,
-        )
-    return price
-
-
 # ------------------------------------------------------------------ create
 
 
@@ -157,79 +117,7 @@ def create_subscription(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
             "billing_mode": AnyVal(),
         },
     )
-    customer = ctx.store.require("customer", p["customer"], "customer")
-    if not p["items"]:
-        raise StripeError(
-            400, "Missing required param: items.", code="parameter_missing", param="items"
-        )
-    entries = []
-    currency = None
-    for i, item in enumerate(p["items"]):
-        if not item.get("price"):
-            raise StripeError(
-                400,
-                f"Missing required param: items[{i}][price].",
-                code="parameter_missing",
-                param=f"items[{i}][price]",
-            )
-        price = resolve_price(ctx, item["price"], f"items[{i}][price]", currency)
-        currency = price["currency"]
-        entries.append((price, item.get("quantity") or 1, apply_metadata({}, item.get("metadata"))))
-    now = ctx.now_for(customer["id"])
-    trial_end = None
-    if p.get("trial_end") not in (None, "now"):
-        trial_end = int(p["trial_end"])
-        if trial_end <= now:
-            raise StripeError(
-                400,
-                "Invalid timestamp: must be an integer Unix timestamp in the future.",
-                param="trial_end",
-            )
-    elif p.get("trial_period_days"):
-        trial_end = now + p["trial_period_days"] * billing.DAY
-    elif p.get("trial_from_plan") and entries[0][0]["recurring"].get("trial_period_days"):
-        trial_end = now + entries[0][0]["recurring"]["trial_period_days"] * billing.DAY
-    pm_id = p.get("default_payment_method")
-    if pm_id:
-        pm = ctx.store.require("payment_method", pm_id, "default_payment_method")
-        if pm.get("customer") != customer["id"]:
-            raise bad_state(
-                "The payment method must be attached to the customer.", "default_payment_method"
-            )
-    behavior = p.get("payment_behavior") or "allow_incomplete"
-    if behavior == "error_if_incomplete" and not trial_end:
-        charge_pm = payment_method_for(ctx, customer["id"], pm_id)
-        if charge_pm is None:
-            raise StripeError(
-                400,
-                "This customer has no attached payment source or default "
-                "payment method. Please consider adding a default payment "
-                "method.",
-                param=None,
-            )
-        if not cards.charge_succeeds(charge_pm["_behavior"]):
-            raise StripeError(
-                402,
-                cards.DECLINED,
-                type="card_error",
-                code="card_declined",
-                decline_code="generic_decline",
-            )
-    sub = billing.create_subscription(
-        ctx,
-        customer,
-        entries,
-        trial_end=trial_end,
-        metadata=apply_metadata({}, p.get("metadata")),
-        description=p.get("description"),
-        default_payment_method=pm_id,
-        payment_behavior=behavior,
-        collection_method=p.get("collection_method") or "charge_automatically",
-        days_until_due=p.get("days_until_due"),
-        cancel_at_period_end=bool(p.get("cancel_at_period_end")),
-        cancel_at=p.get("cancel_at"),
-        trial_settings=p.get("trial_settings"),
-    )
+    sub = subscription_requests.subscribe(ctx, p)
     return ctx.render(sub)
 
 
@@ -311,110 +199,8 @@ UPDATE_SCHEMA: dict[str, Spec] = {
 def update_subscription(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[str, Any]:
     sub = ctx.store.require("subscription", sub_id)
     p = validate(params, UPDATE_SCHEMA)
-    before = ctx.render(sub)
-    if sub["status"] in billing.ENDED:
-        allowed = {"metadata", "cancellation_details"}
-        extra = sorted(set(p) - allowed)
-        if extra:
-            raise bad_state(
-                "A canceled subscription can only update its cancellation_details and metadata.",
-                extra[0],
-            )
-    apply_update(ctx, sub, p)
-    ctx.emit_updated("customer.subscription.updated", sub, before)
+    subscription_requests.update_subscription(ctx, sub, p)
     return ctx.render(sub)
-
-
-def apply_update(ctx: Ctx, sub: dict[str, Any], p: dict[str, Any]) -> None:
-    now = ctx.now_for(sub["customer"])
-    if "metadata" in p:
-        sub["metadata"] = apply_metadata(sub["metadata"], p["metadata"])
-    if "description" in p:
-        sub["description"] = p["description"]
-    if "default_payment_method" in p:
-        pm_id = p["default_payment_method"]
-        if pm_id:
-            pm = ctx.store.require("payment_method", pm_id, "default_payment_method")
-            if pm.get("customer") != sub["customer"]:
-                raise bad_state(
-                    "The payment method must be attached to the customer.", "default_payment_method"
-                )
-        sub["default_payment_method"] = pm_id
-    if "collection_method" in p:
-        sub["collection_method"] = p["collection_method"]
-    if "days_until_due" in p:
-        sub["days_until_due"] = p["days_until_due"]
-    if p.get("trial_settings"):
-        sub["trial_settings"] = {"end_behavior": dict(p["trial_settings"]["end_behavior"])}
-    if p.get("cancellation_details"):
-        sub["cancellation_details"] = {**sub["cancellation_details"], **p["cancellation_details"]}
-    if p.get("items"):
-        billing.change_items(
-            ctx,
-            sub,
-            p["items"],
-            p.get("proration_behavior") or "create_prorations",
-            lambda pid, param: resolve_price(ctx, pid, param, sub["currency"]),
-        )
-    if "cancel_at_period_end" in p and p["cancel_at_period_end"] is not None:
-        billing.set_cancel_at_period_end(ctx, sub, p["cancel_at_period_end"])
-    if "cancel_at" in p:
-        value = p["cancel_at"]
-        if value is None:
-            billing.set_cancel_at_period_end(ctx, sub, False)
-        else:
-            end = billing.current_period(ctx, sub)[1]
-            at = end if value in ("max_period_end", "min_period_end") else int(value)
-            if at <= now:
-                raise StripeError(
-                    400, "Invalid timestamp: must be in the future.", param="cancel_at"
-                )
-            sub["cancel_at"] = at
-            sub["cancel_at_period_end"] = at == end
-            sub["canceled_at"] = now
-            sub["cancellation_details"]["reason"] = "cancellation_requested"
-    if "pause_collection" in p:
-        value = p["pause_collection"]
-        if value in ("", None):
-            was_paused = sub.get("pause_collection") is not None
-            sub["pause_collection"] = None
-            if was_paused:
-                ctx.emit("customer.subscription.resumed", sub)
-        else:
-            sub["pause_collection"] = {
-                "behavior": value["behavior"],
-                "resumes_at": value.get("resumes_at"),
-            }
-            ctx.emit("customer.subscription.paused", sub)
-    if "trial_end" in p and p["trial_end"] is not None:
-        if p["trial_end"] == "now":
-            if sub["status"] == "trialing":
-                billing.end_trial_now(ctx, sub, now)
-        else:
-            trial_end = int(p["trial_end"])
-            if trial_end <= now:
-                raise StripeError(
-                    400,
-                    "Invalid timestamp: must be an integer Unix timestamp in the future.",
-                    param="trial_end",
-                )
-            if sub["status"] not in ("trialing", "active"):
-                raise bad_state(
-                    "Only active or trialing subscriptions can get a trial.", "trial_end"
-                )
-            if sub["status"] == "active":
-                sub["trial_start"] = now
-            sub["status"] = "trialing"
-            sub["trial_end"] = trial_end
-            sub["billing_cycle_anchor"] = trial_end
-            for it in billing.items_of(ctx.store, sub):
-                if sub["trial_start"] == now:
-                    it["current_period_start"] = now
-                it["current_period_end"] = trial_end
-            if sub["cancel_at_period_end"]:
-                sub["cancel_at"] = trial_end
-    if p.get("billing_cycle_anchor") == "now" and sub["status"] in ("active", "past_due"):
-        billing.restart_cycle(ctx, sub, now)
 
 
 # ------------------------------------------------------------ cancel/resume
@@ -427,18 +213,7 @@ def cancel_subscription(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[s
         params,
         {"invoice_now": Bool(), "prorate": Bool(), "cancellation_details": CANCELLATION_DETAILS},
     )
-    if sub["status"] in billing.ENDED:
-        raise bad_state(f"This subscription has already been canceled ({sub_id}).")
-    details = p.get("cancellation_details") or {}
-    billing.cancel_now(
-        ctx,
-        sub,
-        reason="cancellation_requested",
-        comment=details.get("comment"),
-        feedback=details.get("feedback"),
-        invoice_now=bool(p.get("invoice_now")),
-        prorate=bool(p.get("prorate")),
-    )
+    subscription_requests.cancel(ctx, sub, p)
     return ctx.render(sub)
 
 
@@ -453,29 +228,7 @@ def resume_subscription(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[s
             "proration_date": Int(),
         },
     )
-    if sub["status"] != "paused":
-        raise bad_state(
-            "Subscription must be in `paused` status to be resumed. "
-            f"Current status: `{sub['status']}`."
-        )
-    before = ctx.render(sub)
-    now = ctx.now_for(sub["customer"])
-    sub["status"] = "active"
-    if (p.get("billing_cycle_anchor") or "now") == "now":
-        billing.restart_cycle(ctx, sub, now)
-    else:
-        items = billing.items_of(ctx.store, sub)
-        rec = billing.price_of(ctx, items[0])["recurring"]
-        start, end = period_containing(
-            sub["billing_cycle_anchor"], rec["interval"], rec["interval_count"], now
-        )
-        for it in items:
-            it["current_period_start"] = start
-            it["current_period_end"] = end
-        lines = billing.item_lines(ctx, sub, (start, end))
-        billing.bill_and_set_status(ctx, sub, lines, "subscription_update", (now, now))
-    ctx.emit("customer.subscription.resumed", sub)
-    ctx.emit_updated("customer.subscription.updated", sub, before)
+    subscription_requests.resume(ctx, sub, p.get("billing_cycle_anchor") or "now")
     return ctx.render(sub)
 
 
@@ -507,22 +260,6 @@ def list_items(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 route("GET", "/v1/subscription_items/<item_id>")(retrieve_stored("subscription_item"))
 
 
-def _item_change(
-    ctx: Ctx, sub: dict[str, Any], change: dict[str, Any], proration: str | None
-) -> None:
-    before = ctx.render(sub)
-    if sub["status"] in billing.ENDED:
-        raise bad_state("A canceled subscription can not be changed.")
-    billing.change_items(
-        ctx,
-        sub,
-        [change],
-        proration or "create_prorations",
-        lambda pid, param: resolve_price(ctx, pid, "price", sub["currency"]),
-    )
-    ctx.emit_updated("customer.subscription.updated", sub, before)
-
-
 @route("POST", "/v1/subscription_items")
 def create_item(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     p = validate(
@@ -537,7 +274,7 @@ def create_item(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         },
     )
     sub = ctx.store.require("subscription", p["subscription"], "subscription")
-    _item_change(
+    subscription_requests.change_one_item(
         ctx,
         sub,
         {"price": p["price"], "quantity": p.get("quantity"), "metadata": p.get("metadata")},
@@ -560,7 +297,7 @@ def update_item(ctx: Ctx, params: dict[str, Any], item_id: str) -> dict[str, Any
         },
     )
     sub = ctx.store.require("subscription", item["subscription"])
-    _item_change(
+    subscription_requests.change_one_item(
         ctx,
         sub,
         {"id": item_id, **{k: p[k] for k in ("price", "quantity", "metadata") if k in p}},
@@ -576,5 +313,7 @@ def delete_item(ctx: Ctx, params: dict[str, Any], item_id: str) -> dict[str, Any
         params, {"proration_behavior": PRORATION, "proration_date": Int(), "clear_usage": Bool()}
     )
     sub = ctx.store.require("subscription", item["subscription"])
-    _item_change(ctx, sub, {"id": item_id, "deleted": True}, p.get("proration_behavior"))
+    subscription_requests.change_one_item(
+        ctx, sub, {"id": item_id, "deleted": True}, p.get("proration_behavior")
+    )
     return {"id": item_id, "object": "subscription_item", "deleted": True}

@@ -5,33 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from .. import billing
+from ..billing import clocks
 from ..context import Ctx
-from ..ids import new_id
+from ..errors import StripeError
+from ..params import Int, Str, validate
 from ..routes import route
-from ..timeutil import wall_now
-from ..wire import Int, Str, StripeError, validate
 from .common import list_response
 
-KIND = "test_helpers.test_clock"
+KIND = clocks.KIND
 
 
 @route("POST", "/v1/test_helpers/test_clocks")
 def create_clock(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     p = validate(params, {"frozen_time": Int(required=True, min=0), "name": Str(max_length=300)})
-    now = wall_now()
-    clock = {
-        "id": new_id("clock"),
-        "object": KIND,
-        "created": now,
-        "deletes_after": now + 30 * billing.DAY,
-        "frozen_time": p["frozen_time"],
-        "livemode": False,
-        "name": p.get("name"),
-        "status": "ready",
-        "status_details": {},
-    }
-    ctx.store.insert(clock)
-    ctx.emit("test_helpers.test_clock.created", clock)
+    clock = clocks.new_clock(ctx, p["frozen_time"], p.get("name"))
     return ctx.render(clock)
 
 
@@ -63,11 +50,5 @@ def advance_clock(ctx: Ctx, params: dict[str, Any], clock_id: str) -> dict[str, 
 @route("DELETE", "/v1/test_helpers/test_clocks/<clock_id>")
 def delete_clock(ctx: Ctx, params: dict[str, Any], clock_id: str) -> dict[str, Any]:
     validate(params, {})
-    clock = ctx.store.require(KIND, clock_id)
-    for kind in ("customer", "subscription", "invoice"):
-        for obj in ctx.store.all(kind):
-            if obj.get("test_clock") == clock_id:
-                ctx.store.touch(obj)["_deleted"] = True
-    ctx.emit("test_helpers.test_clock.deleted", clock)
-    ctx.store.remove(KIND, clock_id)
+    clocks.delete_clock(ctx, ctx.store.require(KIND, clock_id))
     return {"id": clock_id, "object": KIND, "deleted": True}

@@ -6,10 +6,11 @@ import re
 from typing import Any
 
 from ..context import Ctx
+from ..errors import StripeError
 from ..ids import new_id
+from ..params import AnyVal, Arr, Bool, Meta, Str, apply_metadata, validate
 from ..routes import route
 from ..timeutil import wall_now
-from ..wire import AnyVal, Arr, Bool, Meta, Str, StripeError, apply_metadata, validate
 from .common import list_response, retrieve_stored
 
 _EVENT_RE = re.compile(r"^(\*|[a-z0-9_]+(\.[a-z0-9_*]+)+)$")
