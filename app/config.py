@@ -134,12 +134,27 @@ def config_from_env() -> dict[str, Any]:
         "PLANS_CACHE_SECONDS": number("PLANS_CACHE_SECONDS", 300),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         **reliability_from_env(problems),
+        **security_from_env(problems),
+        "FLASK_DEBUG": flag("FLASK_DEBUG", False),
+    }
+    config[_PROBLEMS] = problems
+    return config
+
+
+_PROBLEMS = "_CONFIG_PROBLEMS"
+
+
+def security_from_env(problems: list[str]) -> dict[str, Any]:
+    """Body caps, abuse limits, client IPs and CORS (README "Security")."""
+    whole = _collected(_env_int, problems)
+    switch = _collected(_env_bool, problems)
+    return {
         # Request bodies: the API's JSON, and Stripe's events (checked before reading).
-        "MAX_CONTENT_LENGTH": number("MAX_CONTENT_LENGTH", 64 * 1024),
-        "WEBHOOK_MAX_BYTES": number("WEBHOOK_MAX_BYTES", 512 * 1024),
+        "MAX_CONTENT_LENGTH": whole("MAX_CONTENT_LENGTH", 64 * 1024),
+        "WEBHOOK_MAX_BYTES": whole("WEBHOOK_MAX_BYTES", 512 * 1024),
         # Abuse limits ("N/minute;M/hour", per user unless named _IP); storage in Redis when set.
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
-        "RATE_LIMIT_ENABLED": flag("RATE_LIMIT_ENABLED", True),
+        "RATE_LIMIT_ENABLED": switch("RATE_LIMIT_ENABLED", True),
         "RATE_LIMIT_KEY_PREFIX": os.environ.get("RATE_LIMIT_KEY_PREFIX", "billing"),
         "RATE_LIMIT_CHECKOUT": os.environ.get("RATE_LIMIT_CHECKOUT", "10/minute;50/hour"),
         "RATE_LIMIT_PORTAL": os.environ.get("RATE_LIMIT_PORTAL", "10/minute;60/hour"),
@@ -149,17 +164,11 @@ def config_from_env() -> dict[str, Any]:
         "RATE_LIMIT_IP": os.environ.get("RATE_LIMIT_IP", "300/minute"),
         "RATE_LIMIT_FAILED_AUTH": os.environ.get("RATE_LIMIT_FAILED_AUTH", "30/minute"),
         # Client IPs: how many reverse proxies in front of us set X-Forwarded-For (0 = none).
-        "TRUSTED_PROXY_COUNT": number("TRUSTED_PROXY_COUNT", 0),
+        "TRUSTED_PROXY_COUNT": whole("TRUSTED_PROXY_COUNT", 0),
         # CORS: bearer tokens need no credentials mode; set true only for cookie sessions.
-        "CORS_ALLOW_CREDENTIALS": flag("CORS_ALLOW_CREDENTIALS", False),
-        "CORS_MAX_AGE": number("CORS_MAX_AGE", 600),
-        "FLASK_DEBUG": flag("FLASK_DEBUG", False),
+        "CORS_ALLOW_CREDENTIALS": switch("CORS_ALLOW_CREDENTIALS", False),
+        "CORS_MAX_AGE": whole("CORS_MAX_AGE", 600),
     }
-    config[_PROBLEMS] = problems
-    return config
-
-
-_PROBLEMS = "_CONFIG_PROBLEMS"
 
 
 # -- Reliability: bounded waits and the one-live-subscription rule (README "Reliability") ------

@@ -117,14 +117,11 @@ def _reached_stripe(exc: BaseException | None) -> bool:
 def _refuse_future_timestamp(signature: str, tolerance: int) -> None:
     """The SDK refuses signatures older than `tolerance` but not ones dated in the future, which
     would never go stale (a captured request replayable for years). Allow the same skew ahead."""
-    stamps = []
-    for part in signature.split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "t":
-            try:
-                stamps.append(int(value))
-            except ValueError:
-                raise InvalidSignature("malformed timestamp") from None
+    parts = [part.strip().partition("=") for part in signature.split(",")]
+    try:
+        stamps = [int(value) for name, _, value in parts if name == "t"]
+    except ValueError:
+        raise InvalidSignature("malformed timestamp") from None
     if any(stamp > time.time() + tolerance for stamp in stamps):
         raise InvalidSignature("signature timestamp is in the future")
 
@@ -396,11 +393,8 @@ class StripeGateway:
                 details={"declineCode": reason} if reason else None,
             ) from exc
         except stripe.InvalidRequestError as exc:
-            log.warning(
-                "Stripe rejected a request: %s (code=%s)",
-                for_log(exc.user_message),
-                for_log(exc.code),
-            )
+            reason = for_log(exc.user_message), for_log(exc.code)
+            log.warning("Stripe rejected a request: %s (code=%s)", *reason)
             rejected = ProviderRejected(
                 "The payment provider rejected this request.",
                 code="payment_provider_rejected",
