@@ -22,12 +22,14 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 }
-# The docs page loads Swagger UI from its CDN.
-DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://unpkg.com; "
-    "style-src https://unpkg.com; img-src 'self' data: https://unpkg.com; "
-    "connect-src 'self'; frame-ancestors 'none'"
+# The pages the app serves itself: the docs (Swagger UI's files served locally) and, outside
+# production, the demo page. Scripts, styles and API calls from our own origin only.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
+PAGE_PREFIXES = ("/api/docs", "/demo")
 # Public, identical for everyone: may be cached briefly. Everything else is no-store.
 CACHEABLE_PATHS = ("/api/openapi.json", "/api/docs")
 
@@ -76,8 +78,8 @@ def _guard_request() -> None:
 def _secure_response(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.path == "/api/docs":
-        response.headers["Content-Security-Policy"] = DOCS_CSP
+    if request.path.startswith(PAGE_PREFIXES):
+        response.headers["Content-Security-Policy"] = PAGE_CSP
     if "Cache-Control" not in response.headers:
         if request.path in CACHEABLE_PATHS:
             response.headers["Cache-Control"] = "public, max-age=300"
