@@ -54,6 +54,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app stripe_sandbox wsgi.py bench
 	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/bandit -q -r app
 
 format: install
 	$(VENV)/bin/ruff format .

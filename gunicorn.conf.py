@@ -77,6 +77,21 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server: Any) -> None:
+    """Check the configuration once, in the master, before any worker starts: a bad one stops
+    gunicorn with wsgi.py's one message and exit status 3. (Left to the workers, several failing
+    at once can race gunicorn's own shutdown and end in a traceback with status 1.)"""
+    import sys
+
+    from dotenv import load_dotenv
+
+    from app.config import ConfigError, load_config
+
+    load_dotenv()  # as create_app does, so the master judges the settings the workers will get
+    try:
+        load_config()
+    except ConfigError as exc:
+        print(f"billing-api: {exc}", file=sys.stderr)
+        sys.exit(3)
     # A new master starts from zero: stale files of a previous run would be added in.
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(directory, ignore_errors=True)

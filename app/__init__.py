@@ -9,9 +9,9 @@ from dotenv import load_dotenv
 from flask import Flask
 from flask_cors import CORS
 
-from app.config import load_config
-from app.extensions import db, migrate
-from app.observability import init_observability
+from app.config import ConfigError, load_config
+from app.extensions import db, migrate, rate_limits
+from app.observability import init_observability, metrics
 from app.observability.logging import configure_logging, log_format
 
 
@@ -22,6 +22,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config.from_mapping(config)
+    if app.config["APP_ENV"] == "production" and app.debug:
+        raise ConfigError(["debug mode must be off in production"])
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from app.billing.catalog import resolve_price_lookup_keys
@@ -49,10 +51,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     CORS(
         app,
         resources={r"/api/*": {"origins": app.config["FRONTEND_URLS"]}},
-        supports_credentials=True,
         expose_headers=["X-Request-ID"],
+        # Bearer tokens need no credentials mode; only a cookie-based front end does.
+        supports_credentials=bool(app.config["CORS_ALLOW_CREDENTIALS"]),
+        max_age=app.config["CORS_MAX_AGE"],
     )
+    rate_limits.init_app(app)
+    rate_limits.on_breach(app, lambda scope, _key_kind: metrics.count_rate_limited(scope))
 
+    from app import audit, security
     from app.api import register_blueprints
     from app.cli import register_cli
     from app.errors import register_error_handlers
@@ -62,6 +69,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     register_demo(app)
     register_error_handlers(app)
+    security.install(app)
+    audit.install(app)
     register_cli(app)
     return app
 

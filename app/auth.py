@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,14 +12,19 @@ from typing import Any, TypeVar, cast
 import jwt
 from flask import current_app, g, request
 
+from app.billing.errors import ProviderUnavailable
 from app.billing.users import ensure_user
 from app.database import commit, retry_on_disconnect
-from app.errors import Unauthorized
+from app.errors import ApiError, Unauthorized
 from app.models import User
+from app.ratelimit import check_failed_auth_budget, count_failed_auth
+from app.safe_text import for_log, has_unsafe_chars
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ def verify_token(token: str, config: Mapping[str, Any]) -> Identity:
         config.get("AUTH_ISSUER") or "",
         config.get("AUTH_AUDIENCE") or "",
         int(config.get("AUTH_LEEWAY_SECONDS", 30)),
+        int(config.get("AUTH_MAX_TOKEN_LIFETIME_SECONDS") or 86400),
     )
     identity, expires = _verified(token, settings)
     if time.time() > expires + settings[4]:
@@ -51,14 +58,17 @@ def verify_token(token: str, config: Mapping[str, Any]) -> Identity:
 
 
 @functools.lru_cache(maxsize=VERIFIED_CACHE_SIZE)
-def _verified(token: str, settings: tuple[str, str, str, str, int]) -> tuple[Identity, float]:
-    jwks_url, secret, issuer, audience, leeway = settings
+def _verified(token: str, settings: tuple[str, str, str, str, int, int]) -> tuple[Identity, float]:
+    """Only tokens that passed every check (signature, claims, lifetime cap) are cached; the
+    lifetime cap is part of the key, so a cached token is never judged by an older setting."""
+    jwks_url, secret, issuer, audience, leeway, longest = settings
     config = {
         "AUTH_JWKS_URL": jwks_url,
         "AUTH_JWT_SECRET": secret,
         "AUTH_ISSUER": issuer,
         "AUTH_AUDIENCE": audience,
         "AUTH_LEEWAY_SECONDS": leeway,
+        "AUTH_MAX_TOKEN_LIFETIME_SECONDS": longest,
     }
     return _verify_signature(token, config)
 
@@ -74,7 +84,7 @@ def _verify_signature(token: str, config: Mapping[str, Any]) -> tuple[Identity, 
         kwargs["issuer"] = config["AUTH_ISSUER"]
     try:
         if config.get("AUTH_JWKS_URL"):
-            key: Any = _jwks_client(config["AUTH_JWKS_URL"]).get_signing_key_from_jwt(token).key
+            key: Any = _jwks_key(token, config["AUTH_JWKS_URL"])
             algorithms = ASYMMETRIC_ALGORITHMS
         else:
             key, algorithms = config["AUTH_JWT_SECRET"], ["HS256"]
@@ -85,11 +95,19 @@ def _verify_signature(token: str, config: Mapping[str, Any]) -> tuple[Identity, 
         ) from exc
     except (jwt.PyJWTError, ValueError) as exc:
         raise Unauthorized("Invalid authentication token.", code="invalid_token") from exc
+    _check_lifetime(claims, config)
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
         raise Unauthorized("Invalid authentication token.", code="invalid_token")
     email = claims.get("email")
     name = claims.get("name")
+    for claim in (subject, email, name):
+        if isinstance(claim, str) and has_unsafe_chars(claim):
+            # Signed, but unusable: these would reach the database and the logs.
+            raise ApiError(
+                "The token's claims contain control characters or invalid unicode.",
+                code="invalid_token_claims",
+            )
     identity = Identity(
         user_id=subject,
         email=email if isinstance(email, str) and len(email) <= 255 else None,
@@ -98,9 +116,34 @@ def _verify_signature(token: str, config: Mapping[str, Any]) -> tuple[Identity, 
     return identity, float(claims["exp"])
 
 
+def _check_lifetime(claims: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """`exp` no further than AUTH_MAX_TOKEN_LIFETIME_SECONDS past `iat` (or now, without it):
+    a token valid for centuries is a leaked credential forever."""
+    longest = int(config.get("AUTH_MAX_TOKEN_LIFETIME_SECONDS") or 86400)
+    leeway = int(config.get("AUTH_LEEWAY_SECONDS", 30))
+    issued = claims.get("iat")
+    start = issued if isinstance(issued, int | float) and not isinstance(issued, bool) else None
+    start = time.time() if start is None else start
+    expires = claims.get("exp")
+    if not isinstance(expires, int | float) or expires - start > longest + leeway:
+        raise Unauthorized("Invalid authentication token.", code="invalid_token")
+
+
+def _jwks_key(token: str, url: str) -> Any:
+    """Our identity provider being down is a 503 (try again), not the caller's bad token."""
+    try:
+        return _jwks_client(url).get_signing_key_from_jwt(token).key
+    except jwt.PyJWKClientConnectionError as exc:
+        log.error("JWKS unreachable at %s: %s", for_log(url), for_log(exc))
+        raise ProviderUnavailable(
+            "Sign-in can't be checked right now. Try again shortly.",
+            code="identity_provider_unavailable",
+        ) from exc
+
+
 @functools.cache
 def _jwks_client(url: str) -> jwt.PyJWKClient:
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
 
 
 def bearer_token() -> str:
@@ -120,7 +163,12 @@ def login_required(view: F) -> F:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        identity = verify_token(bearer_token(), current_app.config)
+        check_failed_auth_budget()
+        try:
+            identity = verify_token(bearer_token(), current_app.config)
+        except Unauthorized:
+            count_failed_auth()
+            raise
         g.user = retry_on_disconnect(lambda: _resolve(identity))
         return view(*args, **kwargs)
 

@@ -65,6 +65,13 @@ ERROR_CODES = frozenset(
         "database_unavailable",
         "invalid_signature",
         "webhook_failed",
+        # security hardening (issue 9)
+        "invalid_path",
+        "invalid_token_claims",
+        "identity_provider_unavailable",
+        "malformed_event",
+        "payload_too_large",
+        "rate_limited",
     }
 )
 
@@ -88,6 +95,7 @@ class ApiError(Exception):
         if status:
             self.status = status
         self.details = details or {}
+        self.headers: dict[str, str] = {}
 
 
 class Unauthorized(ApiError):
@@ -145,6 +153,8 @@ def error_response(error: ApiError | billing.BillingError) -> tuple[Response, in
     response = jsonify({"error": body})
     if status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if isinstance(error, ApiError):
+        response.headers.update(error.headers)
     return response, status
 
 

@@ -146,6 +146,9 @@ class WebhookEvent(db.Model):  # type: ignore[name-defined]
     stripe_created: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    # The body as received, kept when `data` had to be made storable (NUL, lone surrogates)
+    # or the event could not be applied: replay and inspection see exactly what Stripe sent.
+    raw_body: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
@@ -198,4 +201,31 @@ class UsageLedgerEntry(db.Model):  # type: ignore[name-defined]
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_usage_ledger_user_key"),
         Index("idx_usage_ledger_user_period", "user_id", "period_start"),
+    )
+
+
+class AuditEntry(db.Model):  # type: ignore[name-defined]
+    """Who did what to which Stripe object, with what outcome, when (app/audit.py writes it).
+
+    Never tokens, secrets or card data: ids, an action name, an outcome code, a short detail."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    stripe_object: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (
+        Index("idx_audit_log_user_at", "user_id", "at"),
+        Index("idx_audit_log_at", "at"),
     )

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
@@ -32,6 +31,8 @@ from app.billing.errors import (
 )
 from app.database import transaction_open
 from app.observability.stripe_calls import observed_call
+from app.safe_text import for_log
+from app.stripe_guards import Bulkhead, CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -56,63 +57,22 @@ def idempotency_key(purpose: str, params: dict[str, Any]) -> str:
     return f"{purpose}-{digest}"
 
 
-class Bulkhead:
-    """At most `size` Stripe calls at once; waiting longer than `wait` seconds for a slot fails
-    fast with 503 instead of queueing behind calls that hang."""
-
-    def __init__(self, size: int, wait: float) -> None:
-        self._slots = threading.BoundedSemaphore(max(1, size))
-        self._wait = max(0.0, wait)
-
-    def run(self, request: Callable[[], T]) -> T:
-        if not self._slots.acquire(timeout=self._wait):
-            log.warning("Stripe bulkhead full: answering 503 without calling Stripe")
-            raise ProviderUnavailable(
-                "The payment provider is slow to answer right now. Try again in a minute.",
-                code="payment_provider_busy",
-            )
-        try:
-            return request()
-        finally:
-            self._slots.release()
-
-
-class CircuitBreaker:
-    """After `failures` Stripe calls in a row fail to get an answer (timeouts, refused
-    connections, Stripe's 5xx), calls fail fast with 503 for `cooldown` seconds instead of each
-    waiting out its timeout; then calls go through again, and one more failure reopens it."""
-
-    def __init__(self, failures: int, cooldown: float) -> None:
-        self._threshold = max(1, failures)
-        self._cooldown = max(0.0, cooldown)
-        self._lock = threading.Lock()
-        self._failures = 0
-        self._open_until = 0.0
-
-    def check(self) -> None:
-        if self._cooldown and time.monotonic() < self._open_until:
-            raise ProviderUnavailable(
-                "The payment provider is unreachable. Try again shortly.",
-                code="payment_provider_unavailable",
-            )
-
-    def record(self, reached: bool) -> None:
-        with self._lock:
-            if reached:
-                self._failures = 0
-                return
-            self._failures += 1
-            if self._failures >= self._threshold:
-                if time.monotonic() >= self._open_until:
-                    log.error("Stripe unreachable %d times in a row: failing fast", self._failures)
-                self._open_until = time.monotonic() + self._cooldown
-                self._failures = self._threshold - 1  # the next failure reopens it
-
-
 def _reached_stripe(exc: BaseException | None) -> bool:
     if isinstance(exc, stripe.APIConnectionError):
         return False
     return not (isinstance(exc, stripe.StripeError) and (exc.http_status or 0) >= 500)
+
+
+def _refuse_future_timestamp(signature: str, tolerance: int) -> None:
+    """The SDK refuses signatures older than `tolerance` but not ones dated in the future, which
+    would never go stale (a captured request replayable for years). Allow the same skew ahead."""
+    parts = [part.strip().partition("=") for part in signature.split(",")]
+    try:
+        stamps = [int(value) for name, _, value in parts if name == "t"]
+    except ValueError:
+        raise InvalidSignature("malformed timestamp") from None
+    if any(stamp > time.time() + tolerance for stamp in stamps):
+        raise InvalidSignature("signature timestamp is in the future")
 
 
 def current_gateway() -> StripeGateway:
@@ -279,6 +239,7 @@ class StripeGateway:
         """Verify Stripe's signature over the raw body, then return the event as a dict."""
         if not signature or not secret:
             raise InvalidSignature("missing Stripe-Signature header or webhook secret")
+        _refuse_future_timestamp(signature, tolerance)
         try:
             text = payload.decode("utf-8")
             stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
@@ -381,7 +342,7 @@ class StripeGateway:
             result = self._guarded(lambda: observed_call(request, operation))
         except stripe.IdempotencyError as exc:
             # A key reused with other parameters: retrying the same request can never succeed.
-            log.error("Stripe refused an idempotency key: %s", exc.user_message)
+            log.error("Stripe refused an idempotency key: %s", for_log(exc.user_message))
             raise Conflict(
                 "This request conflicts with an earlier one and was not carried out.",
                 code="idempotency_conflict",
@@ -395,7 +356,8 @@ class StripeGateway:
                 details={"declineCode": reason} if reason else None,
             ) from exc
         except stripe.InvalidRequestError as exc:
-            log.warning("Stripe rejected a request: %s (code=%s)", exc.user_message, exc.code)
+            reason = for_log(exc.user_message), for_log(exc.code)
+            log.warning("Stripe rejected a request: %s (code=%s)", *reason)
             rejected = ProviderRejected(
                 "The payment provider rejected this request.",
                 code="payment_provider_rejected",
@@ -411,7 +373,7 @@ class StripeGateway:
             ) from exc
         except stripe.StripeError as exc:
             # Authentication, permission and Stripe-side errors: our problem, not the user's.
-            log.error("Stripe error %s: %s", type(exc).__name__, exc.user_message)
+            log.error("Stripe error %s: %s", type(exc).__name__, for_log(exc.user_message))
             raise ProviderUnavailable(
                 "The payment provider could not handle this request."
             ) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -106,6 +107,12 @@ class Sandbox:
         if path == "/v1" or path.startswith("/v1/"):
             return handle_api(self, request)
         if path.startswith("/_sandbox"):
+            if not _is_loopback(request.remote_addr):  # no auth on these: local callers only
+                return Response(
+                    json.dumps({"error": {"message": "control endpoints are loopback-only"}}),
+                    status=403,
+                    content_type="application/json",
+                )
             return handle_control(self, request)
         if path.startswith(("/checkout/", "/portal/", "/invoice/")):
             return handle_hosted(self, request)
@@ -244,3 +251,10 @@ class Sandbox:
             event = self.store.get("event", event_id)
             if event is not None and event["pending_webhooks"] > 0:
                 event["pending_webhooks"] -= 1
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

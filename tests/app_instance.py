@@ -83,6 +83,7 @@ def serve_instance(base: Flask, threads: int | None = None, **overrides: Any) ->
         TESTING=True,
         STRIPE_MAX_NETWORK_RETRIES=0,
         LOG_LEVEL="CRITICAL",
+        RATE_LIMIT_ENABLED=False,
     )
     config.update(overrides)
     application = create_app(config)

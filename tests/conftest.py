@@ -98,6 +98,9 @@ def app(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "FRONTEND_URLS": [FRONTEND],
             "AUTH_JWT_SECRET": JWT_SECRET,
             "LOG_LEVEL": "WARNING",
+            # The shared app runs many users' flows from one IP; tests/test_rate_limits.py
+            # checks the limits on instances of their own.
+            "RATE_LIMIT_ENABLED": False,
         }
     )
     with application.app_context():

@@ -123,6 +123,8 @@ def live_stack(work_dir: Path) -> Iterator[Stack]:
             "FRONTEND_URL": "http://localhost:5173",
             "PLANS_FILE": "",
             "LOG_LEVEL": "WARNING",
+            # As every suite app (tests/conftest.py): limits are tested in test_rate_limits.py.
+            "RATE_LIMIT_ENABLED": "false",
         }
         subprocess.run(
             [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],

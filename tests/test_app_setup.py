@@ -47,7 +47,7 @@ def test_production_with_its_secrets_starts_without_a_sandbox(tmp_path: Path) ->
             "STRIPE_WEBHOOK_SECRET": "whsec_x",
             "STRIPE_PRICE_ID_MONTHLY": "price_1",
             "AUTH_JWT_SECRET": "s" * 40,
-            "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
+            "DATABASE_URL": "postgresql://billing@127.0.0.1:9/billing",
         }
     )
     assert "stripe_sandbox" not in app.extensions

@@ -13,13 +13,15 @@ from flask.testing import FlaskClient
 
 from app import create_app
 
+# Production refuses SQLite and published secrets (issue 9): a configuration it accepts. The
+# database is never reached by these checks.
 PRODUCTION = {
     "APP_ENV": "production",
-    "AUTH_JWT_SECRET": JWT_SECRET,
+    "AUTH_JWT_SECRET": "k3y-" + "x" * 40,
     "STRIPE_SECRET_KEY": "sk_test_prod_like",
     "STRIPE_WEBHOOK_SECRET": "whsec_x",
     "STRIPE_PRICE_ID_MONTHLY": "price_x",
-    "DATABASE_URL": "sqlite://",
+    "DATABASE_URL": "postgresql://billing@127.0.0.1:9/billing",
 }
 
 

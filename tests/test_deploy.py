@@ -103,11 +103,11 @@ def test_start_script_refuses_the_development_env_file() -> None:
         ({"APP_ENV": "development"}, "APP_ENV='development'"),
         (
             {"AUTH_JWT_SECRET": "dev-only-jwt-secret-change-me-0123456789"},
-            "AUTH_JWT_SECRET is the development secret",
+            "AUTH_JWT_SECRET is a published development value",
         ),
-        ({"DATABASE_URL": "sqlite:///billing-dev.db"}, "DATABASE_URL is SQLite"),
+        ({"DATABASE_URL": "sqlite:///billing-dev.db"}, "DATABASE_URL must be a PostgreSQL URL"),
         ({"STRIPE_SECRET_KEY": ""}, "STRIPE_SECRET_KEY"),
-        ({"FLASK_DEBUG": "1"}, "FLASK_DEBUG is on"),
+        ({"FLASK_DEBUG": "1"}, "debug mode must be off (FLASK_DEBUG)"),
     ],
 )
 def test_start_script_refuses_each_development_setting(

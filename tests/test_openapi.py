@@ -78,7 +78,7 @@ def test_either_or_limits_and_query_types(app: Flask) -> None:
     assert checkout["anyOf"] == [{"required": ["priceId"]}, {"required": ["plan"]}]
     assert checkout["additionalProperties"] is False
     metadata = checkout["properties"]["metadata"]
-    assert metadata["maxProperties"] == 20
+    assert metadata["maxProperties"] == 49  # Stripe's 50 keys less our userId (issue 9)
     assert metadata["propertyNames"]["maxLength"] == 40
     assert metadata["additionalProperties"]["maxLength"] == 500
     consume = schema(document, "ConsumeGenerationsRequest")["properties"]
@@ -108,6 +108,12 @@ def test_headers_and_statuses_are_documented(app: Flask) -> None:
     )
     health = paths["/api/health"]["get"]
     assert "503" in health["responses"] and "security" not in health
+    # Every response carries the request id, and every operation accepts the caller's.
+    for path_item in paths.values():
+        for operation in path_item.values():
+            for response in operation["responses"].values():
+                assert "X-Request-ID" in response["headers"]
+            assert any(p["name"] == "X-Request-ID" for p in operation["parameters"])
     assert "security" not in paths["/api/plans"]["get"]
     assert paths["/api/me"]["get"]["security"] == [{"bearerAuth": []}]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
+from app import audit
 from app.api.openapi import documented
 from app.api.parsing import parse_body
 from app.api.schemas import (
@@ -17,11 +18,12 @@ from app.api.schemas import (
 from app.auth import current_user, login_required
 from app.billing.catalog import Catalog
 from app.billing.checkout import fulfil_checkout_session, start_checkout
-from app.billing.errors import NotFound
+from app.billing.errors import NotFound, ProviderRejected
 from app.billing.redirects import default_redirect, ensure_allowed_url
 from app.billing.stripe_objects import object_id
 from app.database import outside_transaction, unit_of_work
 from app.models import utcnow
+from app.ratelimit import rate_limited
 from app.stripe_gateway import current_gateway
 
 bp = Blueprint("checkout", __name__, url_prefix="/api")
@@ -38,6 +40,7 @@ bp = Blueprint("checkout", __name__, url_prefix="/api")
     errors=(400, 402, 404, 409, 422, 503),
 )
 @login_required
+@rate_limited("checkout")
 def create_checkout_session() -> dict[str, Any]:
     body = parse_body(CreateCheckoutSessionRequest)
     user = current_user()
@@ -62,6 +65,7 @@ def create_checkout_session() -> dict[str, Any]:
         cancel_url=cancel_url,
         metadata=body.metadata,
     )
+    audit.note(stripe_object=session["id"], detail=price_id)
     out = CheckoutSessionOut(id=session["id"], url=session.get("url"), status=session.get("status"))
     return {"session": out.model_dump(include={"id", "url", "status"})}
 
@@ -76,13 +80,20 @@ def create_checkout_session() -> dict[str, Any]:
     errors=(400, 404, 422, 503),
 )
 @login_required
+@rate_limited("checkout")
 def retrieve_checkout_session() -> dict[str, Any]:
     body = parse_body(RetrieveCheckoutSessionRequest)
     user = current_user()
     gateway = current_gateway()
+    audit.note(stripe_object=body.sessionId)
     outside_transaction()
     read_started = utcnow()
-    session = gateway.retrieve_checkout_session(body.sessionId)
+    try:
+        session = gateway.retrieve_checkout_session(body.sessionId)
+    except ProviderRejected as exc:
+        if exc.missing:  # the same answer as another user's session: no existence oracle
+            raise NotFound("No such checkout session.", code="checkout_session_not_found") from exc
+        raise
     # Checks the session is the caller's (404 otherwise), then fulfils from the redirect too:
     # the webhook may be late, and applying twice is harmless.
     with unit_of_work():

@@ -47,6 +47,22 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "Seconds to wait before trying again",
         "schema": {"type": "integer", "minimum": 0},
     },
+    "X-Request-ID": {
+        "description": "The request's id, on every response: the caller's X-Request-ID when it "
+        "is a sane token, else one the API made. Every log line and audit entry of the request "
+        "carries it; quote it when reporting a problem.",
+        "schema": {"type": "string"},
+    },
+}
+
+# Sent by a proxy or the client to follow one request through our logs (else we make one).
+REQUEST_ID_PARAMETER: dict[str, Any] = {
+    "name": "X-Request-ID",
+    "in": "header",
+    "required": False,
+    "description": "Your id for this request (letters, digits and ._:/+=-, up to 128); echoed "
+    "back and put on every log line of the request. Anything else is replaced by our own id.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:/+=-]{1,128}$"},
 }
 
 
@@ -163,6 +179,7 @@ def _parameters(rule: Rule, op: Operation, components: _Components) -> list[dict
                 parameter["description"] = prop["description"]
             parameters.append(parameter)
     parameters.extend(op.request_headers)
+    parameters.append(REQUEST_ID_PARAMETER)
     return parameters
 
 
@@ -192,6 +209,12 @@ def _operation(rule: Rule, op: Operation, components: _Components) -> dict[str, 
         ok["content"] = {"application/json": {"schema": op.reply_schema}}
     responses: dict[str, Any] = {"200": ok}
     statuses = set(op.errors) | ({401} if not op.public else set())
+    if not op.public:
+        # Every signed-in route: 400 (hostile strings in the path or the token's claims) and
+        # 429 (rate limits, failed sign-ins); every body: 413 past the size cap.
+        statuses |= {400, 429}
+    if op.request is not None or op.request_schema is not None:
+        statuses.add(413)
     if op.uses_database:
         statuses.add(503)
     error_ref = components.ref(schemas.ErrorReply)
@@ -201,7 +224,7 @@ def _operation(rule: Rule, op: Operation, components: _Components) -> dict[str, 
             "content": {"application/json": {"schema": error_ref}},
         }
     for code, response in responses.items():
-        names = set(op.headers.get(int(code), ()))
+        names = set(op.headers.get(int(code), ())) | {"X-Request-ID"}
         if code in ("429", "503"):
             names.add("Retry-After")
         if names:

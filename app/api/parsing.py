@@ -13,6 +13,21 @@ from app.errors import ApiError, ValidationFailed
 
 M = TypeVar("M", bound=BaseModel)
 
+# Our bodies are two levels deep (metadata); anything much deeper is not for us.
+MAX_JSON_DEPTH = 16
+
+
+def json_depth(value: object) -> int:
+    """Nesting depth, without recursion (a hostile body must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
 
 def parse_body(model: type[M]) -> M:
     raw = request.get_data(cache=True)
@@ -20,8 +35,12 @@ def parse_body(model: type[M]) -> M:
         payload = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError("The request body is not valid JSON.", code="invalid_json") from exc
+    except RecursionError as exc:
+        raise ApiError("The request body is nested too deeply.", code="invalid_json") from exc
     if not isinstance(payload, dict):
         raise ApiError("The request body must be a JSON object.", code="invalid_json")
+    if json_depth(payload) > MAX_JSON_DEPTH:
+        raise ApiError("The request body is nested too deeply.", code="invalid_json")
     return _validated(model, payload)
 
 

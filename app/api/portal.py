@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
+from app import audit
 from app.api.openapi import documented
 from app.api.parsing import parse_body
 from app.api.schemas import CreatePortalSessionRequest, PortalReply
@@ -13,6 +14,7 @@ from app.auth import current_user, login_required
 from app.billing.errors import NotFound
 from app.billing.redirects import default_redirect, ensure_allowed_url
 from app.database import outside_transaction
+from app.ratelimit import rate_limited
 from app.stripe_gateway import current_gateway
 
 bp = Blueprint("portal", __name__, url_prefix="/api")
@@ -28,6 +30,7 @@ bp = Blueprint("portal", __name__, url_prefix="/api")
     errors=(400, 404, 422, 503),
 )
 @login_required
+@rate_limited("portal")
 def create_portal_session() -> dict[str, Any]:
     body = parse_body(CreatePortalSessionRequest)
     user = current_user()
@@ -40,6 +43,7 @@ def create_portal_session() -> dict[str, Any]:
         origins,
         field="returnUrl",
     )
+    audit.note(stripe_object=customer_id)
     outside_transaction()
     session = current_gateway().create_portal_session(
         customer_id=customer_id, return_url=return_url

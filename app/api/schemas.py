@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+
+from app.safe_text import has_unsafe_chars
 
 SUBSCRIPTION_STATUSES = (
     "incomplete",
@@ -39,17 +41,51 @@ ErrorCode = Annotated[str, _component("ErrorCode")]
 Millis = Annotated[int, Field(description="ms since the epoch")]
 Interval = Annotated[str, _one_of("day", "week", "month", "year")]
 
+# Stripe's metadata limits: 50 keys (we add userId, so 49 are the caller's), keys up to 40
+# characters, values up to 500.
+MAX_METADATA_KEYS = 49
+
+
+def _unsafe_fields(payload: dict[str, Any]) -> list[str]:
+    """Fields whose strings hold control characters or lone surrogates (metadata values may
+    hold tabs and line breaks). `parse_body` has already bounded the depth."""
+    found: list[str] = []
+    for name, value in payload.items():
+        if isinstance(name, str) and has_unsafe_chars(name):
+            found.append("body")
+        elif isinstance(value, str) and has_unsafe_chars(value):
+            found.append(name)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if has_unsafe_chars(str(key)) or (
+                    isinstance(item, str) and has_unsafe_chars(item, free_text=name == "metadata")
+                ):
+                    found.append(f"{name}.{key!a}")
+    return found
+
+
 METADATA_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "maxProperties": 20,
+    "maxProperties": MAX_METADATA_KEYS,
     "propertyNames": {"minLength": 1, "maxLength": 40},
     "additionalProperties": {"type": "string", "maxLength": 500},
-    "description": "Up to 20 keys of 1-40 characters, values at most 500 (Stripe's limits)",
+    "description": "Up to 49 keys of 1-40 characters, values at most 500 (Stripe's limits)",
 }
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            bad = _unsafe_fields(data)
+            if bad:
+                raise ValueError(
+                    "control characters or invalid unicode in: " + ", ".join(sorted(set(bad)))
+                )
+        return data
 
 
 class Reply(BaseModel):
@@ -77,7 +113,7 @@ class CreateCheckoutSessionRequest(Body):
     cancelUrl: str | None = Field(default=None, max_length=2048)
     mode: Literal["subscription"] = "subscription"
     metadata: Annotated[dict[str, str], WithJsonSchema(METADATA_SCHEMA)] = Field(
-        default_factory=dict, max_length=20
+        default_factory=dict, max_length=MAX_METADATA_KEYS
     )
 
     @field_validator("metadata")

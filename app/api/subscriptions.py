@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
+from app import audit
 from app.api.openapi import documented
 from app.api.parsing import parse_body, parse_query
 from app.api.replies import me_reply, subscription_reply
@@ -30,6 +31,7 @@ from app.billing.times import now_ms
 from app.billing.usage_periods import settle_entitlements
 from app.database import commit, commit_if_written
 from app.models import Subscription, User
+from app.ratelimit import rate_limited
 from app.stripe_gateway import current_gateway
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/api")
@@ -60,6 +62,7 @@ def _settled_subscription(user: User, *, refreshed: bool) -> Subscription | None
     errors=(404, 422, 503),
 )
 @login_required
+@rate_limited("refresh", when=_wants_refresh)
 def get_subscription(user_id: str) -> dict[str, Any]:
     refresh = _wants_refresh()
     user = current_user()
@@ -81,6 +84,7 @@ def get_subscription(user_id: str) -> dict[str, Any]:
     errors=(422, 503),
 )
 @login_required
+@rate_limited("refresh", when=_wants_refresh)
 def me() -> dict[str, Any]:
     user = current_user()
     refresh = _wants_refresh()
@@ -102,11 +106,14 @@ def me() -> dict[str, Any]:
     errors=(400, 404, 409, 422, 503),
 )
 @login_required
+@rate_limited("change")
 def cancel_subscription() -> dict[str, Any]:
     body = parse_body(CancelSubscriptionRequest)
     change = Change.CANCEL_NOW if body.immediately else Change.CANCEL_AT_PERIOD_END
     user = current_user()
+    audit.note(stripe_object=body.subscriptionId)
     row = change_subscription(current_gateway(), user, body.subscriptionId, change)
+    audit.note(stripe_object=row.id)
     return subscription_reply(user, row)
 
 
@@ -120,8 +127,11 @@ def cancel_subscription() -> dict[str, Any]:
     errors=(400, 404, 409, 422, 503),
 )
 @login_required
+@rate_limited("change")
 def resume_subscription() -> dict[str, Any]:
     body = parse_body(ResumeSubscriptionRequest)
     user = current_user()
+    audit.note(stripe_object=body.subscriptionId)
     row = change_subscription(current_gateway(), user, body.subscriptionId, Change.RESUME)
+    audit.note(stripe_object=row.id)
     return subscription_reply(user, row)

@@ -23,6 +23,7 @@ from app.billing.entitlements import remaining
 from app.billing.plans import FREE_PLAN_ID, load_plans
 from app.billing.times import ms_from_datetime, now_ms
 from app.billing.usage import Consumption, consume_generations, current_entitlements, usage_overview
+from app.ratelimit import rate_limited
 
 bp = Blueprint("usage", __name__, url_prefix="/api")
 
@@ -70,6 +71,7 @@ def entitlements() -> dict[str, Any]:
     headers={200: ("Idempotent-Replayed",), 402: ("Idempotent-Replayed",)},
 )
 @login_required
+@rate_limited("usage")
 def consume() -> tuple[Response, int] | Response:
     body = parse_body(ConsumeGenerationsRequest)
     outcome = consume_generations(
@@ -125,6 +127,7 @@ def _refused(outcome: Consumption) -> Response:
     errors=(422,),
 )
 @login_required
+@rate_limited("usage")
 def usage() -> dict[str, Any]:
     query = parse_query(UsageQuery)
     overview = usage_overview(current_user(), now=now_ms(), limit=query.limit)

@@ -21,7 +21,7 @@ from app.billing.statuses import LIVE_STATUSES
 from app.billing.stripe_objects import object_id
 from app.billing.subscription_store import attach_subscription_id
 from app.billing.summary import adopt_orphans, current_subscription, link_customer, settle_user
-from app.billing.users import get_or_create_user
+from app.billing.users import flag_ownership_mismatch, get_or_create_user, user_by_customer
 from app.database import outside_transaction, unit_of_work
 from app.extensions import db
 from app.models import User, utcnow
@@ -146,7 +146,14 @@ def fulfil_checkout_session(
         )
         if not user_id:
             return None
-        user = get_or_create_user(user_id)
+        customer = object_id(session.get("customer"))
+        holder = user_by_customer(customer) if customer else None
+        if holder is not None and holder.id != user_id:
+            # The customer link we stored decides, not what the session claims.
+            flag_ownership_mismatch(session.get("id") or "", claimed=user_id, owner=holder.id)
+            user = holder
+        else:
+            user = get_or_create_user(user_id)
     elif not session_belongs_to(session, user):
         raise NotFound("No such checkout session.", code="checkout_session_not_found")
     if session.get("status") != "complete":

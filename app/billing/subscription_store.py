@@ -3,7 +3,8 @@
 `store_subscription` is a single conditional upsert: the ordering rule
 (`ordering.applies_in_sql`) sits in its ON CONFLICT ... WHERE, so the database decides and
 writes on the row it locks, with no read before. The owner is resolved in the same statement
-(the user named by `metadata.userId`, else the user holding the customer), and the statement
+(the user linked to the customer, else the owner recorded, else the user `metadata.userId`
+names: metadata never moves a subscription), and the statement
 returns whether the owner's summary already mirrors the new state, so the summary and the
 usage settlement run only when something they show really changed.
 
@@ -47,7 +48,7 @@ from app.billing.summary import (
     settle_user,
 )
 from app.billing.times import now_ms
-from app.billing.users import get_or_create_user
+from app.billing.users import flag_ownership_mismatch, get_or_create_user
 from app.database import dialect_name, insert_for, row_for_update, upsert
 from app.extensions import db
 from app.models import Subscription, User, utcnow
@@ -69,15 +70,32 @@ class Stored:
     user_id: str | None
     customer_id: str | None
     summary_stale: bool
+    previous_owner: str | None = None
+
+
+def _holder_id() -> Any:
+    """The user linked to the subscription's customer (our link, the anchor of ownership)."""
+    return (
+        select(users.c.id)
+        .where(users.c.stripe_customer_id == bindparam("customer_id", type_=String))
+        .scalar_subquery()
+    )
 
 
 def _owner_id() -> Any:
-    """The owner as SQL: our `metadata.userId` if that user exists, else the customer's user."""
-    named = select(users.c.id).where(users.c.id == bindparam("named_user", type_=String))
-    holder = select(users.c.id).where(
-        users.c.stripe_customer_id == bindparam("customer_id", type_=String)
+    """The owner of a new row as SQL: the customer's user first; our `metadata.userId` only
+    when no user holds the customer, and only if that user pays through no other customer.
+    Metadata can be edited in the Dashboard or by anyone holding the key; the link is ours."""
+    customer = bindparam("customer_id", type_=String)
+    named = select(users.c.id).where(
+        users.c.id == bindparam("named_user", type_=String),
+        or_(
+            users.c.stripe_customer_id.is_(None),
+            customer.is_(None),
+            users.c.stripe_customer_id == customer,
+        ),
     )
-    return func.coalesce(named.scalar_subquery(), holder.scalar_subquery())
+    return func.coalesce(_holder_id(), named.scalar_subquery())
 
 
 def _summary_stale(dialect: str) -> Any:
@@ -89,7 +107,9 @@ def _summary_stale(dialect: str) -> Any:
         if field.user_column is not None:
             equal.append(f"{field.user_column} {same} subscriptions.{field.column}")
     where = " AND ".join(f"owner.{condition}" for condition in equal)
-    return literal_column(f"NOT EXISTS (SELECT 1 FROM users AS owner WHERE {where})", Boolean)
+    # Built from our own column names only (MIRRORED), never from input.
+    sql = f"NOT EXISTS (SELECT 1 FROM users AS owner WHERE {where})"  # nosec B608
+    return literal_column(sql, Boolean)
 
 
 @functools.cache
@@ -102,7 +122,8 @@ def _store_statement(dialect: str, from_event: bool) -> Any:
         }
     )
     row, new = subscriptions.c, statement.excluded
-    owner = func.coalesce(new.user_id, row.user_id)
+    # The customer's user, else the owner we recorded; metadata never moves a subscription.
+    owner = func.coalesce(_holder_id(), row.user_id, new.user_id)
     newer = and_(
         new.last_event_created.is_not(None),
         or_(row.last_event_created.is_(None), new.last_event_created > row.last_event_created),
@@ -134,7 +155,20 @@ def _store_statement(dialect: str, from_event: bool) -> Any:
         condition = and_(not_(revives), condition)
     return statement.on_conflict_do_update(
         index_elements=[row.id], set_=changes, where=condition
-    ).returning(row.id, row.user_id, row.customer_id, _summary_stale(dialect))
+    ).returning(
+        row.id, row.user_id, row.customer_id, _summary_stale(dialect), _previous_owner(dialect)
+    )
+
+
+def _previous_owner(dialect: str) -> Any:
+    """A user other than the owner whose row still mirrors this subscription (it moved to the
+    customer's user): their summary must be refreshed. Read in the same round trip."""
+    other = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"  # constants only
+    sql = (
+        "(SELECT prev.id FROM users AS prev WHERE prev.stripe_subscription_id = subscriptions.id"
+        f" AND prev.id {other} subscriptions.user_id LIMIT 1)"  # nosec B608
+    )
+    return literal_column(sql, String)
 
 
 # The columns the upsert binds from the Stripe object (user_id is resolved in SQL).
@@ -168,7 +202,7 @@ def store_subscription(subscription: StripeDict, *, event_created: int | None) -
     written = db.session.execute(statement, params).first()
     if written is None:
         return None
-    return Stored(written[0], written[1], written[2], bool(written[3]))
+    return Stored(written[0], written[1], written[2], bool(written[3]), written[4])
 
 
 def apply_subscription(
@@ -203,17 +237,16 @@ def _undecided(
 
 
 def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
-    """Link the owner (named by our metadata even before their row existed) and refresh their
-    summary when it does not mirror the stored state yet."""
+    """Place a subscription no user holds with the user our metadata names (even before their
+    row existed), flag metadata naming someone else, and refresh the summaries that do not
+    mirror the stored state yet: the owner's, and a previous owner's when it moved."""
     named = (subscription.get("metadata") or {}).get("userId")
     if isinstance(named, str) and named and named != stored.user_id:
-        get_or_create_user(named)
-        db.session.execute(
-            update(Subscription)
-            .where(Subscription.id == stored.subscription_id)
-            .values(user_id=named)
-        )
-        stored = Stored(stored.subscription_id, named, stored.customer_id, True)
+        stored = _place_with_named_user(stored, named)
+    if stored.previous_owner is not None:
+        previous = db.session.get(User, stored.previous_owner, populate_existing=True)
+        if previous is not None:
+            settle_user(previous)
     if stored.user_id is None or not stored.summary_stale:
         return
     user = db.session.get(
@@ -231,6 +264,23 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
         link_customer(user, stored.customer_id)
         settle_user(user)
         report_duplicates(user.id, live_subscriptions(user.id))
+
+
+def _place_with_named_user(stored: Stored, named: str) -> Stored:
+    """`metadata.userId` disagrees with the owner the statement resolved."""
+    if stored.user_id is not None:  # anchored: the customer's user, or the owner we recorded
+        flag_ownership_mismatch(stored.subscription_id, claimed=named, owner=stored.user_id)
+        return stored
+    user = get_or_create_user(named)
+    customer = stored.customer_id
+    if user.stripe_customer_id and customer and user.stripe_customer_id != customer:
+        # The named user pays through another customer: not theirs to adopt.
+        flag_ownership_mismatch(stored.subscription_id, claimed=named, owner=None)
+        return stored
+    db.session.execute(
+        update(Subscription).where(Subscription.id == stored.subscription_id).values(user_id=named)
+    )
+    return Stored(stored.subscription_id, named, stored.customer_id, True, stored.previous_owner)
 
 
 def subscription_row(subscription_id: str) -> Subscription:

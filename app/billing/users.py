@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from app import audit
 from app.database import insert_or_ignore
 from app.extensions import db
 from app.models import User
+from app.safe_text import for_log
+
+log = logging.getLogger(__name__)
 
 
 def get_or_create_user(user_id: str, *, email: str | None = None, name: str | None = None) -> User:
@@ -29,7 +36,8 @@ def ensure_user(
     if user is None:
         insert_or_ignore(User, {"id": user_id, "email": email, "name": name})
         user = db.session.get(User, user_id, populate_existing=True)
-        assert user is not None
+        if user is None:  # inserted or found just above; not a Python assert (stripped by -O)
+            raise RuntimeError(f"user {user_id!r} vanished right after its insert")
         wrote = True
     if email and user.email != email:
         user.email = email
@@ -38,3 +46,27 @@ def ensure_user(
         user.name = name
         wrote = True
     return user, wrote
+
+
+def user_by_customer(customer_id: str) -> User | None:
+    return db.session.execute(
+        select(User).where(User.stripe_customer_id == customer_id).with_for_update()
+    ).scalar_one_or_none()
+
+
+def flag_ownership_mismatch(stripe_object: str, *, claimed: str, owner: str | None) -> None:
+    """An event's metadata.userId names someone other than the owner we anchored (the user
+    linked to the customer): we keep ours, and say so in the log and the audit log."""
+    log.warning(
+        "ownership mismatch on %s: metadata.userId=%s, stored owner=%s; keeping the stored owner",
+        for_log(stripe_object),
+        for_log(claimed),
+        for_log(owner),
+    )
+    audit.record(
+        "webhook.ownership_mismatch",
+        "flagged",
+        user_id=owner,
+        stripe_object=stripe_object,
+        detail=f"metadata.userId={claimed}",
+    )

@@ -18,14 +18,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, bindparam, cast, update
+from sqlalchemy import BigInteger, Text, bindparam, cast, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
+from app import audit
 from app.billing.checkout import fulfil_checkout_session
 from app.billing.pricing import mark_catalog_changed
 from app.billing.stripe_objects import object_id
@@ -40,8 +42,9 @@ from app.database import (
     unit_of_work,
 )
 from app.extensions import db
-from app.models import WebhookEvent, utcnow
+from app.models import AuditEntry, WebhookEvent, utcnow
 from app.observability import metrics
+from app.safe_text import db_safe, for_log, has_unsafe_chars
 from app.stripe_gateway import StripeDict, StripeGateway
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[StripeDict, int, StripeGateway], None]
 
 MAX_ERROR_LENGTH = 2000
+
+
+class MalformedEvent(Exception):
+    """A signed event we can never apply as it is (recorded as failed for operators)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,17 @@ class Outcome:
 def _on_checkout_completed(session: StripeDict, created: int, gateway: StripeGateway) -> None:
     if session.get("mode") == "subscription":
         fulfil_checkout_session(session)
+
+
+def _on_checkout_expired(session: StripeDict, created: int, gateway: StripeGateway) -> None:
+    # Nothing to change in our tables; who let which session lapse goes to the audit log.
+    owner = session.get("client_reference_id")
+    audit.record(
+        "checkout.expired",
+        "ok",
+        user_id=owner if isinstance(owner, str) else None,
+        stripe_object=str(session.get("id")),
+    )
 
 
 def _on_subscription_changed(
@@ -100,6 +118,10 @@ HANDLERS: dict[str, tuple[Handler, str]] = {
         _on_checkout_completed,
         "links the buyer to their customer and subscription id (client_reference_id)",
     ),
+    "checkout.session.expired": (
+        _on_checkout_expired,
+        "audit log only: whose checkout session lapsed",
+    ),
     "customer.subscription.created": (
         _on_subscription_changed,
         "the subscription's first state (often incomplete, before payment)",
@@ -130,12 +152,19 @@ HANDLED_EVENT_TYPES = sorted(HANDLERS)
 def process_event(
     event: StripeDict, gateway: StripeGateway, raw_body: str | None = None
 ) -> Outcome:
-    """Record and apply one verified event; raise (after recording the failure) if apply fails.
+    """Record and apply one verified event; raise (after recording the failure) if apply fails,
+    `MalformedEvent` when its shape can never be applied.
 
     `raw_body` is the event as Stripe sent it (stored as is); events we fetched ourselves (sync,
     replay) are serialised here. Each event gets one log line and its metrics."""
-    raw = raw_body if raw_body is not None else json.dumps(event)
     started = time.perf_counter()
+    raw = raw_body if raw_body is not None else json.dumps(event)
+    problem = malformed(event)
+    if problem is not None:
+        exc = MalformedEvent(f"malformed event: {problem}")
+        _record_failure(event, raw, exc)
+        _observe(event, "malformed", started)
+        raise exc
 
     def record_and_apply() -> Outcome:
         with unit_of_work():
@@ -154,7 +183,9 @@ def process_event(
 def _observe(event: StripeDict, outcome: str, started: float) -> None:
     """One log line and the metrics for each event: id, type, outcome, duration."""
     seconds = time.perf_counter() - started
-    event_type = str(event.get("type") or "")
+    event_type = event.get("type")
+    if not isinstance(event_type, str) or len(event_type) > 100:
+        event_type = ""  # a malformed event's type is no label (nor a log line) to keep
     metrics.observe_webhook(event_type, outcome, seconds)
     log.log(
         logging.WARNING if outcome == "failed" else logging.INFO,
@@ -168,18 +199,92 @@ def _observe(event: StripeDict, outcome: str, started: float) -> None:
     )
 
 
+# Fields of the handled objects that end up as ids in our tables.
+_ID_FIELDS = ("id", "customer", "subscription", "client_reference_id")
+
+
+def malformed(event: StripeDict) -> str | None:
+    """Why a signed event can't be applied as it is, or None. Stripe never sends these, but a
+    leaked secret, a bug or a hand-made replay can: they must fail visibly, not as a 500 loop."""
+    if not _is_safe_id(event.get("id")):
+        return "id is not a usable string"
+    event_type = event.get("type")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
+        return "type is not a string"
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+        return "created is not a timestamp"
+    data = event.get("data")
+    data_object = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(data_object, dict):
+        return "data.object is not an object"
+    if event_type not in HANDLERS:
+        return None
+    if not _is_safe_id(data_object.get("id")):
+        return "data.object.id is missing or not a usable string"
+    for name in _ID_FIELDS[1:]:
+        value = data_object.get(name)
+        if isinstance(value, dict):
+            value = value.get("id")
+        if value is not None and not _is_safe_id(value):
+            return f"data.object.{name} is not a usable id"
+    metadata = data_object.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        return "data.object.metadata is not an object"
+    user_id = (metadata or {}).get("userId")
+    if user_id is not None and not _is_safe_id(user_id):
+        return "data.object.metadata.userId is not a usable id"
+    return None
+
+
+def _is_safe_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 255 and not has_unsafe_chars(value)
+
+
 def _record_and_apply(event: StripeDict, raw: str, gateway: StripeGateway) -> Outcome:
     event_id = str(event["id"])
-    handler, _reason = HANDLERS.get(str(event.get("type") or ""), (None, ""))
-    if not _claim(event, raw):
+    event_type = str(event.get("type") or "")
+    handler, _reason = HANDLERS.get(event_type, (None, ""))
+    status = "applied" if handler else "ignored"
+    claimed = _claim(event, raw, status)
+    if claimed is None:
+        # In the transaction that found it processed: one entry, no second commit.
+        audit.record(
+            "webhook.duplicate", "ok", stripe_object=event_id, detail=event_type, for_request=True
+        )
         return Outcome(event_id, "duplicate")
     if handler is not None:
         data_object = (event.get("data") or {}).get("object") or {}
         handler(data_object, int(event.get("created") or 0), gateway)
-    return Outcome(event_id, "applied" if handler else "ignored")
+    if not claimed:
+        # In the event's own transaction: recorded if and only if the event is. (PostgreSQL's
+        # claim wrote it already, in the same statement: see `_record_statement`.)
+        audit.record(
+            f"webhook.{status}", "ok", stripe_object=event_id, detail=event_type, for_request=True
+        )
+    else:
+        audit.mark_written()
+    return Outcome(event_id, status)
 
 
 events = WebhookEvent.__table__
+audit_log = AuditEntry.__table__
+
+# A JSON text escape the database can't take: \u0000 (PostgreSQL's JSONB refuses it) or a
+# UTF-16 surrogate (psycopg can't encode a lone one). Checked before walking the event.
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _storable(event: StripeDict, raw: str) -> tuple[str, str | None]:
+    """The text for the `data` column, and for `raw_body`. The body as Stripe sent it is kept
+    once: in `data` (JSON, as is) when the database can hold it, the common case; otherwise
+    `data` has the offending strings replaced and the body as received goes to `raw_body`."""
+    if _SUSPECT_ESCAPE.search(raw) is None:
+        return raw, None
+    data = db_safe(event)
+    if data == event:
+        return raw, None
+    return json.dumps(data), str(db_safe(raw))
 
 
 def _raw_json(dialect: str) -> Any:
@@ -191,11 +296,17 @@ def _raw_json(dialect: str) -> Any:
 @functools.cache
 def _record_statement(dialect: str, claim: bool) -> Any:
     """Insert the event row: as processed (`claim`, one statement that records and claims a
-    new event) or as failed. Built once per process."""
+    new event) or as failed. Built once per process.
+
+    On PostgreSQL the claim also writes the event's audit entry, in the same statement (a
+    data-modifying CTE that inserts it only when the event row was inserted): one round trip
+    for both. SQLite has no such CTE (and no round trips to save): the entry is one more
+    INSERT in the same transaction."""
     statement = insert_for(dialect, events).values(
         id=bindparam("id"),
         type=bindparam("type"),
         data=_raw_json(dialect),
+        raw_body=bindparam("raw_body", type_=Text),
         stripe_created=bindparam("stripe_created", type_=BigInteger),
         processed=claim,
         processed_at=bindparam("now") if claim else None,
@@ -203,13 +314,28 @@ def _record_statement(dialect: str, claim: bool) -> Any:
         error=None if claim else bindparam("error"),
         created_at=bindparam("now"),
     )
-    if claim:
-        return statement.on_conflict_do_nothing().returning(events.c.id)
-    return statement.on_conflict_do_update(
-        index_elements=[events.c.id],
-        set_={"attempts": events.c.attempts + 1, "error": statement.excluded.error},
-        where=events.c.processed.is_(False),
+    if not claim:
+        return statement.on_conflict_do_update(
+            index_elements=[events.c.id],
+            set_={
+                "attempts": events.c.attempts + 1,
+                "error": statement.excluded.error,
+                "raw_body": func.coalesce(events.c.raw_body, statement.excluded.raw_body),
+            },
+            where=events.c.processed.is_(False),
+        )
+    claim_statement = statement.on_conflict_do_nothing().returning(events.c.id)
+    if dialect != "postgresql":
+        return claim_statement
+    recorded = claim_statement.cte("recorded")
+    columns = ("at", "action", "outcome", "user_id", "ip", "request_id", "stripe_object", "detail")
+    entry = select(
+        *(bindparam(f"audit_{name}", type_=audit_log.c[name].type) for name in columns)
+    ).where(exists(select(recorded.c.id)))
+    audited = (
+        insert(audit_log).from_select(list(columns), entry).returning(audit_log.c.id).cte("audited")
     )
+    return select(recorded.c.id).add_cte(audited)
 
 
 @functools.cache
@@ -228,36 +354,61 @@ def _retry_claim_statement() -> Any:
     )
 
 
+def _event_key(event: StripeDict) -> str:
+    return str(db_safe(str(event.get("id") or "")))[:255] or "(no id)"
+
+
 def _params(event: StripeDict, raw: str) -> dict[str, Any]:
+    data, raw_body = _storable(event, raw)
+    created = event.get("created")
     return {
-        "id": str(event["id"]),
-        "type": str(event.get("type") or ""),
-        "raw": raw,
-        "stripe_created": event.get("created"),
+        "id": _event_key(event),
+        "type": str(db_safe(str(event.get("type") or "")))[:100],
+        "raw": data,
+        "raw_body": raw_body,
+        "stripe_created": created
+        if isinstance(created, int) and not isinstance(created, bool)
+        else None,
         "now": utcnow(),
     }
 
 
-def _claim(event: StripeDict, raw: str) -> bool:
-    """Record the event as processed (rolled back with the apply if that fails); False when a
+def _claim(event: StripeDict, raw: str, status: str) -> bool | None:
+    """Record the event as processed (rolled back with the apply if that fails); None when a
     processed copy is already there. One INSERT for a new id; an id a failed attempt left
-    unprocessed is claimed by a conditional UPDATE."""
+    unprocessed is claimed by a conditional UPDATE. True when the claim wrote the event's
+    audit entry too (PostgreSQL), False when it is still to be written."""
     params = _params(event, raw)
-    claim = _record_statement(dialect_name(), True)
-    if db.session.execute(claim, params).first() is not None:
-        return True
+    dialect = dialect_name()
+    if dialect == "postgresql":
+        entry = audit.entry_values(
+            f"webhook.{status}", "ok", stripe_object=params["id"], detail=params["type"]
+        )
+        params.update({f"audit_{name}": value for name, value in entry.items()})
+    if db.session.execute(_record_statement(dialect, True), params).first() is not None:
+        return dialect == "postgresql"
     retry = {"event_id": params["id"], "now": params["now"]}
-    return db.session.execute(_retry_claim_statement(), retry).first() is not None
+    if db.session.execute(_retry_claim_statement(), retry).first() is not None:
+        return False
+    return None
 
 
 def _record_failure(event: StripeDict, raw: str, exc: Exception) -> None:
-    """Outside the failed transaction: keep the event, its error and the attempt count."""
-    message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
-    log.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
+    """Outside the failed transaction: keep the event, its error and the attempt count (and,
+    for an event that can never be applied, the body as received in `raw_body`)."""
+    message = str(db_safe(f"{type(exc).__name__}: {exc}"))[:MAX_ERROR_LENGTH]
+    if isinstance(exc, MalformedEvent):
+        log.error("webhook %s rejected: %s", for_log(event.get("id")), for_log(exc))
+    else:
+        log.exception(
+            "webhook %s (%s) failed", for_log(event.get("id")), for_log(event.get("type"))
+        )
     rollback_quietly()
+    params = {**_params(event, raw), "error": message}
+    if isinstance(exc, MalformedEvent):
+        params["raw_body"] = str(db_safe(raw))
     try:
         with unit_of_work():
-            statement = _record_statement(dialect_name(), False)
-            db.session.execute(statement, {**_params(event, raw), "error": message})
+            db.session.execute(_record_statement(dialect_name(), False), params)
     except Exception:  # the database itself may be what failed
-        log.error("could not record the failure of webhook %s", event.get("id"))
+        log.error("could not record the failure of webhook %s", for_log(event.get("id")))

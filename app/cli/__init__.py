@@ -22,6 +22,12 @@ def token_command(user_id: str, email: str | None, ttl: int) -> None:
     """Print a signed HS256 token for USER_ID (needs AUTH_JWT_SECRET)."""
     if not current_app.config.get("AUTH_JWT_SECRET"):
         raise click.ClickException("AUTH_JWT_SECRET is not set (tokens come from your IdP).")
+    longest = int(current_app.config.get("AUTH_MAX_TOKEN_LIFETIME_SECONDS") or 86400)
+    if ttl > longest:
+        raise click.ClickException(
+            f"--ttl {ttl} is longer than AUTH_MAX_TOKEN_LIFETIME_SECONDS ({longest}): "
+            "the API would refuse the token."
+        )
     click.echo(issue_dev_token(current_app.config, user_id, email=email, ttl_seconds=ttl))
 
 

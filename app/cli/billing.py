@@ -1,5 +1,5 @@
-"""`flask billing events|replay|sync|check|setup-products`: see and repair what webhooks did,
-and set up / verify the Stripe account.
+"""`flask billing events|replay|sync|check|audit|setup-products`: see and repair what webhooks
+did, read the audit log, and set up / verify the Stripe account.
 
 Exit status: 0 when everything asked for was done, 1 when anything failed (so cron and CI
 notice); what changed goes to stdout, progress and errors to stderr.
@@ -359,3 +359,25 @@ def _print_report(report: SyncReport) -> None:
         f"{len(report.pending)} pending, {len(report.errors)} error(s), "
         f"{report.rereads} re-read(s)"
     )
+
+
+@billing_cli.command("audit")
+@click.option("--user", "user_id", default=None, help="Only this user's entries.")
+@click.option("--since", default=None, help="Only entries at or after this ISO time (UTC).")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
+def audit_command(user_id: str | None, since: str | None, limit: int) -> None:
+    """The audit log, newest first: when, action, outcome, user, Stripe object, IP, request."""
+    from app.audit import entries
+    from app.safe_text import for_log
+
+    rows = entries(user_id=user_id, since=_parse_since(since), limit=limit)
+    for row in rows:
+        line = (
+            f"{row.at:%Y-%m-%d %H:%M:%S}  {row.action:<32} {row.outcome:<24} "
+            f"user={row.user_id or '-'}  object={row.stripe_object or '-'}  "
+            f"ip={row.ip or '-'}  request={row.request_id or '-'}"
+            + (f"  {row.detail}" if row.detail else "")
+        )
+        click.echo(for_log(line, limit=2000))  # one entry, one line, whatever it holds
+    if not rows:
+        click.echo("no entries")

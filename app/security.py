@@ -1,0 +1,90 @@
+"""HTTP guards around every request: body size caps, hostile path ids, client IPs behind
+proxies, and the security headers on every response."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.errors import ApiError, error_response
+from app.safe_text import has_unsafe_chars
+
+WEBHOOK_ENDPOINT = "webhooks.stripe_webhook"
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-site",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+}
+# The pages the app serves itself: the docs (Swagger UI's files served locally) and, outside
+# production, the demo page. Scripts, styles and API calls from our own origin only.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+PAGE_PREFIXES = ("/api/docs", "/demo")
+# Public, identical for everyone: may be cached briefly. Everything else is no-store.
+CACHEABLE_PATHS = ("/api/openapi.json", "/api/docs")
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+def install(app: Flask) -> None:
+    proxies = int(app.config.get("TRUSTED_PROXY_COUNT") or 0)
+    if proxies > 0:
+        # Only the last `proxies` hops of X-Forwarded-For are ours; the rest is client-written.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=0, x_prefix=0
+        )
+    app.before_request(_guard_request)
+    app.after_request(_secure_response)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:
+        return error_response(_too_large_error())
+
+
+def _too_large_error() -> PayloadTooLarge:
+    return PayloadTooLarge("The request body is too large.")
+
+
+def _guard_request() -> None:
+    if request.endpoint == WEBHOOK_ENDPOINT:
+        cap = int(current_app.config["WEBHOOK_MAX_BYTES"])
+        # Decided on the header, before a byte of the body is read; a chunked body without
+        # Content-Length is cut at the same cap while it is read.
+        request.max_content_length = cap
+    else:
+        cap = int(current_app.config["MAX_CONTENT_LENGTH"])
+    if request.content_length is not None and request.content_length > cap:
+        raise _too_large_error()
+    for value in (request.view_args or {}).values():
+        if isinstance(value, str) and has_unsafe_chars(value):
+            raise ApiError(
+                "The URL contains control characters or invalid unicode.", code="invalid_path"
+            )
+
+
+def _secure_response(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith(PAGE_PREFIXES):
+        response.headers["Content-Security-Policy"] = PAGE_CSP
+    if "Cache-Control" not in response.headers:
+        if request.path in CACHEABLE_PATHS:
+            response.headers["Cache-Control"] = "public, max-age=300"
+        else:
+            response.headers["Cache-Control"] = "no-store"
+    if response.headers["Cache-Control"] == "no-store":
+        response.headers["Pragma"] = "no-cache"
+    return response

@@ -1,0 +1,171 @@
+"""Configuration fails closed: an unknown APP_ENV, or production missing anything it needs,
+refuses to start with one short message listing every problem and a non-zero exit, from
+`create_app`, from `import wsgi` (gunicorn) and from the `flask` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import create_app
+from app.config import DEV_JWT_SECRET, ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+STRONG_SECRET = "k3y-" + "x" * 40
+PG_URL = "postgresql://billing@127.0.0.1:9/billing"
+PRODUCTION_OK: dict[str, Any] = {
+    "APP_ENV": "production",
+    "DATABASE_URL": PG_URL,
+    "AUTH_JWT_SECRET": STRONG_SECRET,
+    "STRIPE_SECRET_KEY": "sk_live_abc",
+    "STRIPE_WEBHOOK_SECRET": "whsec_abc",
+    "STRIPE_PRICE_ID_MONTHLY": "price_1",
+}
+# What a shell would hand the process: nothing of the developer's own environment leaks in.
+CLEAN_ENV_KEYS = (
+    "APP_ENV",
+    "DATABASE_URL",
+    "AUTH_JWT_SECRET",
+    "AUTH_JWKS_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_PRICE_ID_MONTHLY",
+    "STRIPE_PRICE_IDS",
+    "FLASK_DEBUG",
+)
+
+
+def problems_of(**overrides: Any) -> list[str]:
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(overrides)
+    return excinfo.value.problems
+
+
+@pytest.mark.parametrize(
+    "value", ["Production", "prod", "production ", "", "staging", "PRODUCTION"]
+)
+def test_an_unknown_app_env_refuses_to_start(value: str) -> None:
+    # Before: any of these ran as development, with the published dev JWT secret and the sandbox.
+    [problem] = problems_of(APP_ENV=value, STRIPE_SECRET_KEY="sk_test_x")
+    assert "APP_ENV" in problem and repr(value) in problem
+
+
+def test_production_lists_every_missing_setting_at_once() -> None:
+    problems = problems_of(APP_ENV="production")
+    text = "\n".join(problems)
+    for name in (
+        "DATABASE_URL",
+        "AUTH_JWT_SECRET",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "STRIPE_PRICE_ID_MONTHLY",
+    ):
+        assert name in text, name
+    assert len(problems) == 5
+
+
+def test_production_without_database_url_does_not_fall_back_to_sqlite() -> None:
+    settings = {**PRODUCTION_OK, "DATABASE_URL": ""}
+    assert problems_of(**settings) == ["DATABASE_URL must be set (postgresql://...)"]
+    settings["DATABASE_URL"] = "sqlite:///prod.db"
+    assert problems_of(**settings) == ["DATABASE_URL must be a PostgreSQL URL in production"]
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        (DEV_JWT_SECRET, "published development value"),
+        ("short-secret", "at least 32 bytes"),
+        ("", "must be set"),
+    ],
+)
+def test_production_needs_a_strong_jwt_secret_or_a_jwks_url(secret: str, reason: str) -> None:
+    [problem] = problems_of(**{**PRODUCTION_OK, "AUTH_JWT_SECRET": secret})
+    assert reason in problem
+    app = create_app(
+        {**PRODUCTION_OK, "AUTH_JWT_SECRET": "", "AUTH_JWKS_URL": "https://id.example/jwks"}
+    )
+    assert app.config["AUTH_JWT_SECRET"] == ""  # no dev secret filled in beside the JWKS
+
+
+def test_production_never_runs_debug_or_the_sandbox() -> None:
+    assert any("debug" in p for p in problems_of(**{**PRODUCTION_OK, "FLASK_DEBUG": True}))
+    assert any(
+        "STRIPE_SECRET_KEY" in p for p in problems_of(**{**PRODUCTION_OK, "STRIPE_SECRET_KEY": ""})
+    )
+    app = create_app(PRODUCTION_OK)
+    assert "stripe_sandbox" not in app.extensions
+    assert app.config["AUTH_JWT_SECRET"] == STRONG_SECRET
+
+
+def _run(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV_KEYS}
+    env.update(env_extra)
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+BAD_PRODUCTION = {"APP_ENV": "production", "AUTH_JWT_SECRET": DEV_JWT_SECRET}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-c", "import wsgi"],
+        [sys.executable, "-m", "flask", "--app", "wsgi", "routes"],
+    ],
+    ids=["wsgi-import", "flask-cli"],
+)
+def test_entry_points_exit_non_zero_with_one_short_message(command: list[str]) -> None:
+    result = _run(command, BAD_PRODUCTION)
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("billing-api: refusing to start")
+    assert len(lines) <= 8
+    for name in ("DATABASE_URL", "AUTH_JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        assert name in result.stderr
+    assert DEV_JWT_SECRET not in result.stderr  # problems name settings, never their values
+
+
+def test_gunicorn_stops_instead_of_restarting_workers() -> None:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    result = _run([str(gunicorn), "-b", "127.0.0.1:0", "wsgi:app"], {"APP_ENV": "prod"})
+    assert result.returncode == 3
+    assert "APP_ENV must be one of" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_malformed_numbers_are_reported_with_the_rest() -> None:
+    result = _run(
+        [sys.executable, "-c", "import wsgi"],
+        {"APP_ENV": "production", "STRIPE_WEBHOOK_TOLERANCE": "five"},
+    )
+    assert result.returncode == 3
+    assert "STRIPE_WEBHOOK_TOLERANCE must be a whole number" in result.stderr
+    assert "DATABASE_URL" in result.stderr
+
+
+def test_rate_limits_are_checked_at_start_up() -> None:
+    [problem] = problems_of(RATE_LIMIT_CHECKOUT="lots", STRIPE_SECRET_KEY="sk_test_x")
+    assert "RATE_LIMIT_CHECKOUT must look like" in problem
+
+
+def test_dev_tokens_respect_the_maximum_lifetime(tmp_path: Path) -> None:
+    app = create_app(
+        {
+            "APP_ENV": "testing",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/t.db",
+            "STRIPE_SECRET_KEY": "sk_test_x",
+            "AUTH_JWT_SECRET": STRONG_SECRET,
+        }
+    )
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["auth", "token", "someone", "--ttl", "999999"])
+    assert refused.exit_code != 0 and "AUTH_MAX_TOKEN_LIFETIME_SECONDS" in refused.output
+    assert runner.invoke(args=["auth", "token", "someone"]).exit_code == 0
