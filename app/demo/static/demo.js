@@ -254,6 +254,9 @@ async function confirmPayment(sessionId) {
   for (let attempt = 0; attempt < 40; attempt += 1) {
     const me = await loadAccount();
     if (me.subscription && LIVE.includes(me.subscription.status) && me.user.tier !== "free") {
+      // The two reads ran side by side: the entitlements may predate the webhook that made
+      // the user Pro. Read them again now that the change is committed.
+      await loadAccount();
       banner(`You're on ${capitalize(me.user.tier)}. Thank you!`);
       return;
     }
