@@ -32,6 +32,16 @@ def list_response(
     return list_object([ctx.render(o) for o in page], url, has_more)
 
 
+def matching_params(*fields: str) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
+    """A list filter: keep the objects whose `field` equals each of these params that was given
+    (Stripe's `customer=`, `status=` ... on list calls)."""
+
+    def keep(obj: dict[str, Any], p: dict[str, Any]) -> bool:
+        return all(not p.get(field) or obj[field] == p[field] for field in fields)
+
+    return keep
+
+
 def kind_name(kind: str) -> str:
     return KIND_NAMES.get(kind, kind)
 

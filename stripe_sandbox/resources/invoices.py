@@ -10,7 +10,7 @@ from ..context import Ctx
 from ..params import LIST_PARAMS, AnyVal, Bool, Int, Meta, Spec, Str, validate
 from ..routes import route
 from ..wire import list_object, paginate
-from .common import list_response, retrieve_stored
+from .common import list_response, matching_params, retrieve_stored
 
 STATUSES = ["draft", "open", "paid", "uncollectible", "void"]
 COLLECTION = Str(enum=["charge_automatically", "send_invoice"])
@@ -105,11 +105,7 @@ def send_invoice(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str,
 
 @route("GET", "/v1/invoices")
 def list_invoices(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    def keep(o: dict[str, Any], p: dict[str, Any]) -> bool:
-        for key in ("customer", "subscription", "status", "collection_method"):
-            if p.get(key) and o[key] != p[key]:
-                return False
-        return True
+    keep = matching_params("customer", "subscription", "status", "collection_method")
 
     return list_response(
         ctx,
@@ -168,10 +164,7 @@ def void(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
 
 @route("GET", "/v1/invoice_payments")
 def list_invoice_payments(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    def keep(o: dict[str, Any], p: dict[str, Any]) -> bool:
-        if p.get("invoice") and o["invoice"] != p["invoice"]:
-            return False
-        return not (p.get("status") and o["status"] != p["status"])
+    keep = matching_params("invoice", "status")
 
     return list_response(
         ctx,

@@ -11,7 +11,7 @@ from ..context import Ctx
 from ..errors import StripeError
 from ..params import AnyVal, Bool, Int, Meta, Str, validate
 from ..routes import route
-from .common import list_response, retrieve_stored
+from .common import list_response, matching_params, retrieve_stored
 
 # accepted and ignored: settings the sandbox does not model
 IGNORED = {
@@ -145,8 +145,7 @@ def cancel_payment_intent(ctx: Ctx, params: dict[str, Any], pi_id: str) -> dict[
 
 @route("GET", "/v1/payment_intents")
 def list_payment_intents(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    def keep(o: dict[str, Any], p: dict[str, Any]) -> bool:
-        return not (p.get("customer") and o["customer"] != p["customer"])
+    keep = matching_params("customer")
 
     return list_response(
         ctx, "payment_intent", params, {"customer": Str()}, "/v1/payment_intents", keep
@@ -161,10 +160,7 @@ def retrieve_payment_intent(ctx: Ctx, params: dict[str, Any], pi_id: str) -> dic
 
 @route("GET", "/v1/charges")
 def list_charges(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    def keep(o: dict[str, Any], p: dict[str, Any]) -> bool:
-        if p.get("customer") and o["customer"] != p["customer"]:
-            return False
-        return not (p.get("payment_intent") and o["payment_intent"] != p["payment_intent"])
+    keep = matching_params("customer", "payment_intent")
 
     return list_response(
         ctx, "charge", params, {"customer": Str(), "payment_intent": Str()}, "/v1/charges", keep

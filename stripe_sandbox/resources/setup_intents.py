@@ -9,7 +9,7 @@ from ..billing.payment_methods import resolve_payment_method
 from ..context import Ctx
 from ..params import AnyVal, Bool, Meta, Str, validate
 from ..routes import route
-from .common import list_response, retrieve_stored
+from .common import list_response, matching_params, retrieve_stored
 
 IGNORED = {
     k: AnyVal()
@@ -81,10 +81,7 @@ route("GET", "/v1/setup_intents/<seti_id>")(retrieve_stored("setup_intent"))
 
 @route("GET", "/v1/setup_intents")
 def list_setup_intents(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    def keep(o: dict[str, Any], p: dict[str, Any]) -> bool:
-        if p.get("customer") and o["customer"] != p["customer"]:
-            return False
-        return not (p.get("payment_method") and o["payment_method"] != p["payment_method"])
+    keep = matching_params("customer", "payment_method")
 
     return list_response(
         ctx,

@@ -8,7 +8,7 @@ from ..billing import schedules
 from ..context import Ctx
 from ..params import AnyVal, Arr, Bool, Int, Meta, Obj, Str, validate
 from ..routes import route
-from .common import list_response, retrieve_stored
+from .common import list_response, matching_params, retrieve_stored
 
 PHASE_ITEM = Obj(
     {
@@ -108,8 +108,7 @@ def release_schedule(ctx: Ctx, params: dict[str, Any], sched_id: str) -> dict[st
 
 @route("GET", "/v1/subscription_schedules")
 def list_schedules(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    def keep(o: dict[str, Any], p: dict[str, Any]) -> bool:
-        return not (p.get("customer") and o["customer"] != p["customer"])
+    keep = matching_params("customer")
 
     return list_response(
         ctx,
