@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
@@ -68,3 +72,27 @@ def subscribe(
     assert paid.status_code == 303, paid.text[:500]
     billing.wait_for_webhooks()
     return session
+
+
+@contextmanager
+def serving_json(document: dict[str, Any], path: str = "/") -> Iterator[str]:
+    """Serve one JSON document (an identity provider's JWKS, say) on a loopback port; yield its
+    URL (`path` only shapes the URL: every GET gets the document)."""
+    body = json.dumps(document).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}{path}"
+    finally:
+        server.shutdown()

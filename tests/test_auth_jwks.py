@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -15,6 +13,7 @@ from conftest import Billing
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from flask.testing import FlaskClient
+from support import serving_json
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -35,27 +34,12 @@ def jwks_url(app: Flask) -> Iterator[str]:
             jwk(EC_KEY.public_key(), "ec-1", "ES256"),
         ]
     }
-    body = json.dumps(keys).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
-    app.config.update(
-        AUTH_JWKS_URL=url, AUTH_ISSUER="https://id.example.com", AUTH_AUDIENCE="creator-studio"
-    )
-    yield url
-    app.config.update(AUTH_JWKS_URL="", AUTH_ISSUER="", AUTH_AUDIENCE="")
-    server.shutdown()
+    with serving_json(keys, "/.well-known/jwks.json") as url:
+        app.config.update(
+            AUTH_JWKS_URL=url, AUTH_ISSUER="https://id.example.com", AUTH_AUDIENCE="creator-studio"
+        )
+        yield url
+        app.config.update(AUTH_JWKS_URL="", AUTH_ISSUER="", AUTH_AUDIENCE="")
 
 
 def sign(key: Any, kid: str, alg: str, **claims: Any) -> str:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -20,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
-from support import subscribe
+from support import serving_json, subscribe
 
 # Deliberately public: Stripe's signed webhook, probes, metrics, docs, the price list, the demo.
 PUBLIC_ROUTES = {
@@ -117,26 +115,12 @@ def test_every_non_public_route_refuses_broken_credentials(
 
 @pytest.fixture
 def jwks(app: Flask) -> Iterator[None]:
-    public = RSA_KEY.public_key()
-    key = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
-    body = json.dumps({"keys": [{**key, "kid": "k1", "alg": "RS256", "use": "sig"}]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    app.config.update(AUTH_JWKS_URL=f"http://127.0.0.1:{server.server_port}/jwks.json")
-    yield
-    app.config.update(AUTH_JWKS_URL="")
-    server.shutdown()
+    key = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
+    document = {"keys": [{**key, "kid": "k1", "alg": "RS256", "use": "sig"}]}
+    with serving_json(document, "/jwks.json") as url:
+        app.config.update(AUTH_JWKS_URL=url)
+        yield
+        app.config.update(AUTH_JWKS_URL="")
 
 
 def test_hs256_tokens_are_refused_when_a_jwks_is_configured(
