@@ -66,7 +66,7 @@ def _keys(*parts: str) -> tuple[str, ...]:
 
 
 def _retry_after(item: RateLimitItem, *keys: str) -> int:
-    stats = rate_limits.limiter().limiter.get_window_stats(item, *keys)
+    stats = rate_limits.limiter().get_window_stats(item, *keys)
     return max(1, math.ceil(stats.reset_time - time.time()))
 
 
@@ -87,7 +87,7 @@ def _hit(scope: str, setting: str, key_kind: str, key: str) -> None:
     for item in _items(setting):
         keys = _keys(scope, key_kind, key)
         try:
-            allowed = rate_limits.limiter().limiter.hit(item, *keys)
+            allowed = rate_limits.limiter().hit(item, *keys)
         except Exception:  # storage down: fail open, the routes behind stay usable
             log.warning("rate limit storage unavailable; not limiting", exc_info=True)
             return
@@ -125,7 +125,7 @@ def check_failed_auth_budget() -> None:
     ip = client_ip()
     for item in _items("RATE_LIMIT_FAILED_AUTH"):
         try:
-            allowed = rate_limits.limiter().limiter.test(item, *_keys("auth", "ip", ip))
+            allowed = rate_limits.limiter().test(item, *_keys("auth", "ip", ip))
         except Exception:
             log.warning("rate limit storage unavailable; not limiting", exc_info=True)
             return
@@ -139,7 +139,7 @@ def count_failed_auth() -> None:
     ip = client_ip()
     for item in _items("RATE_LIMIT_FAILED_AUTH"):
         try:
-            rate_limits.limiter().limiter.hit(item, *_keys("auth", "ip", ip))
+            rate_limits.limiter().hit(item, *_keys("auth", "ip", ip))
         except Exception:
             log.warning("rate limit storage unavailable; not counting", exc_info=True)
             return

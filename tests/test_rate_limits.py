@@ -1,4 +1,4 @@
-"""Rate limits (Flask-Limiter): per user and per IP on the routes that spend Stripe calls or
+"""Rate limits (the `limits` library): per user and per IP on the routes that spend Stripe calls or
 quota, per IP on failed authentication, 429 JSON with Retry-After, client IPs behind a
 configured number of proxies, the webhook never limited, and counters shared between app
 instances through Redis."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, not_, or_
+from sqlalchemy import ColumnElement, and_, func, literal, literal_column, not_, or_, tuple_
 
 from app.billing.statuses import ENDED_STATUSES
 from app.billing.stripe_objects import subscription_fields
@@ -76,16 +76,15 @@ def applies_in_sql(row: Any, incoming: Any) -> ColumnElement[bool]:
     incoming values (`incoming`, the upsert's `excluded`), so one conditional upsert both
     decides and writes, on the row it locks. Where `judge_event` would REREAD this is false:
     the caller then locks the row and asks `judge_event` (rare: same second, different)."""
-    ended = list(ENDED_STATUSES)
     status = func.coalesce(incoming.status, literal(""))
     watermark = row.last_event_created
     return or_(
         row.status.is_(None),
         matches_in_sql(row, incoming),
         and_(
-            row.status.not_in(ended),
+            not_(has_ended_in_sql(row.status)),
             or_(
-                status.in_(ended),
+                has_ended_in_sql(status),
                 and_(row.status == "incomplete", status != "incomplete"),
                 and_(
                     not_(and_(status == "incomplete", row.status != "incomplete")),
@@ -97,10 +96,22 @@ def applies_in_sql(row: Any, incoming: Any) -> ColumnElement[bool]:
 
 
 def matches_in_sql(row: Any, incoming: Any) -> ColumnElement[bool]:
-    """`row_matches` in SQL: no column the object maps to would change."""
-    return and_(
-        *(
-            getattr(row, name).is_not_distinct_from(getattr(incoming, name))
-            for name in subscription_fields({})
-        )
+    """`row_matches` in SQL: no column the object maps to would change. One row comparison
+    (`(a, b, ...) IS NOT DISTINCT FROM (x, y, ...)`), which keeps the statement short enough
+    for the driver to cache its parsing."""
+    names = subscription_fields({})
+    return tuple_(*(getattr(row, name) for name in names)).is_not_distinct_from(
+        tuple_(*(getattr(incoming, name) for name in names))
     )
+
+
+# Our own constants, written into the SQL once: a bound list would be expanded again on every
+# execution, and the statement rebuilt.
+_ENDED_SQL = literal_column(
+    "(" + ", ".join(f"'{status}'" for status in sorted(ENDED_STATUSES)) + ")"  # nosec B608
+)
+
+
+def has_ended_in_sql(status: Any) -> ColumnElement[bool]:
+    """`status IN ('canceled', 'incomplete_expired')` (NULL for a NULL status, like IN)."""
+    return status.op("IN", is_comparison=True)(_ENDED_SQL)

@@ -37,14 +37,20 @@ from sqlalchemy import (
 from sqlalchemy.orm import joinedload
 
 from app.billing.mirror import MIRRORED
-from app.billing.ordering import Verdict, applies_in_sql, judge_event, matches_in_sql
-from app.billing.statuses import ENDED_STATUSES
+from app.billing.ordering import (
+    Verdict,
+    applies_in_sql,
+    has_ended_in_sql,
+    judge_event,
+    matches_in_sql,
+)
 from app.billing.stripe_objects import subscription_fields
 from app.billing.summary import (
     link_customer,
     live_among,
     live_subscriptions,
     report_duplicates,
+    settle_mirror_only,
     settle_user,
 )
 from app.billing.times import now_ms
@@ -102,11 +108,13 @@ def _summary_stale(dialect: str) -> Any:
     """True unless the owner's row already mirrors the written subscription, customer
     included. Spelled out in SQL because SQLAlchemy drops table names inside RETURNING."""
     same = "IS NOT DISTINCT FROM" if dialect == "postgresql" else "IS"
-    equal = ["id = subscriptions.user_id", "stripe_customer_id = subscriptions.customer_id"]
-    for field in MIRRORED:
-        if field.user_column is not None:
-            equal.append(f"{field.user_column} {same} subscriptions.{field.column}")
-    where = " AND ".join(f"owner.{condition}" for condition in equal)
+    pairs = [(field.user_column, field.column) for field in MIRRORED if field.user_column]
+    mirrored = ", ".join(f"owner.{user_column}" for user_column, _ in pairs)
+    mirrors = ", ".join(f"subscriptions.{column}" for _, column in pairs)
+    where = (  # one row comparison: a short statement, whose parsing the driver caches
+        "owner.id = subscriptions.user_id AND owner.stripe_customer_id = subscriptions.customer_id"
+        f" AND ({mirrored}) {same} ({mirrors})"
+    )
     # Built from our own column names only (MIRRORED), never from input.
     sql = f"NOT EXISTS (SELECT 1 FROM users AS owner WHERE {where})"  # nosec B608
     return literal_column(sql, Boolean)
@@ -147,10 +155,9 @@ def _store_statement(dialect: str, from_event: bool) -> Any:
     else:
         # Stripe never revives an ended subscription: a read showing it live was made before
         # the end we already hold (its answer came late). Deleted stays deleted.
-        ended = list(ENDED_STATUSES)
         revives = and_(  # coalesce: a row with no state yet (NULL) revives nothing
-            func.coalesce(row.status, "").in_(ended),
-            func.coalesce(new.status, "").not_in(ended),
+            has_ended_in_sql(func.coalesce(row.status, "")),
+            not_(has_ended_in_sql(func.coalesce(new.status, ""))),
         )
         condition = and_(not_(revives), condition)
     return statement.on_conflict_do_update(
@@ -248,6 +255,8 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
         if previous is not None:
             settle_user(previous)
     if stored.user_id is None or not stored.summary_stale:
+        return
+    if settle_mirror_only(stored.user_id, stored.customer_id):
         return
     user = db.session.get(
         User,

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm.util import identity_key
 
-from app.billing.mirror import copy_to_user
+from app.billing.mirror import copy_to_user, summary_values
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.times import now_ms
-from app.billing.usage_periods import settle_entitlements
+from app.billing.usage_periods import entitlements_settled, settle_entitlements
 from app.extensions import db
 from app.models import Subscription, User
 
@@ -125,3 +126,49 @@ def settle_user(
         subscription = deciding_subscription(subscriptions)
     copy_to_user(user, subscription)
     settle_entitlements(user, subscription, now_ms() if now is None else now)
+
+
+users_table = User.__table__
+subscriptions_table = Subscription.__table__
+# The subscription columns under names that can't clash with the user's (both have `id`).
+_SUBSCRIPTION_COLUMNS = tuple((column, f"s_{column.name}") for column in subscriptions_table.c)
+_OWNER_AND_SUBSCRIPTIONS = (
+    select(*users_table.c, *(column.label(label) for column, label in _SUBSCRIPTION_COLUMNS))
+    .outerjoin(subscriptions_table, subscriptions_table.c.user_id == users_table.c.id)
+    .where(users_table.c.id == bindparam("user_id"))
+)
+
+
+def settle_mirror_only(user_id: str, customer_id: str | None, now: int | None = None) -> bool:
+    """`settle_user` for the common change, without the ORM: when the user is the customer's
+    and their plan, limit and usage period stay as they are, only the mirrored columns move:
+    one SELECT of the user with their subscriptions and one UPDATE (none if nothing moved).
+
+    False, with nothing written, when the full `settle_user` must decide: the user is not
+    linked to this customer yet, their entitlements change, or this session already holds
+    their row (an UPDATE behind its back would leave that object stale for the caller)."""
+    if identity_key(User, user_id) in db.session.identity_map:
+        return False
+    rows = db.session.execute(_OWNER_AND_SUBSCRIPTIONS, {"user_id": user_id}).all()
+    if not rows or rows[0].stripe_customer_id != customer_id or customer_id is None:
+        return False
+    user = User(**{column.key: rows[0]._mapping[column] for column in users_table.c})
+    subscriptions = [
+        Subscription(**{c.key: row._mapping[label] for c, label in _SUBSCRIPTION_COLUMNS})
+        for row in rows
+        if row._mapping["s_id"] is not None
+    ]
+    deciding = deciding_subscription(subscriptions)
+    moved = {
+        name: value
+        for name, value in summary_values(deciding).items()
+        if getattr(user, name) != value
+    }
+    for name, value in moved.items():
+        setattr(user, name, value)
+    if not entitlements_settled(user, deciding, now_ms() if now is None else now):
+        return False
+    if moved:
+        db.session.execute(update(users_table).where(users_table.c.id == user_id).values(moved))
+    report_duplicates(user_id, live_among(subscriptions))
+    return True

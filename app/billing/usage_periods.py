@@ -57,6 +57,11 @@ def settle_entitlements(user: User, subscription: Subscription | None, now: int)
     return entitlements
 
 
+def entitlements_settled(user: User, subscription: Subscription | None, now: int) -> bool:
+    """True when `settle_entitlements` would write nothing (the plan, limit and period hold)."""
+    return _is_settled(user, entitlements_now(subscription, now), subscription, now)
+
+
 def lock_user(user_id: str) -> User | None:
     """The user row, locked until commit (PostgreSQL) and re-read: another transaction may
     have changed it since it was loaded.
