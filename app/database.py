@@ -7,16 +7,19 @@ app commits or rolls back."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Flask, has_app_context
-from sqlalchemy import Engine, event, select
+from sqlalchemy import CursorResult, Dialect, Engine, Executable, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from app.extensions import db
 
@@ -114,7 +117,46 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
 
 
 def dialect_name() -> str:
-    return db.session.get_bind().dialect.name
+    # The engine's, not the session's bind: resolving the bind costs more than the statement
+    # it is asked for (there is one database, no per-model binds).
+    return str(db.engine.dialect.name)
+
+
+def execute_prebuilt(
+    statement: Executable, params: dict[str, Any]
+) -> CursorResult[*tuple[Any, ...]]:
+    """Run one of the hot paths' statements (built once per process). On PostgreSQL its SQL is
+    compiled once and sent as it is (`exec_driver_sql`): no cache key, no per-execution
+    parameter processing, which is most of SQLAlchemy's share of a webhook's CPU. Errors still
+    go through SQLAlchemy (a dead connection is invalidated, `retry_on_disconnect` sees it).
+    SQLite, and a statement whose parameters need processing, take the ordinary path."""
+    session = db.session
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # as session.execute would: the statement may read those rows
+    connection = session.connection()
+    dialect = connection.dialect
+    driver_sql = _driver_sql(statement, dialect) if dialect.name == "postgresql" else None
+    if driver_sql is None:
+        return connection.execute(statement, params)
+    sql, defaults, processors = driver_sql
+    values = {**defaults, **params}
+    for name, process in processors.items():  # SQLAlchemy's own conversions (Boolean's check)
+        values[name] = process(values[name])
+    return connection.exec_driver_sql(sql, values)
+
+
+DriverSql = tuple[str, dict[str, Any], dict[str, Callable[[Any], Any]]]
+
+
+@functools.lru_cache(maxsize=64)
+def _driver_sql(statement: Executable, dialect: Dialect) -> DriverSql | None:
+    """The statement's SQL for the driver, its constant parameters and the conversions its
+    parameters need; None for a statement that is rewritten per execution (expanding lists)."""
+    compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        return None
+    processors = {name: process for name, process in compiled._bind_processors.items() if process}
+    return compiled.string, dict(compiled.params), processors  # type: ignore[return-value]
 
 
 def insert_for(dialect: str, table: Any) -> Any:

@@ -107,7 +107,7 @@ def matches_in_sql(row: Any, incoming: Any) -> ColumnElement[bool]:
 
 # Our own constants, written into the SQL once: a bound list would be expanded again on every
 # execution, and the statement rebuilt.
-_ENDED_SQL = literal_column(
+_ENDED_SQL: ColumnElement[Any] = literal_column(
     "(" + ", ".join(f"'{status}'" for status in sorted(ENDED_STATUSES)) + ")"  # nosec B608
 )
 

@@ -55,7 +55,7 @@ from app.billing.summary import (
 )
 from app.billing.times import now_ms
 from app.billing.users import flag_ownership_mismatch, get_or_create_user
-from app.database import dialect_name, insert_for, row_for_update, upsert
+from app.database import dialect_name, execute_prebuilt, insert_for, row_for_update, upsert
 from app.extensions import db
 from app.models import Subscription, User, utcnow
 
@@ -206,7 +206,7 @@ def store_subscription(subscription: StripeDict, *, event_created: int | None) -
         "updated_at": utcnow(),
     }
     statement = _store_statement(dialect_name(), event_created is not None)
-    written = db.session.execute(statement, params).first()
+    written = execute_prebuilt(statement, params).first()
     if written is None:
         return None
     return Stored(written[0], written[1], written[2], bool(written[3]), written[4])

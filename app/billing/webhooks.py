@@ -36,6 +36,7 @@ from app.billing.times import now_ms
 from app.billing.usage_periods import reset_usage_for_renewal
 from app.database import (
     dialect_name,
+    execute_prebuilt,
     insert_for,
     retry_on_disconnect,
     rollback_quietly,
@@ -385,7 +386,7 @@ def _claim(event: StripeDict, raw: str, status: str) -> bool | None:
             f"webhook.{status}", "ok", stripe_object=params["id"], detail=params["type"]
         )
         params.update({f"audit_{name}": value for name, value in entry.items()})
-    if db.session.execute(_record_statement(dialect, True), params).first() is not None:
+    if execute_prebuilt(_record_statement(dialect, True), params).first() is not None:
         return dialect == "postgresql"
     retry = {"event_id": params["id"], "now": params["now"]}
     if db.session.execute(_retry_claim_statement(), retry).first() is not None:
