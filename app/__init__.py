@@ -50,7 +50,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     configure_engine(app)
     CORS(
         app,
-        resources={r"/api/*": {"origins": app.config["FRONTEND_URLS"]}},
+        # The front end's routes; not the webhook receiver (Stripe calls it server to server,
+        # and it is the hottest route: no CORS work on it).
+        resources={r"/api/(?!webhooks/)": {"origins": app.config["FRONTEND_URLS"]}},
         expose_headers=["X-Request-ID"],
         # Bearer tokens need no credentials mode; only a cookie-based front end does.
         supports_credentials=bool(app.config["CORS_ALLOW_CREDENTIALS"]),

@@ -130,9 +130,8 @@ def execute_prebuilt(
     parameter processing, which is most of SQLAlchemy's share of a webhook's CPU. Errors still
     go through SQLAlchemy (a dead connection is invalidated, `retry_on_disconnect` sees it).
     SQLite, and a statement whose parameters need processing, take the ordinary path."""
-    session = db.session
-    if session.new or session.dirty or session.deleted:
-        session.flush()  # as session.execute would: the statement may read those rows
+    session = db.session()
+    session.flush()  # as session.execute would: the statement may read pending rows (cheap if none)
     connection = session.connection()
     dialect = connection.dialect
     driver_sql = _driver_sql(statement, dialect) if dialect.name == "postgresql" else None

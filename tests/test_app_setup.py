@@ -84,6 +84,14 @@ def test_cors_allows_only_the_front_end(client: FlaskClient) -> None:
     assert "Access-Control-Allow-Origin" not in theirs.headers
 
 
+def test_the_webhook_grants_no_browser_origin(client: FlaskClient) -> None:
+    # Stripe posts server to server; not even the front end's page may call the receiver.
+    preflight = {"Origin": FRONTEND, "Access-Control-Request-Method": "POST"}
+    reply = client.options("/api/webhooks/stripe", headers=preflight)
+    assert "Access-Control-Allow-Origin" not in reply.headers
+    assert client.options("/api/me", headers=preflight).headers["Access-Control-Allow-Origin"]
+
+
 def test_dev_token_command_prints_a_token_for_the_user(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["auth", "token", "cli-user", "--email", "c@x.io"])
     assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,29 +79,26 @@ class Stored:
     previous_owner: str | None = None
 
 
-def _holder_id() -> Any:
+def _holder_id(prefix: str = "") -> Any:
     """The user linked to the subscription's customer (our link, the anchor of ownership)."""
-    return (
-        select(users.c.id)
-        .where(users.c.stripe_customer_id == bindparam("customer_id", type_=String))
-        .scalar_subquery()
-    )
+    customer = bindparam(f"{prefix}customer_id", type_=String)
+    return select(users.c.id).where(users.c.stripe_customer_id == customer).scalar_subquery()
 
 
-def _owner_id() -> Any:
+def _owner_id(prefix: str = "") -> Any:
     """The owner of a new row as SQL: the customer's user first; our `metadata.userId` only
     when no user holds the customer, and only if that user pays through no other customer.
     Metadata can be edited in the Dashboard or by anyone holding the key; the link is ours."""
-    customer = bindparam("customer_id", type_=String)
+    customer = bindparam(f"{prefix}customer_id", type_=String)
     named = select(users.c.id).where(
-        users.c.id == bindparam("named_user", type_=String),
+        users.c.id == bindparam(f"{prefix}named_user", type_=String),
         or_(
             users.c.stripe_customer_id.is_(None),
             customer.is_(None),
             users.c.stripe_customer_id == customer,
         ),
     )
-    return func.coalesce(_holder_id(), named.scalar_subquery())
+    return func.coalesce(_holder_id(prefix), named.scalar_subquery())
 
 
 def _summary_stale(dialect: str) -> Any:
@@ -120,18 +117,37 @@ def _summary_stale(dialect: str) -> Any:
     return literal_column(sql, Boolean)
 
 
+def _new_row(prefix: str) -> dict[str, Any]:
+    """The row an upsert proposes: the object's columns as parameters (named `prefix` + the
+    column), the owner resolved in SQL."""
+    values: dict[str, Any] = {
+        name: bindparam(f"{prefix}{name}", type_=subscriptions.c[name].type) for name in WRITTEN
+    }
+    return {**values, "user_id": _owner_id(prefix)}
+
+
 @functools.cache
 def _store_statement(dialect: str, from_event: bool) -> Any:
     """The guarded upsert, built once per process (values are bound at execution)."""
-    statement = insert_for(dialect, subscriptions).values(
-        {
-            **{name: bindparam(name, type_=subscriptions.c[name].type) for name in WRITTEN},
-            "user_id": _owner_id(),
-        }
-    )
+    statement = insert_for(dialect, subscriptions).values(_new_row(""))
+    return _guarded(statement, dialect, from_event, "")
+
+
+def store_event_statement_if(condition: Any, prefix: str) -> Any:
+    """PostgreSQL: an event's guarded upsert that runs only when `condition` holds (e.g. its
+    event was just recorded: the webhook sends both in one statement, `webhook_sql`). Its
+    parameters are `store_params(..., prefix=prefix)`; it returns what `stored_from` reads."""
+    row = _new_row(prefix)
+    proposed = select(*row.values()).where(condition)
+    statement = insert_for("postgresql", subscriptions).from_select(list(row), proposed)
+    return _guarded(statement, "postgresql", True, prefix)
+
+
+def _guarded(statement: Any, dialect: str, from_event: bool, prefix: str) -> Any:
+    """ON CONFLICT: write only what the ordering rule lets through, returning the owner."""
     row, new = subscriptions.c, statement.excluded
     # The customer's user, else the owner we recorded; metadata never moves a subscription.
-    owner = func.coalesce(_holder_id(), row.user_id, new.user_id)
+    owner = func.coalesce(_holder_id(prefix), row.user_id, new.user_id)
     newer = and_(
         new.last_event_created.is_not(None),
         or_(row.last_event_created.is_(None), new.last_event_created > row.last_event_created),
@@ -163,7 +179,11 @@ def _store_statement(dialect: str, from_event: bool) -> Any:
     return statement.on_conflict_do_update(
         index_elements=[row.id], set_=changes, where=condition
     ).returning(
-        row.id, row.user_id, row.customer_id, _summary_stale(dialect), _previous_owner(dialect)
+        row.id,
+        row.user_id,
+        row.customer_id,
+        _summary_stale(dialect).label("summary_stale"),
+        _previous_owner(dialect).label("previous_owner"),
     )
 
 
@@ -189,11 +209,10 @@ WRITTEN = (
 )
 
 
-def store_subscription(subscription: StripeDict, *, event_created: int | None) -> Stored | None:
-    """Write `subscription` unless the ordering rule says we hold something newer; None when
-    nothing was written (older, identical, or undecidable here: see `apply_subscription`).
-
-    `event_created` None means a fresh API read: the truth, written whenever it differs."""
+def store_params(
+    subscription: StripeDict, event_created: int | None, prefix: str = ""
+) -> dict[str, Any]:
+    """The upsert's parameters for `subscription` (named `prefix` + the column)."""
     fields = subscription_fields(subscription)
     named = (subscription.get("metadata") or {}).get("userId")
     params = {
@@ -205,11 +224,25 @@ def store_subscription(subscription: StripeDict, *, event_created: int | None) -
         "last_event_created": event_created,
         "updated_at": utcnow(),
     }
-    statement = _store_statement(dialect_name(), event_created is not None)
-    written = execute_prebuilt(statement, params).first()
-    if written is None:
+    return {f"{prefix}{name}": value for name, value in params.items()} if prefix else params
+
+
+def stored_from(written: Sequence[Any] | None) -> Stored | None:
+    """The upsert's returned row (id, owner, customer, stale, previous owner); None when it
+    wrote nothing (an id of None: the row of an outer join with no upsert in it)."""
+    if written is None or written[0] is None:
         return None
     return Stored(written[0], written[1], written[2], bool(written[3]), written[4])
+
+
+def store_subscription(subscription: StripeDict, *, event_created: int | None) -> Stored | None:
+    """Write `subscription` unless the ordering rule says we hold something newer; None when
+    nothing was written (older, identical, or undecidable here: see `apply_subscription`).
+
+    `event_created` None means a fresh API read: the truth, written whenever it differs."""
+    statement = _store_statement(dialect_name(), event_created is not None)
+    params = store_params(subscription, event_created)
+    return stored_from(execute_prebuilt(statement, params).first())
 
 
 def apply_subscription(
@@ -222,6 +255,17 @@ def apply_subscription(
     object is judged by the ordering rule: applied, skipped as older than what we hold, or,
     when the order can't be told, replaced by a re-read through `reread` under the row lock."""
     stored = store_subscription(subscription, event_created=event_created)
+    return finish_applying(stored, subscription, event_created, reread)
+
+
+def finish_applying(
+    stored: Stored | None,
+    subscription: StripeDict,
+    event_created: int | None,
+    reread: Reread | None,
+) -> Stored | None:
+    """After the upsert (`stored`: what it wrote, or None): decide what it could not, then
+    bring the owner's summary up to date."""
     if stored is None and event_created is not None:
         stored = _undecided(subscription, event_created, reread)
     if stored is not None:

@@ -15,7 +15,6 @@ state changed what it shows.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -24,26 +23,33 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, bindparam, cast, exists, func, insert, select, update
-from sqlalchemy.dialects.postgresql import JSONB
-
 from app import audit
 from app.billing.checkout import fulfil_checkout_session
 from app.billing.pricing import mark_catalog_changed
 from app.billing.stripe_objects import object_id
-from app.billing.subscription_store import apply_subscription
+from app.billing.subscription_store import (
+    apply_subscription,
+    finish_applying,
+    store_params,
+    stored_from,
+)
 from app.billing.times import now_ms
 from app.billing.usage_periods import reset_usage_for_renewal
+from app.billing.webhook_sql import (
+    STORE_PREFIX,
+    record_and_store_statement,
+    record_statement,
+    retry_claim_statement,
+)
 from app.database import (
     dialect_name,
     execute_prebuilt,
-    insert_for,
     retry_on_disconnect,
     rollback_quietly,
     unit_of_work,
 )
 from app.extensions import db
-from app.models import AuditEntry, WebhookEvent, utcnow
+from app.models import utcnow
 from app.observability import metrics
 from app.safe_text import db_safe, for_log, has_unsafe_chars
 from app.stripe_gateway import StripeDict, StripeGateway
@@ -247,19 +253,23 @@ def _record_and_apply(event: StripeDict, raw: str, gateway: StripeGateway) -> Ou
     event_type = str(event.get("type") or "")
     handler, _reason = HANDLERS.get(event_type, (None, ""))
     status = "applied" if handler else "ignored"
-    claimed = _claim(event, raw, status)
+    data_object = (event.get("data") or {}).get("object") or {}
+    created = int(event.get("created") or 0)
+    if handler is _on_subscription_changed and dialect_name() == "postgresql":
+        claimed = _claim_and_apply_subscription(event, raw, data_object, gateway)
+    else:
+        claimed = _claim(event, raw, status)
+        if claimed is not None and handler is not None:
+            handler(data_object, created, gateway)
     if claimed is None:
         # In the transaction that found it processed: one entry, no second commit.
         audit.record(
             "webhook.duplicate", "ok", stripe_object=event_id, detail=event_type, for_request=True
         )
         return Outcome(event_id, "duplicate")
-    if handler is not None:
-        data_object = (event.get("data") or {}).get("object") or {}
-        handler(data_object, int(event.get("created") or 0), gateway)
     if not claimed:
         # In the event's own transaction: recorded if and only if the event is. (PostgreSQL's
-        # claim wrote it already, in the same statement: see `_record_statement`.)
+        # claim wrote it already, in the same statement: see `webhook_sql.record_statement`.)
         audit.record(
             f"webhook.{status}", "ok", stripe_object=event_id, detail=event_type, for_request=True
         )
@@ -268,8 +278,25 @@ def _record_and_apply(event: StripeDict, raw: str, gateway: StripeGateway) -> Ou
     return Outcome(event_id, status)
 
 
-events = WebhookEvent.__table__
-audit_log = AuditEntry.__table__
+def _claim_and_apply_subscription(
+    event: StripeDict, raw: str, subscription: StripeDict, gateway: StripeGateway
+) -> bool | None:
+    """PostgreSQL, a subscription event: record it, audit it and upsert its subscription in one
+    statement, then finish the apply (the owner's summary, a re-read when undecided). An id
+    that is already there is claimed, or found processed, as `_claim` does. Same answers."""
+    created = int(event.get("created") or 0)
+    params = _claim_params(event, raw, "applied")
+    params.update(store_params(subscription, created, prefix=STORE_PREFIX))
+    row = execute_prebuilt(record_and_store_statement(), params).first()
+    if row is not None:
+        stored = stored_from(row[1:])
+        finish_applying(stored, subscription, created, gateway.reread_subscription)
+        return True
+    claimed = _retry_claim(params)
+    if claimed is not None:
+        _on_subscription_changed(subscription, created, gateway)
+    return claimed
+
 
 # A JSON text escape the database can't take: \u0000 (PostgreSQL's JSONB refuses it) or a
 # UTF-16 surrogate (psycopg can't encode a lone one). Checked before walking the event.
@@ -286,73 +313,6 @@ def _storable(event: StripeDict, raw: str) -> tuple[str, str | None]:
     if data == event:
         return raw, None
     return json.dumps(data), str(db_safe(raw))
-
-
-def _raw_json(dialect: str) -> Any:
-    """The raw body into the JSON column without parsing and re-serialising it."""
-    raw = bindparam("raw", type_=Text)
-    return cast(raw, JSONB) if dialect == "postgresql" else raw
-
-
-@functools.cache
-def _record_statement(dialect: str, claim: bool) -> Any:
-    """Insert the event row: as processed (`claim`, one statement that records and claims a
-    new event) or as failed. Built once per process.
-
-    On PostgreSQL the claim also writes the event's audit entry, in the same statement (a
-    data-modifying CTE that inserts it only when the event row was inserted): one round trip
-    for both. SQLite has no such CTE (and no round trips to save): the entry is one more
-    INSERT in the same transaction."""
-    statement = insert_for(dialect, events).values(
-        id=bindparam("id"),
-        type=bindparam("type"),
-        data=_raw_json(dialect),
-        raw_body=bindparam("raw_body", type_=Text),
-        stripe_created=bindparam("stripe_created", type_=BigInteger),
-        processed=claim,
-        processed_at=bindparam("now") if claim else None,
-        attempts=1,
-        error=None if claim else bindparam("error"),
-        created_at=bindparam("now"),
-    )
-    if not claim:
-        return statement.on_conflict_do_update(
-            index_elements=[events.c.id],
-            set_={
-                "attempts": events.c.attempts + 1,
-                "error": statement.excluded.error,
-                "raw_body": func.coalesce(events.c.raw_body, statement.excluded.raw_body),
-            },
-            where=events.c.processed.is_(False),
-        )
-    claim_statement = statement.on_conflict_do_nothing().returning(events.c.id)
-    if dialect != "postgresql":
-        return claim_statement
-    recorded = claim_statement.cte("recorded")
-    columns = ("at", "action", "outcome", "user_id", "ip", "request_id", "stripe_object", "detail")
-    entry = select(
-        *(bindparam(f"audit_{name}", type_=audit_log.c[name].type) for name in columns)
-    ).where(exists(select(recorded.c.id)))
-    audited = (
-        insert(audit_log).from_select(list(columns), entry).returning(audit_log.c.id).cte("audited")
-    )
-    return select(recorded.c.id).add_cte(audited)
-
-
-@functools.cache
-def _retry_claim_statement() -> Any:
-    """Claim an event a failed attempt left unprocessed (waits for a concurrent claim)."""
-    return (
-        update(events)
-        .where(events.c.id == bindparam("event_id"), events.c.processed.is_(False))
-        .values(
-            processed=True,
-            processed_at=bindparam("now"),
-            attempts=events.c.attempts + 1,
-            error=None,
-        )
-        .returning(events.c.id)
-    )
 
 
 def _event_key(event: StripeDict) -> str:
@@ -374,22 +334,34 @@ def _params(event: StripeDict, raw: str) -> dict[str, Any]:
     }
 
 
+def _claim_params(event: StripeDict, raw: str, status: str) -> dict[str, Any]:
+    """The event row's parameters (and, on PostgreSQL, its audit entry's)."""
+    params = _params(event, raw)
+    if dialect_name() == "postgresql":
+        entry = audit.entry_values(
+            f"webhook.{status}", "ok", stripe_object=params["id"], detail=params["type"]
+        )
+        params.update({f"audit_{name}": value for name, value in entry.items()})
+    return params
+
+
 def _claim(event: StripeDict, raw: str, status: str) -> bool | None:
     """Record the event as processed (rolled back with the apply if that fails); None when a
     processed copy is already there. One INSERT for a new id; an id a failed attempt left
     unprocessed is claimed by a conditional UPDATE. True when the claim wrote the event's
     audit entry too (PostgreSQL), False when it is still to be written."""
-    params = _params(event, raw)
+    params = _claim_params(event, raw, status)
     dialect = dialect_name()
-    if dialect == "postgresql":
-        entry = audit.entry_values(
-            f"webhook.{status}", "ok", stripe_object=params["id"], detail=params["type"]
-        )
-        params.update({f"audit_{name}": value for name, value in entry.items()})
-    if execute_prebuilt(_record_statement(dialect, True), params).first() is not None:
+    if execute_prebuilt(record_statement(dialect, True), params).first() is not None:
         return dialect == "postgresql"
+    return _retry_claim(params)
+
+
+def _retry_claim(params: dict[str, Any]) -> bool | None:
+    """The event is there already: claim it if a failed attempt left it unprocessed (False:
+    its audit entry is still to be written), None if it was processed."""
     retry = {"event_id": params["id"], "now": params["now"]}
-    if db.session.execute(_retry_claim_statement(), retry).first() is not None:
+    if db.session.execute(retry_claim_statement(), retry).first() is not None:
         return False
     return None
 
@@ -410,6 +382,6 @@ def _record_failure(event: StripeDict, raw: str, exc: Exception) -> None:
         params["raw_body"] = str(db_safe(raw))
     try:
         with unit_of_work():
-            db.session.execute(_record_statement(dialect_name(), False), params)
+            db.session.execute(record_statement(dialect_name(), False), params)
     except Exception:  # the database itself may be what failed
         log.error("could not record the failure of webhook %s", for_log(event.get("id")))
