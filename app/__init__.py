@@ -43,11 +43,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     resolve_price_lookup_keys(app.config, gateway)
     init_observability(app)
 
-    db.init_app(app)
-    migrate.init_app(app, db, directory=_migrations_directory())
-    from app.database import configure_engine
-
-    configure_engine(app)
+    _set_up_database(app)
     CORS(
         app,
         # The front end's routes; not the webhook receiver (Stripe calls it server to server,
@@ -75,6 +71,17 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     audit.install(app)
     register_cli(app)
     return app
+
+
+def _set_up_database(app: Flask) -> None:
+    from app.billing.webhook_sql import compile_webhook_statements
+    from app.database import configure_engine
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_directory())
+    configure_engine(app)
+    with app.app_context():
+        compile_webhook_statements()
 
 
 def _migrations_directory() -> str:

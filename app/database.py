@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
@@ -142,6 +142,15 @@ def execute_prebuilt(
     for name, process in processors.items():  # SQLAlchemy's own conversions (Boolean's check)
         values[name] = process(values[name])
     return connection.exec_driver_sql(sql, values)
+
+
+def compile_prebuilt(statements: Iterable[Executable]) -> None:
+    """Compile hot statements for the driver at start-up (PostgreSQL), not in the first
+    requests: a large statement takes tens of milliseconds to compile."""
+    dialect = db.engine.dialect
+    if dialect.name == "postgresql":
+        for statement in statements:
+            _driver_sql(statement, dialect)
 
 
 DriverSql = tuple[str, dict[str, Any], dict[str, Callable[[Any], Any]]]

@@ -14,7 +14,8 @@ duplicate's entry is one more INSERT on both.
 
 On PostgreSQL a subscription event's record and upsert are one statement too (the upsert in a
 CTE after the recording insert), so with BEGIN and COMMIT an in-order event costs three round
-trips.
+trips, and so does a redelivery (the same statement sees the event processed and writes the
+duplicate's audit entry).
 """
 
 from __future__ import annotations
@@ -129,9 +130,10 @@ def test_statements_per_in_order_event(app: Flask, client: FlaskClient, billing:
     upsert = counted.sql[0] if merged_upsert(app) else counted.sql[1]
     assert "INSERT INTO subscriptions" in upsert
 
-    # A redelivery: the insert finds the event, the claim finds it processed.
+    # A redelivery: the insert finds the event, the claim finds it processed (on PostgreSQL
+    # the recording statement sees it processed and writes the duplicate's entry itself).
     counted = deliver(client, billing, app, newer)
-    assert len(counted.sql) <= DUPLICATE, describe(counted)
+    assert len(counted.sql) <= (1 if merged_upsert(app) else DUPLICATE), describe(counted)
     assert counted.commits == 1
 
 

@@ -8,11 +8,22 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, bindparam, cast, exists, func, insert, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from app.billing.subscription_store import store_event_statement_if
-from app.database import insert_for
+from app.database import compile_prebuilt, insert_for
 from app.models import AuditEntry, WebhookEvent
 
 events = WebhookEvent.__table__
@@ -49,7 +60,7 @@ def record_statement(dialect: str, claim: bool) -> Any:
     if dialect != "postgresql":
         return claim_statement
     recorded = claim_statement.cte("recorded")
-    return select(recorded.c.id).add_cte(_audited(recorded))
+    return _claim_result(recorded)
 
 
 def _event_insert(dialect: str, claim: bool) -> Any:
@@ -68,15 +79,59 @@ def _event_insert(dialect: str, claim: bool) -> Any:
     )
 
 
+AUDIT_COLUMNS = (
+    "at",
+    "action",
+    "outcome",
+    "user_id",
+    "ip",
+    "request_id",
+    "stripe_object",
+    "detail",
+)
+
+
+def _claim_result(recorded: Any, *stored_columns: Any) -> Any:
+    """One row: the event id if `recorded` inserted it (else NULL), whether the statement
+    wrote a duplicate's audit entry, then `stored_columns`. With the audit entries' CTEs."""
+    duplicate = _audited_duplicate(recorded)
+    return select(
+        select(recorded.c.id).scalar_subquery().label("event_id"),
+        exists(select(duplicate.c.id)).label("duplicate_audited"),
+        *stored_columns,
+    ).add_cte(_audited(recorded), duplicate)
+
+
 def _audited(recorded: Any) -> Any:
     """The event's audit entry, inserted only when the event row was (`recorded` non-empty)."""
-    columns = ("at", "action", "outcome", "user_id", "ip", "request_id", "stripe_object", "detail")
-    entry = select(
-        *(bindparam(f"audit_{name}", type_=audit_log.c[name].type) for name in columns)
-    ).where(exists(select(recorded.c.id)))
-    return (
-        insert(audit_log).from_select(list(columns), entry).returning(audit_log.c.id).cte("audited")
+    entry = select(*_audit_values()).where(exists(select(recorded.c.id)))
+    return _audit_insert(entry, "audited")
+
+
+def _audited_duplicate(recorded: Any) -> Any:
+    """A redelivery's entry ("webhook.duplicate"), when the event was there already and
+    processed as this statement sees it. One still in flight elsewhere isn't seen: the caller's
+    claim of it decides, and writes the entry then."""
+    processed_before = exists(
+        select(events.c.id).where(events.c.id == bindparam("id"), events.c.processed.is_(True))
     )
+    values = _audit_values(action="webhook.duplicate")
+    entry = select(*values).where(~exists(select(recorded.c.id)), processed_before)
+    return _audit_insert(entry, "audited_duplicate")
+
+
+def _audit_values(action: str | None = None) -> list[Any]:
+    return [
+        literal(action, type_=audit_log.c.action.type)
+        if name == "action" and action is not None
+        else bindparam(f"audit_{name}", type_=audit_log.c[name].type)
+        for name in AUDIT_COLUMNS
+    ]
+
+
+def _audit_insert(entry: Any, name: str) -> Any:
+    statement = insert(audit_log).from_select(list(AUDIT_COLUMNS), entry)
+    return statement.returning(audit_log.c.id).cte(name)
 
 
 @functools.cache
@@ -84,19 +139,17 @@ def record_and_store_statement() -> Any:
     """PostgreSQL, a subscription event: record it (with its audit entry) and apply the guarded
     upsert of its subscription in ONE statement, the upsert running only if the event row was
     inserted. A single statement is atomic and needs no round trip of its own for each part:
-    with BEGIN and COMMIT, an in-order event costs three.
+    with BEGIN and COMMIT, an in-order event costs three, and so does a redelivery.
 
     Parameters: those of `record_statement` and `store_params(..., prefix=STORE_PREFIX)`.
-    Returns no row when the event was already there (a redelivery, or an earlier attempt that
-    failed: see `retry_claim_statement`); otherwise the event id and what the upsert wrote
-    (all NULL when the ordering rule kept the stored row)."""
+    Returns one row: as `record_statement` (the event id, or NULL when it was there already;
+    whether a duplicate's entry was written), then what the upsert wrote (all NULL when the
+    ordering rule kept the stored row, or the event was not recorded)."""
     insert_event = _event_insert("postgresql", True).on_conflict_do_nothing()
-    claim = insert_event.returning(events.c.id).cte("recorded")
-    stored = store_event_statement_if(exists(select(claim.c.id)), STORE_PREFIX).cte("stored")
-    return (
-        select(claim.c.id.label("event_id"), *stored.c)
-        .select_from(claim.outerjoin(stored, true()))
-        .add_cte(_audited(claim))
+    recorded = insert_event.returning(events.c.id).cte("recorded")
+    stored = store_event_statement_if(exists(select(recorded.c.id)), STORE_PREFIX).cte("stored")
+    return _claim_result(
+        recorded, *(select(column).scalar_subquery().label(column.name) for column in stored.c)
     )
 
 
@@ -117,3 +170,9 @@ def retry_claim_statement() -> Any:
         )
         .returning(events.c.id)
     )
+
+
+def compile_webhook_statements() -> None:
+    """At start-up (in an app context): the webhook's statements, compiled for the driver."""
+    statements = [record_statement("postgresql", True), record_and_store_statement()]
+    compile_prebuilt(statements)

@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from app import audit
@@ -248,54 +249,60 @@ def _is_safe_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 255 and not has_unsafe_chars(value)
 
 
+class Claim(Enum):
+    """What recording an event found, and whether its audit entry is written already."""
+
+    NEW = "new"  # recorded now; its entry is still to be written
+    NEW_AUDITED = "new, audited"  # recorded now with its entry (PostgreSQL, one statement)
+    DUPLICATE = "duplicate"  # processed before; its entry is still to be written
+    DUPLICATE_AUDITED = "duplicate, audited"
+
+    @property
+    def is_new(self) -> bool:
+        return self in (Claim.NEW, Claim.NEW_AUDITED)
+
+
 def _record_and_apply(event: StripeDict, raw: str, gateway: StripeGateway) -> Outcome:
     event_id = str(event["id"])
     event_type = str(event.get("type") or "")
     handler, _reason = HANDLERS.get(event_type, (None, ""))
     status = "applied" if handler else "ignored"
     data_object = (event.get("data") or {}).get("object") or {}
-    created = int(event.get("created") or 0)
     if handler is _on_subscription_changed and dialect_name() == "postgresql":
-        claimed = _claim_and_apply_subscription(event, raw, data_object, gateway)
+        claim = _claim_and_apply_subscription(event, raw, data_object, gateway)
     else:
-        claimed = _claim(event, raw, status)
-        if claimed is not None and handler is not None:
-            handler(data_object, created, gateway)
-    if claimed is None:
-        # In the transaction that found it processed: one entry, no second commit.
+        claim = _claim(event, raw, status)
+        if claim.is_new and handler is not None:
+            handler(data_object, int(event.get("created") or 0), gateway)
+    outcome = status if claim.is_new else "duplicate"
+    if claim in (Claim.NEW, Claim.DUPLICATE):
+        # In the event's own transaction: recorded if and only if the event is (a duplicate's
+        # in the transaction that found it processed: one entry, no second commit).
         audit.record(
-            "webhook.duplicate", "ok", stripe_object=event_id, detail=event_type, for_request=True
+            f"webhook.{outcome}", "ok", stripe_object=event_id, detail=event_type, for_request=True
         )
-        return Outcome(event_id, "duplicate")
-    if not claimed:
-        # In the event's own transaction: recorded if and only if the event is. (PostgreSQL's
-        # claim wrote it already, in the same statement: see `webhook_sql.record_statement`.)
-        audit.record(
-            f"webhook.{status}", "ok", stripe_object=event_id, detail=event_type, for_request=True
-        )
-    else:
+    else:  # written by the recording statement itself: see `webhook_sql.record_statement`
         audit.mark_written()
-    return Outcome(event_id, status)
+    return Outcome(event_id, outcome)
 
 
 def _claim_and_apply_subscription(
     event: StripeDict, raw: str, subscription: StripeDict, gateway: StripeGateway
-) -> bool | None:
+) -> Claim:
     """PostgreSQL, a subscription event: record it, audit it and upsert its subscription in one
     statement, then finish the apply (the owner's summary, a re-read when undecided). An id
     that is already there is claimed, or found processed, as `_claim` does. Same answers."""
     created = int(event.get("created") or 0)
     params = _claim_params(event, raw, "applied")
     params.update(store_params(subscription, created, prefix=STORE_PREFIX))
-    row = execute_prebuilt(record_and_store_statement(), params).first()
-    if row is not None:
-        stored = stored_from(row[1:])
+    row = execute_prebuilt(record_and_store_statement(), params).one()
+    claim = _claimed(row[0], row[1], params)
+    if claim is Claim.NEW_AUDITED:
+        stored = stored_from(row[2:])
         finish_applying(stored, subscription, created, gateway.reread_subscription)
-        return True
-    claimed = _retry_claim(params)
-    if claimed is not None:
+    elif claim is Claim.NEW:
         _on_subscription_changed(subscription, created, gateway)
-    return claimed
+    return claim
 
 
 # A JSON text escape the database can't take: \u0000 (PostgreSQL's JSONB refuses it) or a
@@ -345,25 +352,37 @@ def _claim_params(event: StripeDict, raw: str, status: str) -> dict[str, Any]:
     return params
 
 
-def _claim(event: StripeDict, raw: str, status: str) -> bool | None:
-    """Record the event as processed (rolled back with the apply if that fails); None when a
-    processed copy is already there. One INSERT for a new id; an id a failed attempt left
-    unprocessed is claimed by a conditional UPDATE. True when the claim wrote the event's
-    audit entry too (PostgreSQL), False when it is still to be written."""
+def _claim(event: StripeDict, raw: str, status: str) -> Claim:
+    """Record the event as processed (rolled back with the apply if that fails), or find it
+    processed already. One INSERT for a new id (on PostgreSQL it writes the audit entry too,
+    a redelivery's included); an id a failed attempt left unprocessed is claimed by a
+    conditional UPDATE."""
     params = _claim_params(event, raw, status)
     dialect = dialect_name()
-    if execute_prebuilt(record_statement(dialect, True), params).first() is not None:
-        return dialect == "postgresql"
+    if dialect == "postgresql":
+        row = execute_prebuilt(record_statement(dialect, True), params).one()
+        return _claimed(row[0], row[1], params)
+    inserted = execute_prebuilt(record_statement(dialect, True), params).first()
+    return Claim.NEW if inserted is not None else _retry_claim(params)
+
+
+def _claimed(event_id: str | None, duplicate_audited: bool, params: dict[str, Any]) -> Claim:
+    """PostgreSQL's recording statement's answer: inserted (with its entry), a duplicate it
+    saw processed (with its entry), or neither: the id is there, to be claimed or found."""
+    if event_id is not None:
+        return Claim.NEW_AUDITED
+    if duplicate_audited:
+        return Claim.DUPLICATE_AUDITED
     return _retry_claim(params)
 
 
-def _retry_claim(params: dict[str, Any]) -> bool | None:
-    """The event is there already: claim it if a failed attempt left it unprocessed (False:
-    its audit entry is still to be written), None if it was processed."""
+def _retry_claim(params: dict[str, Any]) -> Claim:
+    """The event is there already: claim it if a failed attempt left it unprocessed (its entry
+    still to be written), or find it processed."""
     retry = {"event_id": params["id"], "now": params["now"]}
     if db.session.execute(retry_claim_statement(), retry).first() is not None:
-        return False
-    return None
+        return Claim.NEW
+    return Claim.DUPLICATE
 
 
 def _record_failure(event: StripeDict, raw: str, exc: Exception) -> None:
