@@ -76,15 +76,20 @@ def _guard_request() -> None:
 
 
 def _secure_response(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.path.startswith(PAGE_PREFIXES):
-        response.headers["Content-Security-Policy"] = PAGE_CSP
-    if "Cache-Control" not in response.headers:
-        if request.path in CACHEABLE_PATHS:
-            response.headers["Cache-Control"] = "public, max-age=300"
-        else:
-            response.headers["Cache-Control"] = "no-store"
-    if response.headers["Cache-Control"] == "no-store":
-        response.headers["Pragma"] = "no-cache"
+    headers = response.headers
+    # One pass over the headers a view set (every request pays for this hook).
+    present = {name.lower() for name, _value in headers.items()}
+    headers.extend([(name, value) for key, name, value in _HEADERS if key not in present])
+    path = request.path
+    if path.startswith(PAGE_PREFIXES):
+        headers["Content-Security-Policy"] = PAGE_CSP
+    cache = headers.get("Cache-Control")
+    if cache is None:
+        cache = "public, max-age=300" if path in CACHEABLE_PATHS else "no-store"
+        headers.add("Cache-Control", cache)
+    if cache == "no-store":
+        headers["Pragma"] = "no-cache"
     return response
+
+
+_HEADERS = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS.items())

@@ -8,9 +8,9 @@ acknowledged and not applied again; one left unprocessed by a failed attempt is 
 conditional UPDATE instead. A failing apply rolls back everything and leaves the failure
 (error, attempts) on the event row for operators; the caller answers 5xx so Stripe retries.
 
-An in-order subscription event costs two statements and the commit: this insert and the
-guarded upsert of `subscription_store`; the owner's summary is settled only when the stored
-state changed what it shows.
+An in-order subscription event costs this insert and the guarded upsert of `subscription_store`
+(on PostgreSQL one statement: `webhook_sql.record_and_store_statement`) and the commit; the
+owner's summary is settled only when the stored state changed what it shows.
 """
 
 from __future__ import annotations
