@@ -17,7 +17,7 @@ from flask import Flask, has_app_context
 from sqlalchemy import CursorResult, Dialect, Engine, Executable, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -137,7 +137,9 @@ def execute_prebuilt(
     driver_sql = _driver_sql(statement, dialect) if dialect.name == "postgresql" else None
     if driver_sql is None:
         return connection.execute(statement, params)
-    sql, defaults, processors = driver_sql
+    sql, defaults, processors, required = driver_sql
+    if not required <= params.keys():  # as SQLAlchemy would: never send a missing one as NULL
+        raise ArgumentError(f"missing parameters {sorted(required - params.keys())}")
     values = {**defaults, **params}
     for name, process in processors.items():  # SQLAlchemy's own conversions (Boolean's check)
         values[name] = process(values[name])
@@ -153,7 +155,7 @@ def compile_prebuilt(statements: Iterable[Executable]) -> None:
             _driver_sql(statement, dialect)
 
 
-DriverSql = tuple[str, dict[str, Any], dict[str, Callable[[Any], Any]]]
+DriverSql = tuple[str, dict[str, Any], dict[str, Callable[[Any], Any]], frozenset[str]]
 
 
 @functools.lru_cache(maxsize=64)
@@ -164,7 +166,10 @@ def _driver_sql(statement: Executable, dialect: Dialect) -> DriverSql | None:
     if compiled.literal_execute_params or compiled.post_compile_params:
         return None
     processors = {name: process for name, process in compiled._bind_processors.items() if process}
-    return compiled.string, dict(compiled.params), processors  # type: ignore[return-value]
+    required = frozenset(
+        compiled.bind_names[bind] for bind in compiled.binds.values() if bind.required
+    )
+    return compiled.string, dict(compiled.params), processors, required  # type: ignore[return-value]
 
 
 def insert_for(dialect: str, table: Any) -> Any:

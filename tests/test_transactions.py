@@ -15,14 +15,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from stripe_history import History
 from tcp_proxy import TcpProxy
 
 from app.auth import issue_dev_token, verify_token
 from app.billing import errors
+from app.billing.webhook_sql import record_statement
+from app.database import dialect_name, execute_prebuilt
 from app.errors import Unauthorized, billing_status
 from app.extensions import db
-from app.models import User
+from app.models import User, WebhookEvent, utcnow
 from app.stripe_gateway import TransactionOpen
 
 # -- the gateway and open transactions -------------------------------------------------------
@@ -122,3 +125,24 @@ def test_the_cache_is_per_key() -> None:
     assert verify_token(token, {"AUTH_JWT_SECRET": JWT_SECRET}).user_id == "someone"
     with pytest.raises(Unauthorized):
         verify_token(token, {"AUTH_JWT_SECRET": "another-secret-0123456789-abcdefghijkl"})
+
+
+# -- the hot paths' prebuilt statements ------------------------------------------------------------
+
+
+def test_a_prebuilt_statement_refuses_a_missing_parameter_instead_of_sending_null(
+    app: Flask,
+) -> None:
+    # On PostgreSQL the webhook's statements go to the driver as compiled once; a parameter
+    # the caller forgot must fail as it does through SQLAlchemy, not be written as NULL.
+    with app.app_context():
+        statement = record_statement(dialect_name(), False)
+        params = {"id": "evt_prebuilt_missing", "type": "x", "raw": "{}", "now": utcnow()}
+        with pytest.raises(SQLAlchemyError):
+            execute_prebuilt(statement, {**params, "stripe_created": 1, "raw_body": None})
+        db.session.rollback()
+        assert db.session.get(WebhookEvent, "evt_prebuilt_missing") is None
+        execute_prebuilt(statement, {**params, "stripe_created": 1, "raw_body": None, "error": "e"})
+        db.session.commit()
+        stored = db.session.get(WebhookEvent, "evt_prebuilt_missing")
+        assert stored is not None and stored.error == "e" and stored.stripe_created == 1
