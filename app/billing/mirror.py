@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from app.billing.rows import AnySubscription
 from app.models import Subscription, User
 
 
@@ -72,5 +73,5 @@ def copy_to_user(user: User, subscription: Subscription | None) -> None:
             setattr(user, name, value)
 
 
-def reply_fields(subscription: Subscription) -> dict[str, Any]:
+def reply_fields(subscription: AnySubscription) -> dict[str, Any]:
     return {field.reply: getattr(subscription, field.column) for field in MIRRORED}

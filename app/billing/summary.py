@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TypeVar
 
 from sqlalchemy import select, update
 
 from app.billing.mirror import copy_to_user
+from app.billing.rows import AnySubscription, SubscriptionRow
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.times import now_ms
 from app.billing.usage_periods import settle_entitlements
@@ -16,6 +18,9 @@ from app.extensions import db
 from app.models import Subscription, User
 
 log = logging.getLogger(__name__)
+
+# The ORM row or the plain one (app/billing/rows.py): the same rules pick among either.
+S = TypeVar("S", Subscription, SubscriptionRow)
 
 
 def current_subscription(user: User) -> Subscription | None:
@@ -32,7 +37,7 @@ def current_subscription(user: User) -> Subscription | None:
     return deciding_subscription(rows)
 
 
-def deciding_subscription(rows: Iterable[Subscription]) -> Subscription | None:
+def deciding_subscription(rows: Iterable[S]) -> S | None:
     """A live subscription first, else the newest (rows without a state yet don't count)."""
     candidates = [row for row in rows if row.has_state]
     if not candidates:
@@ -40,7 +45,7 @@ def deciding_subscription(rows: Iterable[Subscription]) -> Subscription | None:
     return max(candidates, key=_precedence)
 
 
-def _precedence(row: Subscription) -> tuple[bool, int, str]:
+def _precedence(row: AnySubscription) -> tuple[bool, int, str]:
     """Live before ended, then the newest; the id settles a tie (two created in one second), so
     every reader picks the same row whatever order the database returns them in."""
     return (row.is_live, row.stripe_created or 0, row.id)
@@ -60,7 +65,7 @@ def live_subscriptions(user_id: str) -> list[Subscription]:
     return live_among(rows)
 
 
-def live_among(rows: Iterable[Subscription]) -> list[Subscription]:
+def live_among(rows: Iterable[S]) -> list[S]:
     """The live ones of `rows`, the deciding one first."""
     return sorted((row for row in rows if row.is_live), key=_precedence, reverse=True)
 

@@ -1,0 +1,85 @@
+"""The caller's account for the hot requests, read with one Core statement.
+
+GET /api/subscription/<id>, GET /api/me and POST /api/usage/generations are most of the
+traffic, and for a known user almost always write nothing to the user row. Loading the user
+and their subscriptions as ORM objects (identity map, instrumented attributes) cost more CPU
+than the rest of such a request; here the same columns are read into plain rows
+(app/billing/rows.py) that the same rules read. Whenever something must be written (a new user,
+a changed email or name, a plan or usage period to settle) the callers take the ORM path
+instead, which writes as before."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
+
+from app.billing.rows import (
+    SUBSCRIPTION_FIELDS,
+    USER_FIELDS,
+    AnySubscription,
+    AnyUser,
+    SubscriptionRow,
+    UserRow,
+)
+from app.billing.summary import deciding_subscription, live_among
+from app.billing.usage_periods import is_settled
+from app.billing.users import claims_match
+from app.extensions import db
+from app.models import Subscription, User
+
+_users = User.__table__.c
+_subscriptions = Subscription.__table__.c
+
+# Built once: a statement object caches its compiled form's key, so each request only binds.
+# Table columns (not ORM attributes), so the session runs it as plain Core.
+_ACCOUNT = (
+    select(
+        *(_users[name] for name in USER_FIELDS),
+        *(_subscriptions[name] for name in SUBSCRIPTION_FIELDS),
+    )
+    .select_from(
+        User.__table__.outerjoin(Subscription.__table__, _subscriptions.user_id == _users.id)
+    )
+    .where(_users.id == bindparam("user_id"))
+)
+_SPLIT = len(USER_FIELDS)
+
+
+def read_account(user_id: str) -> UserRow | None:
+    """The user and all their subscriptions (as `User.subscriptions` holds them), or None."""
+    rows = db.session.execute(_ACCOUNT, {"user_id": user_id}).all()
+    if not rows:
+        return None
+    user = UserRow(*rows[0][:_SPLIT])
+    user.subscriptions = [SubscriptionRow(*row[_SPLIT:]) for row in rows if row[_SPLIT] is not None]
+    return user
+
+
+def signed_in_account(user_id: str, *, email: str | None, name: str | None) -> UserRow | None:
+    """The caller's account when signing them in writes nothing (known user, same email and
+    name as the token's); None when `ensure_user` has work to do."""
+    user = read_account(user_id)
+    if user is None or not claims_match(user, email=email, name=name):
+        return None
+    return user
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A user as the subscription replies show them: the user, their deciding subscription
+    and their live subscriptions (the deciding one first)."""
+
+    user: AnyUser
+    subscription: AnySubscription | None
+    live: Sequence[AnySubscription]
+
+
+def settled_standing(user: UserRow, now: int) -> Standing | None:
+    """The user's standing read from the plain rows, when their cached plan and usage period
+    are current at `now`; None when `settle_entitlements` has something to write."""
+    subscription = deciding_subscription(user.subscriptions)
+    if not is_settled(user, subscription, now):
+        return None
+    return Standing(user, subscription, live_among(user.subscriptions))
