@@ -10,7 +10,7 @@ from typing import TypeVar
 from sqlalchemy import select, update
 
 from app.billing.mirror import copy_to_user
-from app.billing.rows import AnySubscription, SubscriptionRow
+from app.billing.rows import AnySubscription, AnyUser
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.times import now_ms
 from app.billing.usage_periods import settle_entitlements
@@ -20,7 +20,7 @@ from app.models import Subscription, User
 log = logging.getLogger(__name__)
 
 # The ORM row or the plain one (app/billing/rows.py): the same rules pick among either.
-S = TypeVar("S", Subscription, SubscriptionRow)
+S = TypeVar("S", bound=AnySubscription)
 
 
 def current_subscription(user: User) -> Subscription | None:
@@ -43,6 +43,12 @@ def deciding_subscription(rows: Iterable[S]) -> S | None:
     if not candidates:
         return None
     return max(candidates, key=_precedence)
+
+
+def loaded_deciding_subscription(user: AnyUser) -> AnySubscription | None:
+    """The deciding one of the subscriptions loaded with the user (either kind of row)."""
+    rows: Iterable[AnySubscription] = user.subscriptions
+    return deciding_subscription(rows)
 
 
 def _precedence(row: AnySubscription) -> tuple[bool, int, str]:

@@ -14,15 +14,18 @@ One transaction per request:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from app.billing.entitlements import Entitlements
 from app.billing.errors import Conflict
-from app.billing.summary import deciding_subscription
+from app.billing.rows import AnyUser
+from app.billing.summary import loaded_deciding_subscription
 from app.billing.usage_periods import settle_entitlements
-from app.database import commit, commit_if_written, end_read, insert_or_ignore
+from app.database import commit, commit_if_written, dialect_name, end_read, insert_for
 from app.extensions import db
 from app.models import UsageLedgerEntry, User, utcnow
 from app.observability import metrics
@@ -45,7 +48,10 @@ class Consumption:
         return None if self.limit is None else max(0, self.limit - self.used)
 
 
-def consume_generations(user: User, *, count: int, idempotency_key: str, now: int) -> Consumption:
+def consume_generations(
+    user: AnyUser, *, count: int, idempotency_key: str, now: int
+) -> Consumption:
+    """`user` may be the plain row read at sign-in: only a settle writes through the ORM."""
     # The key is claimed before any lock on the user row is taken: a request waiting for the
     # same key then holds nothing another request could be waiting for (no deadlock).
     if not _claim_key(user.id, idempotency_key, count):
@@ -55,7 +61,10 @@ def consume_generations(user: User, *, count: int, idempotency_key: str, now: in
         if earlier is None:  # it was rolled back after all; the client may simply retry
             raise Conflict("A request with this idempotencyKey is in progress.", code="retry")
         return _replay(earlier, count)
-    entitlements = settle_entitlements(user, deciding_subscription(user.subscriptions), now)
+    entitlements = settle_entitlements(user, loaded_deciding_subscription(user), now)
+    # What a settle wrote goes to the database first: the counter UPDATE below is a Core
+    # statement (no autoflush) and must add to the settled row, not be overwritten by it.
+    db.session.flush()
     outcome = _add_within_limit(user.id, count, entitlements, idempotency_key)
     _record(user.id, outcome)
     commit()
@@ -63,36 +72,67 @@ def consume_generations(user: User, *, count: int, idempotency_key: str, now: in
     return outcome
 
 
+# The statements of a consume, built once as Core statements on the tables (no ORM
+# bookkeeping per request; each request only binds its values). settle_entitlements has
+# flushed whatever it wrote before they run.
+_users = User.__table__.c
+_ledger = UsageLedgerEntry.__table__.c
+_COUNTER = (_users.generations_used, _users.usage_period_start, _users.usage_period_end)
+_ADD = (
+    update(User.__table__)
+    .where(_users.id == bindparam("user_id"))
+    .values(generations_used=_users.generations_used + bindparam("count"))
+    .returning(*_COUNTER)
+)
+# The database re-checks the condition on the row it locks: parallel requests never overshoot.
+_ADD_WITHIN = _ADD.where(_users.generations_used + bindparam("count") <= bindparam("limit"))
+_READ_COUNTER = select(*_COUNTER).where(_users.id == bindparam("user_id"))
+_RECORD = (
+    update(UsageLedgerEntry.__table__)
+    .where(_ledger.user_id == bindparam("owner"), _ledger.idempotency_key == bindparam("key"))
+    .values(
+        result=bindparam("outcome"),
+        tier=bindparam("plan"),
+        generations_used=bindparam("used_after"),
+        generations_limit=bindparam("limit_applied"),
+        period_start=bindparam("starts"),
+        period_end=bindparam("ends"),
+    )
+)
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    """INSERT the ledger row ... ON CONFLICT DO NOTHING RETURNING its id (see insert_or_ignore)."""
+    table = UsageLedgerEntry.__table__
+    return insert_for(dialect, table).on_conflict_do_nothing().returning(_ledger.id)
+
+
 def _claim_key(user_id: str, key: str, count: int) -> bool:
     """True when this request inserted the ledger row for its key."""
-    return insert_or_ignore(
-        UsageLedgerEntry,
-        {
-            "user_id": user_id,
-            "kind": "consume",
-            "count": count,
-            "result": "pending",
-            "idempotency_key": key,
-            "created_at": utcnow(),
-        },
-    )
+    values = {
+        "user_id": user_id,
+        "kind": "consume",
+        "count": count,
+        "result": "pending",
+        "idempotency_key": key,
+        "created_at": utcnow(),
+    }
+    claimed = db.session.execute(_claim_statement(dialect_name()), values).first()
+    return claimed is not None
 
 
 def _add_within_limit(
     user_id: str, count: int, entitlements: Entitlements, key: str
 ) -> Consumption:
-    statement = update(User).where(User.id == user_id)
-    if entitlements.limit is not None:
-        statement = statement.where(User.generations_used + count <= entitlements.limit)
-    returned = (User.generations_used, User.usage_period_start, User.usage_period_end)
+    limit = entitlements.limit
     row = db.session.execute(
-        statement.values(generations_used=User.generations_used + count)
-        .returning(*returned)
-        .execution_options(synchronize_session=False)
+        _ADD if limit is None else _ADD_WITHIN,
+        {"user_id": user_id, "count": count, "limit": limit},
     ).first()
     granted = row is not None
     if row is None:  # refused: report the counter as it stands
-        row = db.session.execute(select(*returned).where(User.id == user_id)).one()
+        row = db.session.execute(_READ_COUNTER, {"user_id": user_id}).one()
     used, period_start, period_end = row
     return Consumption(
         granted=granted,
@@ -100,7 +140,7 @@ def _add_within_limit(
         idempotency_key=key,
         tier=entitlements.tier,
         used=used,
-        limit=entitlements.limit,
+        limit=limit,
         period_start=period_start,
         period_end=period_end,
     )
@@ -108,20 +148,17 @@ def _add_within_limit(
 
 def _record(user_id: str, outcome: Consumption) -> None:
     db.session.execute(
-        update(UsageLedgerEntry)
-        .where(
-            UsageLedgerEntry.user_id == user_id,
-            UsageLedgerEntry.idempotency_key == outcome.idempotency_key,
-        )
-        .values(
-            result="granted" if outcome.granted else "refused",
-            tier=outcome.tier,
-            generations_used=outcome.used,
-            generations_limit=outcome.limit,
-            period_start=outcome.period_start,
-            period_end=outcome.period_end,
-        )
-        .execution_options(synchronize_session=False)
+        _RECORD,
+        {
+            "owner": user_id,
+            "key": outcome.idempotency_key,
+            "outcome": "granted" if outcome.granted else "refused",
+            "plan": outcome.tier,
+            "used_after": outcome.used,
+            "limit_applied": outcome.limit,
+            "starts": outcome.period_start,
+            "ends": outcome.period_end,
+        },
     )
 
 
@@ -165,7 +202,7 @@ class UsageOverview:
 
 def usage_overview(user: User, *, now: int, limit: int = 50) -> UsageOverview:
     """The current period and its ledger entries, newest first (settling the period first)."""
-    entitlements = settle_entitlements(user, deciding_subscription(user.subscriptions), now)
+    entitlements = settle_entitlements(user, loaded_deciding_subscription(user), now)
     commit_if_written()
     entries = (
         db.session.execute(
@@ -184,6 +221,6 @@ def usage_overview(user: User, *, now: int, limit: int = 50) -> UsageOverview:
 
 
 def current_entitlements(user: User, *, now: int) -> Entitlements:
-    entitlements = settle_entitlements(user, deciding_subscription(user.subscriptions), now)
+    entitlements = settle_entitlements(user, loaded_deciding_subscription(user), now)
     commit_if_written()
     return entitlements
