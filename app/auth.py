@@ -165,12 +165,22 @@ def login_required(view: F) -> F:
     return _signing_in(view, _resolve)
 
 
-def login_required_lean(view: F) -> F:
+def login_required_lean(*, writes: bool) -> Callable[[F], F]:
     """`login_required` for the hot requests: a known user whose token matches their row is
     read with one Core statement into a plain, read-only `UserRow` (`current_caller()`); the
     ORM row is loaded only if the view asks for it (`current_user()`). A new user or a changed
-    email or name is written as `login_required` does."""
-    return _signing_in(view, _resolve_lean)
+    email or name is written as `login_required` does.
+
+    `writes`: the view writes (in the transaction the sign-in read opens); a view that
+    usually only reads gets the read outside any transaction (`read_account`)."""
+
+    def resolve(identity: Identity) -> AnyUser:
+        account = signed_in_account(
+            identity.user_id, email=identity.email, name=identity.name, in_transaction=writes
+        )
+        return account if account is not None else _resolve(identity)
+
+    return lambda view: _signing_in(view, resolve)
 
 
 def _signing_in(view: F, resolve: Callable[[Identity], AnyUser]) -> F:
@@ -200,11 +210,6 @@ def _resolve(identity: Identity) -> User:
     if wrote:
         commit()  # a new user, or a new email, is kept whatever the view does next
     return user
-
-
-def _resolve_lean(identity: Identity) -> AnyUser:
-    account = signed_in_account(identity.user_id, email=identity.email, name=identity.name)
-    return account if account is not None else _resolve(identity)
 
 
 def current_user() -> User:

@@ -75,7 +75,7 @@ def _standing(*, refresh: bool) -> Standing:
     reply=SubscriptionReply,
     errors=(404, 422, 503),
 )
-@login_required_lean
+@login_required_lean(writes=False)
 @rate_limited("refresh", when=_wants_refresh)
 def get_subscription(user_id: str) -> dict[str, Any]:
     refresh = _wants_refresh()
@@ -94,7 +94,7 @@ def get_subscription(user_id: str) -> dict[str, Any]:
     reply=MeReply,
     errors=(422, 503),
 )
-@login_required_lean
+@login_required_lean(writes=False)
 @rate_limited("refresh", when=_wants_refresh)
 def me() -> dict[str, Any]:
     standing = _standing(refresh=_wants_refresh())

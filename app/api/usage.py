@@ -70,7 +70,7 @@ def entitlements() -> dict[str, Any]:
     errors=(400, 402, 409, 422),
     headers={200: ("Idempotent-Replayed",), 402: ("Idempotent-Replayed",)},
 )
-@login_required_lean
+@login_required_lean(writes=True)
 @rate_limited("usage")
 def consume() -> tuple[Response, int] | Response:
     body = parse_body(ConsumeGenerationsRequest)
