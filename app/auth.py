@@ -12,7 +12,9 @@ from typing import Any, TypeVar, cast
 import jwt
 from flask import current_app, g, request
 
+from app.billing.accounts import signed_in_account
 from app.billing.errors import ProviderUnavailable
+from app.billing.rows import AnyUser
 from app.billing.users import ensure_user
 from app.database import commit, retry_on_disconnect
 from app.errors import ApiError, Unauthorized
@@ -160,19 +162,45 @@ def login_required(view: F) -> F:
     """Resolve the caller to a user row (created on first sight, committed then) in `g.user`.
 
     A known user costs one SELECT; the transaction it opens is the view's to use or end."""
+    return _signing_in(view, _resolve)
 
+
+def login_required_lean(*, writes: bool) -> Callable[[F], F]:
+    """`login_required` for the hot requests: a known user whose token matches their row is
+    read with one Core statement into a plain, read-only `UserRow` (`current_caller()`); the
+    ORM row is loaded only if the view asks for it (`current_user()`). A new user or a changed
+    email or name is written as `login_required` does.
+
+    `writes`: the view writes (in the transaction the sign-in read opens); a view that
+    usually only reads gets the read outside any transaction (`read_account`)."""
+
+    def resolve(identity: Identity) -> AnyUser:
+        account = signed_in_account(
+            identity.user_id, email=identity.email, name=identity.name, in_transaction=writes
+        )
+        return account if account is not None else _resolve(identity)
+
+    return lambda view: _signing_in(view, resolve)
+
+
+def _signing_in(view: F, resolve: Callable[[Identity], AnyUser]) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        check_failed_auth_budget()
-        try:
-            identity = verify_token(bearer_token(), current_app.config)
-        except Unauthorized:
-            count_failed_auth()
-            raise
-        g.user = retry_on_disconnect(lambda: _resolve(identity))
+        identity = _authenticated()
+        g.identity = identity
+        g.user = retry_on_disconnect(lambda: resolve(identity))
         return view(*args, **kwargs)
 
     return cast(F, wrapper)
+
+
+def _authenticated() -> Identity:
+    check_failed_auth_budget()
+    try:
+        return verify_token(bearer_token(), current_app.config)
+    except Unauthorized:
+        count_failed_auth()
+        raise
 
 
 def _resolve(identity: Identity) -> User:
@@ -185,7 +213,17 @@ def _resolve(identity: Identity) -> User:
 
 
 def current_user() -> User:
-    return cast(User, g.user)
+    """The caller's ORM row (with their subscriptions). Under `login_required_lean` it is
+    loaded on first use: ask before the view writes anything, as signing in may commit."""
+    user = g.user
+    if not isinstance(user, User):
+        user = g.user = _resolve(g.identity)
+    return user
+
+
+def current_caller() -> AnyUser:
+    """The caller, as a plain row or the ORM row: for reading only."""
+    return cast(AnyUser, g.user)
 
 
 def issue_dev_token(

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.billing.statuses import ENDED_STATUSES, LIVE_STATUSES
+from app.billing.statuses import StatusFacts
 from app.extensions import db
 
 
@@ -94,7 +94,7 @@ class User(MirroredColumns, db.Model):  # type: ignore[name-defined]
     )
 
 
-class Subscription(MirroredColumns, db.Model):  # type: ignore[name-defined]
+class Subscription(StatusFacts, MirroredColumns, db.Model):  # type: ignore[name-defined]
     """Our copy of each Stripe subscription, one row per subscription id.
 
     `last_event_created` is the Stripe `created` time of the newest event applied to this row:
@@ -119,21 +119,6 @@ class Subscription(MirroredColumns, db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
-
-    @property
-    def has_state(self) -> bool:
-        """False for a row we know only by id (from a checkout) until its object arrives."""
-        return self.status is not None
-
-    @property
-    def is_live(self) -> bool:
-        """Still a subscription to manage in the portal rather than one to buy."""
-        return self.status in LIVE_STATUSES
-
-    @property
-    def has_ended(self) -> bool:
-        """Terminal: Stripe never moves a subscription out of these statuses."""
-        return self.status in ENDED_STATUSES
 
 
 class WebhookEvent(db.Model):  # type: ignore[name-defined]

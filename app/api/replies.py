@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from app.api.schemas import SubscriptionOut
 from app.billing.mirror import reply_fields
-from app.models import Subscription, User
+from app.billing.rows import AnySubscription, AnyUser
 
 # The reply's keys in the documented order (SubscriptionOut); built from our own rows, so they
 # are not validated again on every read.
 SUBSCRIPTION_KEYS = tuple(SubscriptionOut.model_fields)
 
 
-def subscription_out(row: Subscription | None, tier: str) -> dict[str, Any] | None:
+def subscription_out(row: AnySubscription | None, tier: str) -> dict[str, Any] | None:
     """`tier` is the owner's current tier (the grace policy's answer, not the status alone)."""
     if row is None or not row.has_state:
         return None
@@ -21,12 +22,12 @@ def subscription_out(row: Subscription | None, tier: str) -> dict[str, Any] | No
     return {key: values[key] for key in SUBSCRIPTION_KEYS}
 
 
-def subscription_reply(user: User, row: Subscription | None) -> dict[str, Any]:
+def subscription_reply(user: AnyUser, row: AnySubscription | None) -> dict[str, Any]:
     return {"subscription": subscription_out(row, user.subscription_tier)}
 
 
 def me_reply(
-    user: User, row: Subscription | None, live: list[Subscription] | None = None
+    user: AnyUser, row: AnySubscription | None, live: Sequence[AnySubscription] | None = None
 ) -> dict[str, Any]:
     """`live`: the user's live subscriptions; listed in full when there is more than one."""
     several = [subscription_out(sub, user.subscription_tier) for sub in live or []]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from app import audit
 from app.api.openapi import documented
@@ -17,9 +17,11 @@ from app.api.schemas import (
     ResumeSubscriptionRequest,
     SubscriptionReply,
 )
-from app.auth import current_user, login_required
+from app.auth import current_caller, current_user, login_required, login_required_lean
+from app.billing.accounts import Standing, settled_standing
 from app.billing.changes import Change, change_subscription
 from app.billing.errors import NotFound
+from app.billing.rows import UserRow
 from app.billing.summary import (
     current_subscription,
     deciding_subscription,
@@ -30,7 +32,6 @@ from app.billing.sync import sync_user
 from app.billing.times import now_ms
 from app.billing.usage_periods import settle_entitlements
 from app.database import commit, commit_if_written
-from app.models import Subscription, User
 from app.ratelimit import rate_limited
 from app.stripe_gateway import current_gateway
 
@@ -39,17 +40,30 @@ bp = Blueprint("subscriptions", __name__, url_prefix="/api")
 
 def _wants_refresh() -> bool:
     """`?refresh=` as a boolean (true/false, 1/0, yes/no); anything else is a 422."""
+    if not request.args:  # the common read: no query string, nothing to validate
+        return False
     return parse_query(RefreshQuery).refresh
 
 
-def _settled_subscription(user: User, *, refreshed: bool) -> Subscription | None:
-    """The deciding subscription, with the user's cached tier brought up to now (a grace period
-    or a pending cancel can run out with no webhook to tell us). The subscriptions came with
-    the user (login_required) unless a refresh from Stripe just rewrote them."""
-    row = current_subscription(user) if refreshed else deciding_subscription(user.subscriptions)
+def _standing(*, refresh: bool) -> Standing:
+    """The caller, their deciding subscription and live ones, with the user's cached tier
+    brought up to now (a grace period or a pending cancel can run out with no webhook to tell
+    us). Usually straight from the rows read at sign-in; through the ORM rows when something
+    must be written, or after a refresh from Stripe rewrote them."""
+    caller = current_caller()
+    if not refresh and isinstance(caller, UserRow):
+        standing = settled_standing(caller, now_ms())
+        if standing is not None:
+            return standing
+    user = current_user()
+    if refresh:
+        sync_user(current_gateway(), user)
+        commit()
+    row = current_subscription(user) if refresh else deciding_subscription(user.subscriptions)
     settle_entitlements(user, row, now_ms())
     commit_if_written()  # usually nothing was written: the read just ends
-    return row
+    live = live_subscriptions(user.id) if refresh else live_among(user.subscriptions)
+    return Standing(user, row, live)
 
 
 @bp.get("/subscription/<user_id>")
@@ -61,17 +75,14 @@ def _settled_subscription(user: User, *, refreshed: bool) -> Subscription | None
     reply=SubscriptionReply,
     errors=(404, 422, 503),
 )
-@login_required
+@login_required_lean(writes=False)
 @rate_limited("refresh", when=_wants_refresh)
 def get_subscription(user_id: str) -> dict[str, Any]:
     refresh = _wants_refresh()
-    user = current_user()
-    if user_id != user.id:
+    if user_id != current_caller().id:
         raise NotFound("No such user.", code="user_not_found")
-    if refresh:
-        sync_user(current_gateway(), user)
-        commit()
-    return subscription_reply(user, _settled_subscription(user, refreshed=refresh))
+    standing = _standing(refresh=refresh)
+    return subscription_reply(standing.user, standing.subscription)
 
 
 @bp.get("/me")
@@ -83,17 +94,11 @@ def get_subscription(user_id: str) -> dict[str, Any]:
     reply=MeReply,
     errors=(422, 503),
 )
-@login_required
+@login_required_lean(writes=False)
 @rate_limited("refresh", when=_wants_refresh)
 def me() -> dict[str, Any]:
-    user = current_user()
-    refresh = _wants_refresh()
-    if refresh:
-        sync_user(current_gateway(), user)
-        commit()
-    row = _settled_subscription(user, refreshed=refresh)
-    live = live_subscriptions(user.id) if refresh else live_among(user.subscriptions)
-    return me_reply(user, row, live)
+    standing = _standing(refresh=_wants_refresh())
+    return me_reply(standing.user, standing.subscription, standing.live)
 
 
 @bp.post("/cancel-subscription")

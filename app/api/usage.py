@@ -18,7 +18,7 @@ from app.api.schemas import (
     UsageQuery,
     UsageReply,
 )
-from app.auth import current_user, login_required
+from app.auth import current_caller, current_user, login_required, login_required_lean
 from app.billing.entitlements import remaining
 from app.billing.plans import FREE_PLAN_ID, load_plans
 from app.billing.times import ms_from_datetime, now_ms
@@ -70,12 +70,12 @@ def entitlements() -> dict[str, Any]:
     errors=(400, 402, 409, 422),
     headers={200: ("Idempotent-Replayed",), 402: ("Idempotent-Replayed",)},
 )
-@login_required
+@login_required_lean(writes=True)
 @rate_limited("usage")
 def consume() -> tuple[Response, int] | Response:
     body = parse_body(ConsumeGenerationsRequest)
     outcome = consume_generations(
-        current_user(), count=body.count, idempotency_key=body.idempotencyKey, now=now_ms()
+        current_caller(), count=body.count, idempotency_key=body.idempotencyKey, now=now_ms()
     )
     reply = jsonify(_granted(outcome)) if outcome.granted else _refused(outcome)
     if outcome.replayed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from app.billing.rows import AnySubscription
 from app.models import Subscription, User
 
 
@@ -50,7 +51,7 @@ _COLUMNS = tuple(m.column for m in MIRRORED if m.column != "id")
 SUBSCRIPTION_COLUMNS = ("user_id", *_COLUMNS[:-1], "ended_at", _COLUMNS[-1])
 
 
-def summary_values(subscription: Subscription | None) -> dict[str, Any]:
+def summary_values(subscription: AnySubscription | None) -> dict[str, Any]:
     """The user columns mirroring `subscription` (or saying there is none)."""
     values: dict[str, Any] = {}
     for field in MIRRORED:
@@ -72,5 +73,5 @@ def copy_to_user(user: User, subscription: Subscription | None) -> None:
             setattr(user, name, value)
 
 
-def reply_fields(subscription: Subscription) -> dict[str, Any]:
+def reply_fields(subscription: AnySubscription) -> dict[str, Any]:
     return {field.reply: getattr(subscription, field.column) for field in MIRRORED}

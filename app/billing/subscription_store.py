@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import joinedload
 
+from app.billing.accounts import settle_mirror_only
 from app.billing.mirror import MIRRORED
 from app.billing.ordering import (
     Verdict,
@@ -50,7 +51,6 @@ from app.billing.summary import (
     live_among,
     live_subscriptions,
     report_duplicates,
-    settle_mirror_only,
     settle_user,
 )
 from app.billing.times import now_ms

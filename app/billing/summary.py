@@ -4,19 +4,23 @@ the plan, limit and usage period that follow from it (`settle_user`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy import select, update
 
-from app.billing.mirror import copy_to_user, summary_values
+from app.billing.mirror import copy_to_user
+from app.billing.rows import AnySubscription, AnyUser
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.times import now_ms
-from app.billing.usage_periods import entitlements_settled, settle_entitlements
+from app.billing.usage_periods import settle_entitlements
 from app.extensions import db
 from app.models import Subscription, User
 
 log = logging.getLogger(__name__)
+
+# The ORM row or the plain one (app/billing/rows.py): the same rules pick among either.
+S = TypeVar("S", bound=AnySubscription)
 
 
 def current_subscription(user: User) -> Subscription | None:
@@ -33,7 +37,7 @@ def current_subscription(user: User) -> Subscription | None:
     return deciding_subscription(rows)
 
 
-def deciding_subscription(rows: Iterable[Subscription]) -> Subscription | None:
+def deciding_subscription(rows: Iterable[S]) -> S | None:
     """A live subscription first, else the newest (rows without a state yet don't count)."""
     candidates = [row for row in rows if row.has_state]
     if not candidates:
@@ -41,7 +45,13 @@ def deciding_subscription(rows: Iterable[Subscription]) -> Subscription | None:
     return max(candidates, key=_precedence)
 
 
-def _precedence(row: Subscription) -> tuple[bool, int, str]:
+def loaded_deciding_subscription(user: AnyUser) -> AnySubscription | None:
+    """The deciding one of the subscriptions loaded with the user (either kind of row)."""
+    rows: Iterable[AnySubscription] = user.subscriptions
+    return deciding_subscription(rows)
+
+
+def _precedence(row: AnySubscription) -> tuple[bool, int, str]:
     """Live before ended, then the newest; the id settles a tie (two created in one second), so
     every reader picks the same row whatever order the database returns them in."""
     return (row.is_live, row.stripe_created or 0, row.id)
@@ -61,12 +71,12 @@ def live_subscriptions(user_id: str) -> list[Subscription]:
     return live_among(rows)
 
 
-def live_among(rows: Iterable[Subscription]) -> list[Subscription]:
+def live_among(rows: Iterable[S]) -> list[S]:
     """The live ones of `rows`, the deciding one first."""
     return sorted((row for row in rows if row.is_live), key=_precedence, reverse=True)
 
 
-def report_duplicates(user_id: str, live: list[Subscription]) -> None:
+def report_duplicates(user_id: str, live: Sequence[AnySubscription]) -> None:
     """One live subscription per user: a second one means the user pays twice. Checkout makes
     it nearly impossible (app/billing/checkout.py); if it happens anyway, say so loudly. The
     policy for it runs in `flask billing check` (README, Reliability)."""
@@ -126,49 +136,3 @@ def settle_user(
         subscription = deciding_subscription(subscriptions)
     copy_to_user(user, subscription)
     settle_entitlements(user, subscription, now_ms() if now is None else now)
-
-
-users_table = User.__table__
-subscriptions_table = Subscription.__table__
-# The subscription columns under names that can't clash with the user's (both have `id`).
-_SUBSCRIPTION_COLUMNS = tuple((column, f"s_{column.name}") for column in subscriptions_table.c)
-_OWNER_AND_SUBSCRIPTIONS = (
-    select(*users_table.c, *(column.label(label) for column, label in _SUBSCRIPTION_COLUMNS))
-    .outerjoin(subscriptions_table, subscriptions_table.c.user_id == users_table.c.id)
-    .where(users_table.c.id == bindparam("user_id"))
-)
-
-
-def settle_mirror_only(user_id: str, customer_id: str | None, now: int | None = None) -> bool:
-    """`settle_user` for the common change, without the ORM: when the user is the customer's
-    and their plan, limit and usage period stay as they are, only the mirrored columns move:
-    one SELECT of the user with their subscriptions and one UPDATE (none if nothing moved).
-
-    False, with nothing written, when the full `settle_user` must decide: the user is not
-    linked to this customer yet, their entitlements change, or this session already holds
-    their row (an UPDATE behind its back would leave that object stale for the caller)."""
-    if identity_key(User, user_id) in db.session.identity_map:
-        return False
-    rows = db.session.execute(_OWNER_AND_SUBSCRIPTIONS, {"user_id": user_id}).all()
-    if not rows or rows[0].stripe_customer_id != customer_id or customer_id is None:
-        return False
-    user = User(**{column.key: rows[0]._mapping[column] for column in users_table.c})
-    subscriptions = [
-        Subscription(**{c.key: row._mapping[label] for c, label in _SUBSCRIPTION_COLUMNS})
-        for row in rows
-        if row._mapping["s_id"] is not None
-    ]
-    deciding = deciding_subscription(subscriptions)
-    moved = {
-        name: value
-        for name, value in summary_values(deciding).items()
-        if getattr(user, name) != value
-    }
-    for name, value in moved.items():
-        setattr(user, name, value)
-    if not entitlements_settled(user, deciding, now_ms() if now is None else now):
-        return False
-    if moved:
-        db.session.execute(update(users_table).where(users_table.c.id == user_id).values(moved))
-    report_duplicates(user_id, live_among(subscriptions))
-    return True

@@ -26,6 +26,7 @@ from sqlalchemy import func, insert, select, update
 from app.billing.entitlements import Entitlements, SubscriptionState, entitlements_for
 from app.billing.periods import monthly_period_containing
 from app.billing.plans import current_plans
+from app.billing.rows import AnySubscription, AnyUser
 from app.billing.stripe_objects import invoice_subscription_id, object_id
 from app.billing.times import ms_from_datetime
 from app.extensions import db
@@ -37,17 +38,20 @@ StripeDict = dict[str, Any]
 Period = tuple[int, int]
 
 
-def entitlements_now(subscription: Subscription | None, now: int) -> Entitlements:
+def entitlements_now(subscription: AnySubscription | None, now: int) -> Entitlements:
     return entitlements_for(
         SubscriptionState.of(subscription), current_plans(), now, current_app.config
     )
 
 
-def settle_entitlements(user: User, subscription: Subscription | None, now: int) -> Entitlements:
+def settle_entitlements(
+    user: AnyUser, subscription: AnySubscription | None, now: int
+) -> Entitlements:
     """Write the user's plan, limit and period if they are out of date; return what applies.
 
     The common case (nothing to change) reads only; a change locks the user row and decides
-    again on the fresh row, so concurrent requests settle it once."""
+    again on the fresh row, so concurrent requests settle it once. `user` may be a plain row
+    (app/billing/rows.py): only the locked ORM row is written."""
     entitlements = entitlements_now(subscription, now)
     if _is_settled(user, entitlements, subscription, now):
         return entitlements
@@ -57,8 +61,9 @@ def settle_entitlements(user: User, subscription: Subscription | None, now: int)
     return entitlements
 
 
-def entitlements_settled(user: User, subscription: Subscription | None, now: int) -> bool:
-    """True when `settle_entitlements` would write nothing (the plan, limit and period hold)."""
+def is_settled(user: AnyUser, subscription: AnySubscription | None, now: int) -> bool:
+    """True when `settle_entitlements` would write nothing: the user's cached plan, limit and
+    usage period are what `subscription` entitles them to at `now`."""
     return _is_settled(user, entitlements_now(subscription, now), subscription, now)
 
 
@@ -79,7 +84,7 @@ def lock_user(user_id: str) -> User | None:
 
 
 def _is_settled(
-    user: User, entitlements: Entitlements, subscription: Subscription | None, now: int
+    user: AnyUser, entitlements: Entitlements, subscription: AnySubscription | None, now: int
 ) -> bool:
     return (
         _next_period(user, entitlements, subscription, now) is None
@@ -88,12 +93,12 @@ def _is_settled(
     )
 
 
-def _period_over(user: User, now: int) -> bool:
+def _period_over(user: AnyUser, now: int) -> bool:
     return user.usage_period_end is None or user.usage_period_end <= now
 
 
 def _next_period(
-    user: User, entitlements: Entitlements, subscription: Subscription | None, now: int
+    user: AnyUser, entitlements: Entitlements, subscription: AnySubscription | None, now: int
 ) -> Period | None:
     """The period the user should move to now, or None to stay in the stored one."""
     plan_changed = user.subscription_tier != entitlements.tier
@@ -112,14 +117,14 @@ def _next_period(
     return None
 
 
-def free_period(user: User, now: int) -> Period:
+def free_period(user: AnyUser, now: int) -> Period:
     """The month from sign-up that contains `now`."""
     anchor = ms_from_datetime(user.created_at) if user.created_at is not None else now
     return monthly_period_containing(anchor, now)
 
 
 def _settle(
-    user: User, entitlements: Entitlements, subscription: Subscription | None, now: int
+    user: User, entitlements: Entitlements, subscription: AnySubscription | None, now: int
 ) -> None:
     period = _next_period(user, entitlements, subscription, now)
     plan_changed = user.subscription_tier != entitlements.tier

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from app import audit
+from app.billing.rows import AnyUser
 from app.database import insert_or_ignore
 from app.extensions import db
 from app.models import User
@@ -39,13 +40,24 @@ def ensure_user(
         if user is None:  # inserted or found just above; not a Python assert (stripped by -O)
             raise RuntimeError(f"user {user_id!r} vanished right after its insert")
         wrote = True
-    if email and user.email != email:
+    if _changed(user.email, email):
         user.email = email
         wrote = True
-    if name and user.name != name:
+    if _changed(user.name, name):
         user.name = name
         wrote = True
     return user, wrote
+
+
+def claims_match(user: AnyUser, *, email: str | None, name: str | None) -> bool:
+    """True when signing the user in writes nothing: the token's email and name (when it has
+    them) are the stored ones, as `ensure_user` would leave them."""
+    return not _changed(user.email, email) and not _changed(user.name, name)
+
+
+def _changed(stored: str | None, claimed: str | None) -> bool:
+    # A token without the claim keeps what we have.
+    return bool(claimed) and stored != claimed
 
 
 def user_by_customer(customer_id: str) -> User | None:

@@ -1,0 +1,131 @@
+"""The caller's account for the hot requests, read with one Core statement.
+
+GET /api/subscription/<id>, GET /api/me and POST /api/usage/generations are most of the
+traffic, and for a known user almost always write nothing to the user row. Loading the user
+and their subscriptions as ORM objects (identity map, instrumented attributes) cost more CPU
+than the rest of such a request; here the same columns are read into plain rows
+(app/billing/rows.py) that the same rules read. Whenever something must be written (a new user,
+a changed email or name, a plan or usage period to settle) the callers take the ORM path
+instead, which writes as before."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm.util import identity_key
+
+from app.billing.mirror import summary_values
+from app.billing.rows import (
+    SUBSCRIPTION_FIELDS,
+    USER_FIELDS,
+    AnySubscription,
+    AnyUser,
+    SubscriptionRow,
+    UserRow,
+)
+from app.billing.summary import deciding_subscription, live_among, report_duplicates
+from app.billing.times import now_ms
+from app.billing.usage_periods import is_settled
+from app.billing.users import claims_match
+from app.extensions import db
+from app.models import Subscription, User
+
+_users = User.__table__.c
+_subscriptions = Subscription.__table__.c
+
+# Built once: a statement object caches its compiled form's key, so each request only binds.
+# Table columns (not ORM attributes), so the session runs it as plain Core.
+_ACCOUNT = (
+    select(
+        *(_users[name] for name in USER_FIELDS),
+        *(_subscriptions[name] for name in SUBSCRIPTION_FIELDS),
+    )
+    .select_from(
+        User.__table__.outerjoin(Subscription.__table__, _subscriptions.user_id == _users.id)
+    )
+    .where(_users.id == bindparam("user_id"))
+)
+_SPLIT = len(USER_FIELDS)
+
+
+def read_account(user_id: str, *, in_transaction: bool) -> UserRow | None:
+    """The user and all their subscriptions (as `User.subscriptions` holds them), or None.
+
+    `in_transaction`: read in the session's transaction, which the caller goes on to write in.
+    Otherwise, on PostgreSQL, the one statement runs in autocommit on a pooled connection of
+    its own: a single statement reads a consistent snapshot by itself, and it costs one round
+    trip instead of three (BEGIN, SELECT, ROLLBACK), the largest share of a read's CPU. SQLite
+    reads in the session: its engine starts every transaction with BEGIN IMMEDIATE
+    (app/database.py), autocommit or not, and a test database may be a single connection."""
+    parameters = {"user_id": user_id}
+    if in_transaction or db.engine.dialect.name != "postgresql":
+        rows = db.session.execute(_ACCOUNT, parameters).all()
+    else:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            rows = connection.execute(_ACCOUNT, parameters).all()
+    if not rows:
+        return None
+    user = UserRow(*rows[0][:_SPLIT])
+    user.subscriptions = [SubscriptionRow(*row[_SPLIT:]) for row in rows if row[_SPLIT] is not None]
+    return user
+
+
+def signed_in_account(
+    user_id: str, *, email: str | None, name: str | None, in_transaction: bool
+) -> UserRow | None:
+    """The caller's account when signing them in writes nothing (known user, same email and
+    name as the token's); None when `ensure_user` has work to do."""
+    user = read_account(user_id, in_transaction=in_transaction)
+    if user is None or not claims_match(user, email=email, name=name):
+        return None
+    return user
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A user as the subscription replies show them: the user, their deciding subscription
+    and their live subscriptions (the deciding one first)."""
+
+    user: AnyUser
+    subscription: AnySubscription | None
+    live: Sequence[AnySubscription]
+
+
+def settled_standing(user: UserRow, now: int) -> Standing | None:
+    """The user's standing read from the plain rows, when their cached plan and usage period
+    are current at `now`; None when `settle_entitlements` has something to write."""
+    subscription = deciding_subscription(user.subscriptions)
+    if not is_settled(user, subscription, now):
+        return None
+    return Standing(user, subscription, live_among(user.subscriptions))
+
+
+def settle_mirror_only(user_id: str, customer_id: str | None, now: int | None = None) -> bool:
+    """`settle_user` for the common change, without the ORM: when the user is the customer's
+    and their plan, limit and usage period stay as they are, only the mirrored columns move:
+    one SELECT of the user with their subscriptions (in the writer's transaction) and one
+    UPDATE (none if nothing moved).
+
+    False, with nothing written, when the full `settle_user` must decide: the user is not
+    linked to this customer yet, their entitlements change, or this session already holds
+    their row (an UPDATE behind its back would leave that object stale for the caller)."""
+    if customer_id is None or identity_key(User, user_id) in db.session.identity_map:
+        return False
+    user = read_account(user_id, in_transaction=True)
+    if user is None or user.stripe_customer_id != customer_id:
+        return False
+    deciding = deciding_subscription(user.subscriptions)
+    if not is_settled(user, deciding, now_ms() if now is None else now):
+        return False
+    moved = {
+        name: value
+        for name, value in summary_values(deciding).items()
+        if getattr(user, name) != value
+    }
+    if moved:
+        users = User.__table__
+        db.session.execute(update(users).where(users.c.id == user_id).values(moved))
+    report_duplicates(user_id, live_among(user.subscriptions))
+    return True
