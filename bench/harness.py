@@ -21,6 +21,8 @@ BENCH_BUDGET (seconds for the whole run: the sync step stops when it is spent), 
 BENCH_CONNECTIONS, BENCH_WORKERS, BENCH_THREADS, BENCH_USERS, BENCH_GROWTH (e.g.
 "1000,100000,1000000"), BENCH_SYNC (e.g. "100,1000,10000"), BENCH_WORKER_CLASSES,
 BENCH_PG_URL (an admin URL of the server, default postgresql://postgres@127.0.0.1:5432/postgres),
+BENCH_REDIS_URL (the rate limiter's counters, as in production; default redis://127.0.0.1:6379/15,
+used when a Redis answers there, else each worker's memory),
 BENCH_DB_PREFIX (default "bench"), BENCH_OUT (results directory).
 """
 
@@ -43,6 +45,7 @@ from typing import Any
 
 import jwt
 import psycopg
+import redis
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +86,7 @@ STEPS = (os.environ.get("BENCH_STEPS") or "ab,sql,classes,growth,sync").split(",
 COUNT_REQUESTS = 10 if QUICK else 40
 CHECKOUT_USERS = 5 if QUICK else 20
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 PREFIX = os.environ.get("BENCH_DB_PREFIX", "bench")
 OUT = Path(os.environ.get("BENCH_OUT") or ROOT / "bench" / "results")
 PY = sys.executable
@@ -95,6 +99,15 @@ DAY = 86_400
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def redis_or_memory() -> str:
+    """BENCH_REDIS_URL if a Redis answers there (the rate limiter's counters), else ""."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except (redis.RedisError, ValueError):
+        return ""
+    return REDIS_URL
 
 
 def db_url(name: str) -> str:
@@ -468,6 +481,8 @@ class Bench:
     # -------------------------------------------------------------- set-up
     def setup(self) -> None:
         log("databases, sandbox, templates")
+        self.redis_url = redis_or_memory()
+        self.results["settings"]["rate_limit_storage"] = self.redis_url or "memory"
         self.sandbox = Server(
             "sandbox",
             [PY, "-m", "stripe_sandbox", "--port", "0"],
@@ -513,6 +528,9 @@ class Bench:
             # The limiter runs (its cost is part of the app's), but the load is one client
             # sending thousands of requests a minute: production's limits would refuse most.
             **{name: "1000000/minute" for name in RATE_LIMIT_SETTINGS},
+            # Its counters where production keeps them (several workers share them): Redis,
+            # when one answers; else each worker's memory.
+            "REDIS_URL": self.redis_url,
         }
 
     def stripe(self, method: str, path: str, **data: Any) -> dict[str, Any]:

@@ -40,7 +40,8 @@ def render(results: dict[str, Any]) -> str:
         f"gunicorn `--workers {s['workers']} --threads {s['threads']}` (gthread) for the app "
         f"and the bare baseline alike; wrk `-t{s['wrk_threads']} -c{s['connections']} "
         f"-d{s['seconds']}s`; {s['rounds']} rounds, bare and app alternating (order reversed "
-        f"each round), medians; {s['users']:,} users with an active subscription each. "
+        f"each round), medians; {s['users']:,} users with an active subscription each; "
+        f"rate-limit counters in {s.get('rate_limit_storage', 'memory')}. "
         f"Run {results['seconds']:.0f} s in total"
         + (" (BENCH_QUICK smoke run)." if s["quick"] else "."),
         "",
