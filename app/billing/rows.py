@@ -15,13 +15,10 @@ from app.models import Subscription, User
 
 
 @dataclass(slots=True)
-class SubscriptionRow(StatusFacts):
-    """The columns of a subscription that the rules and the replies read."""
+class MirroredFields:
+    """The columns a user's summary mirrors from their deciding subscription, under the same
+    names on both (as `MirroredColumns` in app/models.py)."""
 
-    id: str
-    customer_id: str | None
-    status: str | None
-    price_id: str | None
     plan_interval: str | None
     current_period_start: int | None
     current_period_end: int | None
@@ -29,12 +26,22 @@ class SubscriptionRow(StatusFacts):
     cancel_at: int | None
     canceled_at: int | None
     trial_end: int | None
+
+
+@dataclass(slots=True)
+class SubscriptionRow(MirroredFields, StatusFacts):
+    """The columns of a subscription that the rules and the replies read."""
+
+    id: str
+    customer_id: str | None
+    status: str | None
+    price_id: str | None
     past_due_since: int | None
     stripe_created: int | None
 
 
 @dataclass(slots=True)
-class UserRow:
+class UserRow(MirroredFields):
     """The columns of a user that the rules and the replies read, and their subscriptions."""
 
     id: str
@@ -48,16 +55,9 @@ class UserRow:
     usage_period_start: int | None
     usage_period_end: int | None
     created_at: datetime
-    # The summary mirroring the deciding subscription (app/billing/mirror.py).
+    # The rest of the summary mirroring the deciding subscription (app/billing/mirror.py).
     stripe_subscription_id: str | None
     stripe_price_id: str | None
-    plan_interval: str | None
-    current_period_start: int | None
-    current_period_end: int | None
-    cancel_at_period_end: bool
-    cancel_at: int | None
-    canceled_at: int | None
-    trial_end: int | None
     subscriptions: list[SubscriptionRow] = field(default_factory=list)
 
 
