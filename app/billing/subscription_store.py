@@ -108,7 +108,7 @@ def _summary_stale(dialect: str) -> Any:
     pairs = [(field.user_column, field.column) for field in MIRRORED if field.user_column]
     mirrored = ", ".join(f"owner.{user_column}" for user_column, _ in pairs)
     mirrors = ", ".join(f"subscriptions.{column}" for _, column in pairs)
-    where = (  # one row comparison: a short statement, whose parsing the driver caches
+    where = (  # one row comparison rather than one condition per column
         "owner.id = subscriptions.user_id AND owner.stripe_customer_id = subscriptions.customer_id"
         f" AND ({mirrored}) {same} ({mirrors})"
     )
