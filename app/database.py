@@ -129,7 +129,8 @@ def execute_prebuilt(
     compiled once and sent as it is (`exec_driver_sql`): no cache key, no per-execution
     parameter processing, which is most of SQLAlchemy's share of a webhook's CPU. Errors still
     go through SQLAlchemy (a dead connection is invalidated, `retry_on_disconnect` sees it).
-    SQLite, and a statement whose parameters need processing, take the ordinary path."""
+    SQLite, and a statement SQLAlchemy rewrites per execution (an expanding IN list), take the
+    ordinary path."""
     session = db.session()
     session.flush()  # as session.execute would: the statement may read pending rows (cheap if none)
     connection = session.connection()
