@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm.util import identity_key
 
-from app.billing.mirror import summary_values
+from app.billing.mirror import summary_changes
 from app.billing.rows import (
     SUBSCRIPTION_FIELDS,
     USER_FIELDS,
@@ -29,6 +29,7 @@ from app.billing.summary import deciding_subscription, live_among, report_duplic
 from app.billing.times import now_ms
 from app.billing.usage_periods import is_settled
 from app.billing.users import claims_match
+from app.database import dialect_name
 from app.extensions import db
 from app.models import Subscription, User
 
@@ -60,7 +61,7 @@ def read_account(user_id: str, *, in_transaction: bool) -> UserRow | None:
     reads in the session: its engine starts every transaction with BEGIN IMMEDIATE
     (app/database.py), autocommit or not, and a test database may be a single connection."""
     parameters = {"user_id": user_id}
-    if in_transaction or db.engine.dialect.name != "postgresql":
+    if in_transaction or dialect_name() != "postgresql":
         rows = db.session.execute(_ACCOUNT, parameters).all()
     else:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -119,11 +120,7 @@ def settle_mirror_only(user_id: str, customer_id: str | None, now: int | None = 
     deciding = deciding_subscription(user.subscriptions)
     if not is_settled(user, deciding, now_ms() if now is None else now):
         return False
-    moved = {
-        name: value
-        for name, value in summary_values(deciding).items()
-        if getattr(user, name) != value
-    }
+    moved = summary_changes(user, deciding)
     if moved:
         users = User.__table__
         db.session.execute(update(users).where(users.c.id == user_id).values(moved))

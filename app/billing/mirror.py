@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.billing.rows import AnySubscription
+from app.billing.rows import AnySubscription, AnyUser
 from app.models import Subscription, User
 
 
@@ -67,10 +67,18 @@ def summary_values(subscription: AnySubscription | None) -> dict[str, Any]:
     return values
 
 
+def summary_changes(user: AnyUser, subscription: AnySubscription | None) -> dict[str, Any]:
+    """The user columns that don't mirror `subscription` yet, with the values they should hold."""
+    return {
+        name: value
+        for name, value in summary_values(subscription).items()
+        if getattr(user, name) != value
+    }
+
+
 def copy_to_user(user: User, subscription: Subscription | None) -> None:
-    for name, value in summary_values(subscription).items():
-        if getattr(user, name) != value:
-            setattr(user, name, value)
+    for name, value in summary_changes(user, subscription).items():
+        setattr(user, name, value)
 
 
 def reply_fields(subscription: AnySubscription) -> dict[str, Any]:
