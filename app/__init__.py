@@ -10,7 +10,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from app.config import ConfigError, load_config
-from app.extensions import db, migrate, rate_limits
+from app.extensions import migrate, rate_limits
 from app.observability import init_observability, metrics
 from app.observability.logging import configure_logging, log_format
 
@@ -32,7 +32,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         use_running_sandbox,
         wants_embedded_sandbox,
     )
-    from app.stripe_gateway import StripeGateway
+    from app.stripe.gateway import StripeGateway
 
     if wants_embedded_sandbox(app.config):
         app.extensions["stripe_sandbox"] = start_or_join_embedded_sandbox(app.config)
@@ -74,11 +74,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _set_up_database(app: Flask) -> None:
-    from app.billing.webhook_sql import compile_webhook_statements
-    from app.database import configure_engine
+    from app.billing.webhooks.store import compile_webhook_statements
+    from app.db import configure_engine
+    from app.extensions import db as database  # `app.db` is the module that owns transactions
 
-    db.init_app(app)
-    migrate.init_app(app, db, directory=_migrations_directory())
+    database.init_app(app)
+    migrate.init_app(app, database, directory=_migrations_directory())
     configure_engine(app)
     with app.app_context():
         compile_webhook_statements()

@@ -13,7 +13,7 @@ from datetime import datetime
 from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy import insert, select
 
-from app.database import commit, rollback_quietly
+from app.db import commit, rollback_quietly
 from app.extensions import db
 from app.models import AuditEntry, utcnow
 from app.observability.request_id import current_request_id

@@ -12,11 +12,11 @@ from typing import Any, TypeVar, cast
 import jwt
 from flask import current_app, g, request
 
-from app.billing.accounts import signed_in_account
+from app.billing.accounts.rows import AnyUser
+from app.billing.accounts.store import signed_in_account
+from app.billing.accounts.users import ensure_user
 from app.billing.errors import ProviderUnavailable
-from app.billing.rows import AnyUser
-from app.billing.users import ensure_user
-from app.database import commit, retry_on_disconnect
+from app.db import commit, retry_on_disconnect
 from app.errors import ApiError, Unauthorized
 from app.models import User
 from app.ratelimit import check_failed_auth_budget, count_failed_auth

@@ -232,7 +232,7 @@ def database_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
     PostgreSQL each statement and each lock wait; the pool holds one connection per thread."""
     # No pool_pre_ping: it costs a SELECT 1 round trip on every checkout. Connections are
     # recycled before servers and proxies typically drop idle ones, and a connection found
-    # dead anyway is replaced where work starts (app/database.py `retry_on_disconnect`).
+    # dead anyway is replaced where work starts (app/db.py `retry_on_disconnect`).
     options: dict[str, Any] = {"pool_recycle": 1800}
     url = config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("postgresql"):

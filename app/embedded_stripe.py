@@ -19,9 +19,9 @@ import sys
 import time
 from typing import IO, Any
 
-from app.billing.stripe_setup import setup_products
-from app.billing.webhooks import HANDLED_EVENT_TYPES
-from app.stripe_gateway import StripeGateway
+from app.billing.webhooks.receive import HANDLED_EVENT_TYPES
+from app.stripe.gateway import StripeGateway
+from app.stripe.setup import setup_products
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def utcnow() -> datetime:
 class MirroredColumns:
     """The subscription columns a user row mirrors under the same names (the guide's
     columns); declared once here for both tables. Which columns are mirrored, and under which
-    names, is `app/billing/mirror.py`."""
+    names, is `app/billing/subscriptions/mirror.py`."""
 
     plan_interval: Mapped[str | None] = mapped_column(String(20))
     current_period_start: Mapped[int | None] = mapped_column(BigInteger)
@@ -70,7 +70,7 @@ class User(MirroredColumns, db.Model):  # type: ignore[name-defined]
 
     generations_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # A cache of the plan's limit, written when the state changes (None = unlimited); the
-    # limit actually enforced is computed at request time (app/billing/entitlements.py).
+    # limit actually enforced is computed at request time (app/billing/usage/entitlements.py).
     generations_limit: Mapped[int | None] = mapped_column(Integer, default=10, server_default="10")
     # The usage period `generations_used` counts in, ms since the epoch like Stripe's periods
     # (a paid plan's period is the subscription's; the free plan's is a month from sign-up).

@@ -25,7 +25,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.embedded_stripe import seed_catalog
-from app.stripe_gateway import StripeGateway
+from app.stripe.gateway import StripeGateway
 from stripe_sandbox import Sandbox
 
 KEY = "sk_test_bench_plans"

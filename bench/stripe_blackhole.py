@@ -44,7 +44,7 @@ from flask_migrate import upgrade  # noqa: E402
 from app import create_app  # noqa: E402
 from app.auth import issue_dev_token  # noqa: E402
 from app.embedded_stripe import seed_catalog  # noqa: E402
-from app.stripe_gateway import StripeGateway  # noqa: E402
+from app.stripe.gateway import StripeGateway  # noqa: E402
 from stripe_sandbox import Sandbox  # noqa: E402
 
 KEY = "sk_test_bench_blackhole"

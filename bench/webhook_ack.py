@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app import create_app
 from app.embedded_stripe import seed_catalog
 from app.extensions import db
-from app.stripe_gateway import StripeGateway
+from app.stripe.gateway import StripeGateway
 from stripe_sandbox import Sandbox
 
 KEY = "sk_test_bench_webhooks"

@@ -19,10 +19,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
 from app.auth import issue_dev_token
-from app.billing.webhooks import HANDLED_EVENT_TYPES
+from app.billing.webhooks.receive import HANDLED_EVENT_TYPES
 from app.embedded_stripe import seed_catalog
 from app.extensions import db
-from app.stripe_gateway import StripeGateway
+from app.stripe.gateway import StripeGateway
 from stripe_sandbox import Sandbox
 
 FRONTEND = "http://localhost:5173"

@@ -27,9 +27,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.billing.webhooks import HANDLED_EVENT_TYPES  # noqa: E402
+from app.billing.webhooks.receive import HANDLED_EVENT_TYPES  # noqa: E402
 from app.embedded_stripe import seed_catalog  # noqa: E402
-from app.stripe_gateway import StripeGateway  # noqa: E402
+from app.stripe.gateway import StripeGateway  # noqa: E402
 
 STRIPE_KEY = "sk_test_live_stack"
 JWT_SECRET = "live-stack-jwt-secret-0123456789abcdef"

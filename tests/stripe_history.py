@@ -18,7 +18,7 @@ from conftest import TEST_STRIPE_KEY, Billing
 from flask import Flask
 from support import CARD_FAILS_LATER, CARD_OK, pay_hosted_checkout
 
-from app.billing.ordering import subscription_fields
+from app.billing.subscriptions.ordering import subscription_fields
 from app.embedded_stripe import seed_catalog
 from app.extensions import db
 from app.models import Subscription, User

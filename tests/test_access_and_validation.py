@@ -256,7 +256,7 @@ def test_unknown_route_and_method_are_json(client: FlaskClient, billing: Billing
 def test_stripe_unreachable_is_503_without_details(
     app: Flask, client: FlaskClient, billing: Billing
 ) -> None:
-    from app.stripe_gateway import StripeGateway
+    from app.stripe.gateway import StripeGateway
 
     original = app.extensions["stripe_gateway"]
     app.extensions["stripe_gateway"] = StripeGateway(

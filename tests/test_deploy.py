@@ -177,8 +177,8 @@ def test_dockerfile_compose_and_render_agree_with_the_repository() -> None:
 def test_compose_sandbox_gives_browsers_its_published_address() -> None:
     """In Compose the API calls http://sandbox:12111; the hosted page's URL it hands the
     browser must use the published address (`--public-url`) instead."""
-    from app.billing.stripe_setup import setup_products
-    from app.stripe_gateway import StripeGateway
+    from app.stripe.gateway import StripeGateway
+    from app.stripe.setup import setup_products
     from stripe_sandbox import Sandbox
 
     sandbox = Sandbox()

@@ -12,7 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app import create_app
-from app.billing.entitlements import (
+from app.billing.periods import add_months, monthly_period_containing
+from app.billing.plans import DEFAULT_PLANS, load_plans, parse_plans
+from app.billing.time import datetime_from_ms as to_datetime
+from app.billing.time import ms_from_datetime as to_ms
+from app.billing.usage.entitlements import (
     DAY_MS,
     SubscriptionState,
     decide_access,
@@ -20,10 +24,6 @@ from app.billing.entitlements import (
     past_due_since,
     remaining,
 )
-from app.billing.periods import add_months, monthly_period_containing
-from app.billing.plans import DEFAULT_PLANS, load_plans, parse_plans
-from app.billing.times import datetime_from_ms as to_datetime
-from app.billing.times import ms_from_datetime as to_ms
 from app.config import ConfigError
 
 NOW = 1_800_000_000_000

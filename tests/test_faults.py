@@ -32,13 +32,13 @@ from stripe_history import stored_state, stripe_state
 from support import pay_hosted_checkout, portal_action, sign_payload, subscribe
 from tcp_proxy import TcpProxy
 
+from app.billing.accounts.users import get_or_create_user
 from app.billing.errors import BillingError
-from app.billing.sync import sync_all
-from app.billing.users import get_or_create_user
+from app.billing.subscriptions.sync import sync_all
 from app.errors import billing_status
 from app.extensions import db
 from app.models import Subscription
-from app.stripe_gateway import idempotency_key
+from app.stripe.gateway import idempotency_key
 
 
 def me(client: FlaskClient, user: str) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def test_a_read_never_revives_an_ended_subscription(
 ) -> None:
     """Deleted stays deleted for reads too: a read of the live subscription, stored after
     the row ended, is ignored (whatever the timestamps say)."""
-    from app.billing.reads import apply_read
+    from app.billing.subscriptions.reads import apply_read
     from app.models import utcnow
 
     user = "no-revival"
@@ -211,7 +211,7 @@ def test_a_second_live_subscription_is_logged_shown_and_cancel_must_choose(
     user = "paid-twice"
     headers = auth_headers(user)
     subscribe(client, billing, user)
-    with caplog.at_level(logging.ERROR, logger="app.billing.summary"):
+    with caplog.at_level(logging.ERROR, logger="app.billing.subscriptions.summary"):
         _second_subscription_behind_our_back(client, billing, user)
     assert any(
         f"user {user} has 2 live subscriptions" in record.getMessage() for record in caplog.records
@@ -667,7 +667,7 @@ def test_sync_reports_changes_whose_webhooks_are_pending_apart_from_drift(
 def test_after_repeated_timeouts_the_breaker_answers_503_without_calling_stripe(
     billing: Billing,
 ) -> None:
-    from app.stripe_gateway import StripeGateway
+    from app.stripe.gateway import StripeGateway
 
     gateway = StripeGateway(
         "sk_test_breaker",

@@ -380,7 +380,7 @@ def test_stripe_messages_are_logged_escaped(
     from app.billing.errors import ProviderRejected  # main: business errors in app/billing
 
     with (
-        caplog.at_level(logging.WARNING, logger="app.stripe_gateway"),
+        caplog.at_level(logging.WARNING, logger="app.stripe.gateway"),
         pytest.raises(ProviderRejected),
     ):
         billing.gateway.retrieve_checkout_session("cs_test_x\r\nCRITICAL:forged_line")

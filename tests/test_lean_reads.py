@@ -1,5 +1,5 @@
 """The hot requests (GET /api/subscription/<id>, GET /api/me, POST /api/usage/generations) answer
-a known user from one plain read (app/billing/accounts.py) and take the ORM path whenever
+a known user from one plain read (app/billing/accounts/store.py) and take the ORM path whenever
 something must be written. What a user notices must not depend on which path answered: a new
 email or name is kept, a plan or usage period that time has changed is settled and stored, and
 a consume that starts a new period counts in it."""
@@ -15,8 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.billing.entitlements import DAY_MS
-from app.billing.times import datetime_from_ms, ms_from_datetime
+from app.billing.time import datetime_from_ms, ms_from_datetime
+from app.billing.usage.entitlements import DAY_MS
 from app.extensions import db
 from app.models import UsageLedgerEntry, User
 

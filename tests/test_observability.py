@@ -32,7 +32,7 @@ from app.observability.logging import JsonFormatter, TextFormatter
 from app.observability.sentry import init_sentry
 from tests.app_instance import proxied_database_url
 
-LOGGERS = ("app.request", "app.stripe_gateway", "app.billing.webhooks")
+LOGGERS = ("app.request", "app.stripe.gateway", "app.billing.webhooks.receive")
 
 
 @pytest.fixture

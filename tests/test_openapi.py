@@ -137,7 +137,7 @@ def test_usage_limit_out_of_range_is_422(client: FlaskClient) -> None:
 
 def test_stripe_unreachable_is_503_with_retry_after(app: Flask, billing: Billing) -> None:
     saved = app.extensions["stripe_gateway"]
-    from app.stripe_gateway import StripeGateway
+    from app.stripe.gateway import StripeGateway
 
     app.extensions["stripe_gateway"] = StripeGateway(
         "sk_test_x", api_version=app.config["STRIPE_API_VERSION"], api_base="http://127.0.0.1:9"

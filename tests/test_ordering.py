@@ -1,4 +1,5 @@
-"""The ordering rule, case by case, with the Stripe reads it costs (app/billing/ordering.py)."""
+"""The ordering rule, case by case, with the Stripe reads it costs
+(app/billing/subscriptions/ordering.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from flask.testing import FlaskClient
 from stripe_history import History, clear_tables, stored_state, stripe_state
 from support import post_webhook
 
-from app.billing.reads import apply_read
-from app.billing.sync import sync_all
+from app.billing.subscriptions.reads import apply_read
+from app.billing.subscriptions.sync import sync_all
 from app.extensions import db
 from app.models import utcnow
 
@@ -144,7 +145,7 @@ def test_a_read_overtaken_by_a_webhook_is_not_stored(
     app: Flask, client: FlaskClient, billing: Billing
 ) -> None:
     """Our own Stripe call answers, a webhook for a later change lands, then we store the
-    answer: the row must keep the later state (app/billing/reads.py `apply_read`)."""
+    answer: the row must keep the later state (app/billing/subscriptions/reads.py `apply_read`)."""
     history = History.fresh(billing, "overtaken")
     history.start()
     deliver(client, billing, history.events())

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from stripe_history import DAY, History, clear_tables, stored_state, stripe_state
 from support import post_webhook
 
-from app.billing.users import get_or_create_user
+from app.billing.accounts.users import get_or_create_user
 from app.extensions import db
 
 PLANS = st.sampled_from(["monthly", "yearly"])

@@ -1,7 +1,7 @@
-"""The ordering rule as a table (app/billing/ordering.py), checked twice: `judge_event` in
-Python, and `applies_in_sql`, the same rule inside the conditional upsert, run on a real
-SQLite upsert. No app, no sandbox: milliseconds. The sandbox histories (test_ordering.py,
-test_ordering_property.py) check the rule against Stripe's real event streams."""
+"""The ordering rule as a table (app/billing/subscriptions/ordering.py), checked
+twice: `judge_event` in Python, and `applies_in_sql`, the same rule inside the conditional
+upsert, run on a real SQLite upsert. No app, no sandbox: milliseconds. The sandbox histories
+(test_ordering.py, test_ordering_property.py) check the rule against Stripe's real event streams."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.dialects.sqlite import insert
 
-from app.billing.ordering import Verdict, applies_in_sql, judge_event
-from app.billing.stripe_objects import subscription_fields
+from app.billing.subscriptions.ordering import Verdict, applies_in_sql, judge_event
 from app.models import Subscription
+from app.stripe.objects import subscription_fields
 
 APPLY, SKIP, REREAD = Verdict.APPLY, Verdict.SKIP, Verdict.REREAD
 WATERMARK = 1_000

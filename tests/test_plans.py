@@ -11,7 +11,7 @@ from conftest import Billing
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.stripe_gateway import StripeGateway
+from app.stripe.gateway import StripeGateway
 
 
 def price_reads(billing: Billing) -> int:

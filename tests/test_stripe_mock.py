@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from app.stripe_gateway import StripeGateway
+from app.stripe.gateway import StripeGateway
 
 STRIPE_MOCK_URL = os.environ.get("STRIPE_MOCK_URL", "")
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from support import post_webhook
 
 from app import create_app
-from app.billing.webhooks import HANDLED_EVENT_TYPES
+from app.billing.webhooks.receive import HANDLED_EVENT_TYPES
 from app.extensions import db
 from app.models import WebhookEvent
 from stripe_sandbox import Sandbox

@@ -1,4 +1,4 @@
-"""Who owns transactions and what the hot paths no longer do per request (app/database.py,
+"""Who owns transactions and what the hot paths no longer do per request (app/db.py,
 app/errors.py, app/auth.py): Stripe is never called inside an open transaction, business errors
 map to their HTTP status in one table, a dead database connection is replaced without a ping
 before every request, and a cached token verification never outlives the token."""
@@ -21,12 +21,12 @@ from tcp_proxy import TcpProxy
 
 from app.auth import issue_dev_token, verify_token
 from app.billing import errors
-from app.billing.webhook_sql import record_statement
-from app.database import dialect_name, execute_prebuilt
+from app.billing.webhooks.store import record_statement
+from app.db import dialect_name, execute_prebuilt
 from app.errors import Unauthorized, billing_status
 from app.extensions import db
 from app.models import User, WebhookEvent, utcnow
-from app.stripe_gateway import TransactionOpen
+from app.stripe.gateway import TransactionOpen
 
 # -- the gateway and open transactions -------------------------------------------------------
 

@@ -16,10 +16,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from support import post_webhook, subscribe
 
-from app.billing.entitlements import DAY_MS
 from app.billing.periods import monthly_period_containing
-from app.billing.times import datetime_from_ms as to_datetime
-from app.billing.times import ms_from_datetime as to_ms
+from app.billing.time import datetime_from_ms as to_datetime
+from app.billing.time import ms_from_datetime as to_ms
+from app.billing.usage.entitlements import DAY_MS
 from app.extensions import db
 from app.models import Subscription, UsageLedgerEntry, User
 

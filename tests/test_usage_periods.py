@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.billing.usage_periods import renewal_period, reset_usage_for_renewal
-from app.billing.users import get_or_create_user
+from app.billing.accounts.users import get_or_create_user
+from app.billing.usage.periods import renewal_period, reset_usage_for_renewal
 from app.extensions import db
 from app.models import Subscription, UsageLedgerEntry, User
 

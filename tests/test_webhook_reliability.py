@@ -23,8 +23,8 @@ from stripe_history import History, clear_tables, drop_endpoints, stored_state, 
 from support import portal_action, sign_payload, subscribe
 from tcp_proxy import TcpProxy
 
-from app.billing.users import get_or_create_user
-from app.billing.webhooks import HANDLED_EVENT_TYPES
+from app.billing.accounts.users import get_or_create_user
+from app.billing.webhooks.receive import HANDLED_EVENT_TYPES
 from app.extensions import db
 from app.models import Subscription, WebhookEvent
 

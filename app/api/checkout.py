@@ -17,14 +17,14 @@ from app.api.schemas import (
 )
 from app.auth import current_user, login_required
 from app.billing.catalog import Catalog
-from app.billing.checkout import fulfil_checkout_session, start_checkout
 from app.billing.errors import NotFound, ProviderRejected
 from app.billing.redirects import default_redirect, ensure_allowed_url
-from app.billing.stripe_objects import object_id
-from app.database import outside_transaction, unit_of_work
+from app.billing.subscriptions.checkout import fulfil_checkout_session, start_checkout
+from app.db import outside_transaction, unit_of_work
 from app.models import utcnow
 from app.ratelimit import rate_limited
-from app.stripe_gateway import current_gateway
+from app.stripe.gateway import current_gateway
+from app.stripe.objects import object_id
 
 bp = Blueprint("checkout", __name__, url_prefix="/api")
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from app.api.openapi import build_openapi, documented, hidden
 from app.api.schemas import HealthReply
 from app.billing.errors import NotFound
-from app.database import end_read, pending_migrations
+from app.db import end_read, pending_migrations
 from app.errors import Unauthorized, database_unavailable
 from app.extensions import db
 from app.observability import metrics

@@ -11,8 +11,8 @@ from app.api.openapi import documented
 from app.api.schemas import PlansReply
 from app.billing.plans import current_plans
 from app.billing.pricing import priced_plans
-from app.billing.times import now_ms
-from app.stripe_gateway import current_gateway
+from app.billing.time import now_ms
+from app.stripe.gateway import current_gateway
 
 bp = Blueprint("plans", __name__, url_prefix="/api")
 

@@ -13,9 +13,9 @@ from app.api.schemas import CreatePortalSessionRequest, PortalReply
 from app.auth import current_user, login_required
 from app.billing.errors import NotFound
 from app.billing.redirects import default_redirect, ensure_allowed_url
-from app.database import outside_transaction
+from app.db import outside_transaction
 from app.ratelimit import rate_limited
-from app.stripe_gateway import current_gateway
+from app.stripe.gateway import current_gateway
 
 bp = Blueprint("portal", __name__, url_prefix="/api")
 

@@ -18,22 +18,22 @@ from app.api.schemas import (
     SubscriptionReply,
 )
 from app.auth import current_caller, current_user, login_required, login_required_lean
-from app.billing.accounts import Standing, settled_standing
-from app.billing.changes import Change, change_subscription
+from app.billing.accounts.rows import UserRow
+from app.billing.accounts.store import Standing, settled_standing
 from app.billing.errors import NotFound
-from app.billing.rows import UserRow
-from app.billing.summary import (
+from app.billing.subscriptions.changes import Change, change_subscription
+from app.billing.subscriptions.summary import (
     current_subscription,
     deciding_subscription,
     live_among,
     live_subscriptions,
 )
-from app.billing.sync import sync_user
-from app.billing.times import now_ms
-from app.billing.usage_periods import settle_entitlements
-from app.database import commit, commit_if_written
+from app.billing.subscriptions.sync import sync_user
+from app.billing.time import now_ms
+from app.billing.usage.periods import settle_entitlements
+from app.db import commit, commit_if_written
 from app.ratelimit import rate_limited
-from app.stripe_gateway import current_gateway
+from app.stripe.gateway import current_gateway
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/api")
 

@@ -19,10 +19,15 @@ from app.api.schemas import (
     UsageReply,
 )
 from app.auth import current_caller, current_user, login_required, login_required_lean
-from app.billing.entitlements import remaining
 from app.billing.plans import FREE_PLAN_ID, load_plans
-from app.billing.times import ms_from_datetime, now_ms
-from app.billing.usage import Consumption, consume_generations, current_entitlements, usage_overview
+from app.billing.time import ms_from_datetime, now_ms
+from app.billing.usage.entitlements import remaining
+from app.billing.usage.service import (
+    Consumption,
+    consume_generations,
+    current_entitlements,
+    usage_overview,
+)
 from app.ratelimit import rate_limited
 
 bp = Blueprint("usage", __name__, url_prefix="/api")

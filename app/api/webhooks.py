@@ -11,9 +11,9 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from app import audit
 from app.api.openapi import documented
 from app.api.schemas import STRIPE_EVENT_SCHEMA, WebhookReply
-from app.billing.webhooks import MalformedEvent, process_event
+from app.billing.webhooks.receive import MalformedEvent, process_event
 from app.errors import DATABASE_UNAVAILABLE_ERRORS, ApiError
-from app.stripe_gateway import InvalidSignature, current_gateway
+from app.stripe.gateway import InvalidSignature, current_gateway
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
 

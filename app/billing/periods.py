@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 from datetime import datetime
 
-from app.billing.times import datetime_from_ms, ms_from_datetime
+from app.billing.time import datetime_from_ms, ms_from_datetime
 
 
 def add_months(anchor: datetime, months: int) -> datetime:

@@ -23,10 +23,10 @@ from sqlalchemy import select, update
 
 from app.billing.errors import ProviderRejected, ProviderUnavailable
 from app.billing.plans import PRICE_ALIASES, Plans, resolve_prices
-from app.database import commit, insert_or_ignore, outside_transaction
+from app.db import commit, insert_or_ignore, outside_transaction
 from app.extensions import db
 from app.models import SyncState
-from app.stripe_gateway import StripeDict, StripeGateway
+from app.stripe.gateway import StripeDict, StripeGateway
 
 log = logging.getLogger(__name__)
 

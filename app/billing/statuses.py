@@ -20,7 +20,7 @@ class _HasStatus(Protocol):
 
 class StatusFacts:
     """What a subscription's status says, for the ORM row (app/models.py) and the plain row
-    read without the ORM (app/billing/rows.py) alike: one definition for both."""
+    read without the ORM (app/billing/accounts/rows.py) alike: one definition for both."""
 
     __slots__ = ()
 

@@ -17,15 +17,21 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select, update
 
-from app.billing.duplicates import cancel_newer, find_duplicates
 from app.billing.errors import BillingError
-from app.billing.stripe_setup import check_stripe_setup, setup_products, setup_webhook_endpoint
-from app.billing.sync import SyncReport, describe, sync_all, sync_from_events, sync_user
-from app.billing.webhooks import HANDLED_EVENT_TYPES, process_event
-from app.database import end_read, rollback_quietly, unit_of_work
+from app.billing.subscriptions.duplicates import cancel_newer, find_duplicates
+from app.billing.subscriptions.sync import (
+    SyncReport,
+    describe,
+    sync_all,
+    sync_from_events,
+    sync_user,
+)
+from app.billing.webhooks.receive import HANDLED_EVENT_TYPES, process_event
+from app.db import end_read, rollback_quietly, unit_of_work
 from app.extensions import db
 from app.models import User, WebhookEvent, utcnow
-from app.stripe_gateway import StripeDict, StripeGateway, current_gateway
+from app.stripe.gateway import StripeDict, StripeGateway, current_gateway
+from app.stripe.setup import check_stripe_setup, setup_products, setup_webhook_endpoint
 
 billing_cli = AppGroup(
     "billing", help="Webhook events, replay, alerting and reconciliation with Stripe."

@@ -12,7 +12,7 @@ import stripe
 
 from app.observability import metrics
 
-log = logging.getLogger("app.stripe_gateway")
+log = logging.getLogger("app.stripe.gateway")
 
 
 def observed_call(request: Callable[[], Any], operation: str) -> Any:

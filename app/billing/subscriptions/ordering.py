@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal, literal_column, not_, or_, tuple_
 
 from app.billing.statuses import ENDED_STATUSES
-from app.billing.stripe_objects import subscription_fields
 from app.models import Subscription
+from app.stripe.objects import subscription_fields
 
 StripeDict = dict[str, Any]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.billing.rows import AnySubscription, AnyUser
+from app.billing.accounts.rows import AnySubscription, AnyUser
 from app.models import Subscription, User
 
 

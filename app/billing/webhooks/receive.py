@@ -25,24 +25,23 @@ from enum import Enum
 from typing import Any
 
 from app import audit
-from app.billing.checkout import fulfil_checkout_session
 from app.billing.pricing import mark_catalog_changed
-from app.billing.stripe_objects import object_id
-from app.billing.subscription_store import (
+from app.billing.subscriptions.checkout import fulfil_checkout_session
+from app.billing.subscriptions.store import (
     apply_subscription,
     finish_applying,
     store_params,
     stored_from,
 )
-from app.billing.times import now_ms
-from app.billing.usage_periods import reset_usage_for_renewal
-from app.billing.webhook_sql import (
+from app.billing.time import now_ms
+from app.billing.usage.periods import reset_usage_for_renewal
+from app.billing.webhooks.store import (
     STORE_PREFIX,
     record_and_store_statement,
     record_statement,
     retry_claim_statement,
 )
-from app.database import (
+from app.db import (
     dialect_name,
     execute_prebuilt,
     retry_on_disconnect,
@@ -53,7 +52,8 @@ from app.extensions import db
 from app.models import utcnow
 from app.observability import metrics
 from app.safe_text import db_safe, for_log, has_unsafe_chars
-from app.stripe_gateway import StripeDict, StripeGateway
+from app.stripe.gateway import StripeDict, StripeGateway
+from app.stripe.objects import object_id
 
 log = logging.getLogger(__name__)
 

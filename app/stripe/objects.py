@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.billing.times import ms_from_seconds
+from app.billing.time import ms_from_seconds
 
 StripeDict = dict[str, Any]
 

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from app import audit
-from app.billing.rows import AnyUser
-from app.database import insert_or_ignore
+from app.billing.accounts.rows import AnyUser
+from app.db import insert_or_ignore
 from app.extensions import db
 from app.models import User
 from app.safe_text import for_log

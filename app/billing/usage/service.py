@@ -21,12 +21,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from app.billing.entitlements import Entitlements
+from app.billing.accounts.rows import AnyUser
 from app.billing.errors import Conflict
-from app.billing.rows import AnyUser
-from app.billing.summary import loaded_deciding_subscription
-from app.billing.usage_periods import settle_entitlements
-from app.database import commit, commit_if_written, dialect_name, end_read, insert_for
+from app.billing.subscriptions.summary import loaded_deciding_subscription
+from app.billing.usage.entitlements import Entitlements
+from app.billing.usage.periods import settle_entitlements
+from app.db import commit, commit_if_written, dialect_name, end_read, insert_for
 from app.extensions import db
 from app.models import UsageLedgerEntry, User, utcnow
 from app.observability import metrics

@@ -1,6 +1,6 @@
 """A user and their subscriptions as plain objects: what the hot requests (GET
 /api/subscription/<id>, /api/me, POST /api/usage/generations) read with one Core statement
-instead of loading ORM rows into the session (`app/billing/accounts.py`).
+instead of loading ORM rows into the session (`app/billing/accounts/store.py`).
 
 The attributes carry the ORM models' names (app/models.py), so the billing rules read either
 kind; the rows are read-only copies (a write goes through the ORM rows, `current_user()`)."""
@@ -55,7 +55,7 @@ class UserRow(MirroredFields):
     usage_period_start: int | None
     usage_period_end: int | None
     created_at: datetime
-    # The rest of the summary mirroring the deciding subscription (app/billing/mirror.py).
+    # The rest of the summary mirroring the deciding subscription (subscriptions/mirror.py).
     stripe_subscription_id: str | None
     stripe_price_id: str | None
     subscriptions: list[SubscriptionRow] = field(default_factory=list)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.billing.errors import BillingError
-from app.stripe_gateway import StripeDict, StripeGateway
+from app.stripe.gateway import StripeDict, StripeGateway
 
 PRODUCT_ID = "prod_ai_creator_studio_pro"
 PRODUCT_NAME = "AI Creator Studio Pro"

@@ -22,8 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from app.billing.subscription_store import store_event_statement_if
-from app.database import compile_prebuilt, insert_for
+from app.billing.subscriptions.store import store_event_statement_if
+from app.db import compile_prebuilt, insert_for
 from app.models import AuditEntry, WebhookEvent
 
 events = WebhookEvent.__table__

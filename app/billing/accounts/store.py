@@ -4,7 +4,7 @@ GET /api/subscription/<id>, GET /api/me and POST /api/usage/generations are most
 traffic, and for a known user almost always write nothing to the user row. Loading the user
 and their subscriptions as ORM objects (identity map, instrumented attributes) cost more CPU
 than the rest of such a request; here the same columns are read into plain rows
-(app/billing/rows.py) that the same rules read. Whenever something must be written (a new user,
+(rows.py) that the same rules read. Whenever something must be written (a new user,
 a changed email or name, a plan or usage period to settle) the callers take the ORM path
 instead, which writes as before."""
 
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm.util import identity_key
 
-from app.billing.mirror import summary_changes
-from app.billing.rows import (
+from app.billing.accounts.rows import (
     SUBSCRIPTION_FIELDS,
     USER_FIELDS,
     AnySubscription,
@@ -25,11 +24,12 @@ from app.billing.rows import (
     SubscriptionRow,
     UserRow,
 )
-from app.billing.summary import deciding_subscription, live_among, report_duplicates
-from app.billing.times import now_ms
-from app.billing.usage_periods import is_settled
-from app.billing.users import claims_match
-from app.database import dialect_name
+from app.billing.accounts.users import claims_match
+from app.billing.subscriptions.mirror import summary_changes
+from app.billing.subscriptions.summary import deciding_subscription, live_among, report_duplicates
+from app.billing.time import now_ms
+from app.billing.usage.periods import is_settled
+from app.db import dialect_name
 from app.extensions import db
 from app.models import Subscription, User
 
@@ -59,7 +59,7 @@ def read_account(user_id: str, *, in_transaction: bool) -> UserRow | None:
     its own: a single statement reads a consistent snapshot by itself, and it costs one round
     trip instead of three (BEGIN, SELECT, ROLLBACK), the largest share of a read's CPU. SQLite
     reads in the session: its engine starts every transaction with BEGIN IMMEDIATE
-    (app/database.py), autocommit or not, and a test database may be a single connection."""
+    (app/db.py), autocommit or not, and a test database may be a single connection."""
     parameters = {"user_id": user_id}
     if in_transaction or dialect_name() != "postgresql":
         rows = db.session.execute(_ACCOUNT, parameters).all()

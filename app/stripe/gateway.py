@@ -29,10 +29,10 @@ from app.billing.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from app.database import transaction_open
+from app.db import transaction_open
 from app.observability.stripe_calls import observed_call
 from app.safe_text import for_log
-from app.stripe_guards import Bulkhead, CircuitBreaker
+from app.stripe.guards import Bulkhead, CircuitBreaker
 
 log = logging.getLogger(__name__)
 

@@ -21,19 +21,19 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from app.billing.errors import BillingError
-from app.billing.mirror import SUBSCRIPTION_COLUMNS as SUBSCRIPTION_FIELDS
-from app.billing.mirror import USER_SUMMARY_COLUMNS as USER_FIELDS
-from app.billing.ordering import row_matches
-from app.billing.reads import trusted_copy
 from app.billing.statuses import ENDED_STATUSES
-from app.billing.stripe_objects import invoice_subscription_id, object_id
-from app.billing.subscription_store import apply_subscription, subscription_row
-from app.billing.summary import settle_user
-from app.billing.webhooks import HANDLED_EVENT_TYPES, process_event
-from app.database import insert_or_ignore, row_for_update
+from app.billing.subscriptions.mirror import SUBSCRIPTION_COLUMNS as SUBSCRIPTION_FIELDS
+from app.billing.subscriptions.mirror import USER_SUMMARY_COLUMNS as USER_FIELDS
+from app.billing.subscriptions.ordering import row_matches
+from app.billing.subscriptions.reads import trusted_copy
+from app.billing.subscriptions.store import apply_subscription, subscription_row
+from app.billing.subscriptions.summary import settle_user
+from app.billing.webhooks.receive import HANDLED_EVENT_TYPES, process_event
+from app.db import insert_or_ignore, row_for_update
 from app.extensions import db
 from app.models import Subscription, SyncState, User, WebhookEvent, utcnow
-from app.stripe_gateway import StripeDict, StripeGateway
+from app.stripe.gateway import StripeDict, StripeGateway
+from app.stripe.objects import invoice_subscription_id, object_id
 
 Track = Callable[[Iterable[StripeDict]], Iterable[StripeDict]]
 

@@ -15,17 +15,22 @@ from datetime import datetime
 
 from sqlalchemy import update
 
+from app.billing.accounts.users import flag_ownership_mismatch, get_or_create_user, user_by_customer
 from app.billing.errors import BillingError, Conflict, NotFound, ProviderUnavailable
-from app.billing.reads import apply_read
 from app.billing.statuses import LIVE_STATUSES
-from app.billing.stripe_objects import object_id
-from app.billing.subscription_store import attach_subscription_id
-from app.billing.summary import adopt_orphans, current_subscription, link_customer, settle_user
-from app.billing.users import flag_ownership_mismatch, get_or_create_user, user_by_customer
-from app.database import outside_transaction, unit_of_work
+from app.billing.subscriptions.reads import apply_read
+from app.billing.subscriptions.store import attach_subscription_id
+from app.billing.subscriptions.summary import (
+    adopt_orphans,
+    current_subscription,
+    link_customer,
+    settle_user,
+)
+from app.db import outside_transaction, unit_of_work
 from app.extensions import db
 from app.models import User, utcnow
-from app.stripe_gateway import StripeDict, StripeGateway
+from app.stripe.gateway import StripeDict, StripeGateway
+from app.stripe.objects import object_id
 
 log = logging.getLogger(__name__)
 

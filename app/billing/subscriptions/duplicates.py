@@ -1,6 +1,6 @@
 """Users paying for more than one live subscription, and what to do about them.
 
-Checkout keeps it to one (app/billing/checkout.py); two payments in the same instant can still
+Checkout keeps it to one (checkout.py); two payments in the same instant can still
 make two. `flask billing check` finds them and applies DUPLICATE_SUBSCRIPTION_POLICY:
 "flag" reports them (exit 1, for a human to decide); "cancel_newer" keeps the oldest and cancels
 the newer ones now, prorated, with the final invoice issued at once, so the unused time goes
@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from app.billing.reads import apply_read
 from app.billing.statuses import LIVE_STATUSES
-from app.billing.summary import live_subscriptions
+from app.billing.subscriptions.reads import apply_read
+from app.billing.subscriptions.summary import live_subscriptions
 from app.extensions import db
 from app.models import Subscription, utcnow
-from app.stripe_gateway import StripeGateway
+from app.stripe.gateway import StripeGateway
 
 
 @dataclass

@@ -5,12 +5,12 @@ from __future__ import annotations
 from enum import Enum
 
 from app.billing.errors import Conflict, NotFound, ProviderRejected
-from app.billing.reads import apply_read
 from app.billing.statuses import ENDED_STATUSES
-from app.billing.summary import live_subscriptions, owned_subscription
-from app.database import outside_transaction, unit_of_work
+from app.billing.subscriptions.reads import apply_read
+from app.billing.subscriptions.summary import live_subscriptions, owned_subscription
+from app.db import outside_transaction, unit_of_work
 from app.models import Subscription, User, utcnow
-from app.stripe_gateway import StripeDict, StripeGateway
+from app.stripe.gateway import StripeDict, StripeGateway
 
 
 class Change(Enum):

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.billing.subscription_store import apply_subscription, subscription_row
-from app.database import row_for_update
+from app.billing.subscriptions.store import apply_subscription, subscription_row
+from app.db import row_for_update
 from app.models import Subscription
-from app.stripe_gateway import StripeDict, StripeGateway
+from app.stripe.gateway import StripeDict, StripeGateway
 
 # App servers' clocks may disagree a little; a row written this close to the start counts as
 # written during the read (the cost of being wrong this way is one extra Stripe read).

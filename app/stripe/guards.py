@@ -1,7 +1,7 @@
 """Guards around outbound Stripe calls: a bulkhead bounds how many run at once in this process
 and a circuit breaker fails fast after repeated failures to reach Stripe, so an outage holds a
 few threads instead of every worker (README "Reliability"). They make no call themselves; the
-gateway (app/stripe_gateway.py) runs every call through them."""
+gateway (app/stripe/gateway.py) runs every call through them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from app.billing.errors import ProviderUnavailable
 
-log = logging.getLogger("app.stripe_gateway")  # the operators' existing log name for these lines
+log = logging.getLogger("app.stripe.gateway")  # the operators' existing log name for these lines
 
 T = TypeVar("T")
 

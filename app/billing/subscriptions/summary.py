@@ -9,17 +9,17 @@ from typing import TypeVar
 
 from sqlalchemy import select, update
 
-from app.billing.mirror import copy_to_user
-from app.billing.rows import AnySubscription, AnyUser
+from app.billing.accounts.rows import AnySubscription, AnyUser
 from app.billing.statuses import LIVE_STATUSES
-from app.billing.times import now_ms
-from app.billing.usage_periods import settle_entitlements
+from app.billing.subscriptions.mirror import copy_to_user
+from app.billing.time import now_ms
+from app.billing.usage.periods import settle_entitlements
 from app.extensions import db
 from app.models import Subscription, User
 
 log = logging.getLogger(__name__)
 
-# The ORM row or the plain one (app/billing/rows.py): the same rules pick among either.
+# The ORM row or the plain one (app/billing/accounts/rows.py): the same rules pick among either.
 S = TypeVar("S", bound=AnySubscription)
 
 
@@ -78,7 +78,7 @@ def live_among(rows: Iterable[S]) -> list[S]:
 
 def report_duplicates(user_id: str, live: Sequence[AnySubscription]) -> None:
     """One live subscription per user: a second one means the user pays twice. Checkout makes
-    it nearly impossible (app/billing/checkout.py); if it happens anyway, say so loudly. The
+    it nearly impossible (checkout.py); if it happens anyway, say so loudly. The
     policy for it runs in `flask billing check` (README, Reliability)."""
     if len(live) > 1:
         log.error(

@@ -36,28 +36,28 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import joinedload
 
-from app.billing.accounts import settle_mirror_only
-from app.billing.mirror import MIRRORED
-from app.billing.ordering import (
+from app.billing.accounts.store import settle_mirror_only
+from app.billing.accounts.users import flag_ownership_mismatch, get_or_create_user
+from app.billing.subscriptions.mirror import MIRRORED
+from app.billing.subscriptions.ordering import (
     Verdict,
     applies_in_sql,
     has_ended_in_sql,
     judge_event,
     matches_in_sql,
 )
-from app.billing.stripe_objects import subscription_fields
-from app.billing.summary import (
+from app.billing.subscriptions.summary import (
     link_customer,
     live_among,
     live_subscriptions,
     report_duplicates,
     settle_user,
 )
-from app.billing.times import now_ms
-from app.billing.users import flag_ownership_mismatch, get_or_create_user
-from app.database import dialect_name, execute_prebuilt, insert_for, row_for_update, upsert
+from app.billing.time import now_ms
+from app.db import dialect_name, execute_prebuilt, insert_for, row_for_update, upsert
 from app.extensions import db
 from app.models import Subscription, User, utcnow
+from app.stripe.objects import subscription_fields
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ makes (a free month rolling over, a pending cancel reaching its date):
 - a change of plan keeps what was used in a period that is still running (downgrading applies
   the free limit to it; upgrading lifts the limit at once) and starts from 0 if it was over.
 
-Every reset writes a ledger row. This module must not import `app.billing.summary`
+Every reset writes a ledger row. This module must not import `app.billing.subscriptions.summary`
 (which calls it), so it receives the deciding subscription instead of looking it up.
 """
 
@@ -23,14 +23,14 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, insert, select, update
 
-from app.billing.entitlements import Entitlements, SubscriptionState, entitlements_for
+from app.billing.accounts.rows import AnySubscription, AnyUser
 from app.billing.periods import monthly_period_containing
 from app.billing.plans import current_plans
-from app.billing.rows import AnySubscription, AnyUser
-from app.billing.stripe_objects import invoice_subscription_id, object_id
-from app.billing.times import ms_from_datetime
+from app.billing.time import ms_from_datetime
+from app.billing.usage.entitlements import Entitlements, SubscriptionState, entitlements_for
 from app.extensions import db
 from app.models import Subscription, UsageLedgerEntry, User, utcnow
+from app.stripe.objects import invoice_subscription_id, object_id
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def settle_entitlements(
 
     The common case (nothing to change) reads only; a change locks the user row and decides
     again on the fresh row, so concurrent requests settle it once. `user` may be a plain row
-    (app/billing/rows.py): only the locked ORM row is written."""
+    (app/billing/accounts/rows.py): only the locked ORM row is written."""
     entitlements = entitlements_now(subscription, now)
     if _is_settled(user, entitlements, subscription, now):
         return entitlements

@@ -1,0 +1,1 @@
+"""A user's account: the user row, the hot read of an account, plain rows."""

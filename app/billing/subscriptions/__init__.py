@@ -1,0 +1,2 @@
+"""Subscriptions: checkout, changes, the guarded store, ordering, the owner's summary,
+sync with Stripe."""

@@ -1,0 +1,1 @@
+"""Usage: consuming generations, usage periods, and entitlements."""
