@@ -26,7 +26,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         raise ConfigError(["debug mode must be off in production"])
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from app.billing.catalog import resolve_price_lookup_keys
+    from app.billing.plans import resolve_price_lookup_keys
     from app.embedded_stripe import (
         start_or_join_embedded_sandbox,
         use_running_sandbox,

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app import create_app
-from app.billing.periods import add_months, monthly_period_containing
 from app.billing.plans import DEFAULT_PLANS, load_plans, parse_plans
+from app.billing.time import add_months, monthly_period_containing
 from app.billing.time import datetime_from_ms as to_datetime
 from app.billing.time import ms_from_datetime as to_ms
 from app.billing.usage.entitlements import (

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from support import post_webhook, subscribe
 
-from app.billing.periods import monthly_period_containing
 from app.billing.time import datetime_from_ms as to_datetime
+from app.billing.time import monthly_period_containing
 from app.billing.time import ms_from_datetime as to_ms
 from app.billing.usage.entitlements import DAY_MS
 from app.extensions import db

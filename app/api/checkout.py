@@ -16,8 +16,8 @@ from app.api.schemas import (
     RetrieveCheckoutSessionRequest,
 )
 from app.auth import current_user, login_required
-from app.billing.catalog import Catalog
 from app.billing.errors import NotFound, ProviderRejected
+from app.billing.plans import Catalog
 from app.billing.redirects import default_redirect, ensure_allowed_url
 from app.billing.subscriptions.checkout import fulfil_checkout_session, start_checkout
 from app.db import outside_transaction, unit_of_work

@@ -1,5 +1,5 @@
 """GET /api/plans: the pricing table, public, from the plans configuration and Stripe's prices
-(cached; see app/billing/pricing.py)."""
+(cached; see app/billing/plans.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from flask import Blueprint, current_app
 
 from app.api.openapi import documented
 from app.api.schemas import PlansReply
-from app.billing.plans import current_plans
-from app.billing.pricing import priced_plans
+from app.billing.plans import current_plans, priced_plans
 from app.billing.time import now_ms
 from app.stripe.gateway import current_gateway
 

@@ -24,9 +24,8 @@ from flask import current_app
 from sqlalchemy import func, insert, select, update
 
 from app.billing.accounts.rows import AnySubscription, AnyUser
-from app.billing.periods import monthly_period_containing
 from app.billing.plans import current_plans
-from app.billing.time import ms_from_datetime
+from app.billing.time import monthly_period_containing, ms_from_datetime
 from app.billing.usage.entitlements import Entitlements, SubscriptionState, entitlements_for
 from app.extensions import db
 from app.models import Subscription, UsageLedgerEntry, User, utcnow

@@ -25,7 +25,7 @@ from enum import Enum
 from typing import Any
 
 from app import audit
-from app.billing.pricing import mark_catalog_changed
+from app.billing.plans import mark_catalog_changed
 from app.billing.subscriptions.checkout import fulfil_checkout_session
 from app.billing.subscriptions.store import (
     apply_subscription,
