@@ -13,7 +13,7 @@ from datetime import datetime
 from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy import insert, select
 
-from app.db import commit, rollback_quietly
+from app.db import rollback_quietly, unit_of_work
 from app.extensions import db
 from app.models import AuditEntry, utcnow
 from app.observability.request_id import current_request_id
@@ -110,15 +110,14 @@ def audit_response(response: Response) -> Response:
     try:
         if response.status_code >= 400:
             rollback_quietly()  # never commit what a failed request left half-done
-        record(
-            action,
-            outcome,
-            stripe_object=getattr(g, "audit_object", None),
-            detail=getattr(g, "audit_detail", None),
-        )
-        commit()
+        with unit_of_work():
+            record(
+                action,
+                outcome,
+                stripe_object=getattr(g, "audit_object", None),
+                detail=getattr(g, "audit_detail", None),
+            )
     except Exception:
-        rollback_quietly()
         log.error("could not write the audit entry for %s (%s)", action, for_log(outcome))
     return response
 

@@ -16,7 +16,7 @@ from app.billing.accounts.rows import AnyUser
 from app.billing.accounts.store import signed_in_account
 from app.billing.accounts.users import ensure_user
 from app.billing.errors import ProviderUnavailable
-from app.db import commit, retry_on_disconnect
+from app.db import outside_transaction, retry_on_disconnect
 from app.errors import ApiError, Unauthorized
 from app.models import User
 from app.ratelimit import check_failed_auth_budget, count_failed_auth
@@ -208,7 +208,7 @@ def _resolve(identity: Identity) -> User:
         identity.user_id, email=identity.email, name=identity.name, with_subscriptions=True
     )
     if wrote:
-        commit()  # a new user, or a new email, is kept whatever the view does next
+        outside_transaction()  # a new user, or a new email, is kept whatever the view does next
     return user
 
 

@@ -7,14 +7,18 @@ app commits or rolls back."""
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from flask import Flask, has_app_context
-from sqlalchemy import CursorResult, Dialect, Engine, Executable, event, select
+from sqlalchemy import CursorResult, Dialect, Engine, Executable, event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -39,11 +43,6 @@ def unit_of_work() -> Iterator[None]:
         raise
 
 
-def commit() -> None:
-    """Commit the open transaction (for a unit whose end is not a `with` block's end)."""
-    db.session.commit()
-
-
 def commit_if_written() -> None:
     """Commit if the ORM holds writes. A transaction that only read is left to the end of the
     request (ending it now would expire the rows the reply is about to show)."""
@@ -53,7 +52,8 @@ def commit_if_written() -> None:
 
 def outside_transaction() -> None:
     """Commit what the open transaction wrote and hold none (nor SQLite's write lock, nor a
-    PostgreSQL row lock) across what comes next: a Stripe call."""
+    PostgreSQL row lock) across what comes next: a Stripe call, or a view that must not undo
+    what was kept (a user created at sign-in)."""
     db.session.commit()
 
 
@@ -68,7 +68,7 @@ def rollback_quietly() -> None:
     try:
         db.session.rollback()
     except Exception:
-        log.warning("rollback failed", exc_info=True)
+        log.debug("rollback failed", exc_info=True)
 
 
 def transaction_open() -> bool:
@@ -216,3 +216,34 @@ def pending_migrations(migrations_directory: str) -> list[str]:
     with db.engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
     return sorted(expected - current)
+
+
+# pg_advisory_lock's key: any constant that nothing else in the database uses ("bill" + 1).
+MIGRATION_LOCK_KEY = 0x62696C6C01
+
+
+@contextmanager
+def migration_lock() -> Iterator[None]:
+    """Held while migrating: a PostgreSQL advisory lock (a file lock on SQLite), so instances
+    that release at the same moment migrate one after the other."""
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()  # the lock is the session's; no transaction stays open
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                connection.commit()
+        return
+    digest = hashlib.sha256(str(engine.url).encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"billing-migrate-{digest}.lock")
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

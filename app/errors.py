@@ -159,12 +159,9 @@ def error_response(error: ApiError | billing.BillingError) -> tuple[Response, in
 
 
 def _discard_session() -> None:
-    from app.extensions import db
+    from app.db import rollback_quietly
 
-    try:
-        db.session.rollback()
-    except Exception:  # the connection is gone; the pool replaces it
-        log.debug("rollback after a database error failed", exc_info=True)
+    rollback_quietly()  # the connection may be gone; the pool replaces it
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from app.api.openapi import build_openapi, documented, hidden
 from app.api.schemas import HealthReply
 from app.billing.errors import NotFound
-from app.db import end_read, pending_migrations
+from app.db import end_read, pending_migrations, rollback_quietly
 from app.errors import Unauthorized, database_unavailable
 from app.extensions import db
 from app.observability import metrics
@@ -111,7 +111,7 @@ def readyz() -> tuple[Response, int]:
     try:
         pending = pending_migrations(current_app.extensions["migrate"].directory)
     except Exception as exc:
-        db.session.rollback()
+        rollback_quietly()
         log.warning("readiness: database unreachable (%s)", type(exc).__name__)
         body = {"status": "unavailable", "database": "unreachable"}
         return jsonify(body), 503

@@ -31,7 +31,7 @@ from app.billing.subscriptions.summary import (
 from app.billing.subscriptions.sync import sync_user
 from app.billing.time import now_ms
 from app.billing.usage.periods import settle_entitlements
-from app.db import commit, commit_if_written
+from app.db import commit_if_written, outside_transaction
 from app.ratelimit import rate_limited
 from app.stripe.gateway import current_gateway
 
@@ -58,7 +58,7 @@ def _standing(*, refresh: bool) -> Standing:
     user = current_user()
     if refresh:
         sync_user(current_gateway(), user)
-        commit()
+        outside_transaction()
     row = current_subscription(user) if refresh else deciding_subscription(user.subscriptions)
     settle_entitlements(user, row, now_ms())
     commit_if_written()  # usually nothing was written: the read just ends

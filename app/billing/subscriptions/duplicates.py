@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.subscriptions.reads import apply_read
 from app.billing.subscriptions.summary import live_subscriptions
+from app.db import end_read, unit_of_work
 from app.extensions import db
 from app.models import Subscription, utcnow
 from app.stripe.gateway import StripeGateway
@@ -48,7 +49,7 @@ def find_duplicates() -> list[Duplicate]:
         # Oldest first: the first one paid for is kept.
         rows = sorted(live_subscriptions(user_id), key=lambda r: (r.stripe_created or 0, r.id))
         found.append(Duplicate(user_id, rows[0].id, [row.id for row in rows[1:]]))
-    db.session.commit()
+    end_read()
     return found
 
 
@@ -61,10 +62,9 @@ def cancel_newer(gateway: StripeGateway, duplicates: list[Duplicate]) -> Duplica
                 answer = gateway.cancel_subscription_now(
                     subscription_id, prorate=True, invoice_now=True
                 )
-                apply_read(gateway, answer, read_started=asked_at)
-                db.session.commit()
+                with unit_of_work():
+                    apply_read(gateway, answer, read_started=asked_at)
                 report.canceled.append(subscription_id)
             except Exception as exc:
-                db.session.rollback()
                 report.errors.append(f"{subscription_id}: {type(exc).__name__}: {exc}")
     return report

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
 from app.billing.errors import BillingError
 from app.billing.statuses import ENDED_STATUSES
+from app.billing.store import read_states, write_state
 from app.billing.subscriptions.mirror import SUBSCRIPTION_COLUMNS as SUBSCRIPTION_FIELDS
 from app.billing.subscriptions.mirror import USER_SUMMARY_COLUMNS as USER_FIELDS
 from app.billing.subscriptions.ordering import row_matches
@@ -29,9 +30,9 @@ from app.billing.subscriptions.reads import trusted_copy
 from app.billing.subscriptions.store import apply_subscription, subscription_row
 from app.billing.subscriptions.summary import settle_user
 from app.billing.webhooks.receive import HANDLED_EVENT_TYPES, process_event
-from app.db import insert_or_ignore, row_for_update
+from app.db import outside_transaction, row_for_update, unit_of_work
 from app.extensions import db
-from app.models import Subscription, SyncState, User, WebhookEvent, utcnow
+from app.models import Subscription, User, WebhookEvent, utcnow
 from app.stripe.gateway import StripeDict, StripeGateway
 from app.stripe.objects import invoice_subscription_id, object_id
 
@@ -98,35 +99,28 @@ def _apply_and_report(row: Subscription, subscription: StripeDict, report: SyncR
 def sync_listed(
     gateway: StripeGateway, listed: StripeDict, started: datetime, report: SyncReport
 ) -> None:
-    """Bring one row in line with a listed copy; commits. Raises on failure (rolled back)."""
-    try:
-        report.seen += 1
+    """Bring one row in line with a listed copy, in a transaction of its own. Raises on
+    failure (rolled back)."""
+    report.seen += 1
+    with unit_of_work():
         row = row_for_update(Subscription, listed["id"])
         if row.user_id is not None and row_matches(row, listed):
-            db.session.commit()
             return
         # The listed copy may predate what a webhook just wrote: the guarded path reads again.
         listed, reread = trusted_copy(gateway, row, listed, started)
         report.rereads += reread
         _apply_and_report(row, listed, report)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 def sync_by_id(gateway: StripeGateway, subscription_id: str, report: SyncReport) -> None:
-    """Re-read one subscription while its row is locked and apply it; commits."""
-    try:
-        report.seen += 1
+    """Re-read one subscription while its row is locked and apply it, in a transaction of its
+    own."""
+    report.seen += 1
+    with unit_of_work():
         row = row_for_update(Subscription, subscription_id)
         fresh = gateway.reread_subscription(subscription_id)
         report.rereads += 1
         _apply_and_report(row, fresh, report)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 def _refresh_and_report(user: User, report: SyncReport) -> None:
@@ -139,13 +133,12 @@ def _refresh_and_report(user: User, report: SyncReport) -> None:
 
 
 def refresh_users(users: Iterable[User], report: SyncReport) -> None:
-    """Recompute each user's summary columns from their subscriptions; commits per user."""
+    """Recompute each user's summary columns from their subscriptions, a transaction each."""
     for user in users:
         try:
-            _refresh_and_report(user, report)
-            db.session.commit()
+            with unit_of_work():
+                _refresh_and_report(user, report)
         except Exception as exc:
-            db.session.rollback()
             report.errors.append(f"user {user.id}: {describe(exc)}")
 
 
@@ -156,7 +149,7 @@ def sync_user(gateway: StripeGateway, user: User, report: SyncReport | None = No
     report = report or SyncReport()
     started = utcnow()
     customer_id = user.stripe_customer_id
-    db.session.commit()  # no transaction (nor SQLite's write lock) across the list call
+    outside_transaction()  # no transaction (nor SQLite's write lock) across the list call
     if customer_id:
         for listed in gateway.list_subscriptions(customer_id=customer_id):
             sync_listed(gateway, listed, started, report)
@@ -182,16 +175,16 @@ def awaited_subscriptions(gateway: StripeGateway, since: int) -> set[str]:
     events = [e for e in gateway.list_events_after(since) if e.get("type") in HANDLED_EVENT_TYPES]
     ids = [str(e["id"]) for e in events]
     processed: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        processed.update(
-            db.session.execute(
-                select(WebhookEvent.id).where(
-                    WebhookEvent.id.in_(chunk), WebhookEvent.processed.is_(True)
-                )
-            ).scalars()
-        )
-    db.session.commit()
+    with unit_of_work():
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            processed.update(
+                db.session.execute(
+                    select(WebhookEvent.id).where(
+                        WebhookEvent.id.in_(chunk), WebhookEvent.processed.is_(True)
+                    )
+                ).scalars()
+            )
     # Stripe counts the endpoints still to deliver each event to; an event no endpoint waits
     # for (a disabled or deleted endpoint) was missed, not delayed.
     awaited = {
@@ -212,13 +205,12 @@ def sync_all(
     since without the whole list the rows Stripe did not list can't be told apart."""
     report = SyncReport()
     started = utcnow()
-    db.session.commit()
+    outside_transaction()
     if pending_seconds > 0:
         since = int(started.timestamp()) - pending_seconds
         try:
             report.awaited = awaited_subscriptions(gateway, since)
         except Exception as exc:
-            db.session.rollback()
             report.errors.append(f"listing recent events failed: {describe(exc)}")
     listed_ids: set[str] = set()
     stream: Iterable[StripeDict] = gateway.list_subscriptions()
@@ -227,7 +219,6 @@ def sync_all(
         try:
             listed = next(iterator, None)
         except Exception as exc:
-            db.session.rollback()
             report.errors.append(f"listing subscriptions failed: {describe(exc)}")
             return report
         if listed is None:
@@ -248,21 +239,20 @@ def sync_all(
 
 def _unlisted_rows(listed_ids: set[str]) -> list[str]:
     """Rows Stripe did not list that may still be live (ended ones can't change)."""
-    ids = db.session.execute(
-        select(Subscription.id).where(
-            or_(Subscription.status.is_(None), Subscription.status.not_in(ENDED_STATUSES))
-        )
-    ).scalars()
-    unlisted = [subscription_id for subscription_id in ids if subscription_id not in listed_ids]
-    db.session.commit()
-    return unlisted
+    with unit_of_work():
+        ids = db.session.execute(
+            select(Subscription.id).where(
+                or_(Subscription.status.is_(None), Subscription.status.not_in(ENDED_STATUSES))
+            )
+        ).scalars()
+        return [subscription_id for subscription_id in ids if subscription_id not in listed_ids]
 
 
 def _users_to_refresh() -> list[User]:
     """Users with a subscription, or whose summary claims one."""
     owners = select(Subscription.user_id).where(Subscription.user_id.is_not(None))
-    users = (
-        db.session.execute(
+    with unit_of_work():
+        users = db.session.execute(
             select(User).where(
                 or_(
                     User.id.in_(owners),
@@ -270,12 +260,8 @@ def _users_to_refresh() -> list[User]:
                     User.subscription_status != "free",
                 )
             )
-        )
-        .scalars()
-        .all()
-    )
-    db.session.commit()
-    return list(users)
+        ).scalars()
+        return list(users)
 
 
 # -- the incremental pass: Stripe's event list since a cursor ----------------------------------
@@ -295,16 +281,14 @@ class EventSyncResult:
 
 
 def events_cursor() -> int | None:
-    row = db.session.get(SyncState, EVENTS_CURSOR)
-    return int(row.value) if row else None
+    with unit_of_work():
+        value = read_states(EVENTS_CURSOR).get(EVENTS_CURSOR)
+    return int(value) if value is not None else None
 
 
 def _store_cursor(value: int) -> None:
-    insert_or_ignore(SyncState, {"key": EVENTS_CURSOR, "value": str(value)})
-    db.session.execute(
-        update(SyncState).where(SyncState.key == EVENTS_CURSOR).values(value=str(value))
-    )
-    db.session.commit()
+    with unit_of_work():
+        write_state(EVENTS_CURSOR, str(value))
 
 
 def sync_from_events(gateway: StripeGateway, now: int) -> EventSyncResult:
@@ -313,7 +297,6 @@ def sync_from_events(gateway: StripeGateway, now: int) -> EventSyncResult:
 
     The cursor stops before the first failure so the next run retries from there."""
     cursor = events_cursor()
-    db.session.commit()
     result = EventSyncResult(cursor=cursor)
     if cursor is not None and cursor < now - EVENT_RETENTION_SECONDS:
         result.cursor_too_old = True
