@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.statuses import StatusFacts
+from app.billing.time import ms_from_datetime
 from app.extensions import db
 
 
@@ -182,6 +183,10 @@ class UsageLedgerEntry(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+
+    @property
+    def created_at_ms(self) -> int:
+        return ms_from_datetime(self.created_at)
 
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_usage_ledger_user_key"),

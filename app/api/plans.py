@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from app.api.openapi import documented
 from app.api.schemas import PlansReply
-from app.billing.plans import current_plans, priced_plans
-from app.billing.time import now_ms
-from app.stripe.gateway import current_gateway
+from app.billing.plans import plans_table
 
 bp = Blueprint("plans", __name__, url_prefix="/api")
 
@@ -28,11 +26,4 @@ bp = Blueprint("plans", __name__, url_prefix="/api")
     errors=(503,),
 )
 def list_plans() -> dict[str, Any]:
-    table = priced_plans(
-        current_gateway(),
-        current_plans(),
-        current_app.config,
-        now=now_ms(),
-        ttl_seconds=current_app.config["PLANS_CACHE_SECONDS"],
-    )
-    return PlansReply.model_validate(table).model_dump()
+    return PlansReply.model_validate(plans_table()).model_dump()

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from app import audit
 from app.api.openapi import documented
 from app.api.parsing import parse_body
 from app.api.schemas import CreatePortalSessionRequest, PortalReply
 from app.auth import current_user, login_required
-from app.billing.errors import NotFound
-from app.billing.redirects import default_redirect, ensure_allowed_url
-from app.db import outside_transaction
+from app.billing.subscriptions import service
 from app.ratelimit import rate_limited
-from app.stripe.gateway import current_gateway
 
 bp = Blueprint("portal", __name__, url_prefix="/api")
 
@@ -34,18 +31,6 @@ bp = Blueprint("portal", __name__, url_prefix="/api")
 def create_portal_session() -> dict[str, Any]:
     body = parse_body(CreatePortalSessionRequest)
     user = current_user()
-    customer_id = user.stripe_customer_id
-    if customer_id is None or (body.customerId is not None and body.customerId != customer_id):
-        raise NotFound("No such customer.", code="customer_not_found")
-    origins = current_app.config["FRONTEND_URLS"]
-    return_url = ensure_allowed_url(
-        body.returnUrl or default_redirect(current_app.config, "return"),
-        origins,
-        field="returnUrl",
-    )
-    audit.note(stripe_object=customer_id)
-    outside_transaction()
-    session = current_gateway().create_portal_session(
-        customer_id=customer_id, return_url=return_url
-    )
-    return {"url": session["url"]}
+    audit.note(stripe_object=user.stripe_customer_id)
+    url = service.open_portal(user, customer_id=body.customerId, return_url=body.returnUrl)
+    return {"url": url}

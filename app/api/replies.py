@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.api.schemas import SubscriptionOut
-from app.billing.accounts.rows import AnySubscription, AnyUser
-from app.billing.subscriptions.mirror import reply_fields
+from app.billing.subscriptions.service import AnySubscription, AnyUser, reply_fields
 
 # The reply's keys in the documented order (SubscriptionOut); built from our own rows, so they
 # are not validated again on every read.

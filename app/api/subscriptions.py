@@ -18,22 +18,9 @@ from app.api.schemas import (
     SubscriptionReply,
 )
 from app.auth import current_caller, current_user, login_required, login_required_lean
-from app.billing.accounts.rows import UserRow
-from app.billing.accounts.store import Standing, settled_standing
 from app.billing.errors import NotFound
-from app.billing.subscriptions.changes import Change, change_subscription
-from app.billing.subscriptions.summary import (
-    current_subscription,
-    deciding_subscription,
-    live_among,
-    live_subscriptions,
-)
-from app.billing.subscriptions.sync import sync_user
-from app.billing.time import now_ms
-from app.billing.usage.periods import settle_entitlements
-from app.db import commit_if_written, outside_transaction
+from app.billing.subscriptions import service
 from app.ratelimit import rate_limited
-from app.stripe.gateway import current_gateway
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/api")
 
@@ -45,25 +32,8 @@ def _wants_refresh() -> bool:
     return parse_query(RefreshQuery).refresh
 
 
-def _standing(*, refresh: bool) -> Standing:
-    """The caller, their deciding subscription and live ones, with the user's cached tier
-    brought up to now (a grace period or a pending cancel can run out with no webhook to tell
-    us). Usually straight from the rows read at sign-in; through the ORM rows when something
-    must be written, or after a refresh from Stripe rewrote them."""
-    caller = current_caller()
-    if not refresh and isinstance(caller, UserRow):
-        standing = settled_standing(caller, now_ms())
-        if standing is not None:
-            return standing
-    user = current_user()
-    if refresh:
-        sync_user(current_gateway(), user)
-        outside_transaction()
-    row = current_subscription(user) if refresh else deciding_subscription(user.subscriptions)
-    settle_entitlements(user, row, now_ms())
-    commit_if_written()  # usually nothing was written: the read just ends
-    live = live_subscriptions(user.id) if refresh else live_among(user.subscriptions)
-    return Standing(user, row, live)
+def _standing(*, refresh: bool) -> service.Standing:
+    return service.standing(current_caller(), current_user, refresh=refresh)
 
 
 @bp.get("/subscription/<user_id>")
@@ -114,10 +84,9 @@ def me() -> dict[str, Any]:
 @rate_limited("change")
 def cancel_subscription() -> dict[str, Any]:
     body = parse_body(CancelSubscriptionRequest)
-    change = Change.CANCEL_NOW if body.immediately else Change.CANCEL_AT_PERIOD_END
     user = current_user()
     audit.note(stripe_object=body.subscriptionId)
-    row = change_subscription(current_gateway(), user, body.subscriptionId, change)
+    row = service.cancel(user, body.subscriptionId, immediately=body.immediately)
     audit.note(stripe_object=row.id)
     return subscription_reply(user, row)
 
@@ -137,6 +106,6 @@ def resume_subscription() -> dict[str, Any]:
     body = parse_body(ResumeSubscriptionRequest)
     user = current_user()
     audit.note(stripe_object=body.subscriptionId)
-    row = change_subscription(current_gateway(), user, body.subscriptionId, Change.RESUME)
+    row = service.resume(user, body.subscriptionId)
     audit.note(stripe_object=row.id)
     return subscription_reply(user, row)

@@ -20,8 +20,6 @@ from app.api.schemas import (
 )
 from app.auth import current_caller, current_user, login_required, login_required_lean
 from app.billing.plans import FREE_PLAN_ID, load_plans
-from app.billing.time import ms_from_datetime, now_ms
-from app.billing.usage.entitlements import remaining
 from app.billing.usage.service import (
     Consumption,
     consume_generations,
@@ -51,14 +49,14 @@ def _check_plans_at_start_up(state: BlueprintSetupState) -> None:
 @login_required
 def entitlements() -> dict[str, Any]:
     user = current_user()
-    granted = current_entitlements(user, now=now_ms())
+    granted = current_entitlements(user)
     return EntitlementsReply(
         tier=granted.tier,
         status=user.subscription_status or "free",
         features=list(granted.plan.features),
         generationsUsed=user.generations_used,
         generationsLimit=granted.limit,
-        generationsRemaining=remaining(user.generations_used, granted.limit),
+        generationsRemaining=granted.remaining(user.generations_used),
         periodStart=user.usage_period_start,
         periodResetsAt=user.usage_period_end,
         accessEndsAt=granted.access.ends_at,
@@ -80,7 +78,7 @@ def entitlements() -> dict[str, Any]:
 def consume() -> tuple[Response, int] | Response:
     body = parse_body(ConsumeGenerationsRequest)
     outcome = consume_generations(
-        current_caller(), count=body.count, idempotency_key=body.idempotencyKey, now=now_ms()
+        current_caller(), count=body.count, idempotency_key=body.idempotencyKey
     )
     reply = jsonify(_granted(outcome)) if outcome.granted else _refused(outcome)
     if outcome.replayed:
@@ -135,7 +133,7 @@ def _refused(outcome: Consumption) -> Response:
 @rate_limited("usage")
 def usage() -> dict[str, Any]:
     query = parse_query(UsageQuery)
-    overview = usage_overview(current_user(), now=now_ms(), limit=query.limit)
+    overview = usage_overview(current_user(), limit=query.limit)
     user, granted = overview.user, overview.entitlements
     return UsageReply(
         tier=granted.tier,
@@ -144,7 +142,7 @@ def usage() -> dict[str, Any]:
             resetsAt=user.usage_period_end,
             used=user.generations_used,
             limit=granted.limit,
-            remaining=remaining(user.generations_used, granted.limit),
+            remaining=granted.remaining(user.generations_used),
         ),
         entries=[
             UsageEntryOut(
@@ -156,7 +154,7 @@ def usage() -> dict[str, Any]:
                 idempotencyKey=entry.idempotency_key,
                 generationsUsed=entry.generations_used,
                 generationsLimit=entry.generations_limit,
-                createdAt=ms_from_datetime(entry.created_at),
+                createdAt=entry.created_at_ms,
             )
             for entry in overview.entries
         ],

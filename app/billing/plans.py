@@ -32,8 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from app.billing.errors import BillingError, InvalidRequest, ProviderRejected, ProviderUnavailable
 from app.billing.store import read_states, write_state
+from app.billing.time import now_ms
 from app.config import ConfigError
 from app.db import unit_of_work
+from app.stripe.gateway import current_gateway
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +297,18 @@ def _cached(now: int, ttl_ms: int) -> tuple[dict[str, Any] | None, bool]:
     changed_at = int(values.get(CHANGED_KEY) or 0)
     fetched_at = int(table.get("fetchedAt") or 0)
     return table, fetched_at > changed_at and now - fetched_at < ttl_ms
+
+
+def plans_table() -> dict[str, Any]:
+    """The public plans table now (GET /api/plans), from the cache when it is fresh."""
+    config = current_app.config
+    return priced_plans(
+        current_gateway(),
+        current_plans(),
+        config,
+        now=now_ms(),
+        ttl_seconds=config["PLANS_CACHE_SECONDS"],
+    )
 
 
 def priced_plans(

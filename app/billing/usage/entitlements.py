@@ -116,6 +116,10 @@ class Entitlements:
     def limit(self) -> int | None:
         return self.plan.generations
 
+    def remaining(self, used: int) -> int | None:
+        """Generations left in the period after `used` (None: unlimited)."""
+        return remaining(used, self.limit)
+
 
 def entitlements_for(
     state: SubscriptionState | None, plans: Plans, now: int, config: Mapping[str, Any]

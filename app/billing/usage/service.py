@@ -21,6 +21,7 @@ from typing import Any
 from app.billing.accounts.rows import AnyUser
 from app.billing.errors import Conflict
 from app.billing.subscriptions.summary import loaded_deciding_subscription
+from app.billing.time import now_ms
 from app.billing.usage.entitlements import Entitlements
 from app.billing.usage.periods import settle_entitlements
 from app.billing.usage.store import (
@@ -54,9 +55,10 @@ class Consumption:
 
 
 def consume_generations(
-    user: AnyUser, *, count: int, idempotency_key: str, now: int
+    user: AnyUser, *, count: int, idempotency_key: str, now: int | None = None
 ) -> Consumption:
     """`user` may be the plain row read at sign-in: only a settle writes through the ORM."""
+    now = now_ms() if now is None else now
     with unit_of_work():
         # The key is claimed before any lock on the user row is taken: a request waiting for
         # the same key then holds nothing another request could be waiting for (no deadlock).
@@ -144,15 +146,17 @@ class UsageOverview:
     entries: list[UsageLedgerEntry]
 
 
-def usage_overview(user: User, *, now: int, limit: int = 50) -> UsageOverview:
+def usage_overview(user: User, *, now: int | None = None, limit: int = 50) -> UsageOverview:
     """The current period and its ledger entries, newest first (settling the period first)."""
+    now = now_ms() if now is None else now
     entitlements = settle_entitlements(user, loaded_deciding_subscription(user), now)
     commit_if_written()
     entries = ledger_entries(user.id, user.usage_period_start, limit)
     return UsageOverview(user, entitlements, entries)
 
 
-def current_entitlements(user: User, *, now: int) -> Entitlements:
+def current_entitlements(user: User, *, now: int | None = None) -> Entitlements:
+    now = now_ms() if now is None else now
     entitlements = settle_entitlements(user, loaded_deciding_subscription(user), now)
     commit_if_written()
     return entitlements

@@ -1,0 +1,154 @@
+"""What the API and the CLI ask of subscriptions: start a checkout and fulfil it from the
+redirect, open the billing portal, cancel or resume, and a user's standing (refreshed from
+Stripe on demand).
+
+Each call owns its transactions and its Stripe calls (`app/db.py`: none is open across a Stripe
+call); the routes only parse, authorize and shape the reply."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app
+
+from app.billing.accounts.rows import AnySubscription as AnySubscription
+from app.billing.accounts.rows import AnyUser as AnyUser
+from app.billing.accounts.rows import UserRow
+from app.billing.accounts.store import Standing as Standing
+from app.billing.accounts.store import settled_standing
+from app.billing.errors import NotFound, ProviderRejected
+from app.billing.plans import Catalog
+from app.billing.redirects import default_redirect, ensure_allowed_url
+from app.billing.subscriptions import checkout
+from app.billing.subscriptions.changes import Change, change_subscription
+from app.billing.subscriptions.mirror import reply_fields as reply_fields
+from app.billing.subscriptions.summary import (
+    current_subscription,
+    deciding_subscription,
+    live_among,
+    live_subscriptions,
+)
+from app.billing.subscriptions.sync import sync_user
+from app.billing.time import now_ms
+from app.billing.usage.periods import settle_entitlements
+from app.db import commit_if_written, outside_transaction, unit_of_work
+from app.models import Subscription, User, utcnow
+from app.stripe.gateway import StripeDict, current_gateway
+from app.stripe.objects import object_id
+
+
+@dataclass(frozen=True)
+class CheckoutView:
+    """A Checkout session as the API shows it (ids whether Stripe expanded them or not)."""
+
+    id: str
+    url: str | None
+    status: str | None
+    customer_id: str | None
+    subscription_id: str | None
+    payment_status: str | None
+    price_id: str | None = None  # the price it sells, when we made it
+
+    @classmethod
+    def of(cls, session: StripeDict, price_id: str | None = None) -> CheckoutView:
+        return cls(
+            id=str(session["id"]),
+            url=session.get("url"),
+            status=session.get("status"),
+            customer_id=object_id(session.get("customer")),
+            subscription_id=object_id(session.get("subscription")),
+            payment_status=session.get("payment_status"),
+            price_id=price_id,
+        )
+
+
+def start_checkout(
+    user: User,
+    *,
+    price_id: str | None,
+    plan: str | None,
+    success_url: str | None,
+    cancel_url: str | None,
+    metadata: dict[str, str],
+) -> CheckoutView:
+    """A Checkout session for the price a `priceId` or a `plan` names (only configured prices
+    can be bought), returning to our own front end only."""
+    config = current_app.config
+    price = Catalog.from_config(config).resolve(price_id=price_id, plan=plan)
+    origins = config["FRONTEND_URLS"]
+    session = checkout.start_checkout(
+        current_gateway(),
+        user,
+        price_id=price,
+        success_url=ensure_allowed_url(
+            success_url or default_redirect(config, "success"), origins, field="successUrl"
+        ),
+        cancel_url=ensure_allowed_url(
+            cancel_url or default_redirect(config, "cancel"), origins, field="cancelUrl"
+        ),
+        metadata=metadata,
+    )
+    return CheckoutView.of(session, price)
+
+
+def fulfil_from_redirect(user: User, session_id: str) -> CheckoutView:
+    """The success page's read of a session: 404 unless it is the caller's; fulfilled here too,
+    since the webhook may be late (applying twice is harmless)."""
+    gateway = current_gateway()
+    outside_transaction()
+    read_started = utcnow()
+    try:
+        session = gateway.retrieve_checkout_session(session_id)
+    except ProviderRejected as exc:
+        if exc.missing:  # the same answer as another user's session: no existence oracle
+            raise NotFound("No such checkout session.", code="checkout_session_not_found") from exc
+        raise
+    with unit_of_work():
+        checkout.fulfil_checkout_session(
+            session, user=user, gateway=gateway, read_started=read_started
+        )
+    return CheckoutView.of(session)
+
+
+def open_portal(user: User, *, customer_id: str | None, return_url: str | None) -> str:
+    """The billing portal's URL for the caller's own customer."""
+    own = user.stripe_customer_id
+    if own is None or (customer_id is not None and customer_id != own):
+        raise NotFound("No such customer.", code="customer_not_found")
+    config = current_app.config
+    back = ensure_allowed_url(
+        return_url or default_redirect(config, "return"), config["FRONTEND_URLS"], field="returnUrl"
+    )
+    outside_transaction()
+    return str(current_gateway().create_portal_session(customer_id=own, return_url=back)["url"])
+
+
+def cancel(user: User, subscription_id: str | None, *, immediately: bool) -> Subscription:
+    change = Change.CANCEL_NOW if immediately else Change.CANCEL_AT_PERIOD_END
+    return change_subscription(current_gateway(), user, subscription_id, change)
+
+
+def resume(user: User, subscription_id: str | None) -> Subscription:
+    return change_subscription(current_gateway(), user, subscription_id, Change.RESUME)
+
+
+def standing(caller: AnyUser, load_user: Callable[[], User], *, refresh: bool) -> Standing:
+    """The caller, their deciding subscription and live ones, with the cached tier brought up
+    to now (a grace period or a pending cancel can run out with no webhook to tell us).
+
+    Usually straight from the plain rows read at sign-in (`caller`); through the ORM rows
+    (`load_user`) when something must be written, or after `refresh` re-read Stripe."""
+    if not refresh and isinstance(caller, UserRow):
+        settled = settled_standing(caller, now_ms())
+        if settled is not None:
+            return settled
+    user = load_user()
+    if refresh:
+        sync_user(current_gateway(), user)
+        outside_transaction()
+    row = current_subscription(user) if refresh else deciding_subscription(user.subscriptions)
+    settle_entitlements(user, row, now_ms())
+    commit_if_written()  # usually nothing was written: the read just ends
+    live = live_subscriptions(user.id) if refresh else live_among(user.subscriptions)
+    return Standing(user, row, live)
