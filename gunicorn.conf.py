@@ -112,6 +112,15 @@ def on_starting(server: Any) -> None:
     os.makedirs(directory, exist_ok=True)
 
 
+def post_worker_init(worker: Any) -> None:
+    """Each worker applies recorded webhook events in a thread of its own (app/billing/webhooks/
+    applier.py), from its start: events a crashed worker recorded are not left waiting for the
+    next delivery. WEBHOOK_APPLIER=off leaves that to `flask billing apply`."""
+    app = worker.wsgi
+    if app.config.get("WEBHOOK_APPLIER") == "thread":
+        app.extensions["webhook_applier"].start()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 

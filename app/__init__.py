@@ -74,15 +74,14 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _set_up_database(app: Flask) -> None:
-    from app.billing.webhooks.store import compile_webhook_statements
+    from app.billing.webhooks.receive import install as install_webhooks
     from app.db import configure_engine
     from app.extensions import db as database  # `app.db` is the module that owns transactions
 
     database.init_app(app)
     migrate.init_app(app, database, directory=_migrations_directory())
     configure_engine(app)
-    with app.app_context():
-        compile_webhook_statements()
+    install_webhooks(app)
 
 
 def _migrations_directory() -> str:

@@ -224,6 +224,17 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         # `billing sync`: a difference whose Stripe object changed less than this many seconds
         # ago is reported as "pending" (its webhook is probably on its way), not as drift.
         "SYNC_PENDING_SECONDS": whole("SYNC_PENDING_SECONDS", 300),
+        # Webhooks (docs/webhooks.md): deliveries recorded per commit at most; the applier runs
+        # as a thread in each web process ("thread") or only as `flask billing apply` ("off"),
+        # takes this many events per transaction, polls this often for other processes'
+        # events, and retries a failing event with doubling back-off before parking it.
+        "WEBHOOK_INGEST_MAX_BATCH": whole("WEBHOOK_INGEST_MAX_BATCH", 200),
+        "WEBHOOK_APPLIER": os.environ.get("WEBHOOK_APPLIER", "thread"),
+        "WEBHOOK_APPLY_BATCH": whole("WEBHOOK_APPLY_BATCH", 200),
+        "WEBHOOK_APPLY_POLL_SECONDS": fraction("WEBHOOK_APPLY_POLL_SECONDS", 0.5),
+        "WEBHOOK_APPLY_MAX_ATTEMPTS": whole("WEBHOOK_APPLY_MAX_ATTEMPTS", 25),
+        "WEBHOOK_APPLY_BACKOFF_SECONDS": fraction("WEBHOOK_APPLY_BACKOFF_SECONDS", 1.0),
+        "WEBHOOK_APPLY_MAX_BACKOFF_SECONDS": fraction("WEBHOOK_APPLY_MAX_BACKOFF_SECONDS", 600.0),
     }
 
 
@@ -237,7 +248,8 @@ def database_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
     url = config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("postgresql"):
         options.update(
-            pool_size=config["DB_POOL_SIZE"] or config["WEB_THREADS"],
+            # One connection per request thread, and one for the webhook applier's thread.
+            pool_size=config["DB_POOL_SIZE"] or config["WEB_THREADS"] + 1,
             max_overflow=2,
             pool_timeout=config["DB_POOL_TIMEOUT"],
             connect_args={
@@ -281,6 +293,8 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("DUPLICATE_SUBSCRIPTION_POLICY") not in DUPLICATE_POLICIES:
         allowed = ", ".join(DUPLICATE_POLICIES)
         problems.append(f"DUPLICATE_SUBSCRIPTION_POLICY must be one of: {allowed}")
+    if config.get("WEBHOOK_APPLIER") not in ("thread", "off"):
+        problems.append("WEBHOOK_APPLIER must be thread or off")
     is_production = app_env == "production"
     if is_production:
         problems.extend(production_problems(config))

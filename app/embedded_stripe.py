@@ -19,7 +19,7 @@ import sys
 import time
 from typing import IO, Any
 
-from app.billing.webhooks.receive import HANDLED_EVENT_TYPES
+from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
 from app.stripe.gateway import StripeGateway
 from app.stripe.setup import setup_products
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -136,11 +137,30 @@ class WebhookEvent(db.Model):  # type: ignore[name-defined]
     # or the event could not be applied: replay and inspection see exactly what Stripe sent.
     raw_body: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a failed apply is tried again (NULL: as soon as an applier gets to it).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the event is no longer tried (malformed, or it kept failing): replay resumes it.
+    parked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When we received (recorded) it: the apply lag is measured from here.
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
 
-    __table_args__ = (Index("idx_webhook_events_processed", "processed", "created_at"),)
+    @property
+    def is_parked(self) -> bool:
+        return not self.processed and self.parked_at is not None
+
+    __table_args__ = (
+        Index("idx_webhook_events_processed", "processed", "created_at"),
+        # The applier's queue: only the pending rows, in the order they are applied.
+        Index(
+            "idx_webhook_events_pending",
+            "stripe_created",
+            "created_at",
+            postgresql_where=text("processed = false AND parked_at IS NULL"),
+            sqlite_where=text("processed = 0 AND parked_at IS NULL"),
+        ),
+    )
 
 
 class SyncState(db.Model):  # type: ignore[name-defined]

@@ -99,6 +99,7 @@ def serve_instance(base: Flask, threads: int | None = None, **overrides: Any) ->
     finally:
         server.shutdown()
         server.server_close()
+        application.extensions["webhook_applier"].stop()
         with application.app_context():
             db.session.remove()
             db.engine.dispose()

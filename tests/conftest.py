@@ -19,7 +19,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
 from app.auth import issue_dev_token
-from app.billing.webhooks.receive import HANDLED_EVENT_TYPES
+from app.billing.webhooks.applier import Settings, drain
+from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
 from app.embedded_stripe import seed_catalog
 from app.extensions import db
 from app.stripe.gateway import StripeGateway
@@ -107,6 +108,7 @@ def app(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         _drop_everything()
         upgrade()  # the schema comes from the Alembic migrations, as in production
     yield application
+    application.extensions["webhook_applier"].stop()
     with application.app_context():
         db.session.remove()
         _drop_everything()
@@ -133,9 +135,12 @@ class Billing:
     yearly: str
     webhook_secret: str
     live_url: str
+    app: Flask
 
     def wait_for_webhooks(self) -> None:
+        """Every event delivered (acknowledged) and applied."""
         assert self.sandbox.wait_for_webhooks(timeout=20), "webhooks still pending after 20s"
+        apply_recorded_events(self.app)
 
     def stripe_calls(self, method: str | None = None, path_prefix: str = "/v1/") -> list[dict]:
         return [
@@ -143,6 +148,16 @@ class Billing:
             for r in self.sandbox.requests
             if r["path"].startswith(path_prefix) and (method is None or r["method"] == method)
         ]
+
+
+def apply_recorded_events(app: Flask) -> int:
+    """Apply what the app recorded and is due, as its applier thread would (it may be doing
+    so at the same moment: claims never overlap); how many events were taken."""
+    with app.app_context():
+        try:
+            return drain(app.extensions["stripe_gateway"], Settings.from_config(app.config))
+        finally:
+            db.session.remove()
 
 
 def _clear_tables() -> None:
@@ -171,7 +186,13 @@ def billing(app: Flask, sandbox: Sandbox, live_url: str) -> Iterator[Billing]:
         STRIPE_WEBHOOK_SECRET=endpoint["secret"],
     )
     yield Billing(
-        sandbox, gateway, prices["pro_monthly"], prices["pro_yearly"], endpoint["secret"], live_url
+        sandbox,
+        gateway,
+        prices["pro_monthly"],
+        prices["pro_yearly"],
+        endpoint["secret"],
+        live_url,
+        app,
     )
     sandbox.wait_for_webhooks(timeout=10)
 

@@ -27,7 +27,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.billing.webhooks.receive import HANDLED_EVENT_TYPES  # noqa: E402
+from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES  # noqa: E402
 from app.embedded_stripe import seed_catalog  # noqa: E402
 from app.stripe.gateway import StripeGateway  # noqa: E402
 

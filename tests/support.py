@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
-from conftest import Billing, auth_headers
+from conftest import Billing, apply_recorded_events, auth_headers
 from flask.testing import FlaskClient
 
 CARD_OK = "4242 4242 4242 4242"
@@ -44,8 +44,9 @@ def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str
 def post_webhook(
     client: FlaskClient, event: dict[str, Any], secret: str, *, timestamp: int | None = None
 ) -> Any:
+    """Deliver a signed event, as Stripe does, then let the app apply what it recorded."""
     payload = json.dumps(event)
-    return client.post(
+    reply = client.post(
         "/api/webhooks/stripe",
         data=payload,
         headers={
@@ -53,6 +54,8 @@ def post_webhook(
             "Content-Type": "application/json",
         },
     )
+    apply_recorded_events(client.application)
+    return reply
 
 
 def subscribe(

@@ -105,7 +105,8 @@ def test_a_late_refresh_read_does_not_overwrite_a_cancel_made_meanwhile(
     subscribe(client, billing, user)
     sub_id = subscription_id_of(client, user)
     portal = client.post("/api/create-portal-session", json={}, headers=headers).get_json()
-    billing.sandbox.configure(fault_path="/v1/subscriptions", fault_answer_delay=2.5)
+    # Late, but within the app's STRIPE_READ_TIMEOUT (5 s).
+    billing.sandbox.configure(fault_path="/v1/subscriptions", fault_answer_delay=4.5)
     with ThreadPoolExecutor(max_workers=1) as pool:
         refresh = pool.submit(
             requests.get, f"{billing.live_url}/api/me?refresh=true", headers=headers, timeout=30
@@ -700,7 +701,8 @@ def test_the_database_pool_matches_the_threads_and_every_wait_is_bounded() -> No
 
     config = load_config({"DATABASE_URL": "postgresql://u@db.internal/billing", "WEB_THREADS": 12})
     options = config["SQLALCHEMY_ENGINE_OPTIONS"]
-    assert options["pool_size"] == 12 and options["pool_timeout"] == 5.0
+    # One connection per request thread, one for the webhook applier's thread.
+    assert options["pool_size"] == 13 and options["pool_timeout"] == 5.0
     connect = options["connect_args"]
     assert connect["connect_timeout"] == 5
     assert "statement_timeout=15000" in connect["options"]

@@ -32,7 +32,7 @@ from app.observability.logging import JsonFormatter, TextFormatter
 from app.observability.sentry import init_sentry
 from tests.app_instance import proxied_database_url
 
-LOGGERS = ("app.request", "app.stripe.gateway", "app.billing.webhooks.receive")
+LOGGERS = ("app.request", "app.stripe.gateway", "app.billing.webhooks")
 
 
 @pytest.fixture
@@ -103,14 +103,22 @@ def test_a_webhook_event_gets_one_line_with_id_type_outcome_and_duration(
         "created": int(time.time()),
         "data": {"object": {"id": "pi_x", "object": "payment_intent"}},
     }
-    assert post_webhook(client, event, billing.webhook_secret).get_json()["status"] == "ignored"
+    assert post_webhook(client, event, billing.webhook_secret).get_json()["status"] == "recorded"
     assert post_webhook(client, event, billing.webhook_secret).get_json()["status"] == "duplicate"
-    events = [line for line in _lines(json_log) if line["message"] == "webhook event"]
-    assert [(e["event_id"], e["event_type"], e["outcome"]) for e in events] == [
-        ("evt_logline_1", "payment_intent.created", "ignored"),
+    lines = _lines(json_log)
+    # Each delivery's request line says what became of it...
+    deliveries = [line for line in lines if line.get("route") == "/api/webhooks/stripe"]
+    assert [(d["event_id"], d["event_type"], d["outcome"]) for d in deliveries] == [
+        ("evt_logline_1", "payment_intent.created", "recorded"),
         ("evt_logline_1", "payment_intent.created", "duplicate"),
     ]
-    assert all(isinstance(e["duration_ms"], float) and e["request_id"] for e in events)
+    assert all(isinstance(d["duration_ms"], float) and d["request_id"] for d in deliveries)
+    # ... and the applier's line what the event did, once, with how long it waited.
+    events = [line for line in lines if line["message"] == "webhook event"]
+    assert [(e["event_id"], e["event_type"], e["outcome"]) for e in events] == [
+        ("evt_logline_1", "payment_intent.created", "ignored"),
+    ]
+    assert isinstance(events[0]["lag_ms"], float)
 
 
 def test_a_failed_stripe_call_logs_its_error_and_stripe_request_id(

@@ -16,7 +16,7 @@ from conftest import TEST_STRIPE_KEY, Billing
 from flask import Flask
 from sqlalchemy import select
 
-from app.billing.webhooks.receive import HANDLED_EVENT_TYPES
+from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
 from app.extensions import db
 from app.models import User, WebhookEvent
 from stripe_sandbox.cli.recipes import RECIPES

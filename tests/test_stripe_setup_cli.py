@@ -13,7 +13,7 @@ from sqlalchemy import select
 from support import post_webhook
 
 from app import create_app
-from app.billing.webhooks.receive import HANDLED_EVENT_TYPES
+from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
 from app.extensions import db
 from app.models import WebhookEvent
 from stripe_sandbox import Sandbox
@@ -163,7 +163,7 @@ def test_replay_force_applies_a_processed_event_again(
         "created": int(time.time()),
         "data": {"object": {"id": "in_force", "object": "invoice", "customer": None}},
     }
-    assert post_webhook(client, event, billing.webhook_secret).get_json()["status"] == "applied"
+    assert post_webhook(client, event, billing.webhook_secret).get_json()["status"] == "recorded"
     plain = run(app, "replay", "evt_force_1")
     assert plain.exit_code == 0
     assert "already processed, not replayed (--force replays it)" in plain.stdout

@@ -21,11 +21,11 @@ from tcp_proxy import TcpProxy
 
 from app.auth import issue_dev_token, verify_token
 from app.billing import errors
-from app.billing.webhooks.store import record_statement
+from app.billing.subscriptions.store import _store_statement, store_params
 from app.db import dialect_name, execute_prebuilt
 from app.errors import Unauthorized, billing_status
 from app.extensions import db
-from app.models import User, WebhookEvent, utcnow
+from app.models import Subscription, User
 from app.stripe.gateway import TransactionOpen
 
 # -- the gateway and open transactions -------------------------------------------------------
@@ -133,16 +133,17 @@ def test_the_cache_is_per_key() -> None:
 def test_a_prebuilt_statement_refuses_a_missing_parameter_instead_of_sending_null(
     app: Flask,
 ) -> None:
-    # On PostgreSQL the webhook's statements go to the driver as compiled once; a parameter
-    # the caller forgot must fail as it does through SQLAlchemy, not be written as NULL.
+    # On PostgreSQL the guarded upsert goes to the driver as compiled once; a parameter the
+    # caller forgot must fail as it does through SQLAlchemy, not be written as NULL.
+    subscription = {"id": "sub_prebuilt", "status": "active", "customer": None}
     with app.app_context():
-        statement = record_statement(dialect_name(), False)
-        params = {"id": "evt_prebuilt_missing", "type": "x", "raw": "{}", "now": utcnow()}
+        statement = _store_statement(dialect_name(), True)
+        params = store_params(subscription, 1)
         with pytest.raises(SQLAlchemyError):
-            execute_prebuilt(statement, {**params, "stripe_created": 1, "raw_body": None})
+            execute_prebuilt(statement, {k: v for k, v in params.items() if k != "status"})
         db.session.rollback()
-        assert db.session.get(WebhookEvent, "evt_prebuilt_missing") is None
-        execute_prebuilt(statement, {**params, "stripe_created": 1, "raw_body": None, "error": "e"})
+        assert db.session.get(Subscription, "sub_prebuilt") is None
+        execute_prebuilt(statement, params)
         db.session.commit()
-        stored = db.session.get(WebhookEvent, "evt_prebuilt_missing")
-        assert stored is not None and stored.error == "e" and stored.stripe_created == 1
+        stored = db.session.get(Subscription, "sub_prebuilt")
+        assert stored is not None and stored.status == "active" and stored.last_event_created == 1

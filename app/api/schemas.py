@@ -365,7 +365,7 @@ class HealthReply(Reply):
 
 class WebhookReply(Reply):
     received: Literal[True]
-    status: Literal["applied", "duplicate", "ignored"]
+    status: Literal["recorded", "duplicate"]
 
 
 STRIPE_EVENT_SCHEMA: dict[str, Any] = {

@@ -1,5 +1,5 @@
-"""`flask billing events|replay|sync|check|audit|setup-products`: see and repair what webhooks
-did, read the audit log, and set up / verify the Stripe account.
+"""`flask billing events|apply|replay|sync|check|audit|setup-products`: see and repair what
+webhooks did, read the audit log, and set up / verify the Stripe account.
 
 Exit status: 0 when everything asked for was done, 1 when anything failed (so cron and CI
 notice); what changed goes to stdout, progress and errors to stderr.
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.billing.errors import BillingError
 from app.billing.subscriptions.duplicates import cancel_newer, find_duplicates
@@ -26,7 +26,8 @@ from app.billing.subscriptions.sync import (
     sync_from_events,
     sync_user,
 )
-from app.billing.webhooks.receive import HANDLED_EVENT_TYPES, process_event
+from app.billing.webhooks.applier import Applier, Settings, apply_now, drain
+from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
 from app.db import end_read, rollback_quietly, unit_of_work
 from app.extensions import db
 from app.models import User, WebhookEvent, utcnow
@@ -58,12 +59,14 @@ def _parse_since(value: str | None) -> datetime | None:
 def _status(row: WebhookEvent) -> str:
     if row.processed:
         return "processed"
-    return "FAILED" if row.error else "pending"
+    if row.is_parked:
+        return "FAILED"
+    return "retrying" if row.error else "pending"
 
 
 @billing_cli.command("events")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--failed", is_flag=True, help="Only events that are not processed.")
+@click.option("--failed", is_flag=True, help="Only events that are not processed (yet).")
 @click.option("--type", "event_type", default=None, help="Only events of this type.")
 def events_command(limit: int, failed: bool, event_type: str | None) -> None:
     """List recent webhook events, newest first, with their status."""
@@ -242,32 +245,53 @@ def replay_command(
     for event_id in event_ids:
         if event_id in stored and event_id not in pending:
             click.echo(f"{event_id}: already processed, not replayed (--force replays it)")
-    if force and rows:
-        # Unmark first, so the webhook path applies them instead of answering "duplicate".
-        with unit_of_work():
-            db.session.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.id.in_([row.id for row in rows]))
-                .values(processed=False)
-            )
-    gateway = current_gateway()
+    chosen = {row.id: row.type for row in rows}
+    apply_now(list(chosen), current_gateway(), Settings.from_config(current_app.config))
+    after = {
+        row.id: row
+        for row in db.session.execute(
+            select(WebhookEvent).where(WebhookEvent.id.in_(list(chosen)))
+        ).scalars()
+    }
+    end_read()
     failures = 0
-    for row in rows:
-        # Read before applying: a failure rolls the session back and expires the row.
-        event_id, type_name, event = row.id, row.type, dict(row.data or {})
-        try:
-            outcome = process_event(event, gateway)
-        except Exception as exc:
-            failures += 1
-            click.echo(f"{event_id} {type_name}: failed ({describe(exc)})", err=True)
+    for event_id, type_name in chosen.items():
+        row = after[event_id]
+        if row.processed:
+            click.echo(f"{event_id} {type_name}: applied")
             continue
-        click.echo(f"{event_id} {type_name}: {outcome.status}")
+        failures += 1
+        click.echo(
+            f"{event_id} {type_name}: failed ({(row.error or '').splitlines()[0]})", err=True
+        )
     if rows:
         click.echo(f"replayed {len(rows) - failures} of {len(rows)} event(s)")
     elif not event_ids:
         click.echo("nothing to replay: no unprocessed event matches")
     if failures or missing:
         raise click.exceptions.Exit(1)
+
+
+@billing_cli.command("apply")
+@click.option(
+    "--once", is_flag=True, help="Apply what is due now and exit (default: keep applying)."
+)
+def apply_command(once: bool) -> None:
+    """Apply recorded webhook events (for WEBHOOK_APPLIER=off: the applier as its own process;
+    any number of them may run, on any hosts)."""
+    settings = Settings.from_config(current_app.config)
+    if once:
+        click.echo(f"applied {drain(current_gateway(), settings)} event(s)")
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    applier = Applier(app, app.config["WEBHOOK_APPLY_POLL_SECONDS"])
+    click.echo("applying webhook events (Ctrl-C stops)", err=True)
+    applier.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        applier.stop()
 
 
 def _stored_ids(event_ids: tuple[str, ...]) -> set[str]:

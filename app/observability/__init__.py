@@ -51,6 +51,7 @@ def init_observability(app: Flask) -> None:
                 status=response.status_code,
                 duration_ms=round(duration * 1000, 2),
                 user_id=getattr(user, "id", None),
+                **g.get("log_fields", {}),
             )
         return response
 

@@ -233,22 +233,19 @@ class StripeGateway:
     # -- events and webhooks -------------------------------------------------------------------
 
     @staticmethod
-    def parse_webhook(
+    def verify_webhook(
         payload: bytes, signature: str | None, *, secret: str, tolerance: int = 300
-    ) -> StripeDict:
-        """Verify Stripe's signature over the raw body, then return the event as a dict."""
+    ) -> str:
+        """Verify Stripe's signature over the raw body; the body as text (still to be read)."""
         if not signature or not secret:
             raise InvalidSignature("missing Stripe-Signature header or webhook secret")
         _refuse_future_timestamp(signature, tolerance)
         try:
             text = payload.decode("utf-8")
             stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
-            event = json.loads(text)
         except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
             raise InvalidSignature(str(exc)) from exc
-        if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-            raise InvalidSignature("payload is not a Stripe event")
-        return event
+        return text
 
     def list_events_after(self, created_after: int | None) -> list[StripeDict]:
         """Events newer than `created_after` (inclusive of that second), oldest first."""

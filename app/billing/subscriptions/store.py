@@ -79,26 +79,26 @@ class Stored:
     previous_owner: str | None = None
 
 
-def _holder_id(prefix: str = "") -> Any:
+def _holder_id() -> Any:
     """The user linked to the subscription's customer (our link, the anchor of ownership)."""
-    customer = bindparam(f"{prefix}customer_id", type_=String)
+    customer = bindparam("customer_id", type_=String)
     return select(users.c.id).where(users.c.stripe_customer_id == customer).scalar_subquery()
 
 
-def _owner_id(prefix: str = "") -> Any:
+def _owner_id() -> Any:
     """The owner of a new row as SQL: the customer's user first; our `metadata.userId` only
     when no user holds the customer, and only if that user pays through no other customer.
     Metadata can be edited in the Dashboard or by anyone holding the key; the link is ours."""
-    customer = bindparam(f"{prefix}customer_id", type_=String)
+    customer = bindparam("customer_id", type_=String)
     named = select(users.c.id).where(
-        users.c.id == bindparam(f"{prefix}named_user", type_=String),
+        users.c.id == bindparam("named_user", type_=String),
         or_(
             users.c.stripe_customer_id.is_(None),
             customer.is_(None),
             users.c.stripe_customer_id == customer,
         ),
     )
-    return func.coalesce(_holder_id(prefix), named.scalar_subquery())
+    return func.coalesce(_holder_id(), named.scalar_subquery())
 
 
 def _summary_stale(dialect: str) -> Any:
@@ -117,37 +117,26 @@ def _summary_stale(dialect: str) -> Any:
     return literal_column(sql, Boolean)
 
 
-def _new_row(prefix: str) -> dict[str, Any]:
-    """The row an upsert proposes: the object's columns as parameters (named `prefix` + the
-    column), the owner resolved in SQL."""
+def _new_row() -> dict[str, Any]:
+    """The row an upsert proposes: the object's columns as parameters, the owner in SQL."""
     values: dict[str, Any] = {
-        name: bindparam(f"{prefix}{name}", type_=subscriptions.c[name].type) for name in WRITTEN
+        name: bindparam(name, type_=subscriptions.c[name].type) for name in WRITTEN
     }
-    return {**values, "user_id": _owner_id(prefix)}
+    return {**values, "user_id": _owner_id()}
 
 
 @functools.cache
 def _store_statement(dialect: str, from_event: bool) -> Any:
     """The guarded upsert, built once per process (values are bound at execution)."""
-    statement = insert_for(dialect, subscriptions).values(_new_row(""))
-    return _guarded(statement, dialect, from_event, "")
+    statement = insert_for(dialect, subscriptions).values(_new_row())
+    return _guarded(statement, dialect, from_event)
 
 
-def store_event_statement_if(condition: Any, prefix: str) -> Any:
-    """PostgreSQL: an event's guarded upsert that runs only when `condition` holds (e.g. its
-    event was just recorded: the webhook sends both in one statement, `webhook_sql`). Its
-    parameters are `store_params(..., prefix=prefix)`; it returns what `stored_from` reads."""
-    row = _new_row(prefix)
-    proposed = select(*row.values()).where(condition)
-    statement = insert_for("postgresql", subscriptions).from_select(list(row), proposed)
-    return _guarded(statement, "postgresql", True, prefix)
-
-
-def _guarded(statement: Any, dialect: str, from_event: bool, prefix: str) -> Any:
+def _guarded(statement: Any, dialect: str, from_event: bool) -> Any:
     """ON CONFLICT: write only what the ordering rule lets through, returning the owner."""
     row, new = subscriptions.c, statement.excluded
     # The customer's user, else the owner we recorded; metadata never moves a subscription.
-    owner = func.coalesce(_holder_id(prefix), row.user_id, new.user_id)
+    owner = func.coalesce(_holder_id(), row.user_id, new.user_id)
     newer = and_(
         new.last_event_created.is_not(None),
         or_(row.last_event_created.is_(None), new.last_event_created > row.last_event_created),
@@ -209,10 +198,8 @@ WRITTEN = (
 )
 
 
-def store_params(
-    subscription: StripeDict, event_created: int | None, prefix: str = ""
-) -> dict[str, Any]:
-    """The upsert's parameters for `subscription` (named `prefix` + the column)."""
+def store_params(subscription: StripeDict, event_created: int | None) -> dict[str, Any]:
+    """The upsert's parameters for `subscription`."""
     fields = subscription_fields(subscription)
     named = (subscription.get("metadata") or {}).get("userId")
     params = {
@@ -224,13 +211,13 @@ def store_params(
         "last_event_created": event_created,
         "updated_at": utcnow(),
     }
-    return {f"{prefix}{name}": value for name, value in params.items()} if prefix else params
+    return params
 
 
 def stored_from(written: Sequence[Any] | None) -> Stored | None:
     """The upsert's returned row (id, owner, customer, stale, previous owner); None when it
-    wrote nothing (an id of None: the row of an outer join with no upsert in it)."""
-    if written is None or written[0] is None:
+    wrote nothing."""
+    if written is None:
         return None
     return Stored(written[0], written[1], written[2], bool(written[3]), written[4])
 

@@ -29,7 +29,8 @@ from app.billing.subscriptions.ordering import row_matches
 from app.billing.subscriptions.reads import trusted_copy
 from app.billing.subscriptions.store import apply_subscription, subscription_row
 from app.billing.subscriptions.summary import settle_user
-from app.billing.webhooks.receive import HANDLED_EVENT_TYPES, process_event
+from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
+from app.billing.webhooks.receive import record_and_apply
 from app.db import outside_transaction, row_for_update, unit_of_work
 from app.extensions import db
 from app.models import Subscription, User, WebhookEvent, utcnow
@@ -309,11 +310,11 @@ def sync_from_events(gateway: StripeGateway, now: int) -> EventSyncResult:
                 newest = max(newest or 0, created)
             continue
         try:
-            outcome = process_event(listed, gateway)
+            outcome = record_and_apply(listed, gateway)
         except Exception as exc:
             result.failures.append(f"{listed.get('id')} {listed.get('type')}: {describe(exc)}")
             continue
-        if outcome.status == "duplicate":
+        if outcome == "duplicate":
             result.duplicates += 1
         else:
             result.applied += 1

@@ -1,178 +1,208 @@
-"""The webhook's SQL, built once per process: the insert that records and claims an event (with
-its audit entry, on PostgreSQL), the claim of an event a failed attempt left unprocessed, and
-PostgreSQL's one statement for a subscription event (recorded, audited and applied together).
+"""The webhook inbox's SQL: `webhook_events` holds every event we acknowledged.
+
+An event row is recorded once (its id is the key: a redelivery finds it there), then applied by
+the applier and marked processed in the same transaction as its effects. A row is, by its
+columns:
+
+- pending: not processed, not parked (`next_attempt_at`, when set, defers a retry);
+- processed: applied (or recorded only: a type we don't act on);
+- parked: not processed, `parked_at` set: it can't be applied as it is (malformed, or it kept
+  failing); `flask billing events --failed` shows it, `flask billing replay` retries it.
+
+The same statements run on SQLite and PostgreSQL (SQLite ignores `FOR UPDATE SKIP LOCKED`: its
+writers queue on the database lock, so two appliers never hold the same rows either).
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Text,
-    bindparam,
-    cast,
-    exists,
-    func,
-    insert,
-    literal,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Row, Text, func, insert, or_, select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from app.billing.subscriptions.store import store_event_statement_if
-from app.db import compile_prebuilt, insert_for
+from app.db import upsert
+from app.extensions import db
 from app.models import AuditEntry, WebhookEvent
 
 events = WebhookEvent.__table__
-audit_log = AuditEntry.__table__
 
 
-def _raw_json(dialect: str) -> Any:
-    """The raw body into the JSON column without parsing and re-serialising it."""
-    raw = bindparam("raw", type_=Text)
-    return cast(raw, JSONB) if dialect == "postgresql" else raw
+class JsonText(ColumnElement[Any]):
+    """A JSON document already in text form, stored as it is (no parse and re-serialise in
+    Python): PostgreSQL casts it to JSONB, SQLite keeps the text its JSON column holds."""
+
+    inherit_cache = True
+
+    def __init__(self, value: str) -> None:
+        self.value = BindParameter(None, value, type_=Text, unique=True)
+        self.type = Text()
 
 
-@functools.cache
-def record_statement(dialect: str, claim: bool) -> Any:
-    """Insert the event row: as processed (`claim`, one statement that records and claims a
-    new event) or as failed. Built once per process.
+@compiles(JsonText)
+def _json_text(element: JsonText, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.value, **kw))
 
-    On PostgreSQL the claim also writes the event's audit entry, in the same statement (a
-    data-modifying CTE that inserts it only when the event row was inserted): one round trip
-    for both. SQLite has no such CTE (and no round trips to save): the entry is one more
-    INSERT in the same transaction."""
-    statement = _event_insert(dialect, claim)
-    if not claim:
-        return statement.on_conflict_do_update(
+
+@compiles(JsonText, "postgresql")
+def _json_text_postgresql(element: JsonText, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.value, **kw)} AS JSONB)"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event as the inbox records it."""
+
+    id: str
+    type: str
+    data: str  # the JSON text for `data` (the body as Stripe sent it, when storable)
+    raw_body: str | None  # the body as received, when `data` had to be made storable
+    stripe_created: int | None
+    received_at: datetime
+
+
+def record_events(batch: Sequence[Recorded]) -> set[str]:
+    """Insert the events that are not there yet; the ids this statement inserted."""
+    rows = [
+        {
+            "id": event.id,
+            "type": event.type,
+            "data": JsonText(event.data),
+            "raw_body": event.raw_body,
+            "stripe_created": event.stripe_created,
+            "processed": False,
+            "attempts": 0,
+            "created_at": event.received_at,
+        }
+        for event in batch
+    ]
+    statement = upsert(WebhookEvent).values(rows).on_conflict_do_nothing()
+    return set(db.session.execute(statement.returning(events.c.id)).scalars())
+
+
+def record_rejected(event: Recorded, error: str, now: datetime) -> None:
+    """An event that can never be applied as it is: kept, parked, with the body as received."""
+    statement = upsert(WebhookEvent).values(
+        id=event.id,
+        type=event.type,
+        data=JsonText(event.data),
+        raw_body=event.raw_body,
+        stripe_created=event.stripe_created,
+        processed=False,
+        attempts=1,
+        error=error,
+        parked_at=now,
+        created_at=event.received_at,
+    )
+    db.session.execute(
+        statement.on_conflict_do_update(
             index_elements=[events.c.id],
             set_={
                 "attempts": events.c.attempts + 1,
                 "error": statement.excluded.error,
+                "parked_at": statement.excluded.parked_at,
                 "raw_body": func.coalesce(events.c.raw_body, statement.excluded.raw_body),
             },
             where=events.c.processed.is_(False),
         )
-    claim_statement = statement.on_conflict_do_nothing().returning(events.c.id)
-    if dialect != "postgresql":
-        return claim_statement
-    recorded = claim_statement.cte("recorded")
-    return _claim_result(recorded)
-
-
-def _event_insert(dialect: str, claim: bool) -> Any:
-    """The event row in its final shape: processed (claimed) or failed."""
-    return insert_for(dialect, events).values(
-        id=bindparam("id"),
-        type=bindparam("type"),
-        data=_raw_json(dialect),
-        raw_body=bindparam("raw_body", type_=Text),
-        stripe_created=bindparam("stripe_created", type_=BigInteger),
-        processed=claim,
-        processed_at=bindparam("now") if claim else None,
-        attempts=1,
-        error=None if claim else bindparam("error"),
-        created_at=bindparam("now"),
     )
 
 
-AUDIT_COLUMNS = (
-    "at",
-    "action",
-    "outcome",
-    "user_id",
-    "ip",
-    "request_id",
-    "stripe_object",
-    "detail",
+READY_COLUMNS = (
+    events.c.id,
+    events.c.type,
+    events.c.data,
+    events.c.stripe_created,
+    events.c.attempts,
+    events.c.created_at,
 )
 
 
-def _claim_result(recorded: Any, *stored_columns: Any) -> Any:
-    """One row: the event id if `recorded` inserted it (else NULL), whether the statement
-    wrote a duplicate's audit entry, then `stored_columns`. With the audit entries' CTEs."""
-    duplicate = _audited_duplicate(recorded)
-    return select(
-        select(recorded.c.id).scalar_subquery().label("event_id"),
-        exists(select(duplicate.c.id)).label("duplicate_audited"),
-        *stored_columns,
-    ).add_cte(_audited(recorded), duplicate)
+def claim_ready(limit: int, now: datetime) -> Sequence[Any]:
+    """Up to `limit` pending events that are due, oldest first (Stripe's `created`, then
+    arrival), locked until the transaction ends; rows another applier holds are skipped."""
+    return db.session.execute(
+        select(*READY_COLUMNS)
+        .where(
+            events.c.processed.is_(False),
+            events.c.parked_at.is_(None),
+            or_(events.c.next_attempt_at.is_(None), events.c.next_attempt_at <= now),
+        )
+        .order_by(events.c.stripe_created, events.c.created_at, events.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
 
 
-def _audited(recorded: Any) -> Any:
-    """The event's audit entry, inserted only when the event row was (`recorded` non-empty)."""
-    entry = select(*_audit_values()).where(exists(select(recorded.c.id)))
-    return _audit_insert(entry, "audited")
-
-
-def _audited_duplicate(recorded: Any) -> Any:
-    """A redelivery's entry ("webhook.duplicate"), when the event was there already and
-    processed as this statement sees it. One still in flight elsewhere isn't seen: the caller's
-    claim of it decides, and writes the entry then."""
-    processed_before = exists(
-        select(events.c.id).where(events.c.id == bindparam("id"), events.c.processed.is_(True))
-    )
-    values = _audit_values(action="webhook.duplicate")
-    entry = select(*values).where(~exists(select(recorded.c.id)), processed_before)
-    return _audit_insert(entry, "audited_duplicate")
-
-
-def _audit_values(action: str | None = None) -> list[Any]:
-    return [
-        literal(action, type_=audit_log.c.action.type)
-        if name == "action" and action is not None
-        else bindparam(f"audit_{name}", type_=audit_log.c[name].type)
-        for name in AUDIT_COLUMNS
-    ]
-
-
-def _audit_insert(entry: Any, name: str) -> Any:
-    statement = insert(audit_log).from_select(list(AUDIT_COLUMNS), entry)
-    return statement.returning(audit_log.c.id).cte(name)
-
-
-@functools.cache
-def record_and_store_statement() -> Any:
-    """PostgreSQL, a subscription event: record it (with its audit entry) and apply the guarded
-    upsert of its subscription in ONE statement, the upsert running only if the event row was
-    inserted. A single statement is atomic and needs no round trip of its own for each part:
-    with BEGIN and COMMIT, an in-order event costs three, and so does a redelivery.
-
-    Parameters: those of `record_statement` and `store_params(..., prefix=STORE_PREFIX)`.
-    Returns one row: as `record_statement` (the event id, or NULL when it was there already;
-    whether a duplicate's entry was written), then what the upsert wrote (all NULL when the
-    ordering rule kept the stored row, or the event was not recorded)."""
-    insert_event = _event_insert("postgresql", True).on_conflict_do_nothing()
-    recorded = insert_event.returning(events.c.id).cte("recorded")
-    stored = store_event_statement_if(exists(select(recorded.c.id)), STORE_PREFIX).cte("stored")
-    return _claim_result(
-        recorded, *(select(column).scalar_subquery().label(column.name) for column in stored.c)
-    )
-
-
-STORE_PREFIX = "sub_"
-
-
-@functools.cache
-def retry_claim_statement() -> Any:
-    """Claim an event a failed attempt left unprocessed (waits for a concurrent claim)."""
-    return (
+def mark_processed(ids: Iterable[str], now: datetime) -> None:
+    db.session.execute(
         update(events)
-        .where(events.c.id == bindparam("event_id"), events.c.processed.is_(False))
+        .where(events.c.id.in_(list(ids)))
         .values(
             processed=True,
-            processed_at=bindparam("now"),
+            processed_at=now,
             attempts=events.c.attempts + 1,
             error=None,
+            next_attempt_at=None,
+            parked_at=None,
         )
-        .returning(events.c.id)
     )
 
 
-def compile_webhook_statements() -> None:
-    """At start-up (in an app context): the webhook's statements, compiled for the driver."""
-    statements = [record_statement("postgresql", True), record_and_store_statement()]
-    compile_prebuilt(statements)
+def mark_failed(event_id: str, error: str, *, retry_at: datetime | None, now: datetime) -> None:
+    """One failed attempt: retried at `retry_at`, or parked when that is None."""
+    db.session.execute(
+        update(events)
+        .where(events.c.id == event_id)
+        .values(
+            attempts=events.c.attempts + 1,
+            error=error,
+            next_attempt_at=retry_at,
+            parked_at=None if retry_at is not None else now,
+        )
+    )
+
+
+def write_audit_entries(entries: Sequence[dict[str, Any]]) -> None:
+    """Several audit entries in one INSERT (the applier's, one per event)."""
+    if entries:
+        db.session.execute(insert(AuditEntry).values(list(entries)))
+
+
+@dataclass(frozen=True)
+class Backlog:
+    pending: int  # recorded, not applied yet (retries included)
+    oldest: datetime | None  # when the oldest of them was received
+    parked: int
+
+
+def backlog() -> Backlog:
+    waiting = events.c.processed.is_(False)
+    pending, oldest = db.session.execute(
+        select(func.count(), func.min(events.c.created_at)).where(
+            waiting, events.c.parked_at.is_(None)
+        )
+    ).one()
+    parked = db.session.execute(
+        select(func.count()).where(waiting, events.c.parked_at.is_not(None))
+    ).scalar_one()
+    return Backlog(int(pending), oldest, int(parked))
+
+
+def unpark(ids: Iterable[str]) -> None:
+    """Make events pending again (replay), applied ones included."""
+    db.session.execute(
+        update(events)
+        .where(events.c.id.in_(list(ids)))
+        .values(processed=False, parked_at=None, next_attempt_at=None)
+    )
+
+
+def event_state(event_id: str) -> Row[Any] | None:
+    """Whether an event is processed, and its last error."""
+    return db.session.execute(
+        select(events.c.processed, events.c.error).where(events.c.id == event_id)
+    ).first()

@@ -240,7 +240,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Stripe's webhook receiver: verify, record and apply an event once */
+        /**
+         * Stripe's webhook receiver: verify and record an event once (applied after the 200)
+         * @description `recorded`: the event is ours (durably); `duplicate`: we had it already. A 5xx means nothing was recorded: Stripe delivers it again.
+         */
         post: operations["receiveStripeWebhook"];
         delete?: never;
         options?: never;
@@ -745,7 +748,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "applied" | "duplicate" | "ignored";
+            status: "recorded" | "duplicate";
         };
     };
     responses: never;
@@ -1868,16 +1871,6 @@ export interface operations {
             };
             /** @description The request body is larger than the configured cap */
             413: {
-                headers: {
-                    "X-Request-ID": components["headers"]["X-Request-ID"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorReply"];
-                };
-            };
-            /** @description Not processed; Stripe will deliver it again */
-            500: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;

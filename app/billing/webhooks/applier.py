@@ -1,0 +1,236 @@
+"""The applier: recorded events applied in order, in batches, exactly once.
+
+`apply_ready` takes a batch of due events (oldest first; rows another applier holds are skipped,
+so any number of processes or hosts can apply), applies each with its handler and marks it
+processed, all in one transaction: an event is applied if and only if it is marked. If one
+event of the batch fails, the batch is applied again event by event (each in a savepoint), so
+the others still go through; the failing one is tried again later with back-off and parked
+after `WEBHOOK_APPLY_MAX_ATTEMPTS`, never blocking the rest.
+
+Order: within a batch by Stripe's `created`; across appliers the ordering rule
+(`subscriptions/ordering.py`) makes the outcome the same in any order, as it does for shuffled
+deliveries.
+
+Each web process runs one applier thread (`Applier`), woken by the inbox after each commit and
+polling every `WEBHOOK_APPLY_POLL_SECONDS` for events other processes recorded; `flask billing
+apply` runs the same loop on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask
+
+from app import audit
+from app.billing.webhooks import store
+from app.billing.webhooks.handlers import HANDLERS
+from app.db import rollback_quietly, unit_of_work
+from app.extensions import db
+from app.models import utcnow
+from app.observability import metrics
+from app.safe_text import db_safe, for_log
+from app.stripe.gateway import StripeGateway
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class Settings:
+    batch: int = 200
+    max_attempts: int = 25
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 600.0
+
+    @classmethod
+    def from_config(cls, config: Any) -> Settings:
+        return cls(
+            batch=int(config["WEBHOOK_APPLY_BATCH"]),
+            max_attempts=int(config["WEBHOOK_APPLY_MAX_ATTEMPTS"]),
+            backoff_seconds=float(config["WEBHOOK_APPLY_BACKOFF_SECONDS"]),
+            max_backoff_seconds=float(config["WEBHOOK_APPLY_MAX_BACKOFF_SECONDS"]),
+        )
+
+    def retry_at(self, attempts: int, now: datetime) -> datetime | None:
+        """When to try again after `attempts` failed attempts; None once they are used up."""
+        if attempts >= self.max_attempts:
+            return None
+        delay = min(self.backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
+        return now + timedelta(seconds=delay)
+
+
+@dataclass
+class Applied:
+    """What one pass did."""
+
+    applied: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.applied) + len(self.ignored) + len(self.failed)
+
+
+def apply_ready(gateway: StripeGateway, settings: Settings) -> Applied:
+    """Apply one batch of due events; what it did (an empty result: nothing was due)."""
+    result = Applied()
+    with unit_of_work():
+        now = utcnow()
+        batch = store.claim_ready(settings.batch, now)
+        if not batch:
+            return result
+        try:
+            with db.session.begin_nested():
+                for row in batch:
+                    _apply(row, gateway, result)
+        except Exception:  # find the culprit: the same batch again, one savepoint per event
+            result = Applied()
+            for row in batch:
+                _apply_alone(row, gateway, result)
+        _finish(batch, result, settings, now)
+    _observe(batch, result)
+    return result
+
+
+def _apply(row: Any, gateway: StripeGateway, result: Applied) -> None:
+    handler, _reason = HANDLERS.get(row.type, (None, ""))
+    if handler is None:
+        result.ignored.append(row.id)
+        return
+    data_object = (row.data or {}).get("data", {}).get("object") or {}
+    handler(data_object, int(row.stripe_created or 0), gateway)
+    result.applied.append(row.id)
+
+
+def _apply_alone(row: Any, gateway: StripeGateway, result: Applied) -> None:
+    try:
+        with db.session.begin_nested():
+            _apply(row, gateway, result)
+    except Exception as exc:
+        log.exception("webhook %s (%s) failed to apply", for_log(row.id), for_log(row.type))
+        result.failed[row.id] = str(db_safe(f"{type(exc).__name__}: {exc}"))[:MAX_ERROR_LENGTH]
+
+
+def _finish(batch: Any, result: Applied, settings: Settings, now: datetime) -> None:
+    done = result.applied + result.ignored
+    if done:
+        store.mark_processed(done, now)
+    attempts = {row.id: row.attempts for row in batch}
+    for event_id, error in result.failed.items():
+        retry_at = settings.retry_at(attempts[event_id] + 1, now)
+        store.mark_failed(event_id, error, retry_at=retry_at, now=now)
+    types = {row.id: row.type for row in batch}
+    outcomes = [(i, "applied") for i in result.applied] + [(i, "ignored") for i in result.ignored]
+    store.write_audit_entries(
+        [
+            audit.entry_values(f"webhook.{outcome}", "ok", stripe_object=i, detail=types[i])
+            for i, outcome in outcomes
+        ]
+    )
+
+
+def _observe(batch: Any, result: Applied) -> None:
+    """One log line and the metrics for each event: id, type, outcome, apply lag."""
+    now = utcnow()
+    outcomes = {i: "applied" for i in result.applied}
+    outcomes.update({i: "ignored" for i in result.ignored})
+    outcomes.update({i: "failed" for i in result.failed})
+    for row in batch:
+        outcome = outcomes[row.id]
+        received = (
+            row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=now.tzinfo)
+        )
+        lag = max(0.0, (now - received).total_seconds())
+        metrics.observe_webhook(row.type if len(row.type) <= 100 else "", outcome, lag)
+        log.log(
+            logging.WARNING if outcome == "failed" else logging.INFO,
+            "webhook event",
+            extra={
+                "event_id": row.id,
+                "event_type": row.type,
+                "outcome": outcome,
+                "lag_ms": round(lag * 1000, 2),
+            },
+        )
+
+
+def drain(gateway: StripeGateway, settings: Settings) -> int:
+    """Apply until no event is due; how many were taken (failures included)."""
+    total = 0
+    while True:
+        taken = apply_ready(gateway, settings).count
+        total += taken
+        if taken < settings.batch:
+            return total
+
+
+def apply_now(event_ids: list[str], gateway: StripeGateway, settings: Settings) -> None:
+    """Make these events due now (parked, waiting for a retry, or applied already: a replay)
+    and apply what is due."""
+    with unit_of_work():
+        store.unpark(event_ids)
+    drain(gateway, settings)
+
+
+class Applier:
+    """The background applier of one app: a daemon thread in the app's context."""
+
+    def __init__(self, app: Flask, poll_seconds: float) -> None:
+        self.app = app
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the thread once per process (a forked worker starts its own)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="webhook-applier", daemon=True)
+            self._thread.start()
+
+    def nudge(self) -> None:
+        """Events were just recorded: apply them now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        settings = Settings.from_config(self.app.config)
+        failing_since: float | None = None
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            with self.app.app_context():
+                try:
+                    drain(self.app.extensions["stripe_gateway"], settings)
+                except Exception as exc:  # the database is away: one line per outage
+                    rollback_quietly()
+                    if failing_since is None:
+                        failing_since = time.monotonic()
+                        log.error("webhook applier: %s; retrying", for_log(exc, 300))
+                    self._stop.wait(min(self.poll_seconds * 4, 5.0))
+                else:
+                    if failing_since is not None:
+                        log.warning(
+                            "webhook applier: working again after %.1f s",
+                            time.monotonic() - failing_since,
+                        )
+                        failing_since = None
+                finally:
+                    db.session.remove()
