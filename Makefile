@@ -1,5 +1,6 @@
-# One command each, from a fresh clone: `make run` serves the API on :3001 with SQLite and the
-# embedded Stripe sandbox; `make test` installs everything and runs the suite.
+# One command each, from a fresh clone: `make run` serves the API on :3001 with SQLite, the
+# embedded Stripe sandbox and the GitHub sign-in stand-in (bin/dev-stack starts the stand-ins);
+# `make test` installs everything and runs the suite.
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
@@ -11,7 +12,7 @@ PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 TS      := clients/typescript
 TS_STAMP = $(TS)/node_modules/.installed-$(shell cksum < $(TS)/package-lock.json | cut -d' ' -f1)
 
-.PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox bench bench-ack bench-blackhole clean \
+.PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox github-sandbox bench bench-ack bench-blackhole clean \
         ts-install openapi ts-drift test-ts test-browser bench-plans
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -28,13 +29,14 @@ migrate: install
 run: migrate
 	@TOKEN=$$($(FLASK) auth token dev-user --email dev@example.com) && \
 	echo "" && echo "Dev token for user 'dev-user':" && echo "  $$TOKEN" && \
-	echo "Demo billing page: http://127.0.0.1:$(PORT)/demo   API docs: http://127.0.0.1:$(PORT)/api/docs" && \
+	echo "Demo billing page: http://127.0.0.1:$(PORT)/demo (Sign in with GitHub: the local stand-in)" && \
+	echo "API docs: http://127.0.0.1:$(PORT)/api/docs" && \
 	echo "Try:" && \
 	echo "  curl -s -H 'Authorization: Bearer $$TOKEN' http://127.0.0.1:$(PORT)/api/me" && \
 	echo "  curl -s -X POST -H 'Authorization: Bearer $$TOKEN' -H 'Content-Type: application/json' \\" && \
 	echo "       -d '{\"plan\":\"monthly\"}' http://127.0.0.1:$(PORT)/api/create-checkout-session" && \
 	echo ""
-	PORT=$(PORT) $(FLASK) run --port $(PORT) --no-reload
+	PORT=$(PORT) $(PY) bin/dev-stack -- $(FLASK) run --port $(PORT) --no-reload
 
 # SQLite by default; TEST_DATABASE_URL=postgresql://... runs the same suite on PostgreSQL.
 test: install
@@ -52,7 +54,7 @@ test-all: test test-postgres
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app stripe_sandbox wsgi.py bench
+	$(VENV)/bin/mypy app stripe_sandbox github_sandbox wsgi.py bench
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/bandit -q -r app
 
@@ -67,6 +69,9 @@ audit: install
 
 sandbox: install
 	$(PY) -m stripe_sandbox --port 12111
+
+github-sandbox: install
+	$(PY) -m github_sandbox --port 12120
 
 # The benchmark (bench/harness.py, about 10 minutes; BENCH_QUICK=1 for a smoke run): the app
 # under gunicorn with the production config vs a bare baseline, wrk as the load. Needs the local

@@ -44,16 +44,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     init_observability(app)
 
     _set_up_database(app)
-    CORS(
-        app,
-        # The front end's routes; not the webhook receiver (Stripe calls it server to server,
-        # and it is the hottest route: no CORS work on it).
-        resources={r"/api/(?!webhooks/)": {"origins": app.config["FRONTEND_URLS"]}},
-        expose_headers=["X-Request-ID"],
-        # Bearer tokens need no credentials mode; only a cookie-based front end does.
-        supports_credentials=bool(app.config["CORS_ALLOW_CREDENTIALS"]),
-        max_age=app.config["CORS_MAX_AGE"],
-    )
+    _set_up_cors(app)
     rate_limits.init_app(app)
     rate_limits.on_breach(app, lambda scope, _key_kind: metrics.count_rate_limited(scope))
 
@@ -71,6 +62,24 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     audit.install(app)
     register_cli(app)
     return app
+
+
+def _set_up_cors(app: Flask) -> None:
+    frontends = app.config["FRONTEND_URLS"]
+    CORS(
+        app,
+        # The front end's routes; not the webhook receiver (Stripe calls it server to server,
+        # and it is the hottest route: no CORS work on it). The refresh cookie's routes are
+        # called with credentials, from the front-end origins only.
+        resources={
+            r"/api/(?!webhooks/)": {"origins": frontends},
+            r"/auth/(refresh|logout)$": {"origins": frontends, "supports_credentials": True},
+        },
+        expose_headers=["X-Request-ID"],
+        # Bearer tokens need no credentials mode; only a cookie-based front end does.
+        supports_credentials=bool(app.config["CORS_ALLOW_CREDENTIALS"]),
+        max_age=app.config["CORS_MAX_AGE"],
+    )
 
 
 def _set_up_database(app: Flask) -> None:

@@ -21,6 +21,7 @@ from app.errors import ApiError, Unauthorized
 from app.models import User
 from app.ratelimit import check_failed_auth_budget, count_failed_auth
 from app.safe_text import for_log, has_unsafe_chars
+from app.signin.tokens import decode_session_token, is_session_token
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,6 +52,7 @@ def verify_token(token: str, config: Mapping[str, Any]) -> Identity:
         config.get("AUTH_AUDIENCE") or "",
         int(config.get("AUTH_LEEWAY_SECONDS", 30)),
         int(config.get("AUTH_MAX_TOKEN_LIFETIME_SECONDS") or 86400),
+        config.get("AUTH_SESSION_SECRET") or "",
     )
     identity, expires = _verified(token, settings)
     if time.time() > expires + settings[4]:
@@ -60,10 +62,12 @@ def verify_token(token: str, config: Mapping[str, Any]) -> Identity:
 
 
 @functools.lru_cache(maxsize=VERIFIED_CACHE_SIZE)
-def _verified(token: str, settings: tuple[str, str, str, str, int, int]) -> tuple[Identity, float]:
+def _verified(
+    token: str, settings: tuple[str, str, str, str, int, int, str]
+) -> tuple[Identity, float]:
     """Only tokens that passed every check (signature, claims, lifetime cap) are cached; the
     lifetime cap is part of the key, so a cached token is never judged by an older setting."""
-    jwks_url, secret, issuer, audience, leeway, longest = settings
+    jwks_url, secret, issuer, audience, leeway, longest, session_secret = settings
     config = {
         "AUTH_JWKS_URL": jwks_url,
         "AUTH_JWT_SECRET": secret,
@@ -71,26 +75,38 @@ def _verified(token: str, settings: tuple[str, str, str, str, int, int]) -> tupl
         "AUTH_AUDIENCE": audience,
         "AUTH_LEEWAY_SECONDS": leeway,
         "AUTH_MAX_TOKEN_LIFETIME_SECONDS": longest,
+        "AUTH_SESSION_SECRET": session_secret,
     }
     return _verify_signature(token, config)
 
 
-def _verify_signature(token: str, config: Mapping[str, Any]) -> tuple[Identity, float]:
+def _decode(token: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The claims of a token of any configured mode: the API's own (GitHub sign-in), the
+    identity provider's (JWKS) or a backend's (HS256 with AUTH_JWT_SECRET)."""
+    leeway = int(config.get("AUTH_LEEWAY_SECONDS", 30))
+    if is_session_token(token):
+        return decode_session_token(token, config.get("AUTH_SESSION_SECRET") or "", leeway=leeway)
     options: dict[str, Any] = {"require": ["exp", "sub"]}
-    kwargs: dict[str, Any] = {"leeway": config.get("AUTH_LEEWAY_SECONDS", 30)}
+    kwargs: dict[str, Any] = {"leeway": leeway}
     if config.get("AUTH_AUDIENCE"):
         kwargs["audience"] = config["AUTH_AUDIENCE"]
     else:
         options["verify_aud"] = False
     if config.get("AUTH_ISSUER"):
         kwargs["issuer"] = config["AUTH_ISSUER"]
+    if config.get("AUTH_JWKS_URL"):
+        key: Any = _jwks_key(token, config["AUTH_JWKS_URL"])
+        algorithms = ASYMMETRIC_ALGORITHMS
+    elif config.get("AUTH_JWT_SECRET"):
+        key, algorithms = config["AUTH_JWT_SECRET"], ["HS256"]
+    else:  # GitHub sign-in only: no other token is valid
+        raise jwt.InvalidTokenError("no key for this token")
+    return jwt.decode(token, key, algorithms=algorithms, options=options, **kwargs)  # type: ignore[arg-type]
+
+
+def _verify_signature(token: str, config: Mapping[str, Any]) -> tuple[Identity, float]:
     try:
-        if config.get("AUTH_JWKS_URL"):
-            key: Any = _jwks_key(token, config["AUTH_JWKS_URL"])
-            algorithms = ASYMMETRIC_ALGORITHMS
-        else:
-            key, algorithms = config["AUTH_JWT_SECRET"], ["HS256"]
-        claims = jwt.decode(token, key, algorithms=algorithms, options=options, **kwargs)  # type: ignore[arg-type]
+        claims = _decode(token, config)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized(
             "Your session has expired. Sign in again.", code="token_expired"

@@ -166,7 +166,13 @@ def _driver_sql(statement: Executable, dialect: Dialect) -> DriverSql | None:
     compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
     if compiled.literal_execute_params or compiled.post_compile_params:
         return None
-    processors = {name: process for name, process in compiled._bind_processors.items() if process}
+    # Each parameter's own type says how to convert a value for this dialect (the public
+    # TypeEngine API; Boolean's check, for one), as SQLAlchemy does when it executes.
+    processors = {
+        compiled.bind_names[bind]: process
+        for bind in compiled.binds.values()
+        if (process := bind.type.bind_processor(dialect)) is not None
+    }
     required = frozenset(
         compiled.bind_names[bind] for bind in compiled.binds.values() if bind.required
     )

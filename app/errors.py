@@ -72,6 +72,17 @@ ERROR_CODES = frozenset(
         "malformed_event",
         "payload_too_large",
         "rate_limited",
+        # Sign in with GitHub (issue 22)
+        "forbidden",
+        "signin_not_configured",
+        "invalid_state",
+        "origin_not_allowed",
+        "csrf_header_required",
+        "missing_refresh_token",
+        "invalid_refresh_token",
+        "refresh_token_revoked",
+        "refresh_token_reused",
+        "refresh_token_expired",
     }
 )
 

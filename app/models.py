@@ -239,3 +239,62 @@ class AuditEntry(db.Model):  # type: ignore[name-defined]
         Index("idx_audit_log_user_at", "user_id", "at"),
         Index("idx_audit_log_at", "at"),
     )
+
+
+# -- Sign in with GitHub (app/signin/) ----------------------------------------------------------
+
+
+class SignInAttempt(db.Model):  # type: ignore[name-defined]
+    """A GitHub sign-in between its start and its callback: used once (deleted when the
+    callback comes), bound to the browser that started it, gone after `expires_at`.
+
+    Only digests of the state and of the browser's binding cookie are kept; the PKCE verifier
+    is needed in clear for the token exchange (it is useless without GitHub's one-time code)."""
+
+    __tablename__ = "signin_attempts"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    return_to: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class AuthSession(db.Model):  # type: ignore[name-defined]
+    """One sign-in of one browser (a refresh-token family): every refresh token it rotates
+    through belongs to it, and revoking it (sign-out, a reused token) ends them all."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    # As GitHub reported them at sign-in; the access tokens carry email and name.
+    login: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class RefreshToken(db.Model):  # type: ignore[name-defined]
+    """A refresh token, by the SHA-256 of its value (the value itself is only ever in the
+    browser's cookie). `rotated_at`: when it was exchanged for its successor; presenting it
+    again after that (past the grace seconds) revokes its session."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

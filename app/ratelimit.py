@@ -103,6 +103,15 @@ def enforce(scope: str, user_id: str) -> None:
     _hit("ip", "RATE_LIMIT_IP", "ip", client_ip())
 
 
+def enforce_ip(scope: str, setting: str) -> None:
+    """Count one request from the client's IP in `scope`, for routes with no user yet (signing
+    in): `setting` names its limits; the general per-IP limit applies too."""
+    if not _enabled():
+        return
+    _hit(scope, setting, "ip", client_ip())
+    _hit("ip", "RATE_LIMIT_IP", "ip", client_ip())
+
+
 def rate_limited(scope: str, *, when: Callable[[], bool] | None = None) -> Callable[[F], F]:
     """Decorate a view (inside `login_required`, so the user is known)."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import pytest
 from flask import Flask, request_finished
 from flask.testing import FlaskClient
 from openapi_conformance import ConformanceChecker
-from sqlalchemy import text
+from sqlalchemy import or_, select, text
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
@@ -23,7 +24,9 @@ from app.billing.webhooks.applier import Settings, drain
 from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
 from app.embedded_stripe import seed_catalog
 from app.extensions import db
+from app.models import WebhookEvent, utcnow
 from app.stripe.gateway import StripeGateway
+from github_sandbox import DEV_CLIENT_ID, DEV_CLIENT_SECRET, GitHubSandbox
 from stripe_sandbox import Sandbox
 
 FRONTEND = "http://localhost:5173"
@@ -78,6 +81,24 @@ def sandbox() -> Iterator[Sandbox]:
     sb.stop()
 
 
+@pytest.fixture(scope="session")
+def github() -> Iterator[GitHubSandbox]:
+    """The GitHub stand-in every suite app signs users in with (Sign in with GitHub)."""
+    sb = GitHubSandbox()
+    sb.start(host="127.0.0.1", port=0)
+    yield sb
+    sb.stop()
+
+
+def github_settings(github: GitHubSandbox) -> dict[str, str]:
+    return {
+        "GITHUB_CLIENT_ID": DEV_CLIENT_ID,
+        "GITHUB_CLIENT_SECRET": DEV_CLIENT_SECRET,
+        "GITHUB_BASE_URL": str(github.url),
+        "GITHUB_API_URL": str(github.url),
+    }
+
+
 def _drop_everything() -> None:
     db.drop_all()
     db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
@@ -85,7 +106,9 @@ def _drop_everything() -> None:
 
 
 @pytest.fixture(scope="session")
-def app(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+def app(
+    sandbox: Sandbox, github: GitHubSandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
     from flask_migrate import upgrade
 
     application = create_app(
@@ -98,6 +121,7 @@ def app(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "STRIPE_MAX_NETWORK_RETRIES": 0,
             "FRONTEND_URLS": [FRONTEND],
             "AUTH_JWT_SECRET": JWT_SECRET,
+            **github_settings(github),
             "LOG_LEVEL": "WARNING",
             # The shared app runs many users' flows from one IP; tests/test_rate_limits.py
             # checks the limits on instances of their own.
@@ -150,12 +174,34 @@ class Billing:
         ]
 
 
-def apply_recorded_events(app: Flask) -> int:
-    """Apply what the app recorded and is due, as its applier thread would (it may be doing
-    so at the same moment: claims never overlap); how many events were taken."""
+def apply_recorded_events(app: Flask, timeout: float = 20.0) -> int:
+    """Apply what the app recorded and is due, as its applier thread would, and wait for the
+    events another applier holds (claims never overlap: on PostgreSQL they are skipped, not
+    waited for) until none is due; how many events this call took."""
+    settings = Settings.from_config(app.config)
+    deadline = time.monotonic() + timeout
+    taken = 0
     with app.app_context():
         try:
-            return drain(app.extensions["stripe_gateway"], Settings.from_config(app.config))
+            while True:
+                taken += drain(app.extensions["stripe_gateway"], settings)
+                if not app.extensions["webhook_applier"].is_running:
+                    return taken
+                due = db.session.execute(
+                    select(WebhookEvent.id).where(
+                        WebhookEvent.processed.is_(False),
+                        WebhookEvent.parked_at.is_(None),
+                        or_(
+                            WebhookEvent.next_attempt_at.is_(None),
+                            WebhookEvent.next_attempt_at <= utcnow(),
+                        ),
+                    )
+                ).first()
+                db.session.rollback()
+                if due is None:
+                    return taken
+                assert time.monotonic() < deadline, "recorded events still not applied"
+                time.sleep(0.01)
         finally:
             db.session.remove()
 

@@ -1,11 +1,13 @@
 """The whole stack as separate processes, as in production: the Stripe sandbox
-(`python -m stripe_sandbox`) and the app under gunicorn (2 workers) in development mode, on
-ephemeral ports, with a migrated SQLite database, the guide's prices seeded and the webhook
-endpoint registered. Used by the browser tests and the TypeScript client's node test:
+(`python -m stripe_sandbox`), the GitHub sign-in stand-in (`python -m github_sandbox`) and the
+app under gunicorn (2 workers) in development mode, on ephemeral ports, with a migrated SQLite
+database, the guide's prices seeded and the webhook endpoint registered. Used by the browser
+tests and the TypeScript client's node test:
 
     python tests/live_stack.py -- npm --prefix clients/typescript test
 
-runs the command with BILLING_API_URL and BILLING_SANDBOX_URL set, then stops everything.
+runs the command with BILLING_API_URL, BILLING_SANDBOX_URL and BILLING_GITHUB_URL set, then
+stops everything.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES  # noqa: E402
 from app.embedded_stripe import seed_catalog  # noqa: E402
 from app.stripe.gateway import StripeGateway  # noqa: E402
+from github_sandbox import DEV_CLIENT_ID, DEV_CLIENT_SECRET  # noqa: E402
 
 STRIPE_KEY = "sk_test_live_stack"
 JWT_SECRET = "live-stack-jwt-secret-0123456789abcdef"
@@ -45,6 +48,7 @@ class Stack:
     gateway: StripeGateway
     monthly: str
     yearly: str
+    github_url: str
 
     def flush_webhooks(self, timeout: float = 20.0) -> None:
         reply = requests.post(
@@ -53,9 +57,10 @@ class Stack:
         assert reply.json().get("idle"), "sandbox webhooks still pending"
 
 
-def _start_sandbox(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_sandbox(log: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m <args> --port 0`; the URL it prints as `listening on URL`."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "stripe_sandbox", "--port", "0", "--retry-time-scale", "0.001"],
+        [sys.executable, "-m", *args, "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log.open("wb"),
@@ -65,7 +70,7 @@ def _start_sandbox(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     match = re.search(r"listening on (http://\S+)", line)
     if not match:
         process.kill()
-        raise RuntimeError(f"sandbox did not start: {line!r} (see {log})")
+        raise RuntimeError(f"{args[0]} did not start: {line!r} (see {log})")
     return process, match.group(1)
 
 
@@ -95,7 +100,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def live_stack(work_dir: Path) -> Iterator[Stack]:
-    sandbox, sandbox_url = _start_sandbox(work_dir / "sandbox.log")
+    sandbox, sandbox_url = _start_sandbox(
+        work_dir / "sandbox.log", "stripe_sandbox", "--retry-time-scale", "0.001"
+    )
+    github, github_url = _start_sandbox(work_dir / "github.log", "github_sandbox")
     listener = socket.socket()
     app: subprocess.Popen[bytes] | None = None
     try:
@@ -120,6 +128,10 @@ def live_stack(work_dir: Path) -> Iterator[Stack]:
             "STRIPE_PRICE_ID_YEARLY": prices["pro_yearly"],
             "STRIPE_MAX_NETWORK_RETRIES": "0",
             "AUTH_JWT_SECRET": JWT_SECRET,
+            "GITHUB_CLIENT_ID": DEV_CLIENT_ID,
+            "GITHUB_CLIENT_SECRET": DEV_CLIENT_SECRET,
+            "GITHUB_BASE_URL": github_url,
+            "GITHUB_API_URL": github_url,
             "FRONTEND_URL": "http://localhost:5173",
             "PLANS_FILE": "",
             "LOG_LEVEL": "WARNING",
@@ -162,12 +174,14 @@ def live_stack(work_dir: Path) -> Iterator[Stack]:
             gateway,
             prices["pro_monthly"],
             prices["pro_yearly"],
+            github_url,
         )
     finally:
         if app is not None:
             _stop(app)
         listener.close()
         _stop(sandbox)
+        _stop(github)
 
 
 def main(argv: list[str]) -> int:
@@ -180,6 +194,7 @@ def main(argv: list[str]) -> int:
             **os.environ,
             "BILLING_API_URL": stack.app_url,
             "BILLING_SANDBOX_URL": stack.sandbox_url,
+            "BILLING_GITHUB_URL": stack.github_url,
         }
         print(f"live stack: app {stack.app_url}, sandbox {stack.sandbox_url}", flush=True)
         return subprocess.run(command, env=env, check=False).returncode

@@ -39,6 +39,12 @@ PUBLIC_ROUTES = {
     "/demo/account",
     "/demo/token",
     "/static/<path:filename>",
+    # Signing in: GitHub authenticates the callback; the refresh cookie (with its CSRF checks,
+    # tests/test_signin_attacks.py) the refresh and sign-out routes.
+    "/auth/github/start",
+    "/auth/github/callback",
+    "/auth/refresh",
+    "/auth/logout",
 }
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 

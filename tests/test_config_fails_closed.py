@@ -37,6 +37,11 @@ CLEAN_ENV_KEYS = (
     "STRIPE_PRICE_ID_MONTHLY",
     "STRIPE_PRICE_IDS",
     "FLASK_DEBUG",
+    "GITHUB_CLIENT_ID",
+    "GITHUB_CLIENT_SECRET",
+    "AUTH_SESSION_SECRET",
+    "PUBLIC_URL",
+    "FRONTEND_URL",
 )
 
 
@@ -169,3 +174,146 @@ def test_dev_tokens_respect_the_maximum_lifetime(tmp_path: Path) -> None:
     refused = runner.invoke(args=["auth", "token", "someone", "--ttl", "999999"])
     assert refused.exit_code != 0 and "AUTH_MAX_TOKEN_LIFETIME_SECONDS" in refused.output
     assert runner.invoke(args=["auth", "token", "someone"]).exit_code == 0
+
+
+# -- Sign in with GitHub (issue 22) -------------------------------------------------------------
+
+GITHUB_PRODUCTION: dict[str, Any] = {
+    **PRODUCTION_OK,
+    "AUTH_JWT_SECRET": "",
+    "GITHUB_CLIENT_ID": "Ov23liProdApp",
+    "GITHUB_CLIENT_SECRET": "gh-client-secret",
+    "AUTH_SESSION_SECRET": "s3ss10n-" + "z" * 40,
+    "PUBLIC_URL": "https://billing.example.com",
+    "FRONTEND_URLS": ["https://studio.github.app"],
+}
+
+
+def test_production_refuses_to_start_with_no_way_to_sign_in() -> None:
+    """Before issue 22 a GitHub app was no way to sign in; now neither it, a JWKS nor an HS256
+    secret is refused, naming all three."""
+    [problem] = problems_of(**{**PRODUCTION_OK, "AUTH_JWT_SECRET": ""})
+    for name in ("GITHUB_CLIENT_ID", "AUTH_JWKS_URL", "AUTH_JWT_SECRET"):
+        assert name in problem
+
+
+def test_production_with_github_sign_in_only_starts() -> None:
+    app = create_app(GITHUB_PRODUCTION)
+    assert app.config["AUTH_JWT_SECRET"] == ""  # no HS256 mode, and no dev secret filled in
+    assert app.config["AUTH_COOKIE_SAMESITE"] == "None" and app.config["AUTH_COOKIE_SECURE"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"AUTH_SESSION_SECRET": ""}, "AUTH_SESSION_SECRET must be set"),
+        (
+            {"AUTH_SESSION_SECRET": "dev-only-session-secret-change-me-0123456789"},
+            "AUTH_SESSION_SECRET is a published development value",
+        ),
+        ({"AUTH_SESSION_SECRET": "short"}, "AUTH_SESSION_SECRET must be at least 32 bytes"),
+        (
+            {"AUTH_SESSION_SECRET": STRONG_SECRET, "AUTH_JWT_SECRET": STRONG_SECRET},
+            "AUTH_SESSION_SECRET must differ from AUTH_JWT_SECRET",
+        ),
+        ({"PUBLIC_URL": "http://billing.example.com"}, "PUBLIC_URL must be an https:// URL"),
+        ({"GITHUB_BASE_URL": "http://127.0.0.1:12120"}, "GITHUB_BASE_URL must be an https://"),
+        ({"GITHUB_API_URL": "http://127.0.0.1:12120"}, "GITHUB_API_URL must be an https://"),
+        ({"FRONTEND_URLS": ["http://localhost:5173"]}, "FRONTEND_URL must list https://"),
+        ({"GITHUB_CLIENT_SECRET": ""}, "must be set together"),
+    ],
+)
+def test_production_github_sign_in_needs_its_secret_and_https(
+    override: dict[str, Any], message: str
+) -> None:
+    problems = problems_of(**{**GITHUB_PRODUCTION, **override})
+    assert any(message in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"GITHUB_CLIENT_ID": "only-the-id"}, "must be set together"),
+        ({"AUTH_COOKIE_SAMESITE": "sometimes"}, "AUTH_COOKIE_SAMESITE must be Lax, Strict or None"),
+        ({"AUTH_COOKIE_SAMESITE": "None"}, "needs an https:// PUBLIC_URL"),
+        ({"AUTH_ACCESS_TOKEN_SECONDS": 5}, "AUTH_ACCESS_TOKEN_SECONDS must be between 60"),
+        ({"AUTH_ACCESS_TOKEN_SECONDS": 999999}, "AUTH_ACCESS_TOKEN_SECONDS must be between 60"),
+        ({"AUTH_SESSION_DAYS": 0}, "AUTH_SESSION_DAYS must be between 1 and 400"),
+    ],
+)
+def test_sign_in_settings_are_checked_in_every_environment(
+    override: dict[str, Any], message: str
+) -> None:
+    [problem] = problems_of(APP_ENV="development", STRIPE_SECRET_KEY="sk_test_x", **override)
+    assert message in problem
+
+
+@pytest.mark.parametrize(
+    ("public_url", "frontends", "chosen", "samesite", "secure"),
+    [
+        # make run: the demo page on the API's own origin, plain http
+        ("http://127.0.0.1:3001", ["http://localhost:5173"], "", "Lax", False),
+        # a Spark app on *.github.app and the API on Render: cross-site
+        ("https://api.onrender.com", ["https://studio.github.app"], "", "None", True),
+        # the front end served from the API's host
+        ("https://app.example.com", ["https://app.example.com"], "", "Lax", True),
+        # api.example.com + app.example.com are same-site: the operator may say Lax
+        ("https://api.example.com", ["https://app.example.com"], "lax", "Lax", True),
+    ],
+)
+def test_the_cookie_samesite_default_is_derived_from_the_urls(
+    tmp_path: Path,
+    public_url: str,
+    frontends: list[str],
+    chosen: str,
+    samesite: str,
+    secure: bool,
+) -> None:
+    app = create_app(
+        {
+            "APP_ENV": "testing",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/t.db",
+            "STRIPE_SECRET_KEY": "sk_test_x",
+            "PUBLIC_URL": public_url,
+            "FRONTEND_URLS": frontends,
+            "AUTH_COOKIE_SAMESITE": chosen,
+        }
+    )
+    assert app.config["AUTH_COOKIE_SAMESITE"] == samesite
+    assert app.config["AUTH_COOKIE_SECURE"] is secure
+
+
+def test_the_entry_point_names_the_missing_sign_in_without_values() -> None:
+    result = _run(
+        [sys.executable, "-c", "import wsgi"],
+        {
+            **{k: str(v) for k, v in PRODUCTION_OK.items()},
+            "AUTH_JWT_SECRET": "",
+            "GITHUB_CLIENT_ID": "Ov23liX",
+            "GITHUB_CLIENT_SECRET": "gh-secret-value",
+        },
+    )
+    assert result.returncode == 3
+    assert "AUTH_SESSION_SECRET must be set" in result.stderr
+    assert "gh-secret-value" not in result.stderr
+
+
+def test_env_example_lists_every_sign_in_setting() -> None:
+    from app.signin.settings import signin_from_env
+
+    listed = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    names = set(signin_from_env(lambda _name, default: default))
+    assert names | {"RATE_LIMIT_SIGNIN", "RATE_LIMIT_SESSION", "GITHUB_SANDBOX_PORT"} <= listed
+
+
+def test_a_session_secret_set_without_github_must_still_be_strong() -> None:
+    """It verifies the API's own tokens whenever it is set."""
+    [problem] = problems_of(**{**PRODUCTION_OK, "AUTH_SESSION_SECRET": "short"})
+    assert "AUTH_SESSION_SECRET must be at least 32 bytes" in problem
+    assert (
+        create_app({**PRODUCTION_OK, "AUTH_SESSION_SECRET": ""}).config["AUTH_SESSION_SECRET"] == ""
+    )

@@ -200,3 +200,30 @@ def test_compose_sandbox_gives_browsers_its_published_address() -> None:
         assert not session["url"].startswith(url)
     finally:
         sandbox.stop()
+
+
+def test_render_and_compose_ask_for_the_identity_settings() -> None:
+    """Issue 22: as deployed, some browser must be able to sign in. Render asks for a GitHub
+    OAuth app (or a JWKS / HS256 secret) and generates the session secret; Compose passes the
+    same settings through."""
+    render = yaml.safe_load((ROOT / "render.yaml").read_text())
+    group = {
+        entry["key"]: entry
+        for entry in next(g for g in render["envVarGroups"] if g["name"] == "billing-settings")[
+            "envVars"
+        ]
+    }
+    for asked in ("GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET", "AUTH_JWKS_URL", "AUTH_JWT_SECRET"):
+        assert group[asked].get("sync") is False, asked
+    assert group["AUTH_SESSION_SECRET"].get("generateValue") is True
+    # A generated HS256 secret no front end knows is no way to sign in: not generated any more.
+    assert "generateValue" not in group["AUTH_JWT_SECRET"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    api_env = compose["services"]["api"]["environment"]
+    for name in (
+        "GITHUB_CLIENT_ID",
+        "GITHUB_CLIENT_SECRET",
+        "AUTH_SESSION_SECRET",
+        "AUTH_JWKS_URL",
+    ):
+        assert name in api_env, name

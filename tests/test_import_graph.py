@@ -1,11 +1,12 @@
 """The code's shape, checked from its source with ``ast`` (nothing is imported):
 
-* no import circle among the modules of ``app/``, ``stripe_sandbox/``, ``bench/`` and
-  ``wsgi.py``, counting every
+* no import circle among the modules of ``app/``, ``stripe_sandbox/``, ``github_sandbox/``,
+  ``bench/`` and ``wsgi.py``, counting every
   import: top-level, inside functions and under ``if TYPE_CHECKING:`` (a cycle hidden in a
   function is still a cycle);
-* every module of ``app/`` and ``stripe_sandbox/`` under ~400 lines and every function
-  under ~60.
+* every module of ``app/``, ``stripe_sandbox/`` and ``github_sandbox/`` under ~400 lines and
+  every function under ~60;
+* the product never imports the GitHub stand-in (development and tests start it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("app", "stripe_sandbox", "bench")
+PACKAGES = ("app", "stripe_sandbox", "github_sandbox", "bench")
 MODULES = ("wsgi.py",)
 # "about 400 / about 60": a little slack, so the check fails on growth, not on one more line
 MAX_MODULE_LINES = 420
@@ -125,8 +126,20 @@ def test_the_sandbox_engine_does_not_import_its_routes() -> None:
         assert not upward, f"{module} imports {upward}"
 
 
+def test_the_app_never_imports_the_github_stand_in() -> None:
+    graph = import_graph()
+    offenders = {
+        module: sorted(m for m in imported if m.startswith("github_sandbox"))
+        for module, imported in graph.items()
+        if module.startswith("app") or module == "wsgi"
+    }
+    assert not {module: found for module, found in offenders.items() if found}
+    assert any(m.startswith("github_sandbox") for m in graph)  # the check sees the package
+
+
 @pytest.mark.parametrize(
-    "name", sorted(m for m in module_files() if m.startswith(("app", "stripe_sandbox")))
+    "name",
+    sorted(m for m in module_files() if m.startswith(("app", "stripe_sandbox", "github_sandbox"))),
 )
 def test_module_and_function_sizes(name: str) -> None:
     path = module_files()[name]

@@ -10,14 +10,12 @@ import os
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
-from sqlalchemy import text
 
 from app.api.openapi import build_openapi, documented, hidden
 from app.api.schemas import HealthReply
 from app.billing.errors import NotFound
-from app.db import end_read, pending_migrations, rollback_quietly
 from app.errors import Unauthorized, database_unavailable
-from app.extensions import db
+from app.health import database_answers, readiness
 from app.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -57,11 +55,8 @@ def swagger_ui_directory() -> str:
     errors=(503,),
 )
 def health() -> dict[str, Any]:
-    try:
-        db.session.execute(text("SELECT 1"))
-        end_read()
-    except Exception as exc:
-        raise database_unavailable() from exc
+    if not database_answers():
+        raise database_unavailable()
     return HealthReply(status="ok", database="ok").model_dump()
 
 
@@ -108,16 +103,12 @@ def healthz() -> dict[str, Any]:
 @hidden
 def readyz() -> tuple[Response, int]:
     """Readiness: the database answers and its schema is at this code's migration head."""
-    try:
-        pending = pending_migrations(current_app.extensions["migrate"].directory)
-    except Exception as exc:
-        rollback_quietly()
-        log.warning("readiness: database unreachable (%s)", type(exc).__name__)
-        body = {"status": "unavailable", "database": "unreachable"}
-        return jsonify(body), 503
-    if pending:
+    state = readiness()
+    if state.database != "ok":
+        return jsonify({"status": "unavailable", "database": state.database}), 503
+    if state.pending_heads:
         body = {"status": "unavailable", "database": "ok", "migrations": "pending"}
-        return jsonify({**body, "expectedHeads": pending}), 503
+        return jsonify({**body, "expectedHeads": state.pending_heads}), 503
     return jsonify({"status": "ok", "database": "ok", "migrations": "at head"}), 200
 
 

@@ -20,6 +20,7 @@ from werkzeug.routing import Rule
 from app.api import schemas
 from app.billing.plans import load_plans
 from app.errors import ERROR_CODES
+from app.signin.cookies import REFRESH_COOKIE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,8 +28,9 @@ ATTRIBUTE = "__openapi__"
 
 ERROR_DESCRIPTIONS = {
     400: "Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it)",
-    401: "Missing, expired or invalid bearer token",
+    401: "Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie)",
     402: "Card declined, or the generation quota is spent",
+    403: "Refused: the request did not come from an allowed front-end origin (CSRF checks)",
     404: "Not found, or not the caller's",
     409: "Conflict with the current state",
     413: "The request body is larger than the configured cap",
@@ -39,6 +41,14 @@ ERROR_DESCRIPTIONS = {
 }
 
 HEADERS: dict[str, dict[str, Any]] = {
+    "Location": {
+        "description": "Where the browser goes next",
+        "schema": {"type": "string", "format": "uri"},
+    },
+    "Set-Cookie": {
+        "description": "Sets or clears an httpOnly sign-in cookie (scoped to /auth)",
+        "schema": {"type": "string"},
+    },
     "Idempotent-Replayed": {
         "description": "true when this is the stored first result for the idempotencyKey",
         "schema": {"type": "string", "enum": ["true"]},
@@ -66,6 +76,17 @@ REQUEST_ID_PARAMETER: dict[str, Any] = {
 }
 
 
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "refreshCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": REFRESH_COOKIE,
+        "description": "The httpOnly refresh cookie GitHub sign-in sets (path /auth)",
+    },
+}
+
+
 @dataclass(frozen=True)
 class Operation:
     operation_id: str
@@ -85,6 +106,10 @@ class Operation:
     hidden: bool = False  # a page or asset, not part of the API
     # Any route that touches the database answers 503 database_unavailable when it is down.
     uses_database: bool = True
+    # A browser navigation answered with a 303 (described here) instead of a 200 body.
+    redirect: str | None = None
+    # Authenticated by the refresh cookie (the refreshCookie scheme), not a bearer token.
+    cookie_auth: bool = False
 
 
 def documented(**spec: Any) -> Callable[[F], F]:
@@ -202,12 +227,12 @@ def _operation(rule: Rule, op: Operation, components: _Components) -> dict[str, 
             "required": required,
             "content": {"application/json": {"schema": body_schema}},
         }
-    ok: dict[str, Any] = {"description": "OK"}
+    ok: dict[str, Any] = {"description": op.redirect or "OK"}
     if op.reply is not None:
         ok["content"] = {"application/json": {"schema": components.ref(op.reply)}}
     elif op.reply_schema is not None:
         ok["content"] = {"application/json": {"schema": op.reply_schema}}
-    responses: dict[str, Any] = {"200": ok}
+    responses: dict[str, Any] = {"303" if op.redirect else "200": ok}
     statuses = set(op.errors) | ({401} if not op.public else set())
     if not op.public:
         # Every signed-in route: 400 (hostile strings in the path or the token's claims) and
@@ -232,7 +257,9 @@ def _operation(rule: Rule, op: Operation, components: _Components) -> dict[str, 
                 name: {"$ref": f"#/components/headers/{name}"} for name in sorted(names)
             }
     out["responses"] = responses
-    if not op.public:
+    if op.cookie_auth:
+        out["security"] = [{"refreshCookie": []}]
+    elif not op.public:
         out["security"] = [{"bearerAuth": []}]
     return out
 
@@ -288,8 +315,6 @@ def build_openapi(app: Flask) -> dict[str, Any]:
                 name: {"description": h["description"], "schema": h["schema"]}
                 for name, h in HEADERS.items()
             },
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-            },
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }

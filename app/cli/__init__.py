@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 from app.auth import issue_dev_token
 from app.cli.billing import billing_cli
 
-auth_cli = AppGroup("auth", help="Identity helpers for local development.")
+auth_cli = AppGroup("auth", help="Identity helpers: dev tokens, ending a user's sign-ins.")
 
 
 @auth_cli.command("token")
@@ -29,6 +29,15 @@ def token_command(user_id: str, email: str | None, ttl: int) -> None:
             "the API would refuse the token."
         )
     click.echo(issue_dev_token(current_app.config, user_id, email=email, ttl_seconds=ttl))
+
+
+@auth_cli.command("sign-out")
+@click.argument("user_id")
+def sign_out_command(user_id: str) -> None:
+    """End every GitHub sign-in of USER_ID (e.g. github:583231) now."""
+    from app.signin.sessions import end_user_sessions
+
+    click.echo(f"{end_user_sessions(user_id)} session(s) of {user_id} ended")
 
 
 @click.command("openapi")

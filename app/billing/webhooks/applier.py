@@ -200,6 +200,10 @@ class Applier:
             self._thread = threading.Thread(target=self._run, name="webhook-applier", daemon=True)
             self._thread.start()
 
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def nudge(self) -> None:
         """Events were just recorded: apply them now rather than at the next poll."""
         self._wake.set()

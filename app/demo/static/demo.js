@@ -1,9 +1,15 @@
 // The billing demo: plain fetch against the real API, as a front end would use it.
 "use strict";
 
+// A dev user's token (minted by /demo/token, development only) is kept in localStorage. A
+// GitHub sign-in's access token is kept in memory only: the API's httpOnly refresh cookie
+// renews it (POST /auth/refresh), after a reload too.
 const TOKEN_KEY = "billing-demo-token";
 const USER_KEY = "billing-demo-user";
+const RENEW_MARGIN_MS = 60 * 1000;
 const $ = (id) => document.getElementById(id);
+
+const github = { token: null, expiresAt: 0, user: null, renewing: null };
 
 class ApiError extends Error {
   constructor(status, error, headers) {
@@ -17,25 +23,122 @@ class ApiError extends Error {
 
 class NetworkError extends Error {}
 
-async function call(method, path, body, { auth = true } = {}) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const token = localStorage.getItem(TOKEN_KEY);
-  if (auth && token) headers.Authorization = `Bearer ${token}`;
-  let response;
+async function send(method, path, body, headers) {
   try {
-    response = await fetch(path, {
+    return await fetch(path, {
       method,
       headers,
+      credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
     throw new NetworkError(String(err));
   }
+}
+
+async function call(method, path, body, { auth = true, retried = false } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const token = auth ? await currentToken() : null;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await send(method, path, body, headers);
+  if (response.status === 401 && token && github.token && !retried) {
+    github.token = null; // renew once, then try again
+    if (await renewGitHubToken()) return call(method, path, body, { auth, retried: true });
+  }
   const data = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, data && data.error, response.headers);
   return data;
 }
+
+// -- signing in -----------------------------------------------------------------------------
+
+async function currentToken() {
+  const dev = localStorage.getItem(TOKEN_KEY);
+  if (dev) return dev;
+  if (github.token && github.expiresAt - RENEW_MARGIN_MS > Date.now()) return github.token;
+  return github.user || github.token ? renewGitHubToken() : null;
+}
+
+// POST /auth/refresh: the refresh cookie (httpOnly, the browser sends it) for an access token.
+// One renewal at a time; null when nobody is signed in with GitHub.
+function renewGitHubToken() {
+  github.renewing = github.renewing || (async () => {
+    const response = await send("POST", "/auth/refresh", undefined, {
+      Accept: "application/json", "X-Requested-With": "fetch",
+    });
+    const data = await response.json().catch(() => null);
+    if (response.status === 401) {
+      Object.assign(github, { token: null, expiresAt: 0, user: null });
+      return null;
+    }
+    if (!response.ok) throw new ApiError(response.status, data && data.error, response.headers);
+    Object.assign(github, { token: data.accessToken, expiresAt: data.expiresAt, user: data.user });
+    return data.accessToken;
+  })().finally(() => { github.renewing = null; });
+  return github.renewing;
+}
+
+function signInWithGitHub() {
+  localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(USER_KEY);
+  const returnTo = `${window.location.origin}/demo`;
+  window.location.assign(`/auth/github/start?returnTo=${encodeURIComponent(returnTo)}`);
+}
+
+async function signOut() {
+  clearError();
+  localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(USER_KEY);
+  Object.assign(github, { token: null, expiresAt: 0, user: null });
+  await send("POST", "/auth/logout", undefined, { "X-Requested-With": "fetch" });
+  state.me = null;
+  state.entitlements = null;
+  $("account").hidden = true;
+  showSignedIn();
+  renderPlans();
+}
+
+function showSignedIn() {
+  const dev = localStorage.getItem(USER_KEY);
+  const user = github.user;
+  let text = "";
+  if (user) {
+    text = `Signed in with GitHub as ${user.login} (${user.id})`;
+  } else if (dev && localStorage.getItem(TOKEN_KEY)) {
+    text = `Signed in as ${dev}`;
+  }
+  $("signed-in-as").textContent = text;
+  $("sign-out").hidden = !text;
+  $("github-sign-in").hidden = Boolean(user);
+}
+
+// After a reload (or coming back from GitHub, Checkout or the portal): a dev user's token,
+// else the GitHub session's cookie. False when nobody is signed in.
+async function restoreSession() {
+  if (localStorage.getItem(TOKEN_KEY)) return true;
+  try {
+    return Boolean(await renewGitHubToken());
+  } finally {
+    showSignedIn();
+  }
+}
+
+function takeSignInError() {
+  const url = new URL(window.location.href);
+  const error = url.searchParams.get("signinError");
+  if (error !== null) {
+    url.searchParams.delete("signinError");
+    window.history.replaceState(null, "", url.toString());
+  }
+  return error;
+}
+
+const SIGN_IN_ERRORS = {
+  signin_denied: "You cancelled signing in with GitHub.",
+  signin_failed: "Signing in with GitHub did not work. Please try again.",
+  identity_provider_unavailable: "GitHub can't be reached right now. Please try again shortly.",
+};
 
 // Every failure in words a person understands.
 function describe(err) {
@@ -59,7 +162,7 @@ function describe(err) {
     case "missing_token":
     case "invalid_token":
     case "token_expired":
-      return "Your session has expired. Pick a user again.";
+      return "Your session has expired. Sign in again.";
     case "payment_provider_unavailable":
       return "The payment provider is unreachable right now. Please try again shortly.";
     case "customer_not_found":
@@ -199,9 +302,15 @@ async function loadPlans() {
 }
 
 async function signIn(userId) {
+  if (github.user || github.token) {
+    // One identity at a time: leaving a GitHub session for a dev user ends it.
+    Object.assign(github, { token: null, expiresAt: 0, user: null });
+    await send("POST", "/auth/logout", undefined, { "X-Requested-With": "fetch" });
+  }
   const reply = await call("POST", "/demo/token", { userId }, { auth: false });
   localStorage.setItem(TOKEN_KEY, reply.token);
   localStorage.setItem(USER_KEY, reply.userId);
+  showSignedIn();
   $("signed-in-as").textContent = `Signed in as ${reply.userId} (${reply.email})`;
 }
 
@@ -286,14 +395,22 @@ async function start() {
     clearError();
     loadAccount().catch(showError);
   });
+  $("github-sign-in").addEventListener("click", signInWithGitHub);
+  $("sign-out").addEventListener("click", () => signOut().catch(showError));
 
   const saved = localStorage.getItem(USER_KEY);
-  if (saved) {
-    $("user-id").value = saved;
-    $("signed-in-as").textContent = `Signed in as ${saved}`;
-  }
+  if (saved) $("user-id").value = saved;
+  const failed = takeSignInError();
+  if (failed) showError(SIGN_IN_ERRORS[failed] || "Signing in with GitHub did not work.");
   loadPlans().catch(showError);
-  if (!localStorage.getItem(TOKEN_KEY)) return;
+  let signedIn = false;
+  try {
+    signedIn = await restoreSession();
+  } catch (err) {
+    showError(err);
+  }
+  renderPlans();
+  if (!signedIn) return;
 
   const page = window.location.pathname.replace(/\/+$/, "");
   const params = new URLSearchParams(window.location.search);

@@ -251,6 +251,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/auth/github/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where GitHub sends the browser back (register it as the OAuth app's callback URL)
+         * @description Answers 303 to the `returnTo` of the sign-in, with the refresh cookie set, or with `?signinError=signin_denied|signin_failed|identity_provider_unavailable` and no cookie. A state that is unknown, used, expired or from another browser is a 400 `invalid_state` (nothing to trust the landing URL of).
+         */
+        get: operations["finishGitHubSignIn"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/github/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sign in with GitHub: send the browser here (a navigation, not a fetch)
+         * @description Answers 303 to GitHub's authorize page (state and PKCE S256). After GitHub, the browser lands on `returnTo` with no token; the front end then calls POST /auth/refresh with credentials to get an access token.
+         */
+        get: operations["startGitHubSignIn"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign out: end the session of the refresh cookie and clear it
+         * @description Same calling rules as /auth/refresh. Signing out twice is fine. Access tokens already handed out stay valid until they expire (AUTH_ACCESS_TOKEN_SECONDS): drop yours from memory.
+         */
+        post: operations["signOut"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new access token for the signed-in browser (the refresh cookie; rotates it)
+         * @description Call with `credentials: 'include'` from a FRONTEND_URL origin and the X-Requested-With header. 401 `missing_refresh_token` means nobody is signed in; the other 401 codes (`invalid_refresh_token`, `refresh_token_revoked`, `refresh_token_reused`, `refresh_token_expired`) clear the cookie: sign in again.
+         */
+        post: operations["refreshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -509,7 +589,7 @@ export interface components {
          * @description Stable machine-readable error codes
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "card_declined" | "checkout_session_not_found" | "conflict" | "customer_not_found" | "database_unavailable" | "idempotency_conflict" | "idempotency_key_reused" | "identity_provider_unavailable" | "internal_error" | "invalid_json" | "invalid_path" | "invalid_signature" | "invalid_token" | "invalid_token_claims" | "malformed_event" | "method_not_allowed" | "missing_token" | "multiple_subscriptions" | "not_found" | "payload_too_large" | "payment_provider_busy" | "payment_provider_rejected" | "payment_provider_unavailable" | "payment_required" | "price_mismatch" | "price_required" | "quota_exceeded" | "rate_limited" | "redirect_not_allowed" | "request_entity_too_large" | "retry" | "service_unavailable" | "subscription_ended" | "subscription_exists" | "subscription_not_found" | "token_expired" | "too_many_requests" | "unauthorized" | "unknown_plan" | "unknown_price" | "unsupported_media_type" | "user_not_found" | "validation_error" | "webhook_failed";
+        ErrorCode: "bad_request" | "card_declined" | "checkout_session_not_found" | "conflict" | "csrf_header_required" | "customer_not_found" | "database_unavailable" | "forbidden" | "idempotency_conflict" | "idempotency_key_reused" | "identity_provider_unavailable" | "internal_error" | "invalid_json" | "invalid_path" | "invalid_refresh_token" | "invalid_signature" | "invalid_state" | "invalid_token" | "invalid_token_claims" | "malformed_event" | "method_not_allowed" | "missing_refresh_token" | "missing_token" | "multiple_subscriptions" | "not_found" | "origin_not_allowed" | "payload_too_large" | "payment_provider_busy" | "payment_provider_rejected" | "payment_provider_unavailable" | "payment_required" | "price_mismatch" | "price_required" | "quota_exceeded" | "rate_limited" | "redirect_not_allowed" | "refresh_token_expired" | "refresh_token_reused" | "refresh_token_revoked" | "request_entity_too_large" | "retry" | "service_unavailable" | "signin_not_configured" | "subscription_ended" | "subscription_exists" | "subscription_not_found" | "token_expired" | "too_many_requests" | "unauthorized" | "unknown_plan" | "unknown_price" | "unsupported_media_type" | "user_not_found" | "validation_error" | "webhook_failed";
         /** ErrorReply */
         ErrorReply: {
             error: components["schemas"]["ErrorBody"];
@@ -621,6 +701,60 @@ export interface components {
         RetrieveCheckoutSessionRequest: {
             /** Sessionid */
             sessionId: string;
+        };
+        /** SessionReply */
+        SessionReply: {
+            /**
+             * Accesstoken
+             * @description Send as Authorization: Bearer <accessToken>; keep it in memory only
+             */
+            accessToken: string;
+            /**
+             * Tokentype
+             * @constant
+             */
+            tokenType: "Bearer";
+            /**
+             * Expiresin
+             * @description Seconds the access token is valid for
+             */
+            expiresIn: number;
+            /**
+             * Expiresat
+             * @description ms since the epoch
+             */
+            expiresAt: number;
+            /**
+             * Sessionexpiresat
+             * @description When the sign-in itself ends
+             */
+            sessionExpiresAt: number;
+            user: components["schemas"]["SessionUserOut"];
+        };
+        /** SessionUserOut */
+        SessionUserOut: {
+            /**
+             * Id
+             * @description The API's user id: github:<GitHub's numeric id>
+             */
+            id: string;
+            /**
+             * Login
+             * @description The GitHub login at sign-in (for display; can change)
+             */
+            login: string | null;
+            /** Name */
+            name: string | null;
+            /** Email */
+            email: string | null;
+        };
+        /** SignOutReply */
+        SignOutReply: {
+            /**
+             * Signedout
+             * @constant
+             */
+            signedOut: true;
         };
         /** SubscriptionOut */
         SubscriptionOut: {
@@ -755,6 +889,10 @@ export interface components {
     parameters: never;
     requestBodies: never;
     headers: {
+        /** @description Where the browser goes next */
+        Location: string;
+        /** @description Sets or clears an httpOnly sign-in cookie (scoped to /auth) */
+        "Set-Cookie": string;
         /** @description true when this is the stored first result for the idempotencyKey */
         "Idempotent-Replayed": "true";
         /** @description Seconds to wait before trying again */
@@ -802,7 +940,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -912,7 +1050,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1032,7 +1170,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1166,7 +1304,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1242,7 +1380,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1371,7 +1509,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1481,7 +1619,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1582,7 +1720,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1671,7 +1809,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1752,7 +1890,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorReply"];
                 };
             };
-            /** @description Missing, expired or invalid bearer token */
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1872,6 +2010,294 @@ export interface operations {
             /** @description The request body is larger than the configured cap */
             413: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
+    finishGitHubSignIn: {
+        parameters: {
+            query?: {
+                code?: string | null;
+                state?: string | null;
+                error?: string | null;
+            };
+            header?: {
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the sign-in's returnTo (never with a token in the URL) */
+            303: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Not found, or not the caller's */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Validation failed (the fields are listed) */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
+    startGitHubSignIn: {
+        parameters: {
+            query: {
+                /** @description Where the browser lands after signing in: a URL on one of FRONTEND_URL's origins. It gets no token; on failure it gets `?signinError=`. */
+                returnTo: string;
+            };
+            header?: {
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To GitHub's authorize page; sets the short-lived sign-in binding cookie */
+            303: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Not found, or not the caller's */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Validation failed (the fields are listed) */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
+    signOut: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Any value (e.g. fetch): a header an HTML form can't send. The request must also come from a FRONTEND_URL origin (Origin header), with credentials. */
+                "X-Requested-With": string;
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignOutReply"];
+                };
+            };
+            /** @description Refused: the request did not come from an allowed front-end origin (CSRF checks) */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
+    refreshSession: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Any value (e.g. fetch): a header an HTML form can't send. The request must also come from a FRONTEND_URL origin (Origin header), with credentials. */
+                "X-Requested-With": string;
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionReply"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
+            401: {
+                headers: {
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Refused: the request did not come from an allowed front-end origin (CSRF checks) */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
