@@ -39,13 +39,15 @@ class _QuietHandler(WSGIRequestHandler):
 class Faults:
     """Network faults on the answers to API requests whose path starts with ``path``, for
     fault tests: ``answer_delay`` seconds between doing the work and answering (a slow or
-    late answer), ``blackhole`` holds requests unanswered and undone while it is on (a
-    network that eats packets), ``drop_answers`` does the next N requests' work and then
-    closes the connection without an answer (an answer lost on its way back)."""
+    late answer), ``hold_answers`` does the work and holds the answers while it is on (a late
+    answer whose moment the test picks), ``blackhole`` holds requests unanswered and undone
+    while it is on (a network that eats packets), ``drop_answers`` does the next N requests'
+    work and then closes the connection without an answer (an answer lost on its way back)."""
 
     path: str = "/v1/"
     answer_delay: float = 0.0
     blackhole: bool = False
+    hold_answers: bool = False
     drop_answers: int = 0
 
     @classmethod
@@ -94,6 +96,8 @@ class Sandbox:
         response = self.handle(request)
         if faults.answer_delay:
             time.sleep(faults.answer_delay)
+        while self.faults.hold_answers and faults.hold_answers:
+            time.sleep(0.02)
         with self._faults_lock:
             drop = self.faults.drop_answers > 0
             if drop:
@@ -178,7 +182,8 @@ class Sandbox:
 
     def configure(self, **kwargs: Any) -> None:
         """Set switches: the ``Config`` ones, and ``fault_path``, ``fault_answer_delay``,
-        ``fault_blackhole``, ``fault_drop_answers`` (see :class:`Faults`)."""
+        ``fault_blackhole``, ``fault_hold_answers``, ``fault_drop_answers`` (see
+        :class:`Faults`)."""
         names = Faults.names()
         faults = {names[key]: kwargs.pop(key) for key in list(kwargs) if key in names}
         if faults:

@@ -29,7 +29,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from stripe_history import stored_state, stripe_state
-from support import pay_hosted_checkout, portal_action, sign_payload, subscribe
+from support import pay_hosted_checkout, portal_action, sign_payload, subscribe, wait_until
 from tcp_proxy import TcpProxy
 
 from app.billing.accounts.users import get_or_create_user
@@ -105,21 +105,33 @@ def test_a_late_refresh_read_does_not_overwrite_a_cancel_made_meanwhile(
     subscribe(client, billing, user)
     sub_id = subscription_id_of(client, user)
     portal = client.post("/api/create-portal-session", json={}, headers=headers).get_json()
-    # Late, but within the app's STRIPE_READ_TIMEOUT (5 s).
-    billing.sandbox.configure(fault_path="/v1/subscriptions", fault_answer_delay=4.5)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        refresh = pool.submit(
-            requests.get, f"{billing.live_url}/api/me?refresh=true", headers=headers, timeout=30
-        )
-        time.sleep(0.4)
-        canceled = portal_action(portal["url"], "cancel", subscription=sub_id)
-        assert canceled.status_code in (302, 303), canceled.text[:300]
-        billing.wait_for_webhooks()
-        assert not refresh.done()
-        assert refresh.result().status_code == 200
-    billing.sandbox.configure(fault_answer_delay=0)
+    # The list is read, then its answer is held until the cancel is applied: later than any
+    # fixed delay could promise on a loaded machine, within this instance's read timeout.
+    with serve_instance(app, STRIPE_READ_TIMEOUT=60.0) as instance:
+        billing.sandbox.clear_requests()
+        billing.sandbox.configure(fault_path="/v1/subscriptions", fault_hold_answers=True)
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                refresh = pool.submit(
+                    requests.get, f"{instance.url}/api/me?refresh=true", headers=headers, timeout=90
+                )
+                wait_until(lambda: listed_subscriptions(billing) > 0)
+                canceled = portal_action(portal["url"], "cancel", subscription=sub_id)
+                assert canceled.status_code in (302, 303), canceled.text[:300]
+                billing.wait_for_webhooks()
+                assert not refresh.done()
+                billing.sandbox.configure(fault_hold_answers=False)
+                assert refresh.result().status_code == 200
+        finally:
+            billing.sandbox.configure(fault_hold_answers=False)
     assert stored_state(app, sub_id) == stripe_state(billing, sub_id, user)
     assert stored_state(app, sub_id)["cancel_at_period_end"] is True
+
+
+def listed_subscriptions(billing: Billing) -> int:
+    return sum(
+        r["method"] == "GET" and r["path"] == "/v1/subscriptions" for r in billing.sandbox.requests
+    )
 
 
 def test_a_read_never_revives_an_ended_subscription(

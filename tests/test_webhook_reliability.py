@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,7 +21,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from stripe_history import History, clear_tables, drop_endpoints, stored_state, stripe_state
-from support import portal_action, sign_payload, subscribe
+from support import portal_action, sign_payload, subscribe, wait_until
 from tcp_proxy import TcpProxy
 
 from app.billing.accounts.users import get_or_create_user
@@ -36,13 +35,6 @@ def webhook_rows(app: Flask) -> dict[str, WebhookEvent]:
         rows = {row.id: row for row in db.session.execute(select(WebhookEvent)).scalars()}
         db.session.commit()  # ends the transaction and keeps the rows readable
         return rows
-
-
-def wait_until(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def register_endpoint(billing: Billing, url: str) -> str:
