@@ -37,7 +37,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 @dataclass
 class Faults:
-    """Network faults on the answers to API requests whose path starts with ``path``, for
+    """Network faults on the answers to API requests whose path starts with ``path`` (or is
+    exactly it, when ``path`` ends with ``$``: a list, not its items), for
     fault tests: ``answer_delay`` seconds between doing the work and answering (a slow or
     late answer), ``hold_answers`` does the work and holds the answers while it is on (a late
     answer whose moment the test picks), ``blackhole`` holds requests unanswered and undone
@@ -49,6 +50,11 @@ class Faults:
     blackhole: bool = False
     hold_answers: bool = False
     drop_answers: int = 0
+
+    def covers(self, path: str) -> bool:
+        if self.path.endswith("$"):
+            return path == self.path[:-1]
+        return path.startswith(self.path)
 
     @classmethod
     def names(cls) -> dict[str, str]:
@@ -86,7 +92,7 @@ class Sandbox:
     def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         faults = self.faults
-        if not request.path.startswith(faults.path):
+        if not faults.covers(request.path):
             return self.handle(request)(environ, start_response)
         if faults.blackhole:
             while self.faults.blackhole:  # never done, never answered: the packets were lost

@@ -109,7 +109,9 @@ def test_a_late_refresh_read_does_not_overwrite_a_cancel_made_meanwhile(
     # fixed delay could promise on a loaded machine, within this instance's read timeout.
     with serve_instance(app, STRIPE_READ_TIMEOUT=60.0) as instance:
         billing.sandbox.clear_requests()
-        billing.sandbox.configure(fault_path="/v1/subscriptions", fault_hold_answers=True)
+        # Only the list is held: the cancel's event may share a second with the purchase's, and
+        # the applier then re-reads that one subscription, which must not be held.
+        billing.sandbox.configure(fault_path="/v1/subscriptions$", fault_hold_answers=True)
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:
                 refresh = pool.submit(
@@ -123,7 +125,7 @@ def test_a_late_refresh_read_does_not_overwrite_a_cancel_made_meanwhile(
                 billing.sandbox.configure(fault_hold_answers=False)
                 assert refresh.result().status_code == 200
         finally:
-            billing.sandbox.configure(fault_hold_answers=False)
+            billing.sandbox.configure(fault_hold_answers=False, fault_path="/v1/")
     assert stored_state(app, sub_id) == stripe_state(billing, sub_id, user)
     assert stored_state(app, sub_id)["cancel_at_period_end"] is True
 
