@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Billing, auth_headers
 from flask import Flask, Response
 from flask.testing import FlaskClient
 from openapi_conformance import ConformanceChecker
+from support import Billing, auth_headers
 
 from app import create_app
 from app.api.openapi import UndocumentedRoute, build_openapi

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import requests
-from conftest import Billing
 from flask import Flask
 from flask.testing import FlaskClient
+from support import Billing
 
 from app.stripe.gateway import StripeGateway
 
