@@ -42,9 +42,11 @@ run: migrate
 test: install
 	$(VENV)/bin/pytest -q
 
-# The quick loop: everything but the property-based, concurrency and fault-injection tests.
+# The inner loop, on SQLite: leaves out the tests marked `slow` (property-based, concurrency,
+# fault injection, real gunicorn/processes: `make test` runs them) and `browser` (Chromium:
+# `make test-browser`). `-m` replaces pyproject's `not browser`, so both are named here.
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -m "not slow and not browser"
 
 test-postgres: install
 	TEST_DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q

@@ -191,7 +191,8 @@ def client(app: Flask, billing: Billing) -> FlaskClient:
 
 
 # The property-based and concurrency suites (and the fault-injection ones, which wait for
-# Stripe's retries): `make test-fast` skips them with `-m "not slow"`; `make test` runs all.
+# Stripe's retries) are `slow`: `make test-fast` leaves them out (and the `browser` tests);
+# `make test` runs all but the browser tests. Single tests are marked in their modules.
 SLOW_MODULES = frozenset(
     {"test_ordering_property", "test_usage_concurrency", "test_webhook_reliability", "test_faults"}
 )
