@@ -97,7 +97,11 @@ def running_stripe_mock() -> Iterator[str]:
         url = f"http://127.0.0.1:{port}"
         with tempfile.TemporaryFile() as output:
             process = subprocess.Popen(  # nosec B603: our own binary, no shell
-                [*command, "-http-addr", f"127.0.0.1:{port}"], stdout=output, stderr=output
+                # It also serves HTTPS, on 12112 unless told: an empty port lets the system
+                # pick a free one, so two runs (or another stripe-mock) can't collide there.
+                [*command, "-http-addr", f"127.0.0.1:{port}", "-https-addr", "127.0.0.1:"],
+                stdout=output,
+                stderr=output,
             )
             try:
                 deadline = time.monotonic() + STARTUP_TIMEOUT

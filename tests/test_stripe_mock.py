@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 from stripe_mock_server import (
     StripeMockUnavailable,
     mock_dir,
@@ -33,9 +34,13 @@ from stripe_mock_server import (
     unavailable_reason,
 )
 
+from app import create_app
+from app.auth import issue_dev_token
 from app.billing.errors import ProviderRejected
 from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
 from app.environment import DEFAULT_API_VERSION
+from app.extensions import db
+from app.models import User
 from app.stripe import setup
 from app.stripe.gateway import StripeGateway
 
@@ -125,16 +130,29 @@ def gateway_methods() -> list[str]:
     )
 
 
-def newer_than_spec(call: Callable[[], Any], *, rejection: str) -> None:
-    """The narrow allowance: stripe-mock's 2022 spec refuses this call for exactly `rejection`
-    (one parameter current Stripe accepts). Any other problem with the call still fails, and
-    so does the day the spec accepts it (then call it like the others)."""
+def newer_than_spec(
+    call: Callable[[], Any],
+    *,
+    unknown: frozenset[str] = frozenset(),
+    value_of: frozenset[str] = frozenset(),
+) -> None:
+    """The narrow allowance: stripe-mock's 2022 spec refuses this call only because of
+    parameters current Stripe accepts: exactly the `unknown` parameter names, or the value of
+    one of `value_of`. Any other problem with the call still fails, and so does the day the spec
+    accepts it (then test it like the others)."""
     with pytest.raises(ProviderRejected) as refused:
         call()
     assert refused.value.code == "payment_provider_rejected"
-    # stripe-mock names every unknown property and the first invalid value: the message is
-    # exactly this when the newer parameter is the only problem.
-    assert str(refused.value.__cause__).endswith(rejection), refused.value.__cause__
+    # stripe-mock names every unknown property, else the first invalid value it meets (both
+    # in Go's map order, which varies from run to run).
+    message = str(refused.value.__cause__)
+    if unknown:
+        names = message.rpartition("additional properties are not allowed: ")[2]
+        assert set(names.split(", ")) == unknown, message
+    else:
+        failed = message.rpartition("object property '")[2].partition("'")[0]
+        assert failed in value_of, message
+        assert message.endswith("validation failed: value is not in enumeration"), message
 
 
 def _spec() -> dict[str, Any] | None:
@@ -214,7 +232,7 @@ def test_listing_a_customers_open_sessions(gateway: StripeGateway) -> None:
         assert not {"customer", "status"} & known, "the spec knows them now: drop the allowance"
     newer_than_spec(
         lambda: gateway.list_open_checkout_sessions("cus_mock"),
-        rejection="additional properties are not allowed: customer, status",
+        unknown=frozenset({"customer", "status"}),
     )
 
 
@@ -308,20 +326,26 @@ def test_webhook_endpoint_setup(gateway: StripeGateway) -> None:
         unknown = [
             e for e in HANDLED_EVENT_TYPES if e not in known["enabled_events"]["items"]["enum"]
         ]
-        assert unknown == sorted(EVENTS_NEWER_THAN_SPEC), "update EVENTS_NEWER_THAN_SPEC"
+        assert set(unknown) == EVENTS_NEWER_THAN_SPEC, "update EVENTS_NEWER_THAN_SPEC"
     # setup.setup_webhook_endpoint with --replace, as `flask billing setup-webhook` runs it:
-    # the canned endpoint's URL is not ours, so nothing is deleted, and the create is refused
-    # for the pinned version (the first value stripe-mock checks).
+    # the canned endpoint's URL is not ours, so nothing is deleted; the create carries both.
     newer_than_spec(
         lambda: setup.setup_webhook_endpoint(gateway, CONFIG, HANDLED_EVENT_TYPES, replace=True),
-        rejection="object property 'api_version' validation failed: value is not in enumeration",
+        value_of=frozenset({"api_version", "enabled_events"}),
     )
+    # Each alone, then neither: nothing else in the request is wrong.
     url = setup.webhook_url(CONFIG)
+    known_events = [e for e in HANDLED_EVENT_TYPES if e not in EVENTS_NEWER_THAN_SPEC]
     newer_than_spec(
         lambda: gateway.create_webhook_endpoint(url=url, enabled_events=HANDLED_EVENT_TYPES),
-        rejection="object property 'enabled_events' validation failed: value is not in enumeration",
+        value_of=frozenset({"enabled_events"}),
     )
-    known_events = [e for e in HANDLED_EVENT_TYPES if e not in EVENTS_NEWER_THAN_SPEC]
+    newer_than_spec(
+        lambda: gateway.create_webhook_endpoint(
+            url=url, enabled_events=known_events, api_version=DEFAULT_API_VERSION
+        ),
+        value_of=frozenset({"api_version"}),
+    )
     created = gateway.create_webhook_endpoint(url=url, enabled_events=known_events)
     assert created["object"] == "webhook_endpoint"
     deleted = gateway.delete_webhook_endpoint(created["id"])
@@ -334,3 +358,70 @@ def test_check_stripe_setup(gateway: StripeGateway) -> None:
     config = {**CONFIG, "STRIPE_PRICE_ID_MONTHLY": "price_m", "STRIPE_PRICE_ID_YEARLY": "price_y"}
     problems = setup.check_stripe_setup(gateway, config, HANDLED_EVENT_TYPES)
     assert problems == [f"no webhook endpoint for {setup.webhook_url(CONFIG)} (PUBLIC_URL)"]
+
+
+# -- the app's own routes and services, with stripe-mock as its Stripe --------------------------
+
+JWT_SECRET = "stripe-mock-suite-jwt-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def mocked_app(stripe_mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """The app configured as in production but with stripe-mock as Stripe, on its own SQLite
+    database (these tests check what is sent to Stripe, not SQL), so its requests carry exactly
+    the parameters the routes build."""
+    from flask_migrate import upgrade
+
+    application = create_app(
+        {
+            "APP_ENV": "testing",
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('mockdb')}/billing.db",
+            "STRIPE_SECRET_KEY": "sk_test_123",
+            "STRIPE_API_BASE": stripe_mock_url,
+            "STRIPE_MAX_NETWORK_RETRIES": 0,
+            "STRIPE_PRICE_ID_MONTHLY": "price_mock_monthly",
+            "STRIPE_PRICE_ID_YEARLY": "price_mock_yearly",
+            "FRONTEND_URLS": [FRONTEND],
+            "AUTH_JWT_SECRET": JWT_SECRET,
+            "LOG_LEVEL": "WARNING",
+            "RATE_LIMIT_ENABLED": False,
+        }
+    )
+    with application.app_context():
+        upgrade()
+    yield application
+    application.extensions["webhook_applier"].stop()
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _signed_in(user_id: str) -> dict[str, str]:
+    token = issue_dev_token(
+        {"AUTH_JWT_SECRET": JWT_SECRET}, user_id, email=f"{user_id}@example.com", ttl_seconds=600
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_checkout_and_portal_routes_send_what_stripe_accepts(mocked_app: Flask) -> None:
+    """A new user's checkout (customer, its email, the session) and then the portal, through
+    the API routes and services: every request they make passed stripe-mock's validation."""
+    client = mocked_app.test_client()
+    headers = _signed_in("mock-route-user")
+    created = client.post("/api/create-checkout-session", json={"plan": "monthly"}, headers=headers)
+    assert created.status_code == 200, created.get_json()
+    assert created.get_json()["session"]["id"].startswith("cs_")
+    with mocked_app.app_context():
+        user = db.session.get(User, "mock-route-user")
+        assert user is not None and (user.stripe_customer_id or "").startswith("cus_")
+    portal = client.post("/api/create-portal-session", json={}, headers=headers)
+    assert portal.status_code == 200, portal.get_json()
+    assert portal.get_json()["url"].startswith("https://")
+
+
+def test_plans_route_reads_the_configured_prices(mocked_app: Flask) -> None:
+    reply = mocked_app.test_client().get("/api/plans")
+    assert reply.status_code == 200, reply.get_json()
+    amounts = [price for plan in reply.get_json()["plans"] for price in plan["prices"]]
+    assert amounts, reply.get_json()  # stripe-mock's canned price, once per configured id
