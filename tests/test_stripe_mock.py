@@ -425,3 +425,26 @@ def test_plans_route_reads_the_configured_prices(mocked_app: Flask) -> None:
     assert reply.status_code == 200, reply.get_json()
     amounts = [price for plan in reply.get_json()["plans"] for price in plan["prices"]]
     assert amounts, reply.get_json()  # stripe-mock's canned price, once per configured id
+
+
+def test_billing_commands_against_stripe_mock(mocked_app: Flask) -> None:
+    """The operator's commands (`flask billing ...`), each a real Stripe conversation: setup,
+    the incremental and full reconciliations, one user's sync. stripe-mock's canned
+    subscription belongs to no user here, so sync records it as such, without errors."""
+    runner = mocked_app.test_cli_runner()
+    products = runner.invoke(args=["billing", "setup-products"])
+    assert products.exit_code == 0, products.output
+    assert "STRIPE_PRICE_ID_MONTHLY=price_" in products.output
+    events = runner.invoke(args=["billing", "sync", "--events"])
+    assert events.exit_code == 0, events.output
+    assert "cursor=" in events.output
+    full = runner.invoke(args=["billing", "sync"])
+    assert full.exit_code == 0, full.output
+    assert "0 error(s)" in full.output
+    created = mocked_app.test_client().post(
+        "/api/create-checkout-session", json={"plan": "yearly"}, headers=_signed_in("mock-sync")
+    )
+    assert created.status_code == 200, created.get_json()
+    one = runner.invoke(args=["billing", "sync", "--user", "mock-sync"])
+    assert one.exit_code == 0, one.output
+    assert "0 error(s)" in one.output
