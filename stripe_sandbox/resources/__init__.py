@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     discounts,
     event_api,
     invoice_items,
+    invoice_previews,
     invoices,
     payment_intents,
     payment_methods,
