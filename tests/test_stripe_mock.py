@@ -64,3 +64,46 @@ def test_cancel_resume_and_refresh_calls_are_accepted(gateway: StripeGateway) ->
 def test_setup_calls_are_accepted(gateway: StripeGateway) -> None:
     assert isinstance(gateway.list_first_page("prices", {"lookup_keys": ["pro_monthly"]}), list)
     assert isinstance(gateway.list_first_page("webhook_endpoints", {"limit": 10}), list)
+
+
+# -- plan changes, seats, trials and promotion codes (docs/features.md) ---------------------------
+# The bundled stripe-mock spec (February 2022) predates `invoices.create_preview` (2024),
+# Checkout's `payment_method_collection` and `subscription_data.trial_settings` (both late
+# 2022): those three calls are exercised against the sandbox only
+# (tests/test_plan_changes.py), the rest of each call's shape is checked here.
+
+
+def test_checkout_with_seats_a_trial_and_a_promotion_code_is_accepted(
+    gateway: StripeGateway,
+) -> None:
+    from app.stripe.gateway import CheckoutTrial
+
+    session = gateway.create_checkout_session(
+        user_id="mock-user",
+        customer_id="cus_123",
+        price_id="price_123",
+        success_url="https://app.example.com/success",
+        cancel_url="https://app.example.com/cancel",
+        metadata={},
+        quantity=3,
+        trial=CheckoutTrial(days=14),  # with a card: only trial_period_days is sent
+        promotion_code_id="promo_123",
+    )
+    assert session["object"] == "checkout.session"
+
+
+def test_promotion_code_lookup_is_accepted(gateway: StripeGateway) -> None:
+    found = gateway.find_promotion_code("LAUNCH25")
+    assert found is None or found["object"] == "promotion_code"
+
+
+def test_plan_or_seat_change_is_accepted(gateway: StripeGateway) -> None:
+    changed = gateway.change_subscription_item(
+        "sub_123",
+        item_id="si_123",
+        price_id="price_456",
+        quantity=2,
+        proration_date=1_700_000_000,
+        starting_from="2026-12-05T06:00:00+00:00",
+    )
+    assert changed["object"] == "subscription"

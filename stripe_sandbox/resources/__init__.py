@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     invoices,
     payment_intents,
     payment_methods,
+    payment_pages,
     portal,
     setup_intents,
     subscription_schedules,
