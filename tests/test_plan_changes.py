@@ -300,3 +300,13 @@ def test_trial_without_a_card_then_the_warning_shows_in_me(
     warned = client.get("/api/me", headers=headers).get_json()["subscription"]
     assert warned["trialEndsAt"] == soon * 1000
     assert warned["trialWillEndAt"] is not None
+
+    # Switching interval during the trial: nothing due now, the first invoice at the trial's
+    # end is the yearly price (Stripe neither prorates nor restarts the cycle in a trial).
+    preview = client.post(
+        "/api/subscription/preview-change", json={"plan": "yearly"}, headers=headers
+    ).get_json()["preview"]
+    yearly = billing.gateway.client.v1.prices.retrieve(billing.yearly)
+    assert preview["amountDueNow"] == 0 and preview["prorationAmount"] == 0
+    assert preview["nextInvoiceAmount"] == yearly.unit_amount
+    assert preview["nextInvoiceAt"] == warned["trialEndsAt"]

@@ -127,7 +127,10 @@ def _target(
         item_id=str(item.get("id") or ""),
         price_id=price_id,
         quantity=seats,
-        interval_changes=new_interval is not None and new_interval != old_interval,
+        # During a trial Stripe neither prorates nor restarts the cycle: nothing is due now.
+        interval_changes=new_interval is not None
+        and new_interval != old_interval
+        and current.get("status") != "trialing",
         version=version,
     )
 
