@@ -13,7 +13,7 @@ import pytest
 from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
-from support import pay_hosted_checkout, subscribe
+from support import pay_hosted_checkout, post_webhook, subscribe
 
 from app.extensions import db
 from app.models import Subscription
@@ -310,3 +310,24 @@ def test_trial_without_a_card_then_the_warning_shows_in_me(
     assert preview["amountDueNow"] == 0 and preview["prorationAmount"] == 0
     assert preview["nextInvoiceAmount"] == yearly.unit_amount
     assert preview["nextInvoiceAt"] == warned["trialEndsAt"]
+
+
+def test_a_late_webhook_with_the_old_plan_does_not_undo_the_change(
+    client: FlaskClient, billing: Billing
+) -> None:
+    user = "plan-late-hook"
+    headers = auth_headers(user)
+    subscribe(client, billing, user, plan="monthly")
+    sub_id = client.get("/api/me", headers=headers).get_json()["subscription"]["id"]
+    old = billing.gateway.client.v1.events.list({"type": "customer.subscription.created"}).data
+    old_event = next(e for e in old if e.data.object.id == sub_id).to_dict(for_json=True)
+    assert old_event["data"]["object"]["items"]["data"][0]["price"]["id"] == billing.monthly
+
+    changed = client.post("/api/subscription/change", json={"plan": "yearly"}, headers=headers)
+    assert changed.status_code == 200, changed.get_json()
+    billing.wait_for_webhooks()
+    # Stripe retries an old delivery (or it was held up): its state predates the change.
+    late = {**old_event, "id": "evt_late_monthly_state"}
+    assert post_webhook(client, late, billing.webhook_secret).status_code == 200
+    me = client.get("/api/me", headers=headers).get_json()["subscription"]
+    assert me["priceId"] == billing.yearly and me["interval"] == "year"
