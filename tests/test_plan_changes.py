@@ -331,3 +331,29 @@ def test_a_late_webhook_with_the_old_plan_does_not_undo_the_change(
     assert post_webhook(client, late, billing.webhook_secret).status_code == 200
     me = client.get("/api/me", headers=headers).get_json()["subscription"]
     assert me["priceId"] == billing.yearly and me["interval"] == "year"
+
+
+def test_a_trial_is_for_the_first_subscription_only(
+    client: FlaskClient, billing: Billing, plans_file: Any
+) -> None:
+    plans = json.loads(json.dumps(TEAM_PLANS))
+    plans["plans"]["pro"].update(trialDays=7)  # a card is asked for (the default)
+    plans_file(plans)
+    user = "plan-second-trial"
+    headers = auth_headers(user)
+    first = client.post("/api/create-checkout-session", json={"plan": "monthly"}, headers=headers)
+    session = billing.gateway.client.v1.checkout.sessions.retrieve(
+        first.get_json()["session"]["id"]
+    )
+    assert session.amount_total == 0 and session.payment_method_collection == "always"
+    assert pay_hosted_checkout(first.get_json()["session"]["url"]).status_code == 303
+    billing.wait_for_webhooks()
+    assert client.get("/api/me", headers=headers).get_json()["subscription"]["status"] == "trialing"
+    ended = client.post("/api/cancel-subscription", json={"immediately": True}, headers=headers)
+    assert ended.status_code == 200, ended.get_json()
+
+    again = client.post("/api/create-checkout-session", json={"plan": "monthly"}, headers=headers)
+    assert again.status_code == 200, again.get_json()
+    second = billing.gateway.client.v1.checkout.sessions.retrieve(again.get_json()["session"]["id"])
+    monthly = billing.gateway.client.v1.prices.retrieve(billing.monthly)
+    assert second.amount_total == monthly.unit_amount  # no second free trial
