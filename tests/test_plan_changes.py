@@ -145,6 +145,7 @@ def test_a_double_clicked_change_sends_one_key_and_changes_once(
     assert answers[0]["latest_invoice"] == answers[1]["latest_invoice"]  # replayed, not redone
     invoices = gateway.client.v1.invoices.list({"subscription": sub_id}).data
     assert len([inv for inv in invoices if inv.billing_reason == "subscription_update"]) == 1
+    billing.wait_for_webhooks()  # the change's events applied before the next test clears tables
 
 
 def test_only_the_callers_own_subscription_can_be_changed(
@@ -357,3 +358,4 @@ def test_a_trial_is_for_the_first_subscription_only(
     second = billing.gateway.client.v1.checkout.sessions.retrieve(again.get_json()["session"]["id"])
     monthly = billing.gateway.client.v1.prices.retrieve(billing.monthly)
     assert second.amount_total == monthly.unit_amount  # no second free trial
+    billing.wait_for_webhooks()
