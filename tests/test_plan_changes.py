@@ -114,6 +114,8 @@ def test_asking_for_the_current_plan_changes_nothing_and_a_repeat_is_replayed(
         "/api/subscription/preview-change", json={"plan": "monthly"}, headers=headers
     ).get_json()["preview"]
     assert preview["amountDueNow"] == 0 and preview["lines"] == []
+    monthly = billing.gateway.client.v1.prices.retrieve(billing.monthly)
+    assert preview["nextInvoiceAmount"] == monthly.unit_amount
 
 
 def test_a_double_clicked_change_sends_one_key_and_changes_once(

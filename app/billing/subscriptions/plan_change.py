@@ -182,7 +182,9 @@ def preview_change(
             proration_date=proration_date * 1000,
             currency=str(sub.get("currency") or "usd"),
             amount_due_now=0,
-            next_invoice_amount=0,
+            # The regular renewal (discounts and tax left to Stripe's invoice).
+            next_invoice_amount=int((item.get("price") or {}).get("unit_amount") or 0)
+            * target.quantity,
             next_invoice_at=ms_from_seconds(item.get("current_period_end")),
             proration_amount=0,
             lines=[],
