@@ -27,6 +27,7 @@ AUDITED_ENDPOINTS = {
     "checkout.retrieve_checkout_session": "checkout.retrieve",
     "subscriptions.cancel_subscription": "subscription.cancel",
     "subscriptions.resume_subscription": "subscription.resume",
+    "plan_changes.change_subscription": "subscription.change",
     "portal.create_portal_session": "portal.open",
     "webhooks.stripe_webhook": "webhook",
 }

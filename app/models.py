@@ -50,6 +50,8 @@ class MirroredColumns:
     cancel_at: Mapped[int | None] = mapped_column(BigInteger)
     canceled_at: Mapped[int | None] = mapped_column(BigInteger)
     trial_end: Mapped[int | None] = mapped_column(BigInteger)
+    # Seats: the first item's quantity (entitlements scale with it).
+    quantity: Mapped[int | None] = mapped_column(Integer)
 
 
 class User(MirroredColumns, db.Model):  # type: ignore[name-defined]
@@ -115,6 +117,9 @@ class Subscription(StatusFacts, MirroredColumns, db.Model):  # type: ignore[name
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
     # When the current past_due spell began (ms); the grace policy counts its days from here.
     past_due_since: Mapped[int | None] = mapped_column(BigInteger)
+    # When Stripe's customer.subscription.trial_will_end came for the current trial (ms); the
+    # front end shows "your trial ends soon" from it.
+    trial_will_end_at: Mapped[int | None] = mapped_column(BigInteger)
     stripe_created: Mapped[int | None] = mapped_column(BigInteger)
     last_event_created: Mapped[int | None] = mapped_column(BigInteger)
     # When the stored state last changed (a write that changes nothing leaves it alone).

@@ -99,7 +99,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def live_stack(work_dir: Path) -> Iterator[Stack]:
+def live_stack(work_dir: Path, plans_file: str = "") -> Iterator[Stack]:
+    """The stack under the default plans, or those of `plans_file` (docs/entitlements.md)."""
     sandbox, sandbox_url = _start_sandbox(
         work_dir / "sandbox.log", "stripe_sandbox", "--retry-time-scale", "0.001"
     )
@@ -133,7 +134,7 @@ def live_stack(work_dir: Path) -> Iterator[Stack]:
             "GITHUB_BASE_URL": github_url,
             "GITHUB_API_URL": github_url,
             "FRONTEND_URL": "http://localhost:5173",
-            "PLANS_FILE": "",
+            "PLANS_FILE": plans_file,
             "LOG_LEVEL": "WARNING",
             # As every suite app (tests/conftest.py): limits are tested in test_rate_limits.py.
             "RATE_LIMIT_ENABLED": "false",

@@ -448,3 +448,83 @@ def test_billing_commands_against_stripe_mock(mocked_app: Flask) -> None:
     one = runner.invoke(args=["billing", "sync", "--user", "mock-sync"])
     assert one.exit_code == 0, one.output
     assert "0 error(s)" in one.output
+
+
+# -- plan changes, seats, trials and promotion codes (docs/features.md) -----------------------
+
+
+@exercises("create_checkout_session")
+def test_checkout_with_seats_a_trial_and_a_promotion_code_is_accepted(
+    gateway: StripeGateway,
+) -> None:
+    from app.stripe.gateway import CheckoutTrial
+
+    session = gateway.create_checkout_session(
+        user_id=USER_ID,
+        customer_id="cus_mock",
+        price_id="price_mock_monthly",
+        success_url=f"{FRONTEND}/billing/success",
+        cancel_url=f"{FRONTEND}/billing/cancel",
+        metadata={},
+        quantity=3,
+        trial=CheckoutTrial(days=14),  # with a card: only trial_period_days is sent
+        promotion_code_id="promo_mock",
+    )
+    assert session["object"] == "checkout.session"
+
+
+@exercises("create_checkout_session")
+def test_a_trial_without_a_card_is_newer_than_the_spec(gateway: StripeGateway) -> None:
+    """`payment_method_collection` and `subscription_data.trial_settings` came late in 2022;
+    the card-less trial journey runs against the sandbox (tests/test_plan_changes.py)."""
+    from app.stripe.gateway import CheckoutTrial
+
+    newer_than_spec(
+        lambda: gateway.create_checkout_session(
+            user_id=USER_ID,
+            customer_id="cus_mock",
+            price_id="price_mock_monthly",
+            success_url=f"{FRONTEND}/billing/success",
+            cancel_url=f"{FRONTEND}/billing/cancel",
+            metadata={},
+            trial=CheckoutTrial(days=14, requires_card=False, end_behavior="cancel"),
+        ),
+        unknown=frozenset({"payment_method_collection"}),
+    )
+
+
+@exercises("find_promotion_code")
+def test_promotion_code_lookup_is_accepted(gateway: StripeGateway) -> None:
+    found = gateway.find_promotion_code("LAUNCH25")
+    assert found is None or found["object"] == "promotion_code"
+
+
+@exercises("change_subscription_item")
+def test_plan_or_seat_change_is_accepted(gateway: StripeGateway) -> None:
+    changed = gateway.change_subscription_item(
+        "sub_mock",
+        item_id="si_mock",
+        price_id="price_mock_yearly",
+        quantity=2,
+        proration_date=1_700_000_000,
+        starting_from="2026-12-05T06:00:00+00:00",
+    )
+    assert changed["object"] == "subscription"
+
+
+@exercises("preview_subscription_change")
+def test_the_change_preview_is_newer_than_the_spec(gateway: StripeGateway) -> None:
+    """`POST /v1/invoices/create_preview` (2024) is not in the 2022 spec: stripe-mock takes it for
+    an update of invoice "create_preview" and refuses the preview's parameters. The preview
+    journey runs against the sandbox (tests/test_plan_changes.py and
+    tests/sandbox/test_sandbox_previews.py)."""
+    newer_than_spec(
+        lambda: gateway.preview_subscription_change(
+            "sub_mock",
+            item_id="si_mock",
+            price_id="price_mock_yearly",
+            quantity=2,
+            proration_date=1_700_000_000,
+        ),
+        unknown=frozenset({"subscription_details", "subscription"}),
+    )

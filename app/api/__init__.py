@@ -4,8 +4,19 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import checkout, meta, plans, portal, signin, subscriptions, usage, webhooks
+    from app.api import (
+        checkout,
+        meta,
+        plan_changes,
+        plans,
+        portal,
+        signin,
+        subscriptions,
+        usage,
+        webhooks,
+    )
 
-    for module in (checkout, meta, plans, portal, signin, subscriptions, usage, webhooks):
+    modules = (checkout, meta, plan_changes, plans, portal, signin, subscriptions, usage, webhooks)
+    for module in modules:
         app.register_blueprint(module.bp)
     app.register_blueprint(meta.probes)

@@ -47,6 +47,8 @@ def create_checkout_session() -> dict[str, Any]:
         success_url=body.successUrl,
         cancel_url=body.cancelUrl,
         metadata=body.metadata,
+        quantity=body.quantity,
+        promotion_code=body.promotionCode,
     )
     audit.note(stripe_object=session.id, detail=session.price_id)
     out = CheckoutSessionOut(id=session.id, url=session.url, status=session.status)

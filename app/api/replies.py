@@ -17,7 +17,13 @@ def subscription_out(row: AnySubscription | None, tier: str) -> dict[str, Any] |
     """`tier` is the owner's current tier (the grace policy's answer, not the status alone)."""
     if row is None or not row.has_state:
         return None
-    values = {**reply_fields(row), "tier": tier}
+    values = {
+        **reply_fields(row),
+        "tier": tier,
+        "trialEndsAt": row.trial_end if row.status == "trialing" else None,
+        # Only the warning for the trial still running (a later trial would get its own).
+        "trialWillEndAt": row.trial_will_end_at if row.status == "trialing" else None,
+    }
     return {key: values[key] for key in SUBSCRIPTION_KEYS}
 
 

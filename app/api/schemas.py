@@ -112,6 +112,10 @@ class CreateCheckoutSessionRequest(Body):
     successUrl: str | None = Field(default=None, max_length=2048)
     cancelUrl: str | None = Field(default=None, max_length=2048)
     mode: Literal["subscription"] = "subscription"
+    quantity: int | None = Field(None, strict=True, ge=1, le=10_000, description="Seats")
+    promotionCode: str | None = Field(
+        None, min_length=1, max_length=100, description="400 invalid_promotion_code if unknown"
+    )
     metadata: Annotated[dict[str, str], WithJsonSchema(METADATA_SCHEMA)] = Field(
         default_factory=dict, max_length=MAX_METADATA_KEYS
     )
@@ -172,6 +176,11 @@ class SubscriptionOut(Reply):
     cancelAt: int | None
     canceledAt: int | None
     trialEnd: int | None
+    quantity: int | None = Field(description="Seats (null: one, from before seats)")
+    trialEndsAt: int | None = Field(description="ms; set while the subscription is trialing")
+    trialWillEndAt: int | None = Field(
+        description="ms; when Stripe warned that the trial ends soon (show a banner)"
+    )
 
 
 class SubscriptionReply(Reply):
@@ -348,8 +357,11 @@ class PriceOut(Reply):
 
 class PlanOut(Reply):
     id: Tier
-    generationsPerPeriod: int | None = Field(description="null: unlimited")
+    generationsPerPeriod: int | None = Field(description="null: unlimited; per seat")
     features: list[str]
+    trialDays: int | None = Field(None, description="a first subscription starts with this trial")
+    minSeats: int = 1
+    maxSeats: int = 1
     prices: list[PriceOut] = Field(description="Empty for the free plan")
 
 

@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -48,6 +48,7 @@ DEFAULT_PLANS: dict[str, Any] = {
         "pro": {
             "prices": ["monthly", "yearly"],
             "generationsPerPeriod": None,
+            "maxSeats": 50,
             "features": [
                 "generate",
                 "standard_quality",
@@ -68,6 +69,13 @@ class Plan:
     prices: tuple[str, ...]
     generations: int | None  # per usage period; None = unlimited
     features: tuple[str, ...]
+    # Checkout settings (docs/features.md): a trial for a first subscription, and the seats
+    # (quantity) a buyer may choose; generations are per seat.
+    trial_days: int | None = None
+    trial_requires_card: bool = True
+    trial_end_behavior: str = "cancel"  # without a card at the trial's end: cancel or pause
+    min_seats: int = 1
+    max_seats: int = 1
 
     @property
     def unlimited(self) -> bool:
@@ -127,6 +135,17 @@ class _PlanSpec(_Strict):
     prices: list[str] = Field(default_factory=list, max_length=50)
     generationsPerPeriod: int | None = Field(ge=0, le=1_000_000_000)
     features: list[str] = Field(default_factory=list, max_length=100)
+    trialDays: int | None = Field(default=None, ge=1, le=730)  # Stripe's bounds
+    trialRequiresCard: bool = True
+    trialEndBehavior: Literal["cancel", "pause"] = "cancel"
+    minSeats: int = Field(default=1, ge=1, le=10_000)
+    maxSeats: int = Field(default=1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _seats_in_order(self) -> _PlanSpec:
+        if self.minSeats > self.maxSeats:
+            raise ValueError("minSeats is more than maxSeats")
+        return self
 
 
 class _GraceSpec(_Strict):
@@ -172,7 +191,17 @@ def parse_plans(document: Any) -> Plans:
         raise ValueError(problems) from exc
 
     def plan(name: str, body: _PlanSpec) -> Plan:
-        return Plan(name, tuple(body.prices), body.generationsPerPeriod, tuple(body.features))
+        return Plan(
+            name,
+            tuple(body.prices),
+            body.generationsPerPeriod,
+            tuple(body.features),
+            trial_days=body.trialDays,
+            trial_requires_card=body.trialRequiresCard,
+            trial_end_behavior=body.trialEndBehavior,
+            min_seats=body.minSeats,
+            max_seats=body.maxSeats,
+        )
 
     return Plans(
         free=plan(FREE_PLAN_ID, spec.plans[FREE_PLAN_ID]),
@@ -352,6 +381,9 @@ def read_plans_table(
                 "id": plan.id,
                 "generationsPerPeriod": plan.generations,
                 "features": list(plan.features),
+                "trialDays": plan.trial_days,
+                "minSeats": plan.min_seats,
+                "maxSeats": plan.max_seats,
                 "prices": prices,
             }
         )

@@ -12,8 +12,6 @@ API reads and webhook payloads alike. Stripe's errors are translated into the bu
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sys
 import time
@@ -33,6 +31,8 @@ from app.db import transaction_open
 from app.observability.stripe_calls import observed_call
 from app.safe_text import for_log
 from app.stripe.guards import Bulkhead, CircuitBreaker
+from app.stripe.plan_calls import CheckoutTrial as CheckoutTrial
+from app.stripe.plan_calls import PlanCalls, idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,6 @@ class TransactionOpen(RuntimeError):
 
 class InvalidSignature(Exception):
     """The webhook payload is not signed by Stripe with our secret (or the signature is stale)."""
-
-
-def idempotency_key(purpose: str, params: dict[str, Any]) -> str:
-    """A key for one intent that covers exactly the parameters sent: a retry with the same
-    parameters replays the first answer; different parameters make a different key instead of
-    an `IdempotencyError` that no retry could ever get past."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
-    return f"{purpose}-{digest}"
 
 
 def _reached_stripe(exc: BaseException | None) -> bool:
@@ -80,7 +72,7 @@ def current_gateway() -> StripeGateway:
     return cast(StripeGateway, current_app.extensions["stripe_gateway"])
 
 
-class StripeGateway:
+class StripeGateway(PlanCalls):
     def __init__(
         self,
         secret_key: str,
@@ -148,19 +140,34 @@ class StripeGateway:
         cancel_url: str,
         metadata: dict[str, str],
         idempotency_key: str | None = None,
+        quantity: int = 1,
+        trial: CheckoutTrial | None = None,
+        promotion_code_id: str | None = None,
     ) -> StripeDict:
+        subscription_data: dict[str, Any] = {"metadata": {"userId": user_id}}
         params: dict[str, Any] = {
             "customer": customer_id,
             "client_reference_id": user_id,
             "mode": "subscription",
-            "line_items": [{"price": price_id, "quantity": 1}],
+            "line_items": [{"price": price_id, "quantity": quantity}],
             "success_url": success_url,
             "cancel_url": cancel_url,
             "metadata": {**metadata, "userId": user_id},
-            "subscription_data": {"metadata": {"userId": user_id}},
-            "allow_promotion_codes": True,
+            "subscription_data": subscription_data,
             "billing_address_collection": "auto",
         }
+        if promotion_code_id:
+            # Stripe refuses discounts together with allow_promotion_codes.
+            params["discounts"] = [{"promotion_code": promotion_code_id}]
+        else:
+            params["allow_promotion_codes"] = True
+        if trial is not None:
+            subscription_data["trial_period_days"] = trial.days
+            if not trial.requires_card:
+                params["payment_method_collection"] = "if_required"
+                subscription_data["trial_settings"] = {
+                    "end_behavior": {"missing_payment_method": trial.end_behavior}
+                }
         options: dict[str, Any] = {}
         if idempotency_key:
             options["idempotency_key"] = idempotency_key

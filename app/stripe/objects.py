@@ -38,7 +38,13 @@ def subscription_fields(subscription: StripeDict) -> dict[str, Any]:
         "canceled_at": ms_from_seconds(subscription.get("canceled_at")),
         "ended_at": ms_from_seconds(subscription.get("ended_at")),
         "trial_end": ms_from_seconds(subscription.get("trial_end")),
+        "quantity": _quantity(item),
     }
+
+
+def _quantity(item: StripeDict) -> int | None:
+    value = item.get("quantity")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def invoice_subscription_id(invoice: StripeDict) -> str | None:

@@ -23,12 +23,14 @@ def change_items(
     changes: list[dict[str, Any]],
     proration_behavior: str,
     resolve_price: PriceResolver,
+    proration_date: int | None = None,
 ) -> None:
     """Apply ``items[]`` changes (price swaps, quantities, additions, deletions).
 
-    ``resolve_price(price_id, param)`` returns a validated recurring price.
+    ``resolve_price(price_id, param)`` returns a validated recurring price; ``proration_date``
+    (as Stripe's) is the instant the prorations are computed for (default: now).
     """
-    change = _ItemChanges(ctx, sub, proration_behavior, resolve_price)
+    change = _ItemChanges(ctx, sub, proration_behavior, resolve_price, proration_date)
     old_interval = interval_of(price_of(ctx, items_of(ctx.store, sub)[0]))
     for i, requested in enumerate(changes):
         if requested.get("id"):
@@ -46,7 +48,12 @@ class _ItemChanges:
     """One ``items[]`` update in progress: the period it happens in and its prorations."""
 
     def __init__(
-        self, ctx: Ctx, sub: dict[str, Any], proration_behavior: str, resolve: PriceResolver
+        self,
+        ctx: Ctx,
+        sub: dict[str, Any],
+        proration_behavior: str,
+        resolve: PriceResolver,
+        proration_date: int | None = None,
     ) -> None:
         self.ctx = ctx
         self.sub = sub
@@ -54,6 +61,8 @@ class _ItemChanges:
         self.resolve = resolve
         self.now = ctx.now_for(sub["customer"])
         self.start, self.end = current_period(ctx, sub)
+        at = self.now if proration_date is None else proration_date
+        self.prorate_at = min(max(at, self.start), self.end)
         self.trialing = sub["status"] == "trialing"
         self.prorations: list[dict[str, Any]] = []
 
@@ -61,7 +70,7 @@ class _ItemChanges:
         if self.trialing or self.behavior == "none":
             return
         line = proration_line(
-            self.ctx, self.sub, item, price, qty, self.now, self.start, self.end, credit
+            self.ctx, self.sub, item, price, qty, self.prorate_at, self.start, self.end, credit
         )
         if line is not None:
             self.prorations.append(line)

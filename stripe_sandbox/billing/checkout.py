@@ -10,6 +10,7 @@ from ..ids import new_id
 from ..params import apply_metadata
 from ..store import Store, renderer, strip_private
 from ..wire import list_object
+from .discounts import checkout_discounts
 
 SESSION_LIFETIME = 24 * 3600
 
@@ -79,7 +80,16 @@ def new_session(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     expires_at = _expires_at(p.get("expires_at"), now)
     sub_data = p.get("subscription_data") or {}
     trial = bool(sub_data.get("trial_period_days") or sub_data.get("trial_end"))
-    due_now = 0 if trial else sum(li["amount_subtotal"] for li in line_items)
+    if p.get("discounts") and p.get("allow_promotion_codes"):
+        raise StripeError(
+            400,
+            "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+            code="parameters_exclusive",
+            param="discounts",
+        )
+    subtotal = sum(li["amount_subtotal"] for li in line_items)
+    discounts, off = checkout_discounts(ctx, p.get("discounts") or [], subtotal)
+    due_now = 0 if trial else subtotal - off
     session_id = new_id("cs_test")
     ui_mode = p.get("ui_mode") or "hosted"
     session: dict[str, Any] = {
@@ -87,7 +97,7 @@ def new_session(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         **_from_params(p),
         "id": session_id,
         "object": "checkout.session",
-        "amount_subtotal": due_now if mode != "setup" else None,
+        "amount_subtotal": (0 if trial else subtotal) if mode != "setup" else None,
         "amount_total": due_now if mode != "setup" else None,
         "client_secret": (
             f"{session_id}_secret_{new_id('x')[2:]}" if ui_mode != "hosted" else None
@@ -101,6 +111,12 @@ def new_session(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         "payment_status": "no_payment_required" if mode == "setup" else "unpaid",
         "ui_mode": ui_mode,
         "url": ctx.url(f"/checkout/{session_id}") if ui_mode == "hosted" else None,
+        "discounts": discounts,
+        "total_details": {
+            "amount_discount": 0 if trial else off,
+            "amount_shipping": 0,
+            "amount_tax": 0,
+        },
         "_line_items": line_items,
         "_subscription_data": sub_data,
         "_payment_intent_data": p.get("payment_intent_data") or {},

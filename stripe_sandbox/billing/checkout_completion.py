@@ -46,6 +46,12 @@ def pay_session(
         return PayResult(
             "error", "This Checkout Session is already complete; it cannot be paid again.", 400
         )
+    if not card_number and _card_optional(session):
+        # payment_method_collection=if_required and nothing due (a trial): no card needed.
+        if not session["customer"] and not session["customer_email"] and not email:
+            return PayResult("error", "Please enter your email address.", 400)
+        complete_session(ctx, session, None, email)
+        return PayResult("complete")
     card = cards.lookup(card_number or "")
     if card is None:
         return PayResult("error", cards.INVALID_NUMBER, 400)
@@ -62,8 +68,16 @@ def pay_session(
     return PayResult("complete")
 
 
+def _card_optional(session: dict[str, Any]) -> bool:
+    return (
+        session["mode"] == "subscription"
+        and session.get("payment_method_collection") == "if_required"
+        and (session["amount_total"] or 0) == 0
+    )
+
+
 def complete_session(
-    ctx: Ctx, session: dict[str, Any], card: cards.TestCard, email: str | None
+    ctx: Ctx, session: dict[str, Any], card: cards.TestCard | None, email: str | None
 ) -> None:
     """The page was paid with ``card``: make what the session sells, then complete it."""
     session.pop("_pending_card", None)
@@ -71,14 +85,16 @@ def complete_session(
     customer = ctx.store.get("customer", session["customer"]) if session["customer"] else None
     email = email or session["customer_email"] or (customer or {}).get("email")
     customer = _customer_for(ctx, session, customer, email)
-    pm = _saved_card(ctx, card, customer, email)
-    ctx.authenticated.add(pm["id"])  # the customer is on the page (and passed 3-D Secure)
+    pm = _saved_card(ctx, card, customer, email) if card is not None else None
+    if pm is not None:
+        ctx.authenticated.add(pm["id"])  # the customer is on the page (and passed 3-D Secure)
     session["customer"] = customer["id"] if customer else None
     session["customer_details"] = _customer_details(customer, email)
     if session["mode"] == "subscription":
         assert customer is not None
         _subscribe(ctx, session, customer, pm)
     elif session["mode"] == "payment":
+        assert pm is not None
         _take_payment(ctx, session, customer, pm)
     else:
         session["payment_status"] = "no_payment_required"
@@ -124,7 +140,7 @@ def _customer_details(customer: dict[str, Any] | None, email: str | None) -> dic
 
 
 def _subscribe(
-    ctx: Ctx, session: dict[str, Any], customer: dict[str, Any], pm: dict[str, Any]
+    ctx: Ctx, session: dict[str, Any], customer: dict[str, Any], pm: dict[str, Any] | None
 ) -> None:
     sd = session["_subscription_data"]
     trial_end = sd.get("trial_end")
@@ -142,7 +158,8 @@ def _subscribe(
         trial_end=trial_end,
         metadata=sd.get("metadata") or {},
         description=sd.get("description"),
-        default_payment_method=pm["id"],
+        default_payment_method=pm["id"] if pm is not None else None,
+        trial_settings=sd.get("trial_settings"),
     )
     session["subscription"] = sub["id"]
     session["invoice"] = sub["latest_invoice"]

@@ -138,3 +138,33 @@ def update_promotion_code(ctx: Ctx, promo: dict[str, Any], p: dict[str, Any]) ->
     if "metadata" in p:
         promo["metadata"] = apply_metadata(promo["metadata"], p["metadata"])
     ctx.emit_updated("promotion_code.updated", promo, before)
+
+
+def checkout_discounts(
+    ctx: Ctx, requested: list[dict[str, Any]], subtotal: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A Checkout Session's ``discounts[]``: the discounts as the session shows them and the
+    amount they take off ``subtotal`` (percent or amount off; one discount, as Stripe allows)."""
+    if not requested:
+        return [], 0
+    if len(requested) > 1:
+        raise bad_state("You may only specify one discount.", "discounts")
+    wanted = requested[0]
+    promo_id = wanted.get("promotion_code")
+    coupon_id = wanted.get("coupon")
+    if promo_id:
+        promo = ctx.store.require("promotion_code", promo_id, "discounts[0][promotion_code]")
+        if not promo["active"]:
+            raise bad_state(
+                f"This promotion code is not active: '{promo_id}'", "discounts[0][promotion_code]"
+            )
+        coupon_id = promo["promotion"]["coupon"]
+    if not coupon_id:
+        raise missing("discounts[0][coupon]")
+    coupon = ctx.store.require("coupon", coupon_id, "discounts[0][coupon]")
+    if coupon.get("percent_off"):
+        off = round(subtotal * float(coupon["percent_off"]) / 100)
+    else:
+        off = int(coupon.get("amount_off") or 0)
+    shown = {"coupon": None if promo_id else coupon_id, "promotion_code": promo_id}
+    return [shown], min(off, subtotal)

@@ -130,6 +130,7 @@ def new_portal_session(ctx: Ctx, customer: dict[str, Any], p: dict[str, Any]) ->
         "url": ctx.url(f"/portal/{session_id}"),
     }
     ctx.store.insert(session)
+    ctx.emit("billing_portal.session.created", session)
     return session
 
 

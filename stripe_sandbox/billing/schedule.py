@@ -45,11 +45,11 @@ def due_actions(
     if status == "trialing" and sub["trial_end"]:
         if sub.get("cancel_at") is not None and sub["cancel_at"] < sub["trial_end"]:
             out.append((sub["cancel_at"], 0, "cancel", sub["id"]))
-        if (
-            not sub.get("_trial_will_end_sent")
-            and sub["trial_end"] - TRIAL_WILL_END_BEFORE > sub["created"]
-        ):
-            out.append((sub["trial_end"] - TRIAL_WILL_END_BEFORE, 3, "trial_will_end", sub["id"]))
+        if not sub.get("_trial_will_end_sent"):
+            # Three days before the end; at once for a trial shorter than that (as Stripe: the
+            # CLI's recipe for this event is a one-day trial).
+            warn_at = max(sub["trial_end"] - TRIAL_WILL_END_BEFORE, sub["created"])
+            out.append((warn_at, 3, "trial_will_end", sub["id"]))
         out.append((sub["trial_end"], 2, "trial_end", sub["id"]))
         return out
     pause = sub.get("pause_collection")

@@ -147,6 +147,7 @@ def update_subscription(ctx: Ctx, sub: dict[str, Any], p: dict[str, Any]) -> Non
             p["items"],
             p.get("proration_behavior") or "create_prorations",
             lambda pid, param: resolve_price(ctx, pid, param, sub["currency"]),
+            p.get("proration_date"),
         )
     _update_cancellation(ctx, sub, p)
     if "pause_collection" in p:

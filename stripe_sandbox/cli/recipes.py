@@ -121,20 +121,31 @@ SCHEDULE = _post(
     end_behavior="release",
     phases=[{"items": [{"price": "${price:id}", "quantity": 1}], "iterations": 12}],
 )
+PAGE_PATH = "/v1/payment_pages/${checkout_session:id}"
 SCHEDULE_PATH = "/v1/subscription_schedules/${subscription_schedule:id}"
 METADATA = {"metadata": {"trigger": "stripe_sandbox"}}
 
 RECIPES: dict[str, list[Step]] = {
     # the types the app handles
+    # As the Stripe CLI's recipe: the session, then its page confirmed with a card through
+    # the private payment_pages API (what the hosted page does when the customer pays).
     "checkout.session.completed": [
         PRODUCT,
         PRICE,
         CHECKOUT_SESSION,
-        {
-            "name": "checkout_page",
-            "page": "${checkout_session:url}",
-            "form": {"card_number": "4242424242424242"},
-        },
+        {"name": "payment_page", "method": "GET", "path": PAGE_PATH, "params": {}},
+        _post(
+            "payment_method",
+            "/v1/payment_methods",
+            type="card",
+            card={"token": "tok_visa"},
+            billing_details={"email": "stripe@example.com"},
+        ),
+        _post(
+            "payment_page_confirm",
+            "/v1/payment_pages/${payment_page:id}/confirm",
+            payment_method="${payment_method:id}",
+        ),
     ],
     "customer.subscription.created": SUBSCRIBED,
     "customer.subscription.updated": [
@@ -153,12 +164,22 @@ RECIPES: dict[str, list[Step]] = {
         ),
         _post("subscription_resumed", f"{SUB_PATH}/resume", billing_cycle_anchor="now"),
     ],
+    # As the Stripe CLI's recipe: a one-day trial, warned about at once.
     "customer.subscription.trial_will_end": [
+        customer(None),
         PRODUCT,
         PRICE,
-        customer(),
-        subscription(trial_period_days=7),
-        _post("trial_ended", SUB_PATH, trial_end="now"),
+        _post(
+            "subscription",
+            "/v1/subscriptions",
+            customer="${customer:id}",
+            items=[{"price": "${price:id}"}],
+            trial_period_days=1,
+        ),
+    ],
+    "billing_portal.session.created": [
+        customer(None),
+        _post("billing_portal", "/v1/billing_portal/sessions", customer="${customer:id}"),
     ],
     "invoice.paid": PAID,
     "invoice.payment_succeeded": PAID,

@@ -41,6 +41,21 @@ def _line_items_html(ctx: Ctx, session: dict[str, Any]) -> str:
     )
 
 
+def _card_field(session: dict[str, Any]) -> str:
+    # payment_method_collection=if_required with nothing due (a trial): the card is optional.
+    optional = (
+        session.get("payment_method_collection") == "if_required"
+        and (session["amount_total"] or 0) == 0
+    )
+    return (
+        '<p><label for="card_number">Card number'
+        f"{' (optional during the trial)' if optional else ''}</label><br>"
+        '<input id="card_number" name="card_number" inputmode="numeric" '
+        'autocomplete="cc-number" placeholder="4242 4242 4242 4242"'
+        f"{'' if optional else ' required'}></p>"
+    )
+
+
 def checkout_page(
     ctx: Ctx, session: dict[str, Any], error: str | None = None, status: int = 200
 ) -> Response:
@@ -78,10 +93,8 @@ def checkout_page(
         else ("Save card" if session["mode"] == "setup" else "Pay")
     )
     form.append(
-        '<p><label for="card_number">Card number</label><br>'
-        '<input id="card_number" name="card_number" inputmode="numeric" '
-        'autocomplete="cc-number" placeholder="4242 4242 4242 4242" required></p>'
-        '<p><input id="card_expiry" name="card_expiry" placeholder="MM / YY"> '
+        _card_field(session)
+        + '<p><input id="card_expiry" name="card_expiry" placeholder="MM / YY"> '
         '<input id="card_cvc" name="card_cvc" placeholder="CVC"></p>'
         f'<p><button id="submit" type="submit">{button}</button></p></form>'
     )

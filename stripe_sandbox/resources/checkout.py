@@ -69,7 +69,7 @@ CREATE_SCHEMA = {
     "custom_fields": AnyVal(),
     "custom_text": AnyVal(),
     "customer_update": AnyVal(),
-    "discounts": AnyVal(),
+    "discounts": Arr(Obj({"coupon": Str(), "promotion_code": Str()}), max_items=20),
     "invoice_creation": AnyVal(),
     "payment_intent_data": AnyVal(),
     "payment_method_collection": Str(enum=["always", "if_required"]),

@@ -116,3 +116,43 @@ def test_default_api_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert default_api_base() == "http://127.0.0.1:4242"  # the running dev server's sandbox
     monkeypatch.setenv("STRIPE_API_BASE", "http://127.0.0.1:5555")
     assert default_api_base() == "http://127.0.0.1:5555"
+
+
+def test_checkout_completed_recipe_pays_through_payment_pages_as_the_cli_does(
+    sb: Sandbox, client: stripe.StripeClient
+) -> None:
+    assert sb.url
+    answers = play(Client(sb.url, API_KEY), RECIPES["checkout.session.completed"])
+    paths = [step.get("path", "") for step in RECIPES["checkout.session.completed"]]
+    assert "/v1/payment_pages/${payment_page:id}/confirm" in paths
+    session = client.v1.checkout.sessions.retrieve(answers["checkout_session"]["id"])
+    assert session.status == "complete" and session.payment_status == "paid"
+    assert client.v1.subscriptions.retrieve(str(session.subscription)).status == "active"
+    # A page can be confirmed once; a declined card is refused like on the hosted page.
+    again = Client(sb.url, API_KEY)
+    with pytest.raises(Exception, match="already complete"):
+        again.request(
+            "POST",
+            f"/v1/payment_pages/{session.id}/confirm",
+            {"payment_method": "pm_card_visa"},
+        )
+
+
+def test_trial_will_end_recipe_is_a_one_day_trial_warned_at_once(
+    sb: Sandbox, client: stripe.StripeClient
+) -> None:
+    assert sb.url
+    answers = play(Client(sb.url, API_KEY), RECIPES["customer.subscription.trial_will_end"])
+    sub = answers["subscription"]
+    assert sub["status"] == "trialing" and sub["trial_end"] - sub["trial_start"] == 86_400
+    warned = client.v1.events.list(params={"type": "customer.subscription.trial_will_end"}).data
+    assert [event.data.object.id for event in warned] == [sub["id"]]
+
+
+def test_portal_session_recipe_sends_the_created_event(
+    sb: Sandbox, client: stripe.StripeClient
+) -> None:
+    assert sb.url
+    answers = play(Client(sb.url, API_KEY), RECIPES["billing_portal.session.created"])
+    created = client.v1.events.list(params={"type": "billing_portal.session.created"}).data
+    assert [event.data.object.id for event in created] == [answers["billing_portal"]["id"]]

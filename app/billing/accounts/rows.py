@@ -26,6 +26,7 @@ class MirroredFields:
     cancel_at: int | None
     canceled_at: int | None
     trial_end: int | None
+    quantity: int | None
 
 
 @dataclass(slots=True)
@@ -38,6 +39,7 @@ class SubscriptionRow(MirroredFields, StatusFacts):
     price_id: str | None
     past_due_since: int | None
     stripe_created: int | None
+    trial_will_end_at: int | None
 
 
 @dataclass(slots=True)

@@ -16,7 +16,13 @@ from datetime import datetime
 from sqlalchemy import update
 
 from app.billing.accounts.users import flag_ownership_mismatch, get_or_create_user, user_by_customer
-from app.billing.errors import BillingError, Conflict, NotFound, ProviderUnavailable
+from app.billing.errors import (
+    BillingError,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ProviderUnavailable,
+)
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.subscriptions.reads import apply_read
 from app.billing.subscriptions.store import attach_subscription_id
@@ -29,7 +35,7 @@ from app.billing.subscriptions.summary import (
 from app.db import outside_transaction, unit_of_work
 from app.extensions import db
 from app.models import User, utcnow
-from app.stripe.gateway import StripeDict, StripeGateway
+from app.stripe.gateway import CheckoutTrial, StripeDict, StripeGateway
 from app.stripe.objects import object_id
 
 log = logging.getLogger(__name__)
@@ -105,12 +111,19 @@ def start_checkout(
     success_url: str,
     cancel_url: str,
     metadata: dict[str, str],
+    quantity: int = 1,
+    trial: CheckoutTrial | None = None,
+    promotion_code: str | None = None,
 ) -> StripeDict:
     live = current_subscription(user)
     if live is not None and live.is_live:
         raise _subscription_exists(live.id)
+    if trial is not None and user.subscriptions:
+        trial = None  # one trial per user: only a first subscription starts with one
     customer_id, created = ensure_customer(gateway, user)
     outside_transaction()
+    # Resolved before anything is expired: a mistyped code changes nothing.
+    promotion_code_id = _promotion_code_id(gateway, promotion_code) if promotion_code else None
     if not created:  # a new customer has no subscription and no session yet
         _refuse_if_live_in_stripe(gateway, customer_id)
         _expire_open_sessions(gateway, customer_id)
@@ -121,7 +134,18 @@ def start_checkout(
         success_url=success_url,
         cancel_url=cancel_url,
         metadata=metadata,
+        quantity=quantity,
+        trial=trial,
+        promotion_code_id=promotion_code_id,
     )
+
+
+def _promotion_code_id(gateway: StripeGateway, code: str) -> str:
+    """The id of the active promotion code the customer typed; 400 when there is none."""
+    found = gateway.find_promotion_code(code)
+    if found is None or not found.get("active", True):
+        raise InvalidRequest("This promotion code is not valid.", code="invalid_promotion_code")
+    return str(found["id"])
 
 
 def session_belongs_to(session: StripeDict, user: User) -> bool:

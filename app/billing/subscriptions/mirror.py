@@ -27,6 +27,7 @@ MIRRORED: tuple[Mirrored, ...] = (
     Mirrored("status", "subscription_status", "status"),
     Mirrored("price_id", "stripe_price_id", "priceId"),
     Mirrored("plan_interval", "plan_interval", "interval"),
+    Mirrored("quantity", "quantity", "quantity"),
     Mirrored("current_period_start", "current_period_start", "currentPeriodStart"),
     Mirrored("current_period_end", "current_period_end", "currentPeriodEnd"),
     Mirrored("cancel_at_period_end", "cancel_at_period_end", "cancelAtPeriodEnd"),

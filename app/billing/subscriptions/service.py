@@ -18,11 +18,17 @@ from app.billing.accounts.rows import UserRow
 from app.billing.accounts.store import Standing as Standing
 from app.billing.accounts.store import settled_standing
 from app.billing.errors import NotFound, ProviderRejected
-from app.billing.plans import Catalog
+from app.billing.plans import Catalog, current_plans
 from app.billing.redirects import default_redirect, ensure_allowed_url
 from app.billing.subscriptions import checkout
 from app.billing.subscriptions.changes import Change, change_subscription
 from app.billing.subscriptions.mirror import reply_fields as reply_fields
+from app.billing.subscriptions.plan_change import (
+    Preview,
+    change_plan,
+    preview_change,
+    seats_allowed,
+)
 from app.billing.subscriptions.summary import (
     current_subscription,
     deciding_subscription,
@@ -34,7 +40,7 @@ from app.billing.time import now_ms
 from app.billing.usage.periods import settle_entitlements
 from app.db import commit_if_written, outside_transaction, unit_of_work
 from app.models import Subscription, User, utcnow
-from app.stripe.gateway import StripeDict, current_gateway
+from app.stripe.gateway import CheckoutTrial, StripeDict, current_gateway
 from app.stripe.objects import object_id
 
 
@@ -71,11 +77,22 @@ def start_checkout(
     success_url: str | None,
     cancel_url: str | None,
     metadata: dict[str, str],
+    quantity: int | None = None,
+    promotion_code: str | None = None,
 ) -> CheckoutView:
     """A Checkout session for the price a `priceId` or a `plan` names (only configured prices
-    can be bought), returning to our own front end only."""
+    can be bought), returning to our own front end only; the seats within the plan's bounds,
+    and the plan's trial for a first subscription."""
     config = current_app.config
     price = Catalog.from_config(config).resolve(price_id=price_id, plan=plan)
+    bought = current_plans().paid_plan_for(price, config)
+    seats = quantity if quantity is not None else bought.min_seats
+    seats_allowed(bought, seats)
+    trial = (
+        CheckoutTrial(bought.trial_days, bought.trial_requires_card, bought.trial_end_behavior)
+        if bought.trial_days
+        else None
+    )
     origins = config["FRONTEND_URLS"]
     session = checkout.start_checkout(
         current_gateway(),
@@ -88,6 +105,9 @@ def start_checkout(
             cancel_url or default_redirect(config, "cancel"), origins, field="cancelUrl"
         ),
         metadata=metadata,
+        quantity=seats,
+        trial=trial,
+        promotion_code=promotion_code,
     )
     return CheckoutView.of(session, price)
 
@@ -131,6 +151,32 @@ def cancel(user: User, subscription_id: str | None, *, immediately: bool) -> Sub
 
 def resume(user: User, subscription_id: str | None) -> Subscription:
     return change_subscription(current_gateway(), user, subscription_id, Change.RESUME)
+
+
+def preview_plan_change(
+    user: User, *, subscription_id: str | None, plan: str | None, quantity: int | None
+) -> Preview:
+    return preview_change(
+        current_gateway(), user, subscription_id=subscription_id, plan=plan, quantity=quantity
+    )
+
+
+def change_plan_or_seats(
+    user: User,
+    *,
+    subscription_id: str | None,
+    plan: str | None,
+    quantity: int | None,
+    proration_date: int | None,
+) -> Subscription:
+    return change_plan(
+        current_gateway(),
+        user,
+        subscription_id=subscription_id,
+        plan=plan,
+        quantity=quantity,
+        proration_date=proration_date,
+    )
 
 
 def standing(caller: AnyUser, load_user: Callable[[], User], *, refresh: bool) -> Standing:

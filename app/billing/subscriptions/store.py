@@ -345,3 +345,16 @@ def attach_subscription_id(user: User, subscription_id: str) -> None:
             },
         )
     )
+
+
+def note_trial_will_end(subscription_id: str, warned_at: int) -> None:
+    """Stripe warned that the trial ends soon (ms): kept for /api/me's banner. The newest
+    warning wins, so a replay of an old one changes nothing."""
+    db.session.execute(
+        update(Subscription)
+        .where(
+            Subscription.id == subscription_id,
+            func.coalesce(Subscription.trial_will_end_at, 0) < warned_at,
+        )
+        .values(trial_will_end_at=warned_at)
+    )

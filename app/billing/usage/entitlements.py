@@ -27,6 +27,7 @@ class SubscriptionLike(Protocol):
     cancel_at_period_end: bool
     cancel_at: int | None
     past_due_since: int | None
+    quantity: int | None
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class SubscriptionState:
     cancel_at_period_end: bool = False
     cancel_at: int | None = None
     past_due_since: int | None = None
+    quantity: int | None = None  # seats; None (a row from before seats) counts as one
 
     @classmethod
     def of(cls, row: SubscriptionLike | None) -> SubscriptionState | None:
@@ -53,6 +55,7 @@ class SubscriptionState:
             cancel_at_period_end=bool(row.cancel_at_period_end),
             cancel_at=row.cancel_at,
             past_due_since=row.past_due_since,
+            quantity=row.quantity,
         )
 
 
@@ -107,6 +110,7 @@ def past_due_since(status: str | None, known_since: int | None, now: int) -> int
 class Entitlements:
     plan: Plan
     access: Access
+    seats: int = 1
 
     @property
     def tier(self) -> str:
@@ -114,7 +118,10 @@ class Entitlements:
 
     @property
     def limit(self) -> int | None:
-        return self.plan.generations
+        """The period's generations: the plan's allowance per seat times the seats."""
+        if self.plan.generations is None:
+            return None
+        return self.plan.generations * self.seats
 
     def remaining(self, used: int) -> int | None:
         """Generations left in the period after `used` (None: unlimited)."""
@@ -128,7 +135,8 @@ def entitlements_for(
     access = decide_access(state, now, plans.grace.past_due_days)
     if not access.paid or state is None:
         return Entitlements(plans.free, access)
-    return Entitlements(plans.paid_plan_for(state.price_id, config), access)
+    seats = max(1, state.quantity or 1)
+    return Entitlements(plans.paid_plan_for(state.price_id, config), access, seats)
 
 
 def remaining(used: int, limit: int | None) -> int | None:

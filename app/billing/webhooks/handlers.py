@@ -14,7 +14,7 @@ from collections.abc import Callable
 from app import audit
 from app.billing.plans import mark_catalog_changed
 from app.billing.subscriptions.checkout import fulfil_checkout_session
-from app.billing.subscriptions.store import apply_subscription
+from app.billing.subscriptions.store import apply_subscription, note_trial_will_end
 from app.billing.time import now_ms
 from app.billing.usage.periods import reset_usage_for_renewal
 from app.stripe.gateway import StripeDict, StripeGateway
@@ -45,6 +45,13 @@ def _on_subscription_changed(
     subscription: StripeDict, created: int, gateway: StripeGateway
 ) -> None:
     apply_subscription(subscription, event_created=created, reread=gateway.reread_subscription)
+
+
+def _on_trial_will_end(subscription: StripeDict, created: int, gateway: StripeGateway) -> None:
+    # The state as any subscription event (ordering rules apply), then the warning itself.
+    _on_subscription_changed(subscription, created, gateway)
+    if isinstance(subscription.get("id"), str):
+        note_trial_will_end(subscription["id"], created * 1000)
 
 
 def _on_invoice_paid(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
@@ -94,6 +101,10 @@ HANDLERS: dict[str, tuple[Handler, str]] = {
     "customer.subscription.deleted": (_on_subscription_changed, "the subscription ended"),
     "customer.subscription.paused": (_on_subscription_changed, "paid access stops while paused"),
     "customer.subscription.resumed": (_on_subscription_changed, "paid access is back"),
+    "customer.subscription.trial_will_end": (
+        _on_trial_will_end,
+        "the trial ends in 3 days: /api/me shows trialWillEndAt (the front end's banner)",
+    ),
     "invoice.paid": (_on_invoice_paid, "a renewal was paid: usage starts again from 0"),
     "invoice.payment_failed": (
         _on_invoice_payment_failed,

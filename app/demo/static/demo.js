@@ -165,6 +165,10 @@ function describe(err) {
       return "Your session has expired. Sign in again.";
     case "payment_provider_unavailable":
       return "The payment provider is unreachable right now. Please try again shortly.";
+    case "invalid_promotion_code":
+      return "That promotion code is not valid.";
+    case "invalid_quantity":
+      return e.message || "That number of seats is not offered on this plan.";
     case "customer_not_found":
       return "There is no billing account yet: upgrade first.";
     default:
@@ -208,7 +212,7 @@ function money(amount, currency) {
 const INTERVAL_WORD = { month: "monthly", year: "yearly", week: "weekly", day: "daily" };
 const LIVE = ["active", "trialing", "past_due"];
 
-let state = { me: null, entitlements: null, plans: null };
+let state = { me: null, entitlements: null, plans: null, pending: null };
 
 // -- rendering ------------------------------------------------------------------------------
 
@@ -245,7 +249,80 @@ function renderAccount() {
       me.user.tier === "free");
   }
   $("manage").hidden = !me.user.stripeCustomerId;
+  $("seats").textContent = live ? `${sub.quantity || 1}` : "—";
+  renderTrial(sub);
+  renderChangePlan(live ? sub : null);
   renderPlans();
+}
+
+// The trial banner: while trialing, when it ends; after Stripe's 3-day warning, a call to act.
+function renderTrial(sub) {
+  const box = $("trial-banner");
+  if (!sub || !sub.trialEndsAt) {
+    box.hidden = true;
+    return;
+  }
+  box.textContent = sub.trialWillEndAt
+    ? `Your free trial ends on ${formatDate(sub.trialEndsAt)}. ` +
+      "Add a card in Manage billing to keep Pro."
+    : `Free trial until ${formatDate(sub.trialEndsAt)}.`;
+  box.hidden = false;
+}
+
+function renderChangePlan(sub) {
+  $("change-plan").hidden = !sub;
+  if (!sub) return;
+  const other = sub.interval === "year" ? "monthly" : "yearly";
+  $("preview-switch").textContent = `Preview switching to ${other}`;
+  $("preview-switch").dataset.plan = other;
+  if (!state.pending) $("seats-input").value = `${sub.quantity || 1}`;
+}
+
+// POST /api/subscription/preview-change, shown before anything changes.
+async function previewChange(change) {
+  clearError();
+  try {
+    const reply = await call("POST", "/api/subscription/preview-change", change);
+    const p = reply.preview;
+    state.pending = { ...change, prorationDate: p.prorationDate };
+    $("preview-summary").textContent =
+      `Due now: ${money(p.amountDueNow, p.currency)}. ` +
+      `Next invoice: ${money(p.nextInvoiceAmount, p.currency)} on ${formatDate(p.nextInvoiceAt)}.`;
+    const lines = $("preview-lines");
+    lines.replaceChildren();
+    for (const line of p.lines) {
+      const item = document.createElement("li");
+      item.textContent = `${line.description}: ${money(line.amount, p.currency)}`;
+      lines.append(item);
+    }
+    $("preview").hidden = false;
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function confirmChange() {
+  clearError();
+  const change = state.pending;
+  if (!change) return;
+  $("confirm-change").disabled = true;
+  try {
+    const reply = await call("POST", "/api/subscription/change", change);
+    const sub = reply.subscription;
+    state.pending = null;
+    $("preview").hidden = true;
+    banner(`Done: ${INTERVAL_WORD[sub.interval] || sub.interval}, ${sub.quantity || 1} seat(s).`);
+    await loadAccount();
+  } catch (err) {
+    showError(err);
+  } finally {
+    $("confirm-change").disabled = false;
+  }
+}
+
+function cancelChange() {
+  state.pending = null;
+  $("preview").hidden = true;
 }
 
 function renderPlans() {
@@ -337,6 +414,10 @@ async function upgrade(price) {
   clearError();
   try {
     const body = price.plan ? { plan: price.plan } : { priceId: price.id };
+    const seats = Number.parseInt($("checkout-seats").value, 10);
+    if (seats > 1) body.quantity = seats;
+    const code = $("promo-code").value.trim();
+    if (code) body.promotionCode = code;
     const reply = await call("POST", "/api/create-checkout-session", body);
     window.location.assign(reply.session.url);
   } catch (err) {
@@ -395,6 +476,12 @@ async function start() {
     clearError();
     loadAccount().catch(showError);
   });
+  $("preview-switch").addEventListener("click", () =>
+    previewChange({ plan: $("preview-switch").dataset.plan }));
+  $("preview-seats").addEventListener("click", () =>
+    previewChange({ quantity: Number.parseInt($("seats-input").value, 10) }));
+  $("confirm-change").addEventListener("click", confirmChange);
+  $("cancel-change").addEventListener("click", cancelChange);
   $("github-sign-in").addEventListener("click", signInWithGitHub);
   $("sign-out").addEventListener("click", () => signOut().catch(showError));
 

@@ -197,6 +197,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/subscription/change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Switch plan (monthly <-> yearly) or seats, prorated
+         * @description Applied at once (an interval change is invoiced now, the unused time credited); asking for the current plan and seats changes nothing.
+         */
+        post: operations["changeSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/subscription/preview-change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What switching plan or seats would cost now and on the next invoice
+         * @description Nothing changes. Send the reply's `prorationDate` with the change so it charges exactly what the preview showed.
+         */
+        post: operations["previewSubscriptionChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/usage": {
         parameters: {
             query?: never;
@@ -353,6 +393,31 @@ export interface components {
              */
             immediately: boolean;
         };
+        /** ChangeSubscriptionRequest */
+        ChangeSubscriptionRequest: {
+            /**
+             * Subscriptionid
+             * @default null
+             */
+            subscriptionId: string | null;
+            /**
+             * Plan
+             * @default null
+             */
+            plan: ("monthly" | "yearly") | null;
+            /**
+             * Quantity
+             * @description Seats
+             * @default null
+             */
+            quantity: number | null;
+            /**
+             * Prorationdate
+             * @description ms; the preview's prorationDate, so the change charges what it showed
+             * @default null
+             */
+            prorationDate: number | null;
+        } | unknown | unknown;
         /** CheckoutSessionOut */
         CheckoutSessionOut: {
             /** Id */
@@ -464,6 +529,18 @@ export interface components {
              * @constant
              */
             mode: "subscription";
+            /**
+             * Quantity
+             * @description Seats
+             * @default null
+             */
+            quantity: number | null;
+            /**
+             * Promotioncode
+             * @description 400 invalid_promotion_code if unknown
+             * @default null
+             */
+            promotionCode: string | null;
             /**
              * Metadata
              * @description Up to 49 keys of 1-40 characters, values at most 500 (Stripe's limits)
@@ -589,7 +666,7 @@ export interface components {
          * @description Stable machine-readable error codes
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "card_declined" | "checkout_session_not_found" | "conflict" | "csrf_header_required" | "customer_not_found" | "database_unavailable" | "forbidden" | "idempotency_conflict" | "idempotency_key_reused" | "identity_provider_unavailable" | "internal_error" | "invalid_json" | "invalid_path" | "invalid_refresh_token" | "invalid_signature" | "invalid_state" | "invalid_token" | "invalid_token_claims" | "malformed_event" | "method_not_allowed" | "missing_refresh_token" | "missing_token" | "multiple_subscriptions" | "not_found" | "origin_not_allowed" | "payload_too_large" | "payment_provider_busy" | "payment_provider_rejected" | "payment_provider_unavailable" | "payment_required" | "price_mismatch" | "price_required" | "quota_exceeded" | "rate_limited" | "redirect_not_allowed" | "refresh_token_expired" | "refresh_token_reused" | "refresh_token_revoked" | "request_entity_too_large" | "retry" | "service_unavailable" | "signin_not_configured" | "subscription_ended" | "subscription_exists" | "subscription_not_found" | "token_expired" | "too_many_requests" | "unauthorized" | "unknown_plan" | "unknown_price" | "unsupported_media_type" | "user_not_found" | "validation_error" | "webhook_failed";
+        ErrorCode: "bad_request" | "card_declined" | "change_required" | "checkout_session_not_found" | "conflict" | "csrf_header_required" | "customer_not_found" | "database_unavailable" | "forbidden" | "idempotency_conflict" | "idempotency_key_reused" | "identity_provider_unavailable" | "internal_error" | "invalid_json" | "invalid_path" | "invalid_promotion_code" | "invalid_proration_date" | "invalid_quantity" | "invalid_refresh_token" | "invalid_signature" | "invalid_state" | "invalid_token" | "invalid_token_claims" | "malformed_event" | "method_not_allowed" | "missing_refresh_token" | "missing_token" | "multiple_subscriptions" | "not_found" | "origin_not_allowed" | "payload_too_large" | "payment_provider_busy" | "payment_provider_rejected" | "payment_provider_unavailable" | "payment_required" | "price_mismatch" | "price_required" | "quota_exceeded" | "rate_limited" | "redirect_not_allowed" | "refresh_token_expired" | "refresh_token_reused" | "refresh_token_revoked" | "request_entity_too_large" | "retry" | "service_unavailable" | "signin_not_configured" | "subscription_ended" | "subscription_exists" | "subscription_not_found" | "token_expired" | "too_many_requests" | "unauthorized" | "unknown_plan" | "unknown_price" | "unsupported_media_type" | "user_not_found" | "validation_error" | "webhook_failed";
         /** ErrorReply */
         ErrorReply: {
             error: components["schemas"]["ErrorBody"];
@@ -625,16 +702,74 @@ export interface components {
              */
             subscriptions: components["schemas"]["SubscriptionOut"][] | null;
         };
+        /** PlanChangePreviewOut */
+        PlanChangePreviewOut: {
+            /** Subscriptionid */
+            subscriptionId: string;
+            /** Priceid */
+            priceId: string;
+            /** Quantity */
+            quantity: number;
+            /**
+             * Prorationdate
+             * @description ms; send it back with the change
+             */
+            prorationDate: number;
+            /** Currency */
+            currency: string;
+            /**
+             * Amountduenow
+             * @description cents charged when the change is made
+             */
+            amountDueNow: number;
+            /**
+             * Nextinvoiceamount
+             * @description cents of the next regular invoice
+             */
+            nextInvoiceAmount: number;
+            /**
+             * Nextinvoiceat
+             * @description ms
+             */
+            nextInvoiceAt: number | null;
+            /**
+             * Prorationamount
+             * @description cents: the prorations' sum (credits negative)
+             */
+            prorationAmount: number;
+            /** Lines */
+            lines: components["schemas"]["PreviewLineOut"][];
+        };
+        /** PlanChangePreviewReply */
+        PlanChangePreviewReply: {
+            preview: components["schemas"]["PlanChangePreviewOut"];
+        };
         /** PlanOut */
         PlanOut: {
             id: components["schemas"]["Tier"];
             /**
              * Generationsperperiod
-             * @description null: unlimited
+             * @description null: unlimited; per seat
              */
             generationsPerPeriod: number | null;
             /** Features */
             features: string[];
+            /**
+             * Trialdays
+             * @description a first subscription starts with this trial
+             * @default null
+             */
+            trialDays: number | null;
+            /**
+             * Minseats
+             * @default 1
+             */
+            minSeats: number;
+            /**
+             * Maxseats
+             * @default 1
+             */
+            maxSeats: number;
             /**
              * Prices
              * @description Empty for the free plan
@@ -655,6 +790,37 @@ export interface components {
         PortalReply: {
             /** Url */
             url: string;
+        };
+        /** PreviewChangeRequest */
+        PreviewChangeRequest: {
+            /**
+             * Subscriptionid
+             * @default null
+             */
+            subscriptionId: string | null;
+            /**
+             * Plan
+             * @default null
+             */
+            plan: ("monthly" | "yearly") | null;
+            /**
+             * Quantity
+             * @description Seats
+             * @default null
+             */
+            quantity: number | null;
+        } | unknown | unknown;
+        /** PreviewLineOut */
+        PreviewLineOut: {
+            /** Description */
+            description: string;
+            /**
+             * Amount
+             * @description cents; negative: a credit for unused time
+             */
+            amount: number;
+            /** Proration */
+            proration: boolean;
         };
         /** PriceOut */
         PriceOut: {
@@ -786,6 +952,21 @@ export interface components {
             canceledAt: number | null;
             /** Trialend */
             trialEnd: number | null;
+            /**
+             * Quantity
+             * @description Seats (null: one, from before seats)
+             */
+            quantity: number | null;
+            /**
+             * Trialendsat
+             * @description ms; set while the subscription is trialing
+             */
+            trialEndsAt: number | null;
+            /**
+             * Trialwillendat
+             * @description ms; when Stripe warned that the trial ends soon (show a banner)
+             */
+            trialWillEndAt: number | null;
         };
         /** SubscriptionReply */
         SubscriptionReply: {
@@ -1732,6 +1913,236 @@ export interface operations {
             };
             /** @description Not found, or not the caller's */
             404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Validation failed (the fields are listed) */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
+    changeSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ChangeSubscriptionRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionReply"];
+                };
+            };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Card declined, or the generation quota is spent */
+            402: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Not found, or not the caller's */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description The request body is larger than the configured cap */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Validation failed (the fields are listed) */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
+    previewSubscriptionChange: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PreviewChangeRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanChangePreviewReply"];
+                };
+            };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Not found, or not the caller's */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description The request body is larger than the configured cap */
+            413: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
