@@ -5,7 +5,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 FLASK   := $(VENV)/bin/flask --app wsgi
-STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sandboxes/pyproject.toml | cksum | cut -d' ' -f1)
 PORT    ?= 3001
 PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 
@@ -15,7 +15,7 @@ TS_STAMP = $(TS)/node_modules/.installed-$(shell cksum < $(TS)/package-lock.json
 .PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox github-sandbox bench bench-ack bench-blackhole clean \
         ts-install openapi ts-drift test-ts test-browser bench-plans
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt sandboxes/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -54,7 +54,7 @@ test-all: test test-postgres
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app stripe_sandbox github_sandbox wsgi.py bench
+	$(VENV)/bin/mypy app sandboxes/stripe_sandbox sandboxes/github_sandbox wsgi.py bench
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/bandit -q -r app
 
