@@ -1,6 +1,7 @@
 # One command each, from a fresh clone: `make run` serves the API on :3001 with SQLite, the
-# embedded Stripe sandbox and the GitHub sign-in stand-in (bin/dev-stack starts the stand-ins);
-# `make test` installs everything and runs the suite.
+# Stripe sandbox and the GitHub sign-in stand-in (bin/dev-stack starts the stand-ins from
+# sandboxes/, a package the API never imports, and seeds Stripe's with the app's own setup
+# commands; docs/sandbox.md); `make test` installs everything and runs the suite.
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
@@ -55,7 +56,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app sandboxes/stripe_sandbox sandboxes/github_sandbox wsgi.py bench
-	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/hadolint Dockerfile sandboxes/Dockerfile
 	$(VENV)/bin/bandit -q -r app
 
 format: install
@@ -67,6 +68,7 @@ audit: install
 	$(PY) -m pip install -q pip-audit
 	$(VENV)/bin/pip-audit -r requirements.txt
 
+# The stand-ins alone (sandboxes/); `make run` starts and seeds them for you.
 sandbox: install
 	$(PY) -m stripe_sandbox --port 12111
 
