@@ -6,7 +6,8 @@ COPY requirements.txt /tmp/requirements.txt
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
 
-# Runtime stage: the venv and the code, owned by root and read-only to the runtime user.
+# Runtime stage: the venv and the code, owned by root and read-only to the runtime user. Only
+# the product: the stand-ins (sandboxes/), tests, benchmarks and clients stay out (.dockerignore).
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -20,7 +21,6 @@ WORKDIR /srv
 COPY --from=build /opt/venv /opt/venv
 COPY app ./app
 COPY migrations ./migrations
-COPY stripe_sandbox ./stripe_sandbox
 COPY bin ./bin
 COPY wsgi.py gunicorn.conf.py ./
 USER 10001:10001

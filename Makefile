@@ -1,11 +1,12 @@
 # One command each, from a fresh clone: `make run` serves the API on :3001 with SQLite, the
-# embedded Stripe sandbox and the GitHub sign-in stand-in (bin/dev-stack starts the stand-ins);
-# `make test` installs everything and runs the suite.
+# Stripe sandbox and the GitHub sign-in stand-in (bin/dev-stack starts the stand-ins from
+# sandboxes/, a package the API never imports, and seeds Stripe's with the app's own setup
+# commands; docs/sandbox.md); `make test` installs everything and runs the suite.
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 FLASK   := $(VENV)/bin/flask --app wsgi
-STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sandboxes/pyproject.toml | cksum | cut -d' ' -f1)
 PORT    ?= 3001
 PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 
@@ -15,7 +16,7 @@ TS_STAMP = $(TS)/node_modules/.installed-$(shell cksum < $(TS)/package-lock.json
 .PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox github-sandbox bench bench-ack bench-blackhole clean \
         ts-install openapi ts-drift test-ts test-browser bench-plans test-stripe-mock
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt sandboxes/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -62,8 +63,8 @@ test-all: test test-postgres
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app stripe_sandbox github_sandbox wsgi.py bench
-	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/mypy app sandboxes/stripe_sandbox sandboxes/github_sandbox wsgi.py bench
+	$(VENV)/bin/hadolint Dockerfile sandboxes/Dockerfile
 	$(VENV)/bin/bandit -q -r app
 
 format: install
@@ -75,6 +76,7 @@ audit: install
 	$(PY) -m pip install -q pip-audit
 	$(VENV)/bin/pip-audit -r requirements.txt
 
+# The stand-ins alone (sandboxes/); `make run` starts and seeds them for you.
 sandbox: install
 	$(PY) -m stripe_sandbox --port 12111
 

@@ -27,17 +27,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from app.billing.plans import resolve_price_lookup_keys
-    from app.embedded_stripe import (
-        start_or_join_embedded_sandbox,
-        use_running_sandbox,
-        wants_embedded_sandbox,
-    )
+    from app.dev_stack import configure_development_stripe
     from app.stripe.gateway import StripeGateway
 
-    if wants_embedded_sandbox(app.config):
-        app.extensions["stripe_sandbox"] = start_or_join_embedded_sandbox(app.config)
-    else:
-        use_running_sandbox(app.config)
+    # The product never runs a Stripe stand-in: `make run` (bin/dev-stack) composes one.
+    configure_development_stripe(app.config)
     gateway = StripeGateway.from_config(app.config)
     app.extensions["stripe_gateway"] = gateway
     resolve_price_lookup_keys(app.config, gateway)

@@ -103,9 +103,6 @@ def config_from_env() -> dict[str, Any]:
         "STRIPE_PRICE_ID_YEARLY": os.environ.get("STRIPE_PRICE_ID_YEARLY", ""),
         "STRIPE_PRICE_IDS": _env_csv("STRIPE_PRICE_IDS"),
         "STRIPE_WEBHOOK_TOLERANCE": number("STRIPE_WEBHOOK_TOLERANCE", 300),
-        # The embedded sandbox (used when no STRIPE_SECRET_KEY is set outside production)
-        "SANDBOX_PORT": number("SANDBOX_PORT", 12111),
-        "SANDBOX_STATE_FILE": os.environ.get("SANDBOX_STATE_FILE", ""),
         **identity_from_env(problems),
         # Entitlements
         "PLANS_FILE": os.environ.get("PLANS_FILE", ""),
@@ -140,7 +137,7 @@ def identity_from_env(problems: list[str]) -> dict[str, Any]:
 
 
 def operations_from_env() -> dict[str, Any]:
-    """Logs, metrics, error tracking, prices by lookup key, the dev sandbox's info file
+    """Logs, metrics, error tracking, prices by lookup key, the dev stack's info file
     (docs/operations.md)."""
     return {
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", ""),  # json | text; empty: json in production
@@ -152,7 +149,8 @@ def operations_from_env() -> dict[str, Any]:
         # Prices by lookup key instead of id (resolved at start-up when the id is empty)
         "STRIPE_PRICE_LOOKUP_KEY_MONTHLY": os.environ.get("STRIPE_PRICE_LOOKUP_KEY_MONTHLY", ""),
         "STRIPE_PRICE_LOOKUP_KEY_YEARLY": os.environ.get("STRIPE_PRICE_LOOKUP_KEY_YEARLY", ""),
-        # Written by the dev server that runs the embedded sandbox; read by the CLI in development
+        # Written by bin/dev-stack (`make run`): its sandbox's settings, read in development
+        # when no STRIPE_SECRET_KEY is set (app/dev_stack.py)
         "SANDBOX_INFO_FILE": os.environ.get("SANDBOX_INFO_FILE", ""),
     }
 

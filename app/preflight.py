@@ -2,7 +2,7 @@
 
 Exit 0 when the environment is fit for production, else 2 with one line per problem. The
 image defaults to APP_ENV=production, but an `--env-file` copied from .env.example brings
-development values (APP_ENV=development, the dev JWT secret, no Stripe key = embedded sandbox)
+development values (APP_ENV=development, the dev JWT secret, no Stripe key = `make run`'s sandbox)
 that must never serve real traffic.
 """
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flask_migrate import upgrade
 
 from app import create_app
-from app.embedded_stripe import seed_catalog
 from app.stripe.gateway import StripeGateway
+from app.stripe.setup import setup_products
 from stripe_sandbox import Sandbox
 
 KEY = "sk_test_bench_plans"
@@ -39,7 +39,9 @@ def main() -> None:
     logging.disable(logging.WARNING)
     sandbox = Sandbox()
     sandbox.start(host="127.0.0.1", port=0)
-    prices = seed_catalog(StripeGateway(KEY, api_version="2026-10-28.endive", api_base=sandbox.url))
+    prices = setup_products(
+        StripeGateway(KEY, api_version="2026-10-28.endive", api_base=sandbox.url)
+    ).price_ids
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(
             {

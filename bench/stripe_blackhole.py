@@ -43,8 +43,8 @@ from flask_migrate import upgrade  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.auth import issue_dev_token  # noqa: E402
-from app.embedded_stripe import seed_catalog  # noqa: E402
 from app.stripe.gateway import StripeGateway  # noqa: E402
+from app.stripe.setup import setup_products  # noqa: E402
 from stripe_sandbox import Sandbox  # noqa: E402
 
 KEY = "sk_test_bench_blackhole"
@@ -97,7 +97,7 @@ def main() -> None:
     sandbox = Sandbox()
     sandbox_url = sandbox.start()
     gateway = StripeGateway(KEY, api_version="2026-10-28.endive", api_base=sandbox_url)
-    prices = seed_catalog(gateway)
+    prices = setup_products(gateway).price_ids
     settings: dict[str, Any] = {
         "APP_ENV": "testing",
         "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",

@@ -44,9 +44,9 @@ from werkzeug.serving import make_server
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import create_app
-from app.embedded_stripe import seed_catalog
 from app.extensions import db
 from app.stripe.gateway import StripeGateway
+from app.stripe.setup import setup_products
 from stripe_sandbox import Sandbox
 
 KEY = "sk_test_bench_webhooks"
@@ -225,7 +225,7 @@ def main() -> None:
 
     gateway = StripeGateway(KEY, api_version=app.config["STRIPE_API_VERSION"], api_base=sandbox_url)
     started = time.perf_counter()
-    prices = seed_catalog(gateway)
+    prices = setup_products(gateway).price_ids
     spaced_customers = play_histories(gateway, prices, args.histories, toggle_in_one_second=False)
     toggle_customers = play_histories(
         gateway, prices, max(1, args.histories // 4), toggle_in_one_second=True

@@ -29,9 +29,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
 from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
-from app.embedded_stripe import seed_catalog
 from app.extensions import db
 from app.stripe.gateway import StripeGateway
+from app.stripe.setup import setup_products
 from github_sandbox import GitHubSandbox
 from stripe_sandbox import Sandbox
 
@@ -73,7 +73,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-# Apps the suite starts in development share their embedded sandbox through this file: one of
+# Apps the suite starts in development read a dev stack's Stripe settings from this file: one of
 # the suite's own, never a running `make run`'s (instance/stripe-sandbox.json) or another run's.
 os.environ.setdefault(
     "SANDBOX_INFO_FILE",
@@ -163,7 +163,7 @@ def billing(app: Flask, sandbox: Sandbox, live_url: str) -> Iterator[Billing]:
     gateway = StripeGateway(
         TEST_STRIPE_KEY, api_version=app.config["STRIPE_API_VERSION"], api_base=sandbox.url
     )
-    prices = seed_catalog(gateway)
+    prices = setup_products(gateway).price_ids
     endpoint = gateway.create_webhook_endpoint(
         url=f"{live_url}/api/webhooks/stripe", enabled_events=HANDLED_EVENT_TYPES
     )

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES  # noqa: E402
-from app.embedded_stripe import seed_catalog  # noqa: E402
 from app.stripe.gateway import StripeGateway  # noqa: E402
+from app.stripe.setup import setup_products  # noqa: E402
 from github_sandbox import DEV_CLIENT_ID, DEV_CLIENT_SECRET  # noqa: E402
 
 STRIPE_KEY = "sk_test_live_stack"
@@ -112,7 +112,7 @@ def live_stack(work_dir: Path, plans_file: str = "") -> Iterator[Stack]:
         listener.listen(64)
         app_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         gateway = StripeGateway(STRIPE_KEY, api_version=API_VERSION, api_base=sandbox_url)
-        prices = seed_catalog(gateway)
+        prices = setup_products(gateway).price_ids
         endpoint = gateway.create_webhook_endpoint(
             url=f"{app_url}/api/webhooks/stripe", enabled_events=HANDLED_EVENT_TYPES
         )

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,13 +100,16 @@ class Server:
 
 
 @contextmanager
-def gunicorn(tmp_path: Path, env: dict[str, str], *, port: int = 0) -> Iterator[Server]:
-    """gunicorn -c gunicorn.conf.py wsgi:app on 127.0.0.1 (an ephemeral port by default)."""
+def gunicorn(
+    tmp_path: Path, env: dict[str, str], *, port: int = 0, launcher: Sequence[str] = ()
+) -> Iterator[Server]:
+    """gunicorn -c gunicorn.conf.py wsgi:app on 127.0.0.1 (an ephemeral port by default),
+    started through `launcher` when given (e.g. bin/dev-stack --)."""
     log_path = tmp_path / f"gunicorn-{time.monotonic_ns()}.log"
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            [*launcher, sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -18,9 +18,9 @@ from flask import Flask
 from support import CARD_FAILS_LATER, CARD_OK, TEST_STRIPE_KEY, Billing, pay_hosted_checkout
 
 from app.billing.subscriptions.ordering import subscription_fields
-from app.embedded_stripe import seed_catalog
 from app.extensions import db
 from app.models import Subscription, User
+from app.stripe.setup import setup_products
 
 T0 = int(datetime(2031, 3, 1, 12, 0, tzinfo=UTC).timestamp())
 DAY = 86_400
@@ -77,7 +77,7 @@ class History:
         """Reset the sandbox (no endpoint) and seed the catalog: one history per world."""
         billing.sandbox.reset()
         billing.sandbox.configure(retry_time_scale=0.0005)
-        prices = seed_catalog(billing.gateway)
+        prices = setup_products(billing.gateway).price_ids
         return cls(billing, user_id, billing.gateway.client, prices)
 
     @property

@@ -1,20 +1,23 @@
-"""Start-up, configuration, the embedded sandbox default, CORS, OpenAPI and the dev token."""
+"""Start-up, configuration, `make run`'s composition with the sandbox, CORS, OpenAPI and the dev
+token."""
 
 from __future__ import annotations
 
-import socket
-import threading
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from support import FRONTEND, JWT_SECRET, Billing, auth_headers, pay_hosted_checkout
-from werkzeug.serving import make_server
+from processes import ROOT, Server, base_env, flask_cli, free_port
+from support import FRONTEND, JWT_SECRET, Billing, auth_headers, pay_hosted_checkout, wait_until
 
 from app import create_app
 from app.config import ConfigError
@@ -117,78 +120,129 @@ def test_a_users_row_appears_on_first_sight(
         assert db.session.get(User, "first-sight").generations_limit == 10
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def offline_app(tmp_path: Path) -> Iterator[tuple[Flask, str]]:
-    """What `make run` does: no Stripe key, so the embedded sandbox is started and seeded."""
-    from flask_migrate import upgrade
-
-    port = _free_port()
-    app = create_app(
-        {
-            "APP_ENV": "development",
-            "STRIPE_SECRET_KEY": "",
-            "STRIPE_API_BASE": "",
-            "STRIPE_PRICE_ID_MONTHLY": "",
-            "STRIPE_PRICE_ID_YEARLY": "",
-            "STRIPE_WEBHOOK_SECRET": "",
-            "SANDBOX_PORT": 0,
-            "SANDBOX_STATE_FILE": "",
-            "PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "DATABASE_URL": f"sqlite:///{tmp_path}/offline.db",
-            "AUTH_JWT_SECRET": JWT_SECRET,
-            "FRONTEND_URLS": [FRONTEND],
-            "LOG_LEVEL": "WARNING",
-        }
+@pytest.fixture(scope="module")
+def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Any]]]:
+    """What `make run` does, as processes: migrate, then bin/dev-stack starts the stand-ins,
+    seeds the Stripe sandbox with the app's own setup commands and serves the app with their
+    settings (the app has no Stripe key of its own and starts no sandbox). Yields the app's URL
+    and the settings the stack published."""
+    tmp = tmp_path_factory.mktemp("make-run")
+    port = free_port()
+    info_file = tmp / "stripe-sandbox.json"
+    env = base_env(
+        APP_ENV="development",
+        PORT=str(port),
+        DATABASE_URL=f"sqlite:///{tmp}/dev.db",
+        SANDBOX_PORT="0",
+        GITHUB_SANDBOX_PORT="0",
+        SANDBOX_INFO_FILE=str(info_file),
+        AUTH_JWT_SECRET=JWT_SECRET,
+        FRONTEND_URL=FRONTEND,
+        LOG_LEVEL="WARNING",
     )
-    with app.app_context():
-        upgrade()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield app, f"http://127.0.0.1:{port}"
-    server.shutdown()
-    app.extensions["stripe_sandbox"].stop()
-    with app.app_context():
-        db.engine.dispose()
+    migrated = flask_cli("db", "upgrade", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    serve = ["flask", "--app", "wsgi", "run", "--port", str(port), "--no-reload"]
+    with open(tmp / "stack.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bin" / "dev-stack"), "--", sys.executable, "-m", *serve],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, tmp / "stack.log", url=f"http://127.0.0.1:{port}")
+    try:
+        server.wait_until_ready(timeout=90)
+        yield server.url, json.loads(info_file.read_text())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert not info_file.exists(), "the stack's settings outlived it"
 
 
-def test_embedded_sandbox_runs_the_whole_flow_offline(offline_app: tuple[Flask, str]) -> None:
-    app, _ = offline_app
-    sandbox = app.extensions["stripe_sandbox"]
-    assert app.config["STRIPE_SECRET_KEY"].startswith("sk_test_")
-    assert app.config["STRIPE_PRICE_ID_MONTHLY"].startswith("price_")
-    assert app.config["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
-    client = app.test_client()
+def _me(url: str, user: str) -> dict[str, Any]:
+    reply = requests.get(f"{url}/api/me", headers=auth_headers(user), timeout=10)
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def test_make_run_runs_the_whole_flow_offline(make_run: tuple[str, dict[str, Any]]) -> None:
+    url, published = make_run
+    assert published["STRIPE_SECRET_KEY"].startswith("sk_test_")
+    assert published["STRIPE_PRICE_ID_YEARLY"].startswith("price_")
+    assert published["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
     headers = auth_headers("offline-user")
-    session = client.post(
-        "/api/create-checkout-session", json={"plan": "yearly"}, headers=headers
-    ).get_json()["session"]
+    assert _me(url, "offline-user")["user"]["tier"] == "free"
+    created = requests.post(
+        f"{url}/api/create-checkout-session", json={"plan": "yearly"}, headers=headers, timeout=10
+    )
+    assert created.status_code == 200, created.text
+    session = created.json()["session"]
+    assert session["url"].startswith(published["STRIPE_API_BASE"])
     assert pay_hosted_checkout(session["url"]).status_code == 303
-    assert sandbox.wait_for_webhooks(timeout=20)
-    me = client.get("/api/me", headers=headers).get_json()
-    assert me["user"]["tier"] == "pro" and me["subscription"]["interval"] == "year"
-    assert me["subscription"]["priceId"] == app.config["STRIPE_PRICE_ID_YEARLY"]
+    wait_until(lambda: _me(url, "offline-user")["user"]["tier"] == "pro", timeout=20)
+    me = _me(url, "offline-user")
+    assert me["subscription"]["interval"] == "year"
+    assert me["subscription"]["priceId"] == published["STRIPE_PRICE_ID_YEARLY"]
 
 
-def test_development_redirects_land_on_the_demo_page(offline_app: tuple[Flask, str]) -> None:
+def test_development_redirects_land_on_the_demo_page(make_run: tuple[str, dict[str, Any]]) -> None:
     """`make run` -> pay: Stripe sends the browser back to a page this app serves."""
-    app, url = offline_app
-    client = app.test_client()
+    url, _ = make_run
     headers = auth_headers("dev-redirect-user")
-    session = client.post(
-        "/api/create-checkout-session", json={"plan": "monthly"}, headers=headers
-    ).get_json()["session"]
+    session = requests.post(
+        f"{url}/api/create-checkout-session", json={"plan": "monthly"}, headers=headers, timeout=10
+    ).json()["session"]
     assert f'href="{url}/demo/cancel"' in requests.get(session["url"], timeout=10).text
     paid = pay_hosted_checkout(session["url"])
     assert paid.status_code == 303
     assert paid.headers["Location"] == f"{url}/demo/success?session_id={session['id']}"
     landed = requests.get(paid.headers["Location"], timeout=10)
     assert landed.status_code == 200 and "billing demo" in landed.text
-    portal = client.post("/api/create-portal-session", json={}, headers=headers).get_json()
+    wait_until(lambda: _me(url, "dev-redirect-user")["user"]["tier"] == "pro", timeout=20)
+    portal = requests.post(
+        f"{url}/api/create-portal-session", json={}, headers=headers, timeout=10
+    ).json()
     page = requests.get(portal["url"], timeout=10).text
     assert f'href="{url}/demo/account"' in page
+
+
+def _development(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    return {
+        "APP_ENV": "development",
+        "STRIPE_SECRET_KEY": "",
+        "STRIPE_API_BASE": "",
+        "SANDBOX_INFO_FILE": str(tmp_path / "stripe-sandbox.json"),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/dev.db",
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        **overrides,
+    }
+
+
+def test_serving_in_development_without_stripe_names_make_run(tmp_path: Path) -> None:
+    """No key and no running dev stack (none, or one that died): one line saying what to do."""
+    with pytest.raises(ConfigError) as refused:
+        create_app(_development(tmp_path))
+    [problem] = refused.value.problems
+    assert "`make run`" in problem and "STRIPE_SECRET_KEY" in problem and "\n" not in problem
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **TEXT)
+    stale = {"pid": int(dead.stdout), "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_API_BASE": "x"}
+    (tmp_path / "stripe-sandbox.json").write_text(json.dumps(stale))
+    with pytest.raises(ConfigError, match="make run"):
+        create_app(_development(tmp_path))
+
+
+def test_one_off_commands_in_development_need_no_stripe(tmp_path: Path) -> None:
+    """`make run` migrates and mints the dev token before the stack starts."""
+    env = base_env(
+        **{k: str(v) for k, v in _development(tmp_path).items() if k != "STRIPE_API_BASE"}
+    )
+    migrated = flask_cli("db", "upgrade", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    token = flask_cli("auth", "token", "dev-user", env=env)
+    assert token.returncode == 0, token.stderr
+    assert jwt.decode(token.stdout.strip(), JWT_SECRET, algorithms=["HS256"])["sub"] == "dev-user"
+
+
+TEXT: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 30, "check": False}

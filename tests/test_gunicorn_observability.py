@@ -1,18 +1,22 @@
 """The production server (gunicorn.conf.py, two workers): JSON logs with request ids, metrics
-added up across workers, and, in development, one embedded sandbox for all workers."""
+added up across workers, and, in development, `make run`'s composition: bin/dev-stack starts
+the Stripe sandbox once for all workers."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from flask import Flask
-from processes import base_env, flask_cli, free_port, gunicorn
+from processes import ROOT, base_env, flask_cli, free_port, gunicorn
 from support import CARD_OK, Billing, auth_headers, pay_hosted_checkout, sign_payload
 
 pytestmark = pytest.mark.slow
@@ -192,12 +196,15 @@ def test_two_workers_json_logs_request_ids_and_metrics(
     assert event_line["lag_ms"] >= 0
 
 
-def test_development_workers_share_one_embedded_sandbox(
+def test_make_run_composes_the_sandbox_for_every_worker(
     app: Flask, billing: Billing, tmp_path: Path
 ) -> None:
-    """Two workers with no Stripe key: one owns the sandbox, the other uses it (no crash loop
-    on the sandbox's port); a purchase works through either; the CLI finds the sandbox."""
+    """`make run`'s composition under two workers: bin/dev-stack starts the Stripe sandbox once,
+    seeds it with the app's own setup commands and gives both workers its settings (the app
+    itself starts no sandbox); a purchase works; the CLI in another terminal finds the sandbox
+    through the published settings, which go away with the stack."""
     port = free_port()
+    info_file = tmp_path / "stripe-sandbox.json"
     env = base_env(
         APP_ENV="development",
         LOG_FORMAT="json",
@@ -206,14 +213,19 @@ def test_development_workers_share_one_embedded_sandbox(
         WEB_THREADS="2",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
         DATABASE_URL=app.config["DATABASE_URL"],
-        SANDBOX_PORT=str(free_port()),
-        SANDBOX_INFO_FILE=str(tmp_path / "stripe-sandbox.json"),
+        SANDBOX_PORT="0",
+        GITHUB_SANDBOX_PORT="0",
+        SANDBOX_INFO_FILE=str(info_file),
         PUBLIC_URL=f"http://127.0.0.1:{port}",
         AUTH_JWT_SECRET=app.config["AUTH_JWT_SECRET"],
         FRONTEND_URL="http://localhost:5173",
     )
-    with gunicorn(tmp_path, env, port=port) as server:
-        server.wait_for_line("using the embedded Stripe sandbox of process")
+    launcher = [sys.executable, str(ROOT / "bin" / "dev-stack"), "--"]
+    with gunicorn(tmp_path, env, port=port, launcher=launcher) as server:
+        announced = server.wait_for_line(r"dev-stack: Stripe sandbox at (http://\S+)")
+        published = json.loads(info_file.read_text())
+        assert published["STRIPE_API_BASE"] == announced.group(1)
+        assert published["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
         created = requests.post(
             f"{server.url}/api/create-checkout-session",
             json={"plan": "monthly"},
@@ -221,30 +233,43 @@ def test_development_workers_share_one_embedded_sandbox(
             timeout=10,
         )
         assert created.status_code == 200, created.text
-        paid = pay_hosted_checkout(created.json()["session"]["url"], CARD_OK)
+        session_url = created.json()["session"]["url"]
+        assert session_url.startswith(announced.group(1))
+        paid = pay_hosted_checkout(session_url, CARD_OK)
         assert paid.status_code == 303
         deadline = time.monotonic() + 20
-        tier = None
-        while time.monotonic() < deadline and tier != "pro":
+        me: dict[str, Any] = {}
+        while time.monotonic() < deadline and me.get("user", {}).get("tier") != "pro":
             me = requests.get(
                 f"{server.url}/api/me", headers=auth_headers("dev-worker-user"), timeout=10
-            )
-            tier = me.json()["user"]["tier"]
+            ).json()
             time.sleep(0.2)
-        assert tier == "pro"
+        assert me["user"]["tier"] == "pro"
+        # The seeded monthly price, from `flask billing setup-products` in the sandbox.
+        assert me["subscription"]["priceId"] == published["STRIPE_PRICE_ID_MONTHLY"]
 
-        # `flask billing sync` in development uses the server's sandbox (no key needed) and
+        # `flask billing sync` in development uses the stack's sandbox (no key needed) and
         # knows the seeded prices (no "in no plan" warning).
         synced = flask_cli("billing", "sync", env={**env, "LOG_FORMAT": "text"})
         assert synced.returncode == 0, synced.stderr
         assert "checked 1 subscription(s): 0 change(s), 0 pending, 0 error(s)" in synced.stdout
         assert "in no plan" not in synced.stderr
         assert "STRIPE_SECRET_KEY is not set" not in synced.stderr
-        lines = server.json_lines()
         time.sleep(1)  # a crash-looping worker would be rebooted by now
-        booted = [line for line in server.json_lines() if "Booting worker" in line["message"]]
+        lines = [json.loads(line) for line in server.lines() if line.startswith("{")]
 
+    booted = [line for line in lines if "Booting worker" in line["message"]]
     assert len(booted) == 2, "a worker was restarted"
-    owners = [line for line in lines if line["message"].startswith("embedded Stripe sandbox at")]
-    assert len(owners) == 1
-    assert not any("in use" in line["message"] for line in lines)
+    assert not info_file.exists(), "the stack's settings outlived it"
+    # With the stack gone, serving without a key refuses with one line naming `make run`.
+    refused = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 3
+    assert "`make run`" in refused.stderr and "Traceback" not in refused.stderr

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
-from support import pay_hosted_checkout, post_webhook, subscribe
+from support import Billing, auth_headers, pay_hosted_checkout, post_webhook, subscribe
 
 from app.extensions import db
 from app.models import Subscription

@@ -40,7 +40,7 @@ def _gateway_for_sync() -> StripeGateway:
     if not current_app.config.get("STRIPE_SECRET_KEY"):
         raise click.ClickException(
             "STRIPE_SECRET_KEY is not set: sync reads your Stripe account. In development, "
-            "start `make run` first: the CLI then uses its embedded sandbox."
+            "start `make run` first: the CLI then uses the Stripe sandbox it started."
         )
     return current_gateway()
 

@@ -15,7 +15,7 @@ import pytest
 from live_stack import Stack, live_stack
 from playwright.sync_api import Page, expect
 
-from browser.conftest import Shots
+from browser.support import Shots
 from browser.test_journeys import CARD_OK, expect_pro, new_user, pay, sign_in, start_upgrade
 
 pytestmark = pytest.mark.browser
