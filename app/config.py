@@ -24,6 +24,7 @@ DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"  # nosec B105
 APP_ENVS = ("development", "testing", "production")
 DEV_DATABASE_URL = "sqlite:///billing-dev.db"
 MIN_JWT_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_CHARS = 16
 # Secrets that are printed in this repository (source, .env.example, tests): never in production.
 KNOWN_DEV_SECRETS = frozenset(
     {
@@ -184,7 +185,18 @@ def production_problems(config: Mapping[str, Any]) -> list[str]:
         )
     if config.get("DEBUG") or config.get("FLASK_DEBUG"):
         problems.append("debug mode must be off (FLASK_DEBUG)")
+    problems.extend(metrics_token_problems(config))
     return problems
+
+
+def metrics_token_problems(config: Mapping[str, Any]) -> list[str]:
+    """/metrics names routes, error rates and Stripe outages: never open to the internet."""
+    token = str(config.get("METRICS_TOKEN") or "")
+    if not token:
+        return ["METRICS_TOKEN must be set (the bearer token /metrics requires; 16+ characters)"]
+    if len(token) < MIN_METRICS_TOKEN_CHARS or token in KNOWN_DEV_SECRETS:
+        return [f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} random characters"]
+    return []
 
 
 def normalize_database_url(url: str) -> str:

@@ -127,28 +127,19 @@ def rate_limited(scope: str, *, when: Callable[[], bool] | None = None) -> Calla
     return decorate
 
 
-def check_failed_auth_budget() -> None:
-    """Before verifying a token: refuse a client that failed authentication too often."""
-    if not _enabled():
-        return
-    ip = client_ip()
-    for item in _items("RATE_LIMIT_FAILED_AUTH"):
-        try:
-            allowed = rate_limits.limiter().test(item, *_keys("auth", "ip", ip))
-        except Exception:
-            log.warning("rate limit storage unavailable; not limiting", exc_info=True)
-            return
-        if not allowed:
-            raise _breach("failed_auth", "ip", _retry_after(item, *_keys("auth", "ip", ip)))
-
-
 def count_failed_auth() -> None:
+    """After a token or cookie failed to verify: count the failure against the client's IP and
+    refuse with 429 once its budget is spent. Only failures are counted or refused, so a good
+    token from an address shared with a guesser (an office, a carrier's NAT) still gets in."""
     if not _enabled():
         return
     ip = client_ip()
     for item in _items("RATE_LIMIT_FAILED_AUTH"):
+        keys = _keys("auth", "ip", ip)
         try:
-            rate_limits.limiter().hit(item, *_keys("auth", "ip", ip))
-        except Exception:
+            allowed = rate_limits.limiter().hit(item, *keys)
+        except Exception:  # storage down: fail open, the caller gets its 401
             log.warning("rate limit storage unavailable; not counting", exc_info=True)
             return
+        if not allowed:
+            raise _breach("failed_auth", "ip", _retry_after(item, *keys))
