@@ -109,10 +109,18 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
     if not (config["AUTH_JWT_SECRET"] or config["AUTH_JWKS_URL"] or is_production):
         # Never in production: there an empty secret means "no HS256 tokens" (GitHub only).
         config["AUTH_JWT_SECRET"] = DEV_JWT_SECRET
+    config["STRIPE_MAX_CONCURRENT_CALLS"] = stripe_call_slots(config)
     config["DATABASE_URL"] = config["DATABASE_URL"] or DEV_DATABASE_URL
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["DATABASE_URL"])
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database_engine_options(config))
     return config
+
+
+def stripe_call_slots(config: Mapping[str, Any]) -> int:
+    """The Stripe bulkhead's size (unless set): one slot fewer than the request threads, so
+    however slow Stripe is, one thread per process is left for reads and health checks."""
+    asked = int(config.get("STRIPE_MAX_CONCURRENT_CALLS") or 0)
+    return asked if asked > 0 else max(1, int(config["WEB_THREADS"]) - 1)
 
 
 RATE_LIMIT_SETTINGS = (

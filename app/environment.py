@@ -199,17 +199,19 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         # Every Stripe call: connect and read timeouts (s); STRIPE_MAX_NETWORK_RETRIES above.
         "STRIPE_CONNECT_TIMEOUT": fraction("STRIPE_CONNECT_TIMEOUT", 2.0),
         "STRIPE_READ_TIMEOUT": fraction("STRIPE_READ_TIMEOUT", 5.0),
-        # Bulkhead: at most this many Stripe calls at once per process; a request that can't
-        # get a slot within STRIPE_CALL_QUEUE_WAIT seconds is answered 503 at once.
-        "STRIPE_MAX_CONCURRENT_CALLS": whole("STRIPE_MAX_CONCURRENT_CALLS", 4),
-        "STRIPE_CALL_QUEUE_WAIT": fraction("STRIPE_CALL_QUEUE_WAIT", 0.1),
+        # Bulkhead: at most this many Stripe calls at once per process (0: WEB_THREADS - 1, so
+        # one thread is always free for reads); a call that finds no free slot
+        # waits its turn up to STRIPE_CALL_QUEUE_WAIT seconds (about one normal Stripe call),
+        # then, or at once when every slot is stuck longer than that, is answered 503.
+        "STRIPE_MAX_CONCURRENT_CALLS": whole("STRIPE_MAX_CONCURRENT_CALLS", 0),
+        "STRIPE_CALL_QUEUE_WAIT": fraction("STRIPE_CALL_QUEUE_WAIT", 1.0),
         # Circuit breaker: after this many calls in a row fail to reach Stripe, answer 503 at
         # once for STRIPE_BREAKER_COOLDOWN seconds (0 turns it off).
         "STRIPE_BREAKER_FAILURES": whole("STRIPE_BREAKER_FAILURES", 3),
         "STRIPE_BREAKER_COOLDOWN": fraction("STRIPE_BREAKER_COOLDOWN", 5.0),
         # The database: connect timeout (s), statement and lock timeouts (ms, PostgreSQL),
         # the pool (one connection per server thread) and how long to wait for one (s).
-        "WEB_THREADS": whole("WEB_THREADS", 8),
+        "WEB_THREADS": whole("WEB_THREADS", 4),  # gunicorn.conf.py's default too
         "DB_CONNECT_TIMEOUT": whole("DB_CONNECT_TIMEOUT", 5),
         "DB_STATEMENT_TIMEOUT_MS": whole("DB_STATEMENT_TIMEOUT_MS", 15000),
         "DB_LOCK_TIMEOUT_MS": whole("DB_LOCK_TIMEOUT_MS", 5000),
