@@ -8,8 +8,11 @@ Every setting has one name, the same in the environment, in `.env.example` and i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
+
+from sqlalchemy.pool import NullPool
 
 from app.environment import DUPLICATE_POLICIES, PROBLEMS, config_from_env
 from app.signin.settings import (
@@ -64,6 +67,23 @@ def database_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
                 "keepalives_count": 3,
             },
         )
+    return options
+
+
+def probe_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A connection of its own per probe (NullPool: never one of the request pool's, which a
+    frozen database may hold), with a short connect and statement timeout."""
+    seconds = float(config["READYZ_TIMEOUT_SECONDS"])
+    options: dict[str, Any] = {"poolclass": NullPool}
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options["connect_args"] = {
+            # libpq counts whole seconds (and treats 1 as 2); the probe's deadline is the bound.
+            "connect_timeout": max(1, math.ceil(seconds)),
+            "options": f"-c statement_timeout={int(seconds * 1000)}",
+            "tcp_user_timeout": int(seconds * 1000),
+        }
+    else:
+        options["connect_args"] = {"timeout": seconds}  # SQLite's wait on a locked file
     return options
 
 

@@ -161,12 +161,18 @@ def security_from_env(problems: list[str]) -> dict[str, Any]:
     """Body caps, abuse limits, client IPs and CORS (README "Security")."""
     whole = _collected(_env_int, problems)
     switch = _collected(_env_bool, problems)
+    fraction = _collected(_env_float, problems)
     return {
         # Request bodies: the API's JSON, and Stripe's events (checked before reading).
         "MAX_CONTENT_LENGTH": whole("MAX_CONTENT_LENGTH", 64 * 1024),
         "WEBHOOK_MAX_BYTES": whole("WEBHOOK_MAX_BYTES", 512 * 1024),
         # Abuse limits ("N/minute;M/hour", per user unless named _IP); storage in Redis when set.
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        # Every Redis call's connect and read timeout (ms): a Redis that accepts and never
+        # answers costs a request this much once, then the limits are off (fail open) and
+        # Redis is tried again after REDIS_RETRY_SECONDS.
+        "REDIS_TIMEOUT_MS": whole("REDIS_TIMEOUT_MS", 50),
+        "REDIS_RETRY_SECONDS": fraction("REDIS_RETRY_SECONDS", 5.0),
         "RATE_LIMIT_ENABLED": switch("RATE_LIMIT_ENABLED", True),
         "RATE_LIMIT_KEY_PREFIX": os.environ.get("RATE_LIMIT_KEY_PREFIX", "billing"),
         "RATE_LIMIT_CHECKOUT": os.environ.get("RATE_LIMIT_CHECKOUT", "10/minute;50/hour"),
@@ -217,6 +223,9 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         "DB_LOCK_TIMEOUT_MS": whole("DB_LOCK_TIMEOUT_MS", 5000),
         "DB_POOL_SIZE": whole("DB_POOL_SIZE", 0),  # 0: WEB_THREADS
         "DB_POOL_TIMEOUT": fraction("DB_POOL_TIMEOUT", 5.0),
+        # /readyz answers within this many seconds whatever the database does (its own
+        # connection, connect and statement timeout), so a load balancer can act on it.
+        "READYZ_TIMEOUT_SECONDS": fraction("READYZ_TIMEOUT_SECONDS", 1.5),
         # A user with two live subscriptions: "flag" (log, report in `billing check`) or
         # "cancel_newer" (`billing check` also cancels the newer one now and refunds it).
         "DUPLICATE_SUBSCRIPTION_POLICY": os.environ.get("DUPLICATE_SUBSCRIPTION_POLICY", "flag"),

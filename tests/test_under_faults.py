@@ -5,9 +5,12 @@ modes, a TCP listener that accepts and never answers, the TCP proxy holding traf
 
 from __future__ import annotations
 
+import logging
+import socket
 import statistics
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,9 +19,12 @@ from typing import Any
 
 import pytest
 import requests
-from app_instance import serve_instance
-from conftest import Billing, auth_headers
+from app_instance import proxied_database_url, serve_instance
+from conftest import Billing, auth_headers, is_postgres
 from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from tcp_proxy import TcpProxy
 
 from app.billing.errors import ProviderUnavailable
 from app.stripe.guards import Bulkhead
@@ -178,3 +184,174 @@ def test_a_black_holed_stripe_refuses_checkouts_within_15_s_and_reads_keep_answe
     assert {status for status, _ in reads} == {200}, reads
     assert len(reads) >= 20, reads  # reads went on answering through the outage
     assert statistics.median(read_times) < 0.5 and max(read_times) < 3, reads
+
+
+# -- 4. a hung Redis --------------------------------------------------------------------------
+
+
+@contextmanager
+def captured(logger_name: str) -> Iterator[list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def limited_with_redis(app: Flask, redis_url: str, **settings: Any) -> Any:
+    return serve_instance(
+        app,
+        threads=THREADS,
+        WEB_THREADS=THREADS,
+        RATE_LIMIT_ENABLED=True,
+        RATE_LIMIT_KEY_PREFIX=f"h-ops-{uuid.uuid4().hex}",
+        REDIS_URL=redis_url,
+        **settings,
+    )
+
+
+def test_a_hung_redis_costs_signed_in_routes_milliseconds_and_one_log_line(
+    app: Flask, billing: Billing
+) -> None:
+    """Finding 4: a Redis that accepts connections and never answers stalled every signed-in
+    route 5 s per Redis call (/api/me p50 10 s under 48 concurrent calls) and logged a
+    traceback per request. Now each Redis call gives up after REDIS_TIMEOUT_MS, the limits fail
+    open as for a refused connection, Redis is left alone for REDIS_RETRY_SECONDS, and the
+    outage is one log line; /readyz says Redis hangs."""
+    hung = TcpProxy("127.0.0.1", 9)  # accepts, forwards nothing, answers nothing
+    hung.hold()
+    try:
+        with (
+            captured("app.ratelimit") as records,
+            limited_with_redis(app, f"redis://127.0.0.1:{hung.port}/0") as instance,
+        ):
+
+            def read(path: str, n: int) -> tuple[int, float]:
+                started = time.monotonic()
+                reply = requests.get(
+                    f"{instance.url}{path}", headers=auth_headers(f"hung-{n % 8}"), timeout=60
+                )
+                return reply.status_code, time.monotonic() - started
+
+            for n in range(8):  # each user seen once: the pool's connections are open
+                assert read("/api/usage", n)[0] == 200
+            # Signed-in reads, one of them rate limited per user and per IP (two Redis calls).
+            results = all_at_once(48, lambda n: read("/api/usage" if n % 2 else "/api/me", n))
+            status, seconds, code = checkout(instance.url, "hung-redis-buyer")
+            started = time.monotonic()
+            ready = requests.get(f"{instance.url}/readyz", timeout=30)
+            ready_took = time.monotonic() - started
+    finally:
+        hung.stop()
+    times = sorted(took for _, took in results)
+    print(f"/api/me + /api/usage n=48 p50 {statistics.median(times):.3f} s max {times[-1]:.3f} s")
+    assert {code for code, _ in results} == {200}, results
+    assert statistics.median(times) < 0.5 and times[-1] < 2, times
+    assert status == 200 and seconds < 3, (status, seconds, code)
+    assert ready.status_code == 200 and ready.json()["redis"] == "timeout", ready.text
+    assert ready_took < 2, ready_took
+    lines = [record for record in records if "storage" in record.getMessage()]
+    assert len(lines) == 1, [record.getMessage() for record in records]
+    assert "timeout" in lines[0].getMessage() and lines[0].exc_info is None
+
+
+def test_a_refused_redis_fails_open_and_readyz_says_so(app: Flask, billing: Billing) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with (
+        captured("app.ratelimit") as records,
+        limited_with_redis(
+            app, f"redis://127.0.0.1:{port}/0", RATE_LIMIT_CHECKOUT="1/minute"
+        ) as instance,
+    ):
+        for _ in range(3):  # no counters: not limited, not refused
+            status, _, _ = checkout(instance.url, "refused-redis-buyer")
+            assert status == 200
+        ready = requests.get(f"{instance.url}/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json()["redis"] == "refused", ready.text
+    assert len([r for r in records if "storage unavailable" in r.getMessage()]) == 1
+
+
+def test_redis_is_tried_again_after_the_retry_period(app: Flask, billing: Billing) -> None:
+    """Redis comes back (the proxy forwards again): after REDIS_RETRY_SECONDS the limits count
+    again, and the recovery is logged once."""
+    proxy = TcpProxy("127.0.0.1", 6379)
+    try:
+        with (
+            captured("app.ratelimit") as records,
+            limited_with_redis(
+                app,
+                f"redis://127.0.0.1:{proxy.port}/0",
+                RATE_LIMIT_CHECKOUT="2/minute",
+                REDIS_RETRY_SECONDS=0.5,
+            ) as instance,
+        ):
+            proxy.cut()
+            assert checkout(instance.url, "comeback-buyer")[0] == 200  # not counted
+            proxy.restore()
+            assert checkout(instance.url, "comeback-buyer")[0] == 200  # within the period
+            time.sleep(0.6)
+            assert checkout(instance.url, "comeback-buyer")[0] == 200  # counted: 1
+            assert checkout(instance.url, "comeback-buyer")[0] == 200  # counted: 2
+            assert checkout(instance.url, "comeback-buyer")[0] == 429
+    finally:
+        proxy.stop()
+    messages = [record.getMessage() for record in records]
+    assert len([m for m in messages if "storage unavailable" in m]) == 1, messages
+    assert len([m for m in messages if "answers again" in m]) == 1, messages
+
+
+# -- 7. a frozen database ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not is_postgres(), reason="a database behind a TCP proxy is PostgreSQL")
+def test_readyz_answers_within_2_s_while_the_database_moves_nothing(
+    app: Flask, billing: Billing
+) -> None:
+    """Finding 7: behind a middlebox that keeps connections open and moves nothing, /readyz
+    hung for the full 40 s, so a load balancer could not take the instance out."""
+    target = make_url(app.config["DATABASE_URL"])
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    url = proxied_database_url(app.config["DATABASE_URL"], proxy.port)
+    try:
+        with serve_instance(app, DATABASE_URL=url) as instance:
+            assert requests.get(f"{instance.url}/readyz", timeout=10).status_code == 200
+            proxy.hold()
+            timings = []
+            for _ in range(3):  # again and again: a stuck probe is not stacked up on
+                started = time.monotonic()
+                reply = requests.get(f"{instance.url}/readyz", timeout=60)
+                timings.append(time.monotonic() - started)
+                assert reply.status_code == 503, reply.text
+                assert reply.json()["status"] == "unavailable"
+            assert requests.get(f"{instance.url}/healthz", timeout=5).status_code == 200
+        print("readyz under a frozen database:", [f"{t:.2f} s" for t in timings])
+        assert max(timings) < 2, timings
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite's WAL readers never wait on a writer")
+def test_readyz_answers_within_2_s_while_the_schema_is_locked(app: Flask, billing: Billing) -> None:
+    """The same bound when the database answers but the probe's read waits on a lock (an
+    exclusive lock on the migrations table): the probe's own statement timeout."""
+    holder = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with serve_instance(app) as instance, holder.connect() as held:
+        held.execute(text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+        try:
+            started = time.monotonic()
+            reply = requests.get(f"{instance.url}/readyz", timeout=60)
+            took = time.monotonic() - started
+        finally:
+            held.rollback()
+        assert requests.get(f"{instance.url}/readyz", timeout=10).status_code == 200
+    holder.dispose()
+    assert reply.status_code == 503 and took < 2, (reply.text, took)
