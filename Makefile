@@ -13,7 +13,7 @@ TS      := clients/typescript
 TS_STAMP = $(TS)/node_modules/.installed-$(shell cksum < $(TS)/package-lock.json | cut -d' ' -f1)
 
 .PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox github-sandbox bench bench-ack bench-blackhole bench-faults clean \
-        ts-install openapi ts-drift test-ts test-browser bench-plans
+        ts-install openapi ts-drift test-ts test-browser bench-plans test-stripe-mock
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,9 +42,17 @@ run: migrate
 test: install
 	$(VENV)/bin/pytest -q
 
-# The quick loop: everything but the property-based, concurrency and fault-injection tests.
+# The inner loop, on SQLite: leaves out the tests marked `slow` (property-based, concurrency,
+# fault injection, real gunicorn/processes: `make test` runs them) and `browser` (Chromium:
+# `make test-browser`). `-m` replaces pyproject's `not browser`, so both are named here.
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -m "not slow and not browser"
+
+# The app's Stripe calls against stripe-mock (tests/stripe_mock_server.py starts the build in
+# STRIPE_MOCK_DIR, default ../shared/tools/stripe-mock, or uses STRIPE_MOCK_URL). `make test`
+# runs them too when it is there; STRIPE_MOCK_REQUIRED=1 makes its absence a failure.
+test-stripe-mock: install
+	$(VENV)/bin/pytest -q -m stripe_mock
 
 test-postgres: install
 	TEST_DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q

@@ -1,5 +1,5 @@
 """The offline default: with no STRIPE_SECRET_KEY outside production, run the project's Stripe
-sandbox in-process, seed the guide's product and register our webhook endpoint there.
+sandbox in-process, seed the Pro product and its prices and register our webhook endpoint there.
 
 Under several workers (gunicorn in development) exactly one process owns the sandbox: it takes
 an exclusive lock on `<info file>.lock`, starts the sandbox and writes its URL, key, prices and
@@ -170,6 +170,6 @@ def start_embedded_sandbox(config: dict[str, Any]) -> Any:
 
 
 def seed_catalog(gateway: StripeGateway) -> dict[str, str]:
-    """The guide's product and prices (the same as `flask billing setup-products`), found by
+    """The Pro product and its prices (the same as `flask billing setup-products`), found by
     lookup key so a persisted sandbox is reused."""
     return setup_products(gateway).price_ids

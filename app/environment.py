@@ -141,7 +141,7 @@ def identity_from_env(problems: list[str]) -> dict[str, Any]:
 
 def operations_from_env() -> dict[str, Any]:
     """Logs, metrics, error tracking, prices by lookup key, the dev sandbox's info file
-    (README "Observability" and "Stripe setup")."""
+    (docs/operations.md)."""
     return {
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", ""),  # json | text; empty: json in production
         "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),  # bearer token for /metrics
@@ -158,7 +158,7 @@ def operations_from_env() -> dict[str, Any]:
 
 
 def security_from_env(problems: list[str]) -> dict[str, Any]:
-    """Body caps, abuse limits, client IPs and CORS (README "Security")."""
+    """Body caps, abuse limits, client IPs and CORS (docs/security.md)."""
     whole = _collected(_env_int, problems)
     switch = _collected(_env_bool, problems)
     fraction = _collected(_env_float, problems)
@@ -193,7 +193,7 @@ def security_from_env(problems: list[str]) -> dict[str, Any]:
     }
 
 
-# -- Reliability: bounded waits and the one-live-subscription rule (README "Reliability") ------
+# -- Reliability: bounded waits and the one-live-subscription rule (docs/reliability.md) -----------
 
 DUPLICATE_POLICIES = ("flag", "cancel_newer")
 

@@ -1,6 +1,6 @@
 """Database tables.
 
-Times that come from Stripe are stored as the guide does: BIGINT milliseconds since the epoch.
+Times that come from Stripe are stored as BIGINT milliseconds since the epoch, the API's unit.
 Times we stamp ourselves are timezone-aware datetimes.
 """
 
@@ -37,9 +37,9 @@ def utcnow() -> datetime:
 
 
 class MirroredColumns:
-    """The subscription columns a user row mirrors under the same names (the guide's
-    columns); declared once here for both tables. Which columns are mirrored, and under which
-    names, is `app/billing/subscriptions/mirror.py`."""
+    """The subscription columns a user row mirrors under the same names, so readers of `users`
+    need no join; declared once here for both tables. Which columns are mirrored, and under
+    which names, is `app/billing/subscriptions/mirror.py`."""
 
     plan_interval: Mapped[str | None] = mapped_column(String(20))
     current_period_start: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,37 +1,53 @@
 """Fixtures: a live Stripe sandbox, the app served on a real port (so the sandbox can deliver
 webhooks to it), a database migrated with Alembic (SQLite by default, PostgreSQL when
-TEST_DATABASE_URL says so), and helpers to act as a signed-in user."""
+TEST_DATABASE_URL says so). Helpers live in tests/support.py."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from flask import Flask, request_finished
 from flask.testing import FlaskClient
 from openapi_conformance import ConformanceChecker
-from sqlalchemy import or_, select, text
+from sqlalchemy import text
+from support import (
+    FRONTEND,
+    JWT_SECRET,
+    TEST_STRIPE_KEY,
+    Billing,
+    apply_recorded_events,
+    auth_headers,
+    database_url,
+    github_settings,
+    is_postgres,
+)
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
-from app.auth import issue_dev_token
-from app.billing.webhooks.applier import Settings, drain
 from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
 from app.embedded_stripe import seed_catalog
 from app.extensions import db
-from app.models import WebhookEvent, utcnow
 from app.stripe.gateway import StripeGateway
-from github_sandbox import DEV_CLIENT_ID, DEV_CLIENT_SECRET, GitHubSandbox
+from github_sandbox import GitHubSandbox
 from stripe_sandbox import Sandbox
 
-FRONTEND = "http://localhost:5173"
-JWT_SECRET = "test-jwt-secret-0123456789-abcdefghijklmnop"
-TEST_STRIPE_KEY = "sk_test_billing_suite"
+# Test modules import these from tests/support.py; the names stay importable from here for
+# tests written before the move.
+__all__ = [
+    "FRONTEND",
+    "JWT_SECRET",
+    "TEST_STRIPE_KEY",
+    "Billing",
+    "apply_recorded_events",
+    "auth_headers",
+    "database_url",
+    "github_settings",
+    "is_postgres",
+]
 
 
 CONFORMANCE = ConformanceChecker()
@@ -65,14 +81,6 @@ os.environ.setdefault(
 )
 
 
-def database_url(tmp_dir: str) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_dir}/billing-test.db"
-
-
-def is_postgres() -> bool:
-    return os.environ.get("TEST_DATABASE_URL", "").startswith(("postgres://", "postgresql"))
-
-
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     sb = Sandbox()
@@ -88,15 +96,6 @@ def github() -> Iterator[GitHubSandbox]:
     sb.start(host="127.0.0.1", port=0)
     yield sb
     sb.stop()
-
-
-def github_settings(github: GitHubSandbox) -> dict[str, str]:
-    return {
-        "GITHUB_CLIENT_ID": DEV_CLIENT_ID,
-        "GITHUB_CLIENT_SECRET": DEV_CLIENT_SECRET,
-        "GITHUB_BASE_URL": str(github.url),
-        "GITHUB_API_URL": str(github.url),
-    }
 
 
 def _drop_everything() -> None:
@@ -149,63 +148,6 @@ def live_url(app: Flask) -> Iterator[str]:
     server.shutdown()
 
 
-@dataclass
-class Billing:
-    """One test's Stripe world: the sandbox, its seeded prices and the webhook endpoint."""
-
-    sandbox: Sandbox
-    gateway: StripeGateway
-    monthly: str
-    yearly: str
-    webhook_secret: str
-    live_url: str
-    app: Flask
-
-    def wait_for_webhooks(self) -> None:
-        """Every event delivered (acknowledged) and applied."""
-        assert self.sandbox.wait_for_webhooks(timeout=20), "webhooks still pending after 20s"
-        apply_recorded_events(self.app)
-
-    def stripe_calls(self, method: str | None = None, path_prefix: str = "/v1/") -> list[dict]:
-        return [
-            r
-            for r in self.sandbox.requests
-            if r["path"].startswith(path_prefix) and (method is None or r["method"] == method)
-        ]
-
-
-def apply_recorded_events(app: Flask, timeout: float = 20.0) -> int:
-    """Apply what the app recorded and is due, as its applier thread would, and wait for the
-    events another applier holds (claims never overlap: on PostgreSQL they are skipped, not
-    waited for) until none is due; how many events this call took."""
-    settings = Settings.from_config(app.config)
-    deadline = time.monotonic() + timeout
-    taken = 0
-    with app.app_context():
-        try:
-            while True:
-                taken += drain(app.extensions["stripe_gateway"], settings)
-                if not app.extensions["webhook_applier"].is_running:
-                    return taken
-                due = db.session.execute(
-                    select(WebhookEvent.id).where(
-                        WebhookEvent.processed.is_(False),
-                        WebhookEvent.parked_at.is_(None),
-                        or_(
-                            WebhookEvent.next_attempt_at.is_(None),
-                            WebhookEvent.next_attempt_at <= utcnow(),
-                        ),
-                    )
-                ).first()
-                db.session.rollback()
-                if due is None:
-                    return taken
-                assert time.monotonic() < deadline, "recorded events still not applied"
-                time.sleep(0.01)
-        finally:
-            db.session.remove()
-
-
 def _clear_tables() -> None:
     for table in reversed(db.metadata.sorted_tables):
         db.session.execute(table.delete())
@@ -248,18 +190,9 @@ def client(app: Flask, billing: Billing) -> FlaskClient:
     return app.test_client()
 
 
-def auth_headers(user_id: str, email: str | None = None, ttl_seconds: int = 3600) -> dict[str, str]:
-    token = issue_dev_token(
-        {"AUTH_JWT_SECRET": JWT_SECRET},
-        user_id,
-        email=email or f"{user_id}@example.com",
-        ttl_seconds=ttl_seconds,
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
 # The property-based and concurrency suites (and the fault-injection ones, which wait for
-# Stripe's retries): `make test-fast` skips them with `-m "not slow"`; `make test` runs all.
+# Stripe's retries) are `slow`: `make test-fast` leaves them out (and the `browser` tests);
+# `make test` runs all but the browser tests. Single tests are marked in their modules.
 SLOW_MODULES = frozenset(
     {"test_ordering_property", "test_usage_concurrency", "test_webhook_reliability", "test_faults"}
 )

@@ -1,7 +1,7 @@
 """The whole stack as separate processes, as in production: the Stripe sandbox
 (`python -m stripe_sandbox`), the GitHub sign-in stand-in (`python -m github_sandbox`) and the
 app under gunicorn (2 workers) in development mode, on ephemeral ports, with a migrated SQLite
-database, the guide's prices seeded and the webhook endpoint registered. Used by the browser
+database, the Pro prices seeded and the webhook endpoint registered. Used by the browser
 tests and the TypeScript client's node test:
 
     python tests/live_stack.py -- npm --prefix clients/typescript test

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import is_postgres
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from support import is_postgres
 
 from app.config import normalize_database_url
 

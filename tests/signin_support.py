@@ -8,8 +8,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from conftest import FRONTEND
 from flask.testing import FlaskClient
+from support import FRONTEND
 from werkzeug.test import TestResponse
 
 from github_sandbox import GitHubSandbox

@@ -14,9 +14,8 @@ from typing import Any
 
 import requests
 import stripe
-from conftest import TEST_STRIPE_KEY, Billing
 from flask import Flask
-from support import CARD_FAILS_LATER, CARD_OK, pay_hosted_checkout
+from support import CARD_FAILS_LATER, CARD_OK, TEST_STRIPE_KEY, Billing, pay_hosted_checkout
 
 from app.billing.subscriptions.ordering import subscription_fields
 from app.embedded_stripe import seed_catalog

@@ -1,20 +1,123 @@
-"""Helpers shared by the app's tests: act on the sandbox's hosted pages, sign webhooks."""
+"""Helpers shared by the app's tests (test modules import them from here, never from conftest,
+which holds only fixtures and hooks): the suite's constants, a signed-in user's headers, the
+`Billing` world a test gets, applying recorded webhook events, acting on the sandbox's hosted
+pages and signing webhooks."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
-from conftest import Billing, apply_recorded_events, auth_headers
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import or_, select
+
+from app.auth import issue_dev_token
+from app.billing.webhooks.applier import Settings, drain
+from app.extensions import db
+from app.models import WebhookEvent, utcnow
+from app.stripe.gateway import StripeGateway
+from github_sandbox import DEV_CLIENT_ID, DEV_CLIENT_SECRET, GitHubSandbox
+from stripe_sandbox import Sandbox
+
+FRONTEND = "http://localhost:5173"
+JWT_SECRET = "test-jwt-secret-0123456789-abcdefghijklmnop"
+TEST_STRIPE_KEY = "sk_test_billing_suite"
+
+
+def database_url(tmp_dir: str) -> str:
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_dir}/billing-test.db"
+
+
+def is_postgres() -> bool:
+    return os.environ.get("TEST_DATABASE_URL", "").startswith(("postgres://", "postgresql"))
+
+
+def github_settings(github: GitHubSandbox) -> dict[str, str]:
+    return {
+        "GITHUB_CLIENT_ID": DEV_CLIENT_ID,
+        "GITHUB_CLIENT_SECRET": DEV_CLIENT_SECRET,
+        "GITHUB_BASE_URL": str(github.url),
+        "GITHUB_API_URL": str(github.url),
+    }
+
+
+@dataclass
+class Billing:
+    """One test's Stripe world: the sandbox, its seeded prices and the webhook endpoint."""
+
+    sandbox: Sandbox
+    gateway: StripeGateway
+    monthly: str
+    yearly: str
+    webhook_secret: str
+    live_url: str
+    app: Flask
+
+    def wait_for_webhooks(self) -> None:
+        """Every event delivered (acknowledged) and applied."""
+        assert self.sandbox.wait_for_webhooks(timeout=20), "webhooks still pending after 20s"
+        apply_recorded_events(self.app)
+
+    def stripe_calls(self, method: str | None = None, path_prefix: str = "/v1/") -> list[dict]:
+        return [
+            r
+            for r in self.sandbox.requests
+            if r["path"].startswith(path_prefix) and (method is None or r["method"] == method)
+        ]
+
+
+def apply_recorded_events(app: Flask, timeout: float = 20.0) -> int:
+    """Apply what the app recorded and is due, as its applier thread would, and wait for the
+    events another applier holds (claims never overlap: on PostgreSQL they are skipped, not
+    waited for) until none is due; how many events this call took."""
+    settings = Settings.from_config(app.config)
+    deadline = time.monotonic() + timeout
+    taken = 0
+    with app.app_context():
+        try:
+            while True:
+                taken += drain(app.extensions["stripe_gateway"], settings)
+                if not app.extensions["webhook_applier"].is_running:
+                    return taken
+                due = db.session.execute(
+                    select(WebhookEvent.id).where(
+                        WebhookEvent.processed.is_(False),
+                        WebhookEvent.parked_at.is_(None),
+                        or_(
+                            WebhookEvent.next_attempt_at.is_(None),
+                            WebhookEvent.next_attempt_at <= utcnow(),
+                        ),
+                    )
+                ).first()
+                db.session.rollback()
+                if due is None:
+                    return taken
+                assert time.monotonic() < deadline, "recorded events still not applied"
+                time.sleep(0.01)
+        finally:
+            db.session.remove()
+
+
+def auth_headers(user_id: str, email: str | None = None, ttl_seconds: int = 3600) -> dict[str, str]:
+    token = issue_dev_token(
+        {"AUTH_JWT_SECRET": JWT_SECRET},
+        user_id,
+        email=email or f"{user_id}@example.com",
+        ttl_seconds=ttl_seconds,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
 
 CARD_OK = "4242 4242 4242 4242"
 CARD_DECLINED = "4000 0000 0000 0002"

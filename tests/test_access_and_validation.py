@@ -9,11 +9,10 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import FRONTEND, JWT_SECRET, Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from support import subscribe
+from support import FRONTEND, JWT_SECRET, Billing, auth_headers, subscribe
 
 from app.extensions import db
 from app.models import Subscription, User, WebhookEvent

@@ -11,10 +11,9 @@ from pathlib import Path
 import jwt
 import pytest
 import requests
-from conftest import FRONTEND, JWT_SECRET, Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
-from support import pay_hosted_checkout
+from support import FRONTEND, JWT_SECRET, Billing, auth_headers, pay_hosted_checkout
 from werkzeug.serving import make_server
 
 from app import create_app

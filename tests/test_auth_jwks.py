@@ -9,11 +9,10 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import Billing
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from flask.testing import FlaskClient
-from support import serving_json
+from support import Billing, serving_json
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_KEY = ec.generate_private_key(ec.SECP256R1())

@@ -13,12 +13,11 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import JWT_SECRET, Billing, auth_headers
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
-from support import serving_json, subscribe
+from support import JWT_SECRET, Billing, auth_headers, serving_json, subscribe
 
 # Deliberately public: Stripe's signed webhook, probes, metrics, docs, the price list, the demo.
 PUBLIC_ROUTES = {

@@ -26,7 +26,7 @@ from bench.helpers import (
     sign_payload,
 )
 from bench.report import README_END, README_START, render, targets, update_readme
-from tests.conftest import is_postgres
+from tests.support import is_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 

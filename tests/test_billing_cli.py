@@ -8,12 +8,11 @@ from typing import Any
 import requests
 from app_instance import serve_instance
 from click.testing import Result
-from conftest import Billing, apply_recorded_events, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from stripe_history import History, drop_endpoints, stored_state, stripe_state
-from support import sign_payload, subscribe
+from support import Billing, apply_recorded_events, auth_headers, sign_payload, subscribe
 
 from app.extensions import db
 from app.models import Subscription, SyncState, User, WebhookEvent

@@ -7,9 +7,9 @@ import re
 
 import jwt
 import pytest
-from conftest import JWT_SECRET, Billing
 from flask import Flask
 from flask.testing import FlaskClient
+from support import JWT_SECRET, Billing
 
 from app import create_app
 
@@ -74,7 +74,7 @@ def test_dev_token_validates_its_input(client: FlaskClient, body: dict, status: 
 def test_default_redirects_outside_development_go_to_the_front_end(
     client: FlaskClient, billing: Billing
 ) -> None:
-    from conftest import FRONTEND, auth_headers
+    from support import FRONTEND, auth_headers
 
     session = client.post(
         "/api/create-checkout-session", json={"plan": "monthly"}, headers=auth_headers("fe-user")

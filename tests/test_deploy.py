@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 from alembic.script import ScriptDirectory
-from conftest import Billing
 from flask import Flask
 from processes import ROOT, base_env
 from scratch_db import scratch_database
 from sqlalchemy import create_engine, inspect, text
+from support import Billing
 
 from app.config import normalize_database_url
 from app.preflight import production_problems

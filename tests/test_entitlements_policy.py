@@ -113,7 +113,7 @@ def test_past_due_since_is_kept_during_the_spell_and_cleared_after() -> None:
 # -- plans -----------------------------------------------------------------------------------------
 
 
-def test_default_plans_match_the_guide() -> None:
+def test_default_plans_are_ten_free_generations_and_unlimited_pro() -> None:
     plans = parse_plans(DEFAULT_PLANS)
     assert plans.free.generations == 10
     assert [p.id for p in plans.paid] == ["pro"] and plans.paid[0].unlimited

@@ -7,11 +7,10 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
-from support import subscribe
+from support import Billing, auth_headers, subscribe
 
 from app.extensions import db
 from app.models import User

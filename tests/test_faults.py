@@ -23,13 +23,21 @@ from typing import Any
 import pytest
 import requests
 from app_instance import proxied_database_url, serve_instance
-from conftest import Billing, auth_headers, is_postgres
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from stripe_history import stored_state, stripe_state
-from support import pay_hosted_checkout, portal_action, sign_payload, subscribe, wait_until
+from support import (
+    Billing,
+    auth_headers,
+    is_postgres,
+    pay_hosted_checkout,
+    portal_action,
+    sign_payload,
+    subscribe,
+    wait_until,
+)
 from tcp_proxy import TcpProxy
 
 from app.billing.accounts.users import get_or_create_user

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import Billing, auth_headers
 from flask import Flask
 from processes import base_env, flask_cli, free_port, gunicorn
-from support import CARD_OK, pay_hosted_checkout, sign_payload
+from support import CARD_OK, Billing, auth_headers, pay_hosted_checkout, sign_payload
 
 pytestmark = pytest.mark.slow
 

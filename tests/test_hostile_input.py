@@ -13,11 +13,18 @@ from urllib.parse import urlparse
 
 import jwt
 import pytest
-from conftest import FRONTEND, JWT_SECRET, Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from support import post_webhook, sign_payload, subscribe
+from support import (
+    FRONTEND,
+    JWT_SECRET,
+    Billing,
+    auth_headers,
+    post_webhook,
+    sign_payload,
+    subscribe,
+)
 
 from app.extensions import db
 from app.models import User, WebhookEvent

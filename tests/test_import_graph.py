@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,7 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
     return {m for m in out if m in known and m != name}
 
 
+@functools.cache  # read once per run: the parametrized rules would parse every module each
 def import_graph() -> dict[str, set[str]]:
     files = module_files()
     known = set(files)

@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 import jwt
-from conftest import JWT_SECRET, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from support import JWT_SECRET, auth_headers
 
 from app.billing.time import datetime_from_ms, ms_from_datetime
 from app.billing.usage.entitlements import DAY_MS

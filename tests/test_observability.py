@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import sentry_sdk
 from alembic.script import ScriptDirectory
-from conftest import Billing, auth_headers, is_postgres
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -21,7 +20,7 @@ from scratch_db import scratch_database
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 from sqlalchemy.engine import make_url
-from support import post_webhook
+from support import Billing, auth_headers, is_postgres, post_webhook
 from tcp_proxy import TcpProxy
 
 from app import create_app

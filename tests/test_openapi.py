@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Billing, auth_headers
 from flask import Flask, Response
 from flask.testing import FlaskClient
 from openapi_conformance import ConformanceChecker
+from support import Billing, auth_headers
 
 from app import create_app
 from app.api.openapi import UndocumentedRoute, build_openapi
@@ -135,6 +135,7 @@ def test_usage_limit_out_of_range_is_422(client: FlaskClient) -> None:
     assert reply.status_code == 422 and reply.get_json()["error"]["fields"][0]["field"] == "limit"
 
 
+@pytest.mark.slow  # a fault test: waits out Stripe's timeouts
 def test_stripe_unreachable_is_503_with_retry_after(app: Flask, billing: Billing) -> None:
     saved = app.extensions["stripe_gateway"]
     from app.stripe.gateway import StripeGateway

@@ -7,11 +7,10 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
-from conftest import Billing
 from flask import Flask
 from flask.testing import FlaskClient
 from stripe_history import History, clear_tables, stored_state, stripe_state
-from support import post_webhook
+from support import Billing, post_webhook
 
 from app.billing.subscriptions.reads import apply_read
 from app.billing.subscriptions.sync import sync_all

@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from conftest import Billing
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stripe_history import DAY, History, clear_tables, stored_state, stripe_state
-from support import post_webhook
+from support import Billing, post_webhook
 
 from app.billing.accounts.users import get_or_create_user
 from app.extensions import db

@@ -7,11 +7,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from support import post_webhook, subscribe
+from support import Billing, auth_headers, post_webhook, subscribe
 
 from app.extensions import db
 from app.models import AuditEntry, Subscription, User

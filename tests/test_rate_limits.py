@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 import redis
 from app_instance import Instance, serve_instance
-from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from support import post_webhook
+from support import Billing, auth_headers, post_webhook
 
 from app.extensions import RateLimits, db
 from app.models import AuditEntry

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from conftest import Billing, auth_headers
 from flask import Flask
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.specs.openapi import checks
+from support import Billing, auth_headers
 
 EXAMPLES_PER_OPERATION = 30
 CHECKS = [

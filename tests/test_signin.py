@@ -9,7 +9,6 @@ import time
 
 import jwt
 import pytest
-from conftest import FRONTEND, Billing
 from flask import Flask
 from flask.testing import FlaskClient
 from signin_support import (
@@ -27,6 +26,7 @@ from signin_support import (
     sign_in,
     start,
 )
+from support import FRONTEND, Billing
 
 from app.config import DEV_JWT_SECRET
 from app.signin.settings import DEV_SESSION_SECRET

@@ -19,7 +19,6 @@ import jwt
 import pytest
 import requests
 from app_instance import serve_instance
-from conftest import FRONTEND, Billing, github_settings
 from flask import Flask
 from flask.testing import FlaskClient
 from signin_support import (
@@ -38,6 +37,7 @@ from signin_support import (
     start,
 )
 from sqlalchemy import func, select, update
+from support import FRONTEND, Billing, github_settings
 
 from app import create_app
 from app.config import DEV_JWT_SECRET

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import requests
-from conftest import TEST_STRIPE_KEY, Billing
 from flask import Flask
 from sqlalchemy import select
+from support import TEST_STRIPE_KEY, Billing
 
 from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
 from app.extensions import db

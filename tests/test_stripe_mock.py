@@ -1,66 +1,450 @@
-"""The app's Stripe calls against stripe-mock (Stripe's OpenAPI-driven mock), when
-STRIPE_MOCK_URL points at one (`docker run -p 12111:12111 stripe/stripe-mock`).
+"""Every Stripe call the app makes, sent to stripe-mock (Stripe's own OpenAPI-driven mock).
 
-stripe-mock validates every request against Stripe's published API and answers with canned
-objects, so this checks the shapes of what we send: checkout, portal, cancel, resume, refresh.
-It is a Go binary / Docker image, not installable from the registries this project's CI
-reaches, so CI runs without it and says so (see .ci/run).
+stripe-mock validates each request's parameters against Stripe's published spec and answers
+with Stripe's example objects: a wrong parameter name, type or value fails here, where the
+stateful sandbox (`stripe_sandbox`) would accept it. It is stateless, so these tests check what
+we send, not flows. The server comes from tests/stripe_mock_server.py (the shared build, or
+STRIPE_MOCK_URL); `make test-stripe-mock` runs only these.
+
+Each test names the gateway methods it exercises (`@exercises`), the gateway records what was
+really called, and `test_every_gateway_method_has_a_stripe_mock_test` fails when a public
+method of StripeGateway has no test here: a new Stripe call gets one.
+
+The spec is from February 2022. A parameter that current Stripe accepts but that spec does not
+know is not dropped from the app: the one call is checked with `newer_than_spec`, which insists
+that the rejection names exactly that parameter (anything else wrong still fails) and fails
+once a newer spec accepts it, so the allowance goes away by itself.
 """
 
 from __future__ import annotations
 
-import os
+import functools
+import inspect
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from flask import Flask
+from stripe_mock_server import (
+    StripeMockUnavailable,
+    mock_dir,
+    required,
+    running_stripe_mock,
+    unavailable_reason,
+)
 
+from app import create_app
+from app.auth import issue_dev_token
+from app.billing.errors import ProviderRejected
+from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
+from app.environment import DEFAULT_API_VERSION
+from app.extensions import db
+from app.models import User
+from app.stripe import setup
 from app.stripe.gateway import StripeGateway
 
-STRIPE_MOCK_URL = os.environ.get("STRIPE_MOCK_URL", "")
+pytestmark = pytest.mark.stripe_mock
 
-pytestmark = [
-    pytest.mark.stripe_mock,
-    pytest.mark.skipif(
-        not STRIPE_MOCK_URL, reason="STRIPE_MOCK_URL not set (stripe-mock is not available)"
-    ),
-]
+# Public methods that never reach Stripe: no request for stripe-mock to check.
+NOT_STRIPE_CALLS = {
+    "from_config": "builds a gateway from the app's configuration",
+    "verify_webhook": "checks a signature locally (tests/test_webhook_endpoint.py)",
+}
+
+USER_ID = "user_mock_1"
+FRONTEND = "http://localhost:5173"
+# Event types the app handles that Stripe added after the spec stripe-mock ships (2022-02).
+EVENTS_NEWER_THAN_SPEC = frozenset(
+    {"customer.subscription.paused", "customer.subscription.resumed"}
+)
+CONFIG = {"PUBLIC_URL": "https://billing.example.com", "STRIPE_API_VERSION": DEFAULT_API_VERSION}
+
+
+def exercises(*methods: str) -> pytest.MarkDecorator:
+    """The gateway methods a test sends to stripe-mock (checked against what it really calls)."""
+    return pytest.mark.exercises(*methods)
+
+
+@pytest.fixture(scope="session")
+def stripe_mock_url() -> Iterator[str]:
+    reason = unavailable_reason()
+    if reason:
+        if required():
+            pytest.fail(f"STRIPE_MOCK_REQUIRED=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    try:
+        with running_stripe_mock() as url:
+            yield url
+    except StripeMockUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
-def gateway() -> StripeGateway:
-    return StripeGateway("sk_test_123", api_version="2026-10-28.endive", api_base=STRIPE_MOCK_URL)
+def gateway(stripe_mock_url: str, request: pytest.FixtureRequest) -> Iterator[StripeGateway]:
+    """The app's gateway (its real configuration path) aimed at stripe-mock, recording which of
+    its public methods the test called; after the test, every method the test declares with
+    `@exercises` must have been called."""
+    gw = StripeGateway.from_config(
+        {
+            "STRIPE_SECRET_KEY": "sk_test_123",
+            "STRIPE_API_VERSION": DEFAULT_API_VERSION,
+            "STRIPE_API_BASE": stripe_mock_url,
+            "STRIPE_MAX_NETWORK_RETRIES": 0,
+            "STRIPE_CONNECT_TIMEOUT": 3.0,
+            "STRIPE_READ_TIMEOUT": 8.0,
+            "STRIPE_MAX_CONCURRENT_CALLS": 4,
+            "STRIPE_CALL_QUEUE_WAIT": 1.0,
+            "STRIPE_BREAKER_FAILURES": 100,
+            "STRIPE_BREAKER_COOLDOWN": 1.0,
+        }
+    )
+    failed_before = request.session.testsfailed
+    called: set[str] = set()
+    for name in gateway_methods():
+        setattr(gw, name, _recorded(getattr(gw, name), name, called))
+    yield gw
+    if request.session.testsfailed > failed_before:
+        return  # the test's own failure says more
+    marker = request.node.get_closest_marker("exercises")
+    declared = set(marker.args) if marker else set()
+    missing = declared - called
+    assert not missing, f"declared in @exercises but never called: {sorted(missing)}"
 
 
-def test_checkout_calls_are_accepted(gateway: StripeGateway) -> None:
-    customer = gateway.create_customer(user_id="mock-user")
-    assert customer["id"].startswith("cus_")
+def _recorded(method: Callable[..., Any], name: str, called: set[str]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        called.add(name)
+        return method(*args, **kwargs)
+
+    return wrapper
+
+
+def gateway_methods() -> list[str]:
+    """StripeGateway's public methods that call Stripe."""
+    return sorted(
+        name
+        for name, member in inspect.getmembers(StripeGateway, callable)
+        if not name.startswith("_") and name not in NOT_STRIPE_CALLS
+    )
+
+
+def newer_than_spec(
+    call: Callable[[], Any],
+    *,
+    unknown: frozenset[str] = frozenset(),
+    value_of: frozenset[str] = frozenset(),
+) -> None:
+    """The narrow allowance: stripe-mock's 2022 spec refuses this call only because of
+    parameters current Stripe accepts: exactly the `unknown` parameter names, or the value of
+    one of `value_of`. Any other problem with the call still fails, and so does the day the spec
+    accepts it (then test it like the others)."""
+    with pytest.raises(ProviderRejected) as refused:
+        call()
+    assert refused.value.code == "payment_provider_rejected"
+    # stripe-mock names every unknown property, else the first invalid value it meets (both
+    # in Go's map order, which varies from run to run).
+    message = str(refused.value.__cause__)
+    if unknown:
+        names = message.rpartition("additional properties are not allowed: ")[2]
+        assert set(names.split(", ")) == unknown, message
+    else:
+        failed = message.rpartition("object property '")[2].partition("'")[0]
+        assert failed in value_of, message
+        assert message.endswith("validation failed: value is not in enumeration"), message
+
+
+def _spec() -> dict[str, Any] | None:
+    path = mock_dir() / "spec3.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# -- the guard ---------------------------------------------------------------------------------
+
+
+def test_every_gateway_method_has_a_stripe_mock_test() -> None:
+    tested: set[str] = set()
+    for member in globals().values():
+        for mark in getattr(member, "pytestmark", []):
+            if mark.name == "exercises":
+                tested.update(mark.args)
+    untested = sorted(set(gateway_methods()) - tested)
+    assert not untested, (
+        f"StripeGateway methods with no stripe-mock test in {__file__}: {untested}. Add a test "
+        "marked @exercises(...) calling them as the app does (or list a method that never "
+        "reaches Stripe in NOT_STRIPE_CALLS)."
+    )
+    assert not tested - set(gateway_methods()), "@exercises names a method that does not exist"
+
+
+# -- checkout ----------------------------------------------------------------------------------
+
+
+@exercises("create_customer", "update_customer_email")
+def test_customer_for_a_user(gateway: StripeGateway) -> None:
+    customer = gateway.create_customer(user_id=USER_ID)
+    assert customer["object"] == "customer" and customer["id"].startswith("cus_")
+    updated = gateway.update_customer_email(customer["id"], "buyer@example.com")
+    assert updated["email"] == "buyer@example.com"  # stripe-mock echoes what it validated
+
+
+@exercises("create_checkout_session", "retrieve_checkout_session", "expire_checkout_session")
+def test_checkout_session_calls(gateway: StripeGateway) -> None:
+    # As checkout.start_checkout sends it (its metadata is the API's `metadata` field).
     session = gateway.create_checkout_session(
-        user_id="mock-user",
-        customer_id=customer["id"],
-        price_id="price_123",
-        success_url="https://app.example.com/success?session_id={CHECKOUT_SESSION_ID}",
-        cancel_url="https://app.example.com/cancel",
-        metadata={"source": "test"},
-        idempotency_key="mock-checkout-1",
+        user_id=USER_ID,
+        customer_id="cus_mock",
+        price_id="price_mock_monthly",
+        success_url=f"{FRONTEND}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
+        cancel_url=f"{FRONTEND}/billing/cancel",
+        metadata={"campaign": "spring"},
     )
     assert session["object"] == "checkout.session"
-    assert gateway.retrieve_checkout_session(session["id"])["object"] == "checkout.session"
-
-
-def test_portal_call_is_accepted(gateway: StripeGateway) -> None:
-    portal = gateway.create_portal_session(
-        customer_id="cus_123", return_url="https://app.example.com/account"
+    assert session["mode"] == "subscription"
+    assert session["client_reference_id"] == USER_ID
+    # With an explicit idempotency key, as older callers and retries do.
+    keyed = gateway.create_checkout_session(
+        user_id=USER_ID,
+        customer_id="cus_mock",
+        price_id="price_mock_yearly",
+        success_url=f"{FRONTEND}/billing/success",
+        cancel_url=f"{FRONTEND}/billing/cancel",
+        metadata={},
+        idempotency_key="checkout-mock-1",
     )
+    assert keyed["object"] == "checkout.session"
+    # The success page's read expands the subscription.
+    read = gateway.retrieve_checkout_session(session["id"])
+    assert read["object"] == "checkout.session" and read["id"] == session["id"]
+    expired = gateway.expire_checkout_session(session["id"])
+    assert expired["object"] == "checkout.session"
+
+
+@exercises("list_open_checkout_sessions")
+def test_listing_a_customers_open_sessions(gateway: StripeGateway) -> None:
+    """`customer` (2022-08) and `status` (2023) are List Checkout Sessions filters today; the
+    2022 spec has neither. Dropping them would list every session of the account and expire
+    other users' checkouts, so the app keeps them."""
+    spec = _spec()
+    if spec is not None:
+        known = {p["name"] for p in spec["paths"]["/v1/checkout/sessions"]["get"]["parameters"]}
+        assert not {"customer", "status"} & known, "the spec knows them now: drop the allowance"
+    newer_than_spec(
+        lambda: gateway.list_open_checkout_sessions("cus_mock"),
+        unknown=frozenset({"customer", "status"}),
+    )
+
+
+# -- subscriptions -----------------------------------------------------------------------------
+
+
+@exercises("retrieve_subscription", "reread_subscription")
+def test_subscription_reads(gateway: StripeGateway) -> None:
+    assert gateway.retrieve_subscription("sub_mock")["object"] == "subscription"
+    assert gateway.reread_subscription("sub_mock")["object"] == "subscription"
+
+
+@exercises("set_cancel_at_period_end", "cancel_subscription_now")
+def test_subscription_changes(gateway: StripeGateway) -> None:
+    # changes._ask_stripe: cancel at period end, resume, cancel now.
+    assert gateway.set_cancel_at_period_end("sub_mock", True)["object"] == "subscription"
+    assert gateway.set_cancel_at_period_end("sub_mock", False)["object"] == "subscription"
+    assert gateway.cancel_subscription_now("sub_mock")["object"] == "subscription"
+    # duplicates.cancel_newer: the newer duplicate, prorated and invoiced now.
+    answer = gateway.cancel_subscription_now("sub_mock", prorate=True, invoice_now=True)
+    assert answer["object"] == "subscription"
+
+
+@exercises("live_subscriptions", "list_subscriptions")
+def test_subscription_lists(gateway: StripeGateway) -> None:
+    # checkout._refuse_if_live_in_stripe; sync.sync_user (one customer); sync.sync_all (all).
+    live = gateway.live_subscriptions("cus_mock")
+    assert live and all(sub["object"] == "subscription" for sub in live)
+    of_customer = list(gateway.list_subscriptions(customer_id="cus_mock"))
+    assert of_customer and of_customer[0]["object"] == "subscription"
+    everyone = list(gateway.list_subscriptions())
+    assert everyone and everyone[0]["object"] == "subscription"
+
+
+@exercises("list_events_after")
+def test_event_catch_up(gateway: StripeGateway) -> None:
+    # sync.sync_from_events: from the stored cursor, or from the start when there is none.
+    assert all(event["object"] == "event" for event in gateway.list_events_after(1_700_000_000))
+    assert gateway.list_events_after(None)
+
+
+# -- portal ------------------------------------------------------------------------------------
+
+
+@exercises("create_portal_session")
+def test_portal_session(gateway: StripeGateway) -> None:
+    portal = gateway.create_portal_session(customer_id="cus_mock", return_url=f"{FRONTEND}/account")
     assert portal["object"] == "billing_portal.session"
+    assert portal["url"].startswith("https://")
 
 
-def test_cancel_resume_and_refresh_calls_are_accepted(gateway: StripeGateway) -> None:
-    assert gateway.set_cancel_at_period_end("sub_123", True)["object"] == "subscription"
-    assert gateway.set_cancel_at_period_end("sub_123", False)["object"] == "subscription"
-    assert gateway.cancel_subscription_now("sub_123")["object"] == "subscription"
-    assert gateway.retrieve_subscription("sub_123")["object"] == "subscription"
-    assert isinstance(list(gateway.list_subscriptions(customer_id="cus_123")), list)
+# -- catalog and setup (through app/stripe/setup.py, as `flask billing setup-*` runs them) ----
 
 
-def test_setup_calls_are_accepted(gateway: StripeGateway) -> None:
-    assert isinstance(gateway.list_first_page("prices", {"lookup_keys": ["pro_monthly"]}), list)
-    assert isinstance(gateway.list_first_page("webhook_endpoints", {"limit": 10}), list)
+@exercises("list_first_page", "create_product", "create_recurring_price")
+def test_setup_products(gateway: StripeGateway) -> None:
+    result = setup.setup_products(gateway)
+    # stripe-mock's canned price matches neither spec, so both prices are (re)created.
+    assert set(result.price_ids) == {"pro_monthly", "pro_yearly"}
+    assert all(price_id.startswith("price_") for price_id in result.price_ids.values())
+    # The product create path, with our fixed id (the canned list always finds one).
+    product = gateway.create_product(
+        name=setup.PRODUCT_NAME, description=setup.PRODUCT_DESCRIPTION, product_id=setup.PRODUCT_ID
+    )
+    assert product["id"] == setup.PRODUCT_ID
+
+
+@exercises("retrieve_price", "find_price_by_lookup_key")
+def test_price_reads(gateway: StripeGateway) -> None:
+    # plans.read_plans_table and check_stripe_setup; plans.resolve_price_lookup_keys.
+    price = gateway.retrieve_price("price_mock_monthly")
+    assert price["object"] == "price"
+    found = gateway.find_price_by_lookup_key("pro_monthly")
+    assert found is not None and found["object"] == "price"
+
+
+@exercises("list_first_page", "delete_webhook_endpoint", "create_webhook_endpoint")
+def test_webhook_endpoint_setup(gateway: StripeGateway) -> None:
+    """Two newer-than-spec values, each kept in the app and allowed here alone:
+    - `api_version`: the endpoint is pinned to our version so events arrive in the shape this
+      code reads whatever the account's default; Stripe accepts any version, the 2022 spec
+      enumerates those it knew (up to 2020-08-27).
+    - `enabled_events`: `customer.subscription.paused`/`resumed` (Stripe, late 2022) are
+      handled (a paused subscription loses access); the 2022 spec's list predates them.
+    Without both, the same request passes, so nothing else in it is wrong."""
+    spec = _spec()
+    if spec is not None:
+        form = spec["paths"]["/v1/webhook_endpoints"]["post"]["requestBody"]["content"]
+        known = form["application/x-www-form-urlencoded"]["schema"]["properties"]
+        assert DEFAULT_API_VERSION not in known["api_version"]["enum"], "drop the allowance"
+        unknown = [
+            e for e in HANDLED_EVENT_TYPES if e not in known["enabled_events"]["items"]["enum"]
+        ]
+        assert set(unknown) == EVENTS_NEWER_THAN_SPEC, "update EVENTS_NEWER_THAN_SPEC"
+    # setup.setup_webhook_endpoint with --replace, as `flask billing setup-webhook` runs it:
+    # the canned endpoint's URL is not ours, so nothing is deleted; the create carries both.
+    newer_than_spec(
+        lambda: setup.setup_webhook_endpoint(gateway, CONFIG, HANDLED_EVENT_TYPES, replace=True),
+        value_of=frozenset({"api_version", "enabled_events"}),
+    )
+    # Each alone, then neither: nothing else in the request is wrong.
+    url = setup.webhook_url(CONFIG)
+    known_events = [e for e in HANDLED_EVENT_TYPES if e not in EVENTS_NEWER_THAN_SPEC]
+    newer_than_spec(
+        lambda: gateway.create_webhook_endpoint(url=url, enabled_events=HANDLED_EVENT_TYPES),
+        value_of=frozenset({"enabled_events"}),
+    )
+    newer_than_spec(
+        lambda: gateway.create_webhook_endpoint(
+            url=url, enabled_events=known_events, api_version=DEFAULT_API_VERSION
+        ),
+        value_of=frozenset({"api_version"}),
+    )
+    created = gateway.create_webhook_endpoint(url=url, enabled_events=known_events)
+    assert created["object"] == "webhook_endpoint"
+    deleted = gateway.delete_webhook_endpoint(created["id"])
+    assert deleted["deleted"] is True
+
+
+@exercises("list_first_page", "retrieve_price")
+def test_check_stripe_setup(gateway: StripeGateway) -> None:
+    # `flask billing check-setup`: the key works, the prices are read, our endpoint is missing.
+    config = {**CONFIG, "STRIPE_PRICE_ID_MONTHLY": "price_m", "STRIPE_PRICE_ID_YEARLY": "price_y"}
+    problems = setup.check_stripe_setup(gateway, config, HANDLED_EVENT_TYPES)
+    assert problems == [f"no webhook endpoint for {setup.webhook_url(CONFIG)} (PUBLIC_URL)"]
+
+
+# -- the app's own routes and services, with stripe-mock as its Stripe --------------------------
+
+JWT_SECRET = "stripe-mock-suite-jwt-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def mocked_app(stripe_mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """The app configured as in production but with stripe-mock as Stripe, on its own SQLite
+    database (these tests check what is sent to Stripe, not SQL), so its requests carry exactly
+    the parameters the routes build."""
+    from flask_migrate import upgrade
+
+    application = create_app(
+        {
+            "APP_ENV": "testing",
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('mockdb')}/billing.db",
+            "STRIPE_SECRET_KEY": "sk_test_123",
+            "STRIPE_API_BASE": stripe_mock_url,
+            "STRIPE_MAX_NETWORK_RETRIES": 0,
+            "STRIPE_PRICE_ID_MONTHLY": "price_mock_monthly",
+            "STRIPE_PRICE_ID_YEARLY": "price_mock_yearly",
+            "FRONTEND_URLS": [FRONTEND],
+            "AUTH_JWT_SECRET": JWT_SECRET,
+            "LOG_LEVEL": "WARNING",
+            "RATE_LIMIT_ENABLED": False,
+        }
+    )
+    with application.app_context():
+        upgrade()
+    yield application
+    application.extensions["webhook_applier"].stop()
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _signed_in(user_id: str) -> dict[str, str]:
+    token = issue_dev_token(
+        {"AUTH_JWT_SECRET": JWT_SECRET}, user_id, email=f"{user_id}@example.com", ttl_seconds=600
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_checkout_and_portal_routes_send_what_stripe_accepts(mocked_app: Flask) -> None:
+    """A new user's checkout (customer, its email, the session) and then the portal, through
+    the API routes and services: every request they make passed stripe-mock's validation."""
+    client = mocked_app.test_client()
+    headers = _signed_in("mock-route-user")
+    created = client.post("/api/create-checkout-session", json={"plan": "monthly"}, headers=headers)
+    assert created.status_code == 200, created.get_json()
+    assert created.get_json()["session"]["id"].startswith("cs_")
+    with mocked_app.app_context():
+        user = db.session.get(User, "mock-route-user")
+        assert user is not None and (user.stripe_customer_id or "").startswith("cus_")
+    portal = client.post("/api/create-portal-session", json={}, headers=headers)
+    assert portal.status_code == 200, portal.get_json()
+    assert portal.get_json()["url"].startswith("https://")
+
+
+def test_plans_route_reads_the_configured_prices(mocked_app: Flask) -> None:
+    reply = mocked_app.test_client().get("/api/plans")
+    assert reply.status_code == 200, reply.get_json()
+    amounts = [price for plan in reply.get_json()["plans"] for price in plan["prices"]]
+    assert amounts, reply.get_json()  # stripe-mock's canned price, once per configured id
+
+
+def test_billing_commands_against_stripe_mock(mocked_app: Flask) -> None:
+    """The operator's commands (`flask billing ...`), each a real Stripe conversation: setup,
+    the incremental and full reconciliations, one user's sync. stripe-mock's canned
+    subscription belongs to no user here, so sync records it as such, without errors."""
+    runner = mocked_app.test_cli_runner()
+    products = runner.invoke(args=["billing", "setup-products"])
+    assert products.exit_code == 0, products.output
+    assert "STRIPE_PRICE_ID_MONTHLY=price_" in products.output
+    events = runner.invoke(args=["billing", "sync", "--events"])
+    assert events.exit_code == 0, events.output
+    assert "cursor=" in events.output
+    full = runner.invoke(args=["billing", "sync"])
+    assert full.exit_code == 0, full.output
+    assert "0 error(s)" in full.output
+    created = mocked_app.test_client().post(
+        "/api/create-checkout-session", json={"plan": "yearly"}, headers=_signed_in("mock-sync")
+    )
+    assert created.status_code == 200, created.get_json()
+    one = runner.invoke(args=["billing", "sync", "--user", "mock-sync"])
+    assert one.exit_code == 0, one.output
+    assert "0 error(s)" in one.output

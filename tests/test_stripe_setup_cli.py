@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 
 from click.testing import Result
-from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from support import post_webhook
+from support import Billing, auth_headers, post_webhook
 
 from app import create_app
 from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES

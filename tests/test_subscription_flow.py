@@ -6,9 +6,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from conftest import FRONTEND, Billing, auth_headers
 from flask.testing import FlaskClient
-from support import pay_hosted_checkout, subscribe
+from support import FRONTEND, Billing, auth_headers, pay_hosted_checkout, subscribe
 
 DAY_MS = 86_400_000
 

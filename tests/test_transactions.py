@@ -10,13 +10,13 @@ import time
 import jwt
 import pytest
 from app_instance import proxied_database_url, serve_instance
-from conftest import JWT_SECRET, Billing, auth_headers, is_postgres
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from stripe_history import History
+from support import JWT_SECRET, Billing, auth_headers, is_postgres
 from tcp_proxy import TcpProxy
 
 from app.auth import issue_dev_token, verify_token

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import requests
 from app_instance import proxied_database_url, serve_instance
-from conftest import Billing, auth_headers, is_postgres
 from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from support import Billing, auth_headers, is_postgres
 from tcp_proxy import TcpProxy
 
 from app.billing.errors import ProviderUnavailable

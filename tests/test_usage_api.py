@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
-from support import post_webhook, subscribe
+from support import Billing, auth_headers, post_webhook, subscribe
 
 from app.billing.time import datetime_from_ms as to_datetime
 from app.billing.time import monthly_period_containing

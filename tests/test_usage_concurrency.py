@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-from conftest import Billing, auth_headers
 from flask import Flask
 from sqlalchemy import func, select
+from support import Billing, auth_headers
 
 from app.extensions import db
 from app.models import UsageLedgerEntry, User

@@ -53,7 +53,7 @@ def test_0002_keeps_every_link_and_backfills_past_due(tmp_path: Path) -> None:
             "u1",
             "u1",
         ]
-        # Unlimited has no NOT NULL equivalent: it goes back to the guide's default.
+        # Unlimited has no NOT NULL equivalent: it goes back to the free plan's default (10).
         assert db.session.execute(text("SELECT generations_limit FROM users")).scalar() == 10
         db.session.remove()
         db.engine.dispose()

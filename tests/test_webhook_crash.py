@@ -26,11 +26,10 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import Billing
 from flask import Flask
 from processes import base_env, gunicorn
 from sqlalchemy import select
-from support import sign_payload
+from support import Billing, sign_payload
 
 from app.extensions import db
 from app.models import AuditEntry, Subscription, WebhookEvent

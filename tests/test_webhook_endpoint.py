@@ -6,11 +6,10 @@ import json
 import time
 from typing import Any
 
-from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from support import post_webhook, sign_payload, subscribe
+from support import Billing, auth_headers, post_webhook, sign_payload, subscribe
 
 from app.extensions import db
 from app.models import Subscription, WebhookEvent

@@ -15,13 +15,21 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from app_instance import proxied_database_url, serve_instance
-from conftest import Billing, apply_recorded_events, auth_headers, is_postgres
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from stripe_history import History, clear_tables, drop_endpoints, stored_state, stripe_state
-from support import portal_action, sign_payload, subscribe, wait_until
+from support import (
+    Billing,
+    apply_recorded_events,
+    auth_headers,
+    is_postgres,
+    portal_action,
+    sign_payload,
+    subscribe,
+    wait_until,
+)
 from tcp_proxy import TcpProxy
 
 from app.billing.accounts.users import get_or_create_user

@@ -20,11 +20,10 @@ from typing import Any
 
 import requests
 from app_instance import Instance, serve_instance
-from conftest import Billing, apply_recorded_events
 from flask import Flask
 from sqlalchemy import event
 from stripe_history import History
-from support import sign_payload
+from support import Billing, apply_recorded_events, sign_payload
 
 from app.extensions import db
 

@@ -1,4 +1,4 @@
-"""Shape database rows into the guide's JSON (times in ms since the epoch)."""
+"""Shape database rows into the API's published JSON (camelCase, times in ms since the epoch)."""
 
 from __future__ import annotations
 

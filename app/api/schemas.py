@@ -1,6 +1,6 @@
 """Request and reply bodies; the OpenAPI document is generated from these models.
 
-Field names are the guide's (camelCase), so the existing front end keeps working.
+Field names are the API's published camelCase names, which the Spark front end already uses.
 """
 
 from __future__ import annotations

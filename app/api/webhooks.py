@@ -12,7 +12,7 @@ from flask import Blueprint, g, request
 from app import audit
 from app.api.openapi import documented
 from app.api.schemas import STRIPE_EVENT_SCHEMA, WebhookReply
-from app.billing.webhooks.receive import BadSignature, MalformedEvent, receive
+from app.billing.webhooks.service import BadSignature, MalformedEvent, receive
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
 

@@ -1,5 +1,5 @@
 """Time in one place. Stripe speaks seconds since the epoch; our API and tables speak
-milliseconds (as the Express guide's schema does); the timestamps we stamp ourselves are aware
+milliseconds (the published API's unit); the timestamps we stamp ourselves are aware
 datetimes.
 
 Monthly periods are anchored the way Stripe anchors a billing cycle: each boundary is computed

@@ -1,5 +1,6 @@
-"""`flask billing events|apply|replay|sync|check|audit|setup-products`: see and repair what
-webhooks did, read the audit log, and set up / verify the Stripe account.
+"""`flask billing events|apply|replay|check|audit`: see and repair what webhooks did, alert on
+what is stuck, read the audit log. The group also holds `sync` (`app/cli/sync.py`) and the
+Stripe account set-up commands (`app/cli/stripe_setup.py`).
 
 Exit status: 0 when everything asked for was done, 1 when anything failed (so cron and CI
 notice); what changed goes to stdout, progress and errors to stderr.
@@ -7,53 +8,36 @@ notice); what changed goes to stdout, progress and errors to stderr.
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.billing.errors import BillingError
 from app.billing.subscriptions.duplicates import cancel_newer, find_duplicates
-from app.billing.subscriptions.sync import (
-    SyncReport,
-    describe,
-    sync_all,
-    sync_from_events,
-    sync_user,
-)
 from app.billing.webhooks.applier import Applier, Settings, apply_now, drain
-from app.billing.webhooks.handlers import HANDLED_EVENT_TYPES
-from app.db import end_read, rollback_quietly, unit_of_work
+from app.cli.common import fail, parse_since
+from app.cli.stripe_setup import (
+    check_stripe_command,
+    report_stripe_setup,
+    setup_products_command,
+    setup_webhook_command,
+)
+from app.cli.sync import sync_command
+from app.db import end_read
 from app.extensions import db
-from app.models import User, WebhookEvent, utcnow
-from app.stripe.gateway import StripeDict, StripeGateway, current_gateway
-from app.stripe.setup import check_stripe_setup, setup_products, setup_webhook_endpoint
+from app.models import WebhookEvent, utcnow
+from app.stripe.gateway import current_gateway
 
 billing_cli = AppGroup(
     "billing", help="Webhook events, replay, alerting and reconciliation with Stripe."
 )
-
-
-def _fail(message: str) -> None:
-    click.echo(message, err=True)
-    raise click.exceptions.Exit(1)
-
-
-def _parse_since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(
-            "use an ISO date or time, e.g. 2026-11-01T00:00", param_hint="--since"
-        ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+billing_cli.add_command(sync_command)
+billing_cli.add_command(check_stripe_command)
+billing_cli.add_command(setup_products_command)
+billing_cli.add_command(setup_webhook_command)
 
 
 def _status(row: WebhookEvent) -> str:
@@ -112,7 +96,7 @@ def check_command(max_age: int, with_stripe: bool) -> None:
     cancels the newer ones (prorated credit) and reports what it did. With --stripe, also exit
     1 when the Stripe setup is not what this code expects.
     """
-    stripe_ok = _report_stripe_setup() if with_stripe else True
+    stripe_ok = report_stripe_setup() if with_stripe else True
     duplicates_ok = _check_duplicates()
     cutoff = utcnow() - timedelta(minutes=max_age)
     stuck = (
@@ -130,7 +114,7 @@ def check_command(max_age: int, with_stripe: bool) -> None:
             raise click.exceptions.Exit(1)
         return
     oldest = stuck[0]
-    _fail(
+    fail(
         f"{len(stuck)} event(s) unprocessed for more than {max_age} min; oldest {oldest.id} "
         f"({oldest.type}) received {oldest.created_at:%Y-%m-%d %H:%M:%S}, "
         f"attempts={oldest.attempts}"
@@ -159,58 +143,6 @@ def _check_duplicates() -> bool:
     return not report.errors
 
 
-def _report_stripe_setup() -> bool:
-    problems = check_stripe_setup(current_gateway(), current_app.config, HANDLED_EVENT_TYPES)
-    for problem in problems:
-        click.echo(f"stripe: {problem}", err=True)
-    if not problems:
-        click.echo("ok: Stripe key, prices and webhook endpoint as configured")
-    return not problems
-
-
-@billing_cli.command("check-stripe")
-@click.option("--warn-only", is_flag=True, help="Print the problems but exit 0 (start-up).")
-def check_stripe_command(warn_only: bool) -> None:
-    """Verify the key, the prices and the webhook endpoint (URL, events, api_version)."""
-    if not _report_stripe_setup() and not warn_only:
-        raise click.exceptions.Exit(1)
-
-
-@billing_cli.command("setup-products")
-def setup_products_command() -> None:
-    """Create or update the product and its $19/month and $180/year prices (by lookup key)
-    in the Stripe account the key points to; print the env lines to use them."""
-    try:
-        result = setup_products(current_gateway())
-    except BillingError as exc:
-        _fail(f"Stripe refused: {exc.message} ({exc.code})")
-        return
-    for action in result.actions:
-        click.echo(action, err=True)
-    click.echo(f"# product {result.product_id}; or use STRIPE_PRICE_LOOKUP_KEY_MONTHLY/_YEARLY")
-    for line in result.env_lines():
-        click.echo(line)
-
-
-@billing_cli.command("setup-webhook")
-@click.option("--replace", is_flag=True, help="Delete an existing endpoint for the URL first.")
-def setup_webhook_command(replace: bool) -> None:
-    """Create the webhook endpoint PUBLIC_URL/api/webhooks/stripe with the handled events and
-    the pinned api_version; print STRIPE_WEBHOOK_SECRET=..."""
-    try:
-        endpoint = setup_webhook_endpoint(
-            current_gateway(), current_app.config, HANDLED_EVENT_TYPES, replace=replace
-        )
-    except BillingError as exc:
-        _fail(f"Stripe refused: {exc.message} ({exc.code})")
-        return
-    if endpoint is None:
-        _fail("an endpoint for this URL exists; its secret is shown only on create (--replace)")
-        return
-    click.echo(f"created webhook endpoint {endpoint['id']} for {endpoint['url']}", err=True)
-    click.echo(f"STRIPE_WEBHOOK_SECRET={endpoint['secret']}")
-
-
 @billing_cli.command("replay")
 @click.argument("event_ids", nargs=-1)
 @click.option("--since", default=None, help="Only events received at or after this time.")
@@ -224,7 +156,7 @@ def replay_command(
     """Re-apply stored events that failed (all of them, or the given EVENT_IDs)."""
     if force and not (event_ids or since or event_type):
         raise click.UsageError("--force needs EVENT_IDs, --since or --type.")
-    since_time = _parse_since(since)
+    since_time = parse_since(since)
     query = select(WebhookEvent)
     if not force:
         query = query.where(WebhookEvent.processed.is_(False))
@@ -301,96 +233,6 @@ def _stored_ids(event_ids: tuple[str, ...]) -> set[str]:
     return set(db.session.execute(query).scalars())
 
 
-def _progress(stream: Iterable[StripeDict]) -> Iterator[StripeDict]:
-    """A progress bar on stderr while subscriptions stream in (their total isn't known)."""
-    with click.progressbar(
-        stream,
-        label="subscriptions",
-        show_pos=True,
-        file=sys.stderr,
-    ) as bar:
-        yield from bar
-
-
-def _gateway_for_sync() -> StripeGateway:
-    if not current_app.config.get("STRIPE_SECRET_KEY"):
-        raise click.ClickException(
-            "STRIPE_SECRET_KEY is not set: sync reads your Stripe account. In development, "
-            "start `make run` first: the CLI then uses its embedded sandbox."
-        )
-    return current_gateway()
-
-
-@billing_cli.command("sync")
-@click.option("--user", "user_id", default=None, help="Only this user's subscriptions.")
-@click.option(
-    "--events",
-    "from_events",
-    is_flag=True,
-    help="Cheap incremental pass: apply Stripe's events since the stored cursor.",
-)
-def sync_command(user_id: str | None, from_events: bool) -> None:
-    """Reconcile the database with Stripe and print what changed."""
-    if user_id is not None and from_events:
-        raise click.UsageError("--user and --events can't be combined.")
-    gateway = _gateway_for_sync()
-    if from_events:
-        _sync_events(gateway)
-        return
-    if user_id is not None:
-        user = db.session.get(User, user_id)
-        if user is None:
-            raise click.ClickException(f"no user {user_id!r}")
-        try:
-            with unit_of_work():
-                report = sync_user(gateway, user)
-        except Exception as exc:
-            report = SyncReport(errors=[f"user {user_id}: {describe(exc)}"])
-    else:
-        pending_seconds = current_app.config["SYNC_PENDING_SECONDS"]
-        report = sync_all(gateway, track=_progress, pending_seconds=pending_seconds)
-    _print_report(report)
-    if report.errors:
-        raise click.exceptions.Exit(1)
-
-
-def _sync_events(gateway: StripeGateway) -> None:
-    try:
-        result = sync_from_events(gateway, now=int(time.time()))
-    except Exception as exc:
-        rollback_quietly()
-        _fail(f"listing events failed: {describe(exc)}")
-        return
-    click.echo(
-        f"applied {result.applied} event(s), {result.duplicates} already known, "
-        f"cursor={result.cursor}"
-    )
-    for failure in result.failures:
-        click.echo(f"failed: {failure}", err=True)
-    if result.cursor_too_old:
-        click.echo(
-            "the cursor is older than Stripe's 30-day event retention: events may have been "
-            "missed; run `flask billing sync` (the full pass)",
-            err=True,
-        )
-    if result.failures or result.cursor_too_old:
-        raise click.exceptions.Exit(1)
-
-
-def _print_report(report: SyncReport) -> None:
-    for change in report.changes:
-        click.echo(f"changed {change}")
-    for change in report.pending:
-        click.echo(f"pending {change}")
-    for error in report.errors:
-        click.echo(f"error {error}", err=True)
-    click.echo(
-        f"checked {report.seen} subscription(s): {len(report.changes)} change(s), "
-        f"{len(report.pending)} pending, {len(report.errors)} error(s), "
-        f"{report.rereads} re-read(s)"
-    )
-
-
 @billing_cli.command("audit")
 @click.option("--user", "user_id", default=None, help="Only this user's entries.")
 @click.option("--since", default=None, help="Only entries at or after this ISO time (UTC).")
@@ -400,7 +242,7 @@ def audit_command(user_id: str | None, since: str | None, limit: int) -> None:
     from app.audit import entries
     from app.safe_text import for_log
 
-    rows = entries(user_id=user_id, since=_parse_since(since), limit=limit)
+    rows = entries(user_id=user_id, since=parse_since(since), limit=limit)
     for row in rows:
         line = (
             f"{row.at:%Y-%m-%d %H:%M:%S}  {row.action:<32} {row.outcome:<24} "

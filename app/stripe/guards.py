@@ -1,6 +1,6 @@
 """Guards around outbound Stripe calls: a bulkhead bounds how many run at once in this process
 and a circuit breaker fails fast after repeated failures to reach Stripe, so an outage holds a
-few threads instead of every worker (README "Reliability"). They make no call themselves; the
+few threads instead of every worker (docs/reliability.md). They make no call themselves; the
 gateway (app/stripe/gateway.py) runs every call through them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stripe account setup: the guide's product and prices (idempotent by lookup key), and a check
+"""Stripe account setup: the Pro product and its prices (idempotent by lookup key), and a check
 that the key, the prices and the webhook endpoint are what this code expects."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class PriceSpec:
     setting: str  # the env variable that names it
 
 
-# The guide's prices: $19/month and $180/year.
+# The Pro plan's prices: $19/month and $180/year.
 PRICES = (
     PriceSpec("pro_monthly", 1900, "month", "STRIPE_PRICE_ID_MONTHLY"),
     PriceSpec("pro_yearly", 18000, "year", "STRIPE_PRICE_ID_YEARLY"),

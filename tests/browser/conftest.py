@@ -5,16 +5,15 @@ saves a screenshot in tests/browser/screenshots/. Run with `make test-browser`."
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from live_stack import Stack, live_stack
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from browser.support import SCREENSHOTS, Shots
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 # Bounds for one step (an action, or an expectation to come true); generous because CI shares
 # its CPUs. The whole run is bounded by `timeout` in `make test-browser`.
 STEP_TIMEOUT_MS = 30_000
@@ -33,21 +32,6 @@ def browser() -> Iterator[Browser]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         yield chromium
         chromium.close()
-
-
-class Shots:
-    """Numbered screenshots of one test: screenshots/<test>-<n>-<step>.png."""
-
-    def __init__(self, page: Page, test_name: str) -> None:
-        self.page = page
-        self.prefix = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")
-        self.count = 0
-
-    def __call__(self, step: str) -> Path:
-        self.count += 1
-        path = SCREENSHOTS / f"{self.prefix}-{self.count:02d}-{step}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from live_stack import Stack
 from playwright.sync_api import Page, Request
 
-from browser.conftest import Shots
+from browser.support import Shots
 
 pytestmark = pytest.mark.browser
 

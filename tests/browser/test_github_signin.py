@@ -12,7 +12,7 @@ import pytest
 from live_stack import Stack
 from playwright.sync_api import Page, Request, expect
 
-from browser.conftest import Shots
+from browser.support import Shots
 from browser.test_journeys import CARD_OK, expect_pro, pay, start_upgrade
 
 pytestmark = pytest.mark.browser

@@ -16,7 +16,7 @@ from live_stack import Stack
 from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, text
 
-from browser.conftest import Shots
+from browser.support import Shots
 
 pytestmark = pytest.mark.browser
 

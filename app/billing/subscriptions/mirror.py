@@ -1,5 +1,5 @@
 """The subscription fields we mirror, declared once: the subscription column, the user column
-that mirrors it (the guide's summary on `users`) and the JSON name in replies.
+that mirrors it (the summary on `users` other readers use) and the JSON name in replies.
 
 `copy_to_user` (the summary), `reply_fields` (GET /api/subscription, /api/me, cancel/resume)
 and sync's change report all read this table, so a new mirrored field is one line here plus

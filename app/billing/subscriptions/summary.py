@@ -79,7 +79,7 @@ def live_among(rows: Iterable[S]) -> list[S]:
 def report_duplicates(user_id: str, live: Sequence[AnySubscription]) -> None:
     """One live subscription per user: a second one means the user pays twice. Checkout makes
     it nearly impossible (checkout.py); if it happens anyway, say so loudly. The
-    policy for it runs in `flask billing check` (README, Reliability)."""
+    policy for it runs in `flask billing check` (docs/reliability.md)."""
     if len(live) > 1:
         log.error(
             "user %s has %d live subscriptions: %s (see `flask billing check`)",
@@ -125,7 +125,7 @@ def adopt_orphans(user_id: str, customer_id: str) -> None:
 def settle_user(
     user: User, subscriptions: Iterable[Subscription] | None = None, now: int | None = None
 ) -> None:
-    """Mirror the deciding subscription onto the user row (the guide's columns), then settle
+    """Mirror the deciding subscription onto the user row (its mirrored columns), then settle
     the tier, the generation limit and the usage period (grace policy and plans).
 
     `subscriptions`: the user's, if the caller loaded them fresh in this transaction."""
