@@ -13,7 +13,7 @@ PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 TS      := clients/typescript
 TS_STAMP = $(TS)/node_modules/.installed-$(shell cksum < $(TS)/package-lock.json | cut -d' ' -f1)
 
-.PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox github-sandbox bench bench-ack bench-blackhole clean \
+.PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox github-sandbox bench bench-ack bench-blackhole bench-faults clean \
         ts-install openapi ts-drift test-ts test-browser bench-plans test-stripe-mock
 
 $(STAMP): requirements.txt requirements-dev.txt sandboxes/pyproject.toml
@@ -104,6 +104,13 @@ bench-ack: install
 # Stripe black-holed for 30 s under load: health, reads and webhooks vs checkout (SQLite).
 bench-blackhole: install
 	$(PY) bench/stripe_blackhole.py
+
+# Issue 18's faults, one at a time, against gunicorn with production settings (PostgreSQL at
+# BENCH_FAULTS_DATABASE_URL, wiped; Redis): slow and black-holed Stripe, hung Redis, frozen
+# database. Prints /api/me p50/p99, checkout outcomes and /readyz times per fault. BENCH_QUICK=1
+# for about a minute. Not in CI.
+bench-faults: install
+	$(PY) bench/faults.py
 
 # GET /api/plans cached vs a Stripe read per request, alternating rounds (medians, ratio).
 bench-plans: install

@@ -15,18 +15,23 @@ request's time here (the CPU per request is a few ms). One process per core with
 did best and costs half the memory of two per core. gevent would need the database driver
 patched for cooperative I/O, one more moving part, for no measured need.
 
-Processes default to one per core (WEB_CONCURRENCY overrides), threads to 4 (WEB_THREADS
-overrides; the database pool follows WEB_THREADS, see app/config.py). Every other number can be
+Processes default to one per core the container may use, and no more than its memory limit
+holds at WEB_WORKER_MEMORY_MB (128) each: `container_workers` reads the cgroup's CPU quota and
+memory limit, since the host's CPU count says nothing about a container's share (Render's 512 MB
+plan on a many-core host would otherwise start a worker per host core and run out of memory).
+WEB_CONCURRENCY overrides. Threads default to 4 (WEB_THREADS overrides; the database pool and
+the Stripe-call bulkhead follow WEB_THREADS, see app/config.py). Every other number can be
 overridden from the environment too. Logs: gunicorn's own lines use the app's format; the app
 writes the access line itself. Metrics: workers share PROMETHEUS_MULTIPROC_DIR.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import math
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -37,8 +42,68 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a huge number
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpus(root: Path) -> float | None:
+    """The CPU quota in cores (cgroup v2 `cpu.max`, else v1's CFS quota), None when unlimited."""
+    v2 = _read(root / "cpu.max")
+    if v2:
+        quota, _, period = v2.partition(" ")
+        if quota != "max" and period:
+            return int(quota) / int(period)
+        return None
+    for directory in ("cpu", "cpu,cpuacct"):
+        quota_text = _read(root / directory / "cpu.cfs_quota_us")
+        period_text = _read(root / directory / "cpu.cfs_period_us")
+        if quota_text and period_text and int(quota_text) > 0:
+            return int(quota_text) / int(period_text)
+    return None
+
+
+def cgroup_memory_bytes(root: Path) -> int | None:
+    """The memory limit (cgroup v2 `memory.max`, else v1's), None when unlimited."""
+    for path in (root / "memory.max", root / "memory" / "memory.limit_in_bytes"):
+        text = _read(path)
+        if text and text != "max":
+            limit = int(text)
+            return limit if limit < UNLIMITED else None
+    return None
+
+
+def container_workers(root: Path, cpu_count: int, worker_mb: int) -> int:
+    """One worker per core the container may use, no more than its memory holds at
+    `worker_mb` each; at least one."""
+    workers = cpu_count
+    cpus = cgroup_cpus(root)
+    if cpus is not None:
+        workers = min(workers, math.ceil(cpus))
+    memory = cgroup_memory_bytes(root)
+    if memory is not None:
+        workers = min(workers, memory // (max(1, worker_mb) * 1024 * 1024))
+    return max(1, workers)
+
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int('PORT', 3001)}"
-workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count())
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (a cpuset narrows them), before any quota."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+workers = _int("WEB_CONCURRENCY", 0) or container_workers(
+    Path("/sys/fs/cgroup"), usable_cpus(), _int("WEB_WORKER_MEMORY_MB", 128)
+)
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = _int("WEB_THREADS", 4)  # the database pool follows WEB_THREADS too (app/config.py)
 # Stripe calls are bounded by the SDK's timeout; a request still running after this is stuck.

@@ -69,7 +69,9 @@ def _set_up_cors(app: Flask) -> None:
             r"/api/(?!webhooks/)": {"origins": frontends},
             r"/auth/(refresh|logout)$": {"origins": frontends, "supports_credentials": True},
         },
-        expose_headers=["X-Request-ID"],
+        # The browser may read these: the TypeScript client's `retryAfter` (429, 503) and a
+        # replayed usage call's marker.
+        expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
         # Bearer tokens need no credentials mode; only a cookie-based front end does.
         supports_credentials=bool(app.config["CORS_ALLOW_CREDENTIALS"]),
         max_age=app.config["CORS_MAX_AGE"],

@@ -19,7 +19,7 @@ from app.billing.errors import ProviderUnavailable
 from app.db import outside_transaction, retry_on_disconnect
 from app.errors import ApiError, Unauthorized
 from app.models import User
-from app.ratelimit import check_failed_auth_budget, count_failed_auth
+from app.ratelimit import count_failed_auth
 from app.safe_text import for_log, has_unsafe_chars
 from app.signin.tokens import decode_session_token, is_session_token
 
@@ -211,7 +211,6 @@ def _signing_in(view: F, resolve: Callable[[Identity], AnyUser]) -> F:
 
 
 def _authenticated() -> Identity:
-    check_failed_auth_budget()
     try:
         return verify_token(bearer_token(), current_app.config)
     except Unauthorized:

@@ -8,8 +8,11 @@ Every setting has one name, the same in the environment, in `.env.example` and i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
+
+from sqlalchemy.pool import NullPool
 
 from app.environment import DUPLICATE_POLICIES, PROBLEMS, config_from_env
 from app.signin.settings import (
@@ -24,6 +27,7 @@ DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"  # nosec B105
 APP_ENVS = ("development", "testing", "production")
 DEV_DATABASE_URL = "sqlite:///billing-dev.db"
 MIN_JWT_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_CHARS = 16
 # Secrets that are printed in this repository (source, .env.example, tests): never in production.
 KNOWN_DEV_SECRETS = frozenset(
     {
@@ -63,6 +67,23 @@ def database_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
                 "keepalives_count": 3,
             },
         )
+    return options
+
+
+def probe_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A connection of its own per probe (NullPool: never one of the request pool's, which a
+    frozen database may hold), with a short connect and statement timeout."""
+    seconds = float(config["READYZ_TIMEOUT_SECONDS"])
+    options: dict[str, Any] = {"poolclass": NullPool}
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options["connect_args"] = {
+            # libpq counts whole seconds (and treats 1 as 2); the probe's deadline is the bound.
+            "connect_timeout": max(1, math.ceil(seconds)),
+            "options": f"-c statement_timeout={int(seconds * 1000)}",
+            "tcp_user_timeout": int(seconds * 1000),
+        }
+    else:
+        options["connect_args"] = {"timeout": seconds}  # SQLite's wait on a locked file
     return options
 
 
@@ -108,10 +129,18 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
     if not (config["AUTH_JWT_SECRET"] or config["AUTH_JWKS_URL"] or is_production):
         # Never in production: there an empty secret means "no HS256 tokens" (GitHub only).
         config["AUTH_JWT_SECRET"] = DEV_JWT_SECRET
+    config["STRIPE_MAX_CONCURRENT_CALLS"] = stripe_call_slots(config)
     config["DATABASE_URL"] = config["DATABASE_URL"] or DEV_DATABASE_URL
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["DATABASE_URL"])
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database_engine_options(config))
     return config
+
+
+def stripe_call_slots(config: Mapping[str, Any]) -> int:
+    """The Stripe bulkhead's size (unless set): one slot fewer than the request threads, so
+    however slow Stripe is, one thread per process is left for reads and health checks."""
+    asked = int(config.get("STRIPE_MAX_CONCURRENT_CALLS") or 0)
+    return asked if asked > 0 else max(1, int(config["WEB_THREADS"]) - 1)
 
 
 RATE_LIMIT_SETTINGS = (
@@ -184,7 +213,18 @@ def production_problems(config: Mapping[str, Any]) -> list[str]:
         )
     if config.get("DEBUG") or config.get("FLASK_DEBUG"):
         problems.append("debug mode must be off (FLASK_DEBUG)")
+    problems.extend(metrics_token_problems(config))
     return problems
+
+
+def metrics_token_problems(config: Mapping[str, Any]) -> list[str]:
+    """/metrics names routes, error rates and Stripe outages: never open to the internet."""
+    token = str(config.get("METRICS_TOKEN") or "")
+    if not token:
+        return ["METRICS_TOKEN must be set (the bearer token /metrics requires; 16+ characters)"]
+    if len(token) < MIN_METRICS_TOKEN_CHARS or token in KNOWN_DEV_SECRETS:
+        return [f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} random characters"]
+    return []
 
 
 def normalize_database_url(url: str) -> str:

@@ -212,14 +212,14 @@ def row_for_update(model: type[T], key: str, values: dict[str, Any] | None = Non
     ).scalar_one()
 
 
-def pending_migrations(migrations_directory: str) -> list[str]:
-    """The Alembic heads this code expects that the database is not at (empty: up to date).
-    Raises when the database is unreachable."""
+def pending_migrations(migrations_directory: str, engine: Engine | None = None) -> list[str]:
+    """The Alembic heads this code expects that the database is not at (empty: up to date),
+    read through `engine` (default: the app's). Raises when the database is unreachable."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     expected = set(ScriptDirectory(migrations_directory).get_heads())
-    with db.engine.connect() as connection:
+    with (engine or db.engine).connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
     return sorted(expected - current)
 

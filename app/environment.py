@@ -159,12 +159,18 @@ def security_from_env(problems: list[str]) -> dict[str, Any]:
     """Body caps, abuse limits, client IPs and CORS (docs/security.md)."""
     whole = _collected(_env_int, problems)
     switch = _collected(_env_bool, problems)
+    fraction = _collected(_env_float, problems)
     return {
         # Request bodies: the API's JSON, and Stripe's events (checked before reading).
         "MAX_CONTENT_LENGTH": whole("MAX_CONTENT_LENGTH", 64 * 1024),
         "WEBHOOK_MAX_BYTES": whole("WEBHOOK_MAX_BYTES", 512 * 1024),
         # Abuse limits ("N/minute;M/hour", per user unless named _IP); storage in Redis when set.
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        # Every Redis call's connect and read timeout (ms): a Redis that accepts and never
+        # answers costs a request this much once, then the limits are off (fail open) and
+        # Redis is tried again after REDIS_RETRY_SECONDS.
+        "REDIS_TIMEOUT_MS": whole("REDIS_TIMEOUT_MS", 50),
+        "REDIS_RETRY_SECONDS": fraction("REDIS_RETRY_SECONDS", 5.0),
         "RATE_LIMIT_ENABLED": switch("RATE_LIMIT_ENABLED", True),
         "RATE_LIMIT_KEY_PREFIX": os.environ.get("RATE_LIMIT_KEY_PREFIX", "billing"),
         "RATE_LIMIT_CHECKOUT": os.environ.get("RATE_LIMIT_CHECKOUT", "10/minute;50/hour"),
@@ -197,22 +203,27 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         # Every Stripe call: connect and read timeouts (s); STRIPE_MAX_NETWORK_RETRIES above.
         "STRIPE_CONNECT_TIMEOUT": fraction("STRIPE_CONNECT_TIMEOUT", 2.0),
         "STRIPE_READ_TIMEOUT": fraction("STRIPE_READ_TIMEOUT", 5.0),
-        # Bulkhead: at most this many Stripe calls at once per process; a request that can't
-        # get a slot within STRIPE_CALL_QUEUE_WAIT seconds is answered 503 at once.
-        "STRIPE_MAX_CONCURRENT_CALLS": whole("STRIPE_MAX_CONCURRENT_CALLS", 4),
-        "STRIPE_CALL_QUEUE_WAIT": fraction("STRIPE_CALL_QUEUE_WAIT", 0.1),
+        # Bulkhead: at most this many Stripe calls at once per process (0: WEB_THREADS - 1, so
+        # one thread is always free for reads); a call that finds no free slot
+        # waits its turn up to STRIPE_CALL_QUEUE_WAIT seconds (about one normal Stripe call),
+        # then, or at once when every slot is stuck longer than that, is answered 503.
+        "STRIPE_MAX_CONCURRENT_CALLS": whole("STRIPE_MAX_CONCURRENT_CALLS", 0),
+        "STRIPE_CALL_QUEUE_WAIT": fraction("STRIPE_CALL_QUEUE_WAIT", 1.0),
         # Circuit breaker: after this many calls in a row fail to reach Stripe, answer 503 at
         # once for STRIPE_BREAKER_COOLDOWN seconds (0 turns it off).
         "STRIPE_BREAKER_FAILURES": whole("STRIPE_BREAKER_FAILURES", 3),
         "STRIPE_BREAKER_COOLDOWN": fraction("STRIPE_BREAKER_COOLDOWN", 5.0),
         # The database: connect timeout (s), statement and lock timeouts (ms, PostgreSQL),
         # the pool (one connection per server thread) and how long to wait for one (s).
-        "WEB_THREADS": whole("WEB_THREADS", 8),
+        "WEB_THREADS": whole("WEB_THREADS", 4),  # gunicorn.conf.py's default too
         "DB_CONNECT_TIMEOUT": whole("DB_CONNECT_TIMEOUT", 5),
         "DB_STATEMENT_TIMEOUT_MS": whole("DB_STATEMENT_TIMEOUT_MS", 15000),
         "DB_LOCK_TIMEOUT_MS": whole("DB_LOCK_TIMEOUT_MS", 5000),
         "DB_POOL_SIZE": whole("DB_POOL_SIZE", 0),  # 0: WEB_THREADS
         "DB_POOL_TIMEOUT": fraction("DB_POOL_TIMEOUT", 5.0),
+        # /readyz answers within this many seconds whatever the database does (its own
+        # connection, connect and statement timeout), so a load balancer can act on it.
+        "READYZ_TIMEOUT_SECONDS": fraction("READYZ_TIMEOUT_SECONDS", 1.5),
         # A user with two live subscriptions: "flag" (log, report in `billing check`) or
         # "cancel_newer" (`billing check` also cancels the newer one now and refunds it).
         "DUPLICATE_SUBSCRIPTION_POLICY": os.environ.get("DUPLICATE_SUBSCRIPTION_POLICY", "flag"),

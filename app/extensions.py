@@ -8,9 +8,10 @@ from collections.abc import Callable
 from flask import Flask, current_app
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 from sqlalchemy.orm import DeclarativeBase
+
+from app.ratelimit_storage import StorageGuard, counter_storage, probe
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,12 @@ class RateLimits:
     the webhook included, about 5% of its CPU for limits it never had)."""
 
     def init_app(self, app: Flask) -> None:
-        storage = storage_from_string(app.config["REDIS_URL"] or "memory://")
+        storage = counter_storage(app.config["REDIS_URL"], app.config["REDIS_TIMEOUT_MS"])
         app.extensions["rate_limits"] = self
         app.extensions["rate_limiter"] = FixedWindowRateLimiter(storage)
+        # Every storage call goes through the guard (app/ratelimit_storage.py): a Redis that
+        # refuses or hangs turns the limits off for a while, with one log line.
+        app.extensions["rate_limit_guard"] = StorageGuard(app.config["REDIS_RETRY_SECONDS"])
         # Called as hook(scope, key_kind) on every 429, e.g. to count breaches in metrics.
         app.extensions.setdefault("rate_limit_breach_hooks", [])
 
@@ -46,6 +50,16 @@ class RateLimits:
     def limiter() -> RateLimiter:
         limiter: RateLimiter = current_app.extensions["rate_limiter"]
         return limiter
+
+    @staticmethod
+    def guard() -> StorageGuard:
+        guard: StorageGuard = current_app.extensions["rate_limit_guard"]
+        return guard
+
+    @staticmethod
+    def storage_state() -> str:
+        """memory | ok | timeout | refused | error: what the counters' storage does now."""
+        return probe(current_app.extensions["rate_limiter"].storage)
 
     @staticmethod
     def on_breach(app: Flask, hook: BreachHook) -> None:

@@ -1,16 +1,19 @@
 """What the health and readiness probes check: the database answers, its schema is at this code's
-migration head. The routes in ``app/api/meta.py`` only shape these answers."""
+migration head, and (detail only: the limits fail open) whether Redis answers. The routes in
+``app/api/meta.py`` only shape these answers."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
-from flask import current_app
-from sqlalchemy import text
+from flask import Flask, current_app
+from sqlalchemy import Engine, create_engine, text
 
+from app.config import probe_engine_options
 from app.db import end_read, pending_migrations, rollback_quietly
-from app.extensions import db
+from app.extensions import db, rate_limits
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +31,78 @@ def database_answers() -> bool:
 
 @dataclass(frozen=True)
 class Readiness:
-    database: str  # "ok" | "unreachable"
+    database: str  # "ok" | "unreachable" | "timeout"
     pending_heads: list[str] = field(default_factory=list)
+    redis: str | None = None  # None: no Redis configured; else ok | refused | timeout | error
 
     @property
     def ready(self) -> bool:
         return self.database == "ok" and not self.pending_heads
 
 
+class ReadinessProbe:
+    """Runs the database check in a thread of its own and answers by READYZ_TIMEOUT_SECONDS
+    whatever the database does, so a load balancer can take the instance out instead of
+    waiting with it. One check at a time: a probe that comes while one is still stuck waits
+    on that one instead of starting another."""
+
+    def __init__(self, app: Flask) -> None:
+        self._engine: Engine = create_engine(
+            app.config["SQLALCHEMY_DATABASE_URI"], **probe_engine_options(app.config)
+        )
+        self._directory: str = app.extensions["migrate"].directory
+        self._timeout = float(app.config["READYZ_TIMEOUT_SECONDS"])
+        self._lock = threading.Lock()
+        self._running: _Check | None = None
+
+    def database(self) -> tuple[str, list[str]]:
+        with self._lock:
+            check = self._running
+            if check is None or check.finished.is_set():
+                check = self._running = _Check(self._directory, self._engine)
+        if not check.finished.wait(self._timeout):
+            log.warning("readiness: database did not answer within %.1f s", self._timeout)
+            return "timeout", []
+        if check.error is not None:
+            log.warning("readiness: database unreachable (%s)", type(check.error).__name__)
+            return "unreachable", []
+        return "ok", check.pending
+
+
+class _Check:
+    def __init__(self, directory: str, engine: Engine) -> None:
+        self.finished = threading.Event()
+        self.pending: list[str] = []
+        self.error: BaseException | None = None
+        # A daemon thread: a check stuck past its timeouts never holds up the process's exit.
+        threading.Thread(
+            target=self._run, args=(directory, engine), name="readyz", daemon=True
+        ).start()
+
+    def _run(self, directory: str, engine: Engine) -> None:
+        try:
+            self.pending = pending_migrations(directory, engine)
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.finished.set()
+
+
+_probe_lock = threading.Lock()
+
+
+def _probe(app: Flask) -> ReadinessProbe:
+    probe: ReadinessProbe | None = app.extensions.get("readiness_probe")
+    if probe is None:
+        with _probe_lock:
+            probe = app.extensions.get("readiness_probe")
+            if probe is None:
+                probe = app.extensions["readiness_probe"] = ReadinessProbe(app)
+    return probe
+
+
 def readiness() -> Readiness:
-    try:
-        pending = pending_migrations(current_app.extensions["migrate"].directory)
-    except Exception as exc:
-        rollback_quietly()
-        log.warning("readiness: database unreachable (%s)", type(exc).__name__)
-        return Readiness(database="unreachable")
-    return Readiness(database="ok", pending_heads=pending)
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    database, pending = _probe(app).database()
+    redis = rate_limits.storage_state() if app.config.get("REDIS_URL") else None
+    return Readiness(database=database, pending_heads=pending, redis=redis)

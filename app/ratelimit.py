@@ -66,8 +66,17 @@ def _keys(*parts: str) -> tuple[str, ...]:
 
 
 def _retry_after(item: RateLimitItem, *keys: str) -> int:
-    stats = rate_limits.limiter().get_window_stats(item, *keys)
+    stats = rate_limits.guard().call(lambda: rate_limits.limiter().get_window_stats(item, *keys))
+    if stats is None:  # the storage failed just now: a window's worth is a safe answer
+        return max(1, int(item.get_expiry()))
     return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def _counted(item: RateLimitItem, keys: tuple[str, ...]) -> bool:
+    """Count one hit; False past the limit. The storage down (refused, hung): True, fail open,
+    so the routes behind stay usable (the guard logs the outage once)."""
+    allowed = rate_limits.guard().call(lambda: rate_limits.limiter().hit(item, *keys))
+    return True if allowed is None else allowed
 
 
 def _breach(scope: str, key_kind: str, retry_after: int) -> RateLimited:
@@ -86,12 +95,7 @@ def _breach(scope: str, key_kind: str, retry_after: int) -> RateLimited:
 def _hit(scope: str, setting: str, key_kind: str, key: str) -> None:
     for item in _items(setting):
         keys = _keys(scope, key_kind, key)
-        try:
-            allowed = rate_limits.limiter().hit(item, *keys)
-        except Exception:  # storage down: fail open, the routes behind stay usable
-            log.warning("rate limit storage unavailable; not limiting", exc_info=True)
-            return
-        if not allowed:
+        if not _counted(item, keys):
             raise _breach(scope, key_kind, _retry_after(item, *keys))
 
 
@@ -127,28 +131,14 @@ def rate_limited(scope: str, *, when: Callable[[], bool] | None = None) -> Calla
     return decorate
 
 
-def check_failed_auth_budget() -> None:
-    """Before verifying a token: refuse a client that failed authentication too often."""
-    if not _enabled():
-        return
-    ip = client_ip()
-    for item in _items("RATE_LIMIT_FAILED_AUTH"):
-        try:
-            allowed = rate_limits.limiter().test(item, *_keys("auth", "ip", ip))
-        except Exception:
-            log.warning("rate limit storage unavailable; not limiting", exc_info=True)
-            return
-        if not allowed:
-            raise _breach("failed_auth", "ip", _retry_after(item, *_keys("auth", "ip", ip)))
-
-
 def count_failed_auth() -> None:
+    """After a token or cookie failed to verify: count the failure against the client's IP and
+    refuse with 429 once its budget is spent. Only failures are counted or refused, so a good
+    token from an address shared with a guesser (an office, a carrier's NAT) still gets in."""
     if not _enabled():
         return
     ip = client_ip()
     for item in _items("RATE_LIMIT_FAILED_AUTH"):
-        try:
-            rate_limits.limiter().hit(item, *_keys("auth", "ip", ip))
-        except Exception:
-            log.warning("rate limit storage unavailable; not counting", exc_info=True)
-            return
+        keys = _keys("auth", "ip", ip)
+        if not _counted(item, keys):
+            raise _breach("failed_auth", "ip", _retry_after(item, *keys))

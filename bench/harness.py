@@ -521,6 +521,7 @@ class Bench:
             "STRIPE_PRICE_ID_MONTHLY": self.prices["pro_monthly"],
             "STRIPE_PRICE_ID_YEARLY": self.prices["pro_yearly"],
             "AUTH_JWT_SECRET": JWT_SECRET,
+            "METRICS_TOKEN": "bench-metrics-token-0123456789",
             "PUBLIC_URL": "http://127.0.0.1:3001",
             "FRONTEND_URL": "http://localhost:5173",
             "LOG_LEVEL": "WARNING",

@@ -4,7 +4,9 @@
 network would); `restore()` forwards again. `cut_when(pattern)` arms a cut that fires on the
 first client chunk containing `pattern` (that chunk is never forwarded), which lets a test break
 a connection in the middle of a transaction, e.g. on `INSERT INTO subscriptions`. `hold()` makes
-it a black hole for new connections: accepted, never forwarded, never answered.
+it a black hole for new connections: accepted, never forwarded, never answered. `freeze()` makes
+it a middlebox that moves nothing at all: open connections stay open and their bytes are held
+(taken in, never passed on), new ones are held as by `hold()`; `thaw()` passes the held bytes on.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -39,6 +42,7 @@ class TcpProxy:
         self._up = True
         self._trigger: bytes | None = None
         self._held = False
+        self._frozen = threading.Event()
         self.cuts = 0
         self._stopped = False
         threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True).start()
@@ -61,6 +65,12 @@ class TcpProxy:
     def hold(self) -> None:
         with self._lock:
             self._held = True
+
+    def freeze(self) -> None:
+        self._frozen.set()
+
+    def thaw(self) -> None:
+        self._frozen.clear()
 
     def cut_when(self, pattern: bytes) -> None:
         with self._lock:
@@ -94,7 +104,7 @@ class TcpProxy:
             if not self._up:
                 _reset(client)
                 continue
-            if self._held:
+            if self._held or self._frozen.is_set():
                 with self._lock:
                     self._open.add(client)  # open, silent; reset by cut() or stop()
                 continue
@@ -118,6 +128,8 @@ class TcpProxy:
                 if from_client and self._trigger is not None and self._trigger in data:
                     self.cut()
                     return
+                while self._frozen.is_set() and self._up and not self._stopped:
+                    time.sleep(0.01)  # frozen: taken in, not passed on
                 if not self._up:
                     break
                 sink.sendall(data)

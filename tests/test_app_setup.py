@@ -50,6 +50,7 @@ def test_production_with_its_secrets_starts_without_a_sandbox(tmp_path: Path) ->
             "STRIPE_PRICE_ID_MONTHLY": "price_1",
             "AUTH_JWT_SECRET": "s" * 40,
             "DATABASE_URL": "postgresql://billing@127.0.0.1:9/billing",
+            "METRICS_TOKEN": "metrics-token-for-tests-0123",
         }
     )
     assert "stripe_sandbox" not in app.extensions
@@ -84,6 +85,25 @@ def test_cors_allows_only_the_front_end(client: FlaskClient) -> None:
     assert ours.headers.get("Access-Control-Allow-Origin") == FRONTEND
     theirs = client.options("/api/me", headers={"Origin": "https://evil.example.com", **preflight})
     assert "Access-Control-Allow-Origin" not in theirs.headers
+
+
+def exposed(reply: object) -> set[str]:
+    listed = reply.headers.get("Access-Control-Expose-Headers", "")  # type: ignore[attr-defined]
+    return {name.strip().lower() for name in listed.split(",") if name.strip()}
+
+
+def test_a_browser_may_read_retry_after_and_the_replay_header(client: FlaskClient) -> None:
+    """Issue 18 finding 11: CORS exposed only X-Request-ID, so the TypeScript client's
+    `retryAfter` was always null in a browser and a replayed usage call looked new."""
+    headers = {**auth_headers("cors-reader"), "Origin": FRONTEND}
+    body = {"count": 1, "idempotencyKey": "cors-replay-1"}
+    client.post("/api/usage/generations", json=body, headers=headers)
+    replayed = client.post("/api/usage/generations", json=body, headers=headers)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert {"retry-after", "idempotent-replayed", "x-request-id"} <= exposed(replayed)
+    refused = client.get("/api/me", headers={"Origin": FRONTEND})  # no token: 401
+    assert {"retry-after", "idempotent-replayed", "x-request-id"} <= exposed(refused)
 
 
 def test_the_webhook_grants_no_browser_origin(client: FlaskClient) -> None:

@@ -25,6 +25,7 @@ PRODUCTION_OK: dict[str, Any] = {
     "STRIPE_SECRET_KEY": "sk_live_abc",
     "STRIPE_WEBHOOK_SECRET": "whsec_abc",
     "STRIPE_PRICE_ID_MONTHLY": "price_1",
+    "METRICS_TOKEN": "metrics-" + "m" * 24,
 }
 # What a shell would hand the process: nothing of the developer's own environment leaks in.
 CLEAN_ENV_KEYS = (
@@ -69,9 +70,10 @@ def test_production_lists_every_missing_setting_at_once() -> None:
         "STRIPE_SECRET_KEY",
         "STRIPE_WEBHOOK_SECRET",
         "STRIPE_PRICE_ID_MONTHLY",
+        "METRICS_TOKEN",
     ):
         assert name in text, name
-    assert len(problems) == 5
+    assert len(problems) == 6
 
 
 def test_production_without_database_url_does_not_fall_back_to_sqlite() -> None:
@@ -317,3 +319,16 @@ def test_a_session_secret_set_without_github_must_still_be_strong() -> None:
     assert (
         create_app({**PRODUCTION_OK, "AUTH_SESSION_SECRET": ""}).config["AUTH_SESSION_SECRET"] == ""
     )
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [("", "must be set"), ("short-token", "at least 16"), ("change-me", "at least 16")],
+)
+def test_production_refuses_to_start_with_metrics_open_or_weakly_guarded(
+    token: str, reason: str
+) -> None:
+    """Issue 18 finding 10: /metrics was open to anyone in production without a token."""
+    [problem] = problems_of(**{**PRODUCTION_OK, "METRICS_TOKEN": token})
+    assert "METRICS_TOKEN" in problem and reason in problem
+    assert create_app({**PRODUCTION_OK, "METRICS_TOKEN": "m" * 16}).config["METRICS_TOKEN"]

@@ -22,6 +22,7 @@ PRODUCTION = {
     "STRIPE_WEBHOOK_SECRET": "whsec_x",
     "STRIPE_PRICE_ID_MONTHLY": "price_x",
     "DATABASE_URL": "postgresql://billing@127.0.0.1:9/billing",
+    "METRICS_TOKEN": "metrics-token-for-tests-0123",
 }
 
 

@@ -65,6 +65,7 @@ PRODUCTION = {
     "STRIPE_PRICE_ID_MONTHLY": "price_monthly",
     "AUTH_JWT_SECRET": "a-production-secret-of-at-least-32-characters",
     "STRIPE_CHECK_AT_START": "0",
+    "METRICS_TOKEN": "metrics-token-for-tests-0123",
 }
 
 

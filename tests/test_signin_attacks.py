@@ -497,6 +497,7 @@ PRODUCTION_GITHUB_ONLY = {
     "GITHUB_CLIENT_SECRET": "prod-secret",
     "AUTH_JWT_SECRET": "",
     "AUTH_SESSION_SECRET": "s3ss10n-" + "y" * 40,
+    "METRICS_TOKEN": "metrics-token-for-tests-0123",
 }
 
 

@@ -102,14 +102,16 @@ def healthz() -> dict[str, Any]:
 @probes.get("/readyz")
 @hidden
 def readyz() -> tuple[Response, int]:
-    """Readiness: the database answers and its schema is at this code's migration head."""
+    """Readiness: the database answers (within READYZ_TIMEOUT_SECONDS) and its schema is at
+    this code's migration head. Redis is detail only: the rate limits fail open without it."""
     state = readiness()
+    detail = {} if state.redis is None else {"redis": state.redis}
     if state.database != "ok":
-        return jsonify({"status": "unavailable", "database": state.database}), 503
+        return jsonify({"status": "unavailable", "database": state.database, **detail}), 503
     if state.pending_heads:
-        body = {"status": "unavailable", "database": "ok", "migrations": "pending"}
+        body = {"status": "unavailable", "database": "ok", "migrations": "pending", **detail}
         return jsonify({**body, "expectedHeads": state.pending_heads}), 503
-    return jsonify({"status": "ok", "database": "ok", "migrations": "at head"}), 200
+    return jsonify({"status": "ok", "database": "ok", "migrations": "at head", **detail}), 200
 
 
 @probes.get("/metrics")

@@ -17,7 +17,7 @@ from app.api.signin_schemas import (
     StartSignInQuery,
 )
 from app.errors import ApiError
-from app.ratelimit import check_failed_auth_budget, count_failed_auth, enforce_ip
+from app.ratelimit import count_failed_auth, enforce_ip
 from app.signin.cookies import (
     BROWSER_COOKIE,
     CSRF_HEADER,
@@ -135,7 +135,6 @@ def github_callback() -> Response:
     errors=(401, 403, 429, 503),
 )
 def refresh() -> Response:
-    check_failed_auth_budget()
     enforce_ip("session", "RATE_LIMIT_SESSION")
     config = current_app.config
     check_cookie_request(request.headers, config)

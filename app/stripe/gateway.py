@@ -82,8 +82,8 @@ class StripeGateway(PlanCalls):
         max_network_retries: int = 2,
         connect_timeout: float = 3.0,
         read_timeout: float = 8.0,
-        max_concurrent_calls: int = 4,
-        call_queue_wait: float = 0.1,
+        max_concurrent_calls: int = 3,
+        call_queue_wait: float = 1.0,
         breaker_failures: int = 3,
         breaker_cooldown: float = 5.0,
     ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -19,15 +20,28 @@ T = TypeVar("T")
 
 
 class Bulkhead:
-    """At most `size` Stripe calls at once; waiting longer than `wait` seconds for a slot fails
-    fast with 503 instead of queueing behind calls that hang."""
+    """At most `size` Stripe calls at once in this process (sized from the request threads so
+    one thread never waits on Stripe, app/config.py), so a hung Stripe holds a few threads,
+    not all of them. A call that finds every slot taken waits up to `wait` seconds, first come
+    first served: about as long as a normal Stripe call takes, so a merely slow Stripe
+    (0.2-1 s) queues briefly instead of being turned away. When every slot is held by a call
+    older than `wait` (Stripe looks hung, not slow), a new call is refused with 503 at once
+    instead of holding a thread that reads could use."""
 
     def __init__(self, size: int, wait: float) -> None:
-        self._slots = threading.BoundedSemaphore(max(1, size))
+        self._size = max(1, size)
         self._wait = max(0.0, wait)
+        self._lock = threading.Lock()
+        self._running: dict[object, float] = {}  # ticket -> when its call took the slot
+        self._waiters: deque[threading.Event] = deque()
+
+    @property
+    def size(self) -> int:
+        return self._size
 
     def run(self, request: Callable[[], T]) -> T:
-        if not self._slots.acquire(timeout=self._wait):
+        ticket = object()
+        if not self._acquire(ticket):
             log.warning("Stripe bulkhead full: answering 503 without calling Stripe")
             raise ProviderUnavailable(
                 "The payment provider is slow to answer right now. Try again in a minute.",
@@ -36,7 +50,40 @@ class Bulkhead:
         try:
             return request()
         finally:
-            self._slots.release()
+            self._release(ticket)
+
+    def _acquire(self, ticket: object) -> bool:
+        with self._lock:
+            if len(self._running) < self._size and not self._waiters:
+                self._running[ticket] = time.monotonic()
+                return True
+            if not self._wait or self._all_stuck():
+                return False
+            turn = threading.Event()
+            self._waiters.append(turn)
+        handed = turn.wait(self._wait)
+        with self._lock:
+            if handed or turn.is_set():  # a slot was handed over (maybe as the wait ended)
+                del self._running[turn]
+                self._running[ticket] = time.monotonic()
+                return True
+            self._waiters.remove(turn)
+            return False
+
+    def _release(self, ticket: object) -> None:
+        with self._lock:
+            del self._running[ticket]
+            if self._waiters:
+                # The slot passes to the longest waiter, so a newcomer can't overtake it.
+                self._running[self._waiters[0]] = 0.0  # reserved until the waiter claims it
+                self._waiters.popleft().set()
+
+    def _all_stuck(self) -> bool:
+        """Every slot is held by a call running longer than a normal one: waiting is futile."""
+        oldest_normal = time.monotonic() - self._wait
+        return len(self._running) >= self._size and all(
+            0.0 < started < oldest_normal for started in self._running.values()
+        )
 
 
 class CircuitBreaker:

@@ -6,6 +6,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import random
 import socket
 import threading
 import time
@@ -40,13 +41,16 @@ class Faults:
     """Network faults on the answers to API requests whose path starts with ``path`` (or is
     exactly it, when ``path`` ends with ``$``: a list, not its items), for
     fault tests: ``answer_delay`` seconds between doing the work and answering (a slow or
-    late answer), ``hold_answers`` does the work and holds the answers while it is on (a late
-    answer whose moment the test picks), ``blackhole`` holds requests unanswered and undone
-    while it is on (a network that eats packets), ``drop_answers`` does the next N requests'
-    work and then closes the connection without an answer (an answer lost on its way back)."""
+    late answer), plus up to ``answer_jitter`` more seconds drawn uniformly per request (real
+    Stripe's spread: 0.3 + 0.2 answers in 0.3-0.5 s), ``hold_answers`` does the work and
+    holds the answers while it is on (a late answer whose moment the test picks),
+    ``blackhole`` holds requests unanswered and undone while it is on (a network that eats
+    packets), ``drop_answers`` does the next N requests' work and then closes the connection
+    without an answer (an answer lost on its way back)."""
 
     path: str = "/v1/"
     answer_delay: float = 0.0
+    answer_jitter: float = 0.0
     blackhole: bool = False
     hold_answers: bool = False
     drop_answers: int = 0
@@ -100,8 +104,9 @@ class Sandbox:
             _drop_connection(environ)
             return Response(status=504)(environ, start_response)
         response = self.handle(request)
-        if faults.answer_delay:
-            time.sleep(faults.answer_delay)
+        if faults.answer_delay or faults.answer_jitter:
+            # Not a secret: a test's spread of answer times.
+            time.sleep(faults.answer_delay + random.uniform(0, faults.answer_jitter))  # nosec B311
         while self.faults.hold_answers and faults.hold_answers:
             time.sleep(0.02)
         with self._faults_lock:
@@ -188,6 +193,7 @@ class Sandbox:
 
     def configure(self, **kwargs: Any) -> None:
         """Set switches: the ``Config`` ones, and ``fault_path``, ``fault_answer_delay``,
+        ``fault_answer_jitter``,
         ``fault_blackhole``, ``fault_hold_answers``, ``fault_drop_answers`` (see
         :class:`Faults`)."""
         names = Faults.names()
@@ -198,8 +204,10 @@ class Sandbox:
                 if isinstance(current[name], bool) and isinstance(value, str):
                     value = value.strip().lower() in ("1", "true", "yes", "on")
                 current[name] = type(current[name])(value)
-            if current["answer_delay"] < 0 or current["drop_answers"] < 0:
-                raise ValueError("fault_answer_delay and fault_drop_answers must be >= 0")
+            if min(current["answer_delay"], current["answer_jitter"], current["drop_answers"]) < 0:
+                raise ValueError(
+                    "fault_answer_delay, fault_answer_jitter and fault_drop_answers must be >= 0"
+                )
             self.faults = Faults(**current)
         self.config.update(**kwargs)
 
