@@ -50,8 +50,8 @@ from tcp_proxy import TcpProxy  # noqa: E402  (tests/tcp_proxy.py)
 
 from app.auth import issue_dev_token  # noqa: E402
 from app.config import RATE_LIMIT_SETTINGS  # noqa: E402
-from app.embedded_stripe import seed_catalog  # noqa: E402
 from app.stripe.gateway import StripeGateway  # noqa: E402
+from app.stripe.setup import setup_products  # noqa: E402
 from stripe_sandbox import Sandbox  # noqa: E402
 
 KEY = "sk_test_bench_faults"
@@ -251,7 +251,8 @@ def main() -> None:
     wipe(database_url)
     sandbox = Sandbox()
     sandbox_url = sandbox.start()
-    prices = seed_catalog(StripeGateway(KEY, api_version="2026-10-28.endive", api_base=sandbox_url))
+    gateway = StripeGateway(KEY, api_version="2026-10-28.endive", api_base=sandbox_url)
+    prices = setup_products(gateway).price_ids
     db_target = make_url(database_url)
     database = TcpProxy(db_target.host or "127.0.0.1", db_target.port or 5432)
     redis_target = make_url(redis_url)

@@ -87,6 +87,7 @@ app = create_app({
     "STRIPE_SECRET_KEY": "sk_live_abc",
     "STRIPE_WEBHOOK_SECRET": "whsec_abc",
     "STRIPE_PRICE_ID_MONTHLY": "price_1",
+    "METRICS_TOKEN": "m" * 24,
 })
 print(app.test_client().get("/healthz").status_code)
 """
