@@ -4,8 +4,18 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import checkout, meta, plans, portal, signin, subscriptions, usage, webhooks
+    from app.api import (
+        checkout,
+        invoices,
+        meta,
+        plans,
+        portal,
+        signin,
+        subscriptions,
+        usage,
+        webhooks,
+    )
 
-    for module in (checkout, meta, plans, portal, signin, subscriptions, usage, webhooks):
+    for module in (checkout, invoices, meta, plans, portal, signin, subscriptions, usage, webhooks):
         app.register_blueprint(module.bp)
     app.register_blueprint(meta.probes)

@@ -190,9 +190,21 @@ class UserOut(Reply):
     stripeCustomerId: str | None
 
 
+class PaymentActionOut(Reply):
+    type: Literal["fix_payment", "confirm_payment"] = Field(
+        description="fix_payment: a renewal's charge failed; confirm_payment: 3-D Secure asked"
+    )
+    invoiceId: str
+    hostedInvoiceUrl: str | None = Field(description="Stripe's page to pay or confirm it")
+    since: int = Field(description="ms since the epoch")
+
+
 class MeReply(Reply):
     user: UserOut
     subscription: SubscriptionOut | None
+    action: PaymentActionOut | None = Field(
+        default=None, description="What the user must do about a payment; null: nothing"
+    )
     subscriptions: list[SubscriptionOut] | None = Field(
         default=None,
         description="Every live subscription, when there is more than one (the user pays for "

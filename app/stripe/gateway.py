@@ -148,7 +148,10 @@ class StripeGateway:
         cancel_url: str,
         metadata: dict[str, str],
         idempotency_key: str | None = None,
+        tax: dict[str, Any] | None = None,
     ) -> StripeDict:
+        """`tax`: the Stripe Tax / address / tax-id parameters the configuration asks for
+        (app/billing/invoices/tax.py), replacing the default address collection."""
         params: dict[str, Any] = {
             "customer": customer_id,
             "client_reference_id": user_id,
@@ -160,6 +163,7 @@ class StripeGateway:
             "subscription_data": {"metadata": {"userId": user_id}},
             "allow_promotion_codes": True,
             "billing_address_collection": "auto",
+            **(tax or {}),
         }
         options: dict[str, Any] = {}
         if idempotency_key:
@@ -223,6 +227,13 @@ class StripeGateway:
         if customer_id:
             params["customer"] = customer_id
         yield from self._paginate(self.client.v1.subscriptions.list, params)
+
+    # -- invoices ------------------------------------------------------------------------------
+
+    def preview_upcoming_invoice(self, *, customer_id: str, subscription_id: str) -> StripeDict:
+        """What the subscription's next renewal will charge (nothing is created)."""
+        params: dict[str, Any] = {"customer": customer_id, "subscription": subscription_id}
+        return self._call(lambda: self.client.v1.invoices.create_preview(params))  # type: ignore[arg-type]
 
     # -- portal --------------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ def pay_session(
     charges_now = (session["amount_total"] or 0) > 0
     if card.behavior == "decline" or (card.behavior == "fail_later" and charges_now):
         return PayResult("error", cards.DECLINED, 402)
-    if card.behavior in ("authenticate", "authenticate_always") and not authenticated:
+    if card.behavior in cards.AUTHENTICATING and not authenticated:
         session["_pending_card"] = card.number
         session["_pending_email"] = email
         return PayResult("authenticate")

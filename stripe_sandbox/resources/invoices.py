@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..billing import invoices
+from ..billing.preview import preview_invoice
 from ..context import Ctx
+from ..errors import StripeError
 from ..params import LIST_PARAMS, AnyVal, Bool, Int, Meta, Spec, Str, validate
 from ..routes import route
 from ..wire import list_object, paginate
@@ -63,6 +65,37 @@ def create_invoice(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         },
     )
     return ctx.render(invoices.new_invoice(ctx, p))
+
+
+@route("POST", "/v1/invoices/create_preview")  # before /v1/invoices/<invoice_id>
+def create_preview(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    p = validate(
+        params,
+        {
+            "customer": Str(),
+            "subscription": Str(),
+            "automatic_tax": AnyVal(),
+            "expand": AnyVal(),
+            "preview_mode": Str(enum=["next", "recurring"]),
+        },
+    )
+    sub = ctx.store.get("subscription", p.get("subscription") or "")
+    if sub is None and p.get("customer"):
+        live = [
+            s
+            for s in ctx.store.all("subscription")
+            if s["customer"] == p["customer"]
+            and s["status"] not in ("canceled", "incomplete_expired")
+        ]
+        sub = live[0] if live else None
+    if sub is None or sub["status"] in ("canceled", "incomplete_expired"):
+        who = str(p.get("customer") or p.get("subscription"))
+        raise StripeError(
+            400, f"No upcoming invoices for customer: {who}", code="invoice_upcoming_none"
+        )
+    customer = ctx.store.get("customer", sub["customer"])
+    assert customer is not None
+    return preview_invoice(ctx, customer, sub)
 
 
 @route("POST", "/v1/invoices/<invoice_id>")

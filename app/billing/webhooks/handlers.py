@@ -12,11 +12,14 @@ import logging
 from collections.abc import Callable
 
 from app import audit
+from app.billing.invoices.store import clear_action_if_recovered, store_invoice
 from app.billing.plans import mark_catalog_changed
 from app.billing.subscriptions.checkout import fulfil_checkout_session
 from app.billing.subscriptions.store import apply_subscription
 from app.billing.time import now_ms
 from app.billing.usage.periods import reset_usage_for_renewal
+from app.extensions import db
+from app.models import Subscription
 from app.stripe.gateway import StripeDict, StripeGateway
 from app.stripe.objects import object_id
 
@@ -45,21 +48,33 @@ def _on_subscription_changed(
     subscription: StripeDict, created: int, gateway: StripeGateway
 ) -> None:
     apply_subscription(subscription, event_created=created, reread=gateway.reread_subscription)
+    row = db.session.get(Subscription, subscription["id"])
+    if row is not None:
+        # Paid again (a new card in the portal, a retry that worked) or over: no action left.
+        clear_action_if_recovered(row.user_id, row.id, row.status)
+
+
+def _on_invoice_changed(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
+    store_invoice(invoice, created)
 
 
 def _on_invoice_paid(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
+    store_invoice(invoice, created)  # clears the action about this invoice
     reset_usage_for_renewal(invoice)
 
 
 def _on_invoice_payment_failed(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
-    # The subscription's own customer.subscription.updated (to past_due) carries the state;
-    # this is for the operators' log, and costs no query.
     log.warning(
         "payment failed: invoice=%s customer=%s attempt=%s",
         invoice.get("id"),
         object_id(invoice.get("customer")),
         invoice.get("attempt_count"),
     )
+    store_invoice(invoice, created, action="fix_payment")
+
+
+def _on_invoice_action_required(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
+    store_invoice(invoice, created, action="confirm_payment")
 
 
 def _on_catalog_changed(obj: StripeDict, created: int, gateway: StripeGateway) -> None:
@@ -71,6 +86,13 @@ CATALOG_EVENT_TYPES = tuple(
     f"{kind}.{change}"
     for kind in ("price", "product")
     for change in ("created", "updated", "deleted")
+)
+
+INVOICE_EVENT_TYPES = (
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
 )
 
 # Each event type we subscribe to, its handler, and why we need it.
@@ -94,10 +116,21 @@ HANDLERS: dict[str, tuple[Handler, str]] = {
     "customer.subscription.deleted": (_on_subscription_changed, "the subscription ended"),
     "customer.subscription.paused": (_on_subscription_changed, "paid access stops while paused"),
     "customer.subscription.resumed": (_on_subscription_changed, "paid access is back"),
-    "invoice.paid": (_on_invoice_paid, "a renewal was paid: usage starts again from 0"),
+    "invoice.paid": (
+        _on_invoice_paid,
+        "a renewal was paid: usage starts again from 0; the invoice is kept, its action cleared",
+    ),
     "invoice.payment_failed": (
         _on_invoice_payment_failed,
-        "logged for operators; the state comes with customer.subscription.updated",
+        "the invoice is kept and the user gets a fix_payment action in /api/me",
+    ),
+    "invoice.payment_action_required": (
+        _on_invoice_action_required,
+        "3-D Secure on a renewal: the user gets a confirm_payment action in /api/me",
+    ),
+    **dict.fromkeys(
+        INVOICE_EVENT_TYPES,
+        (_on_invoice_changed, "GET /api/invoices is read from our copy, kept current here"),
     ),
     **dict.fromkeys(
         CATALOG_EVENT_TYPES,

@@ -1,0 +1,289 @@
+"""Dunning the user can see, invoices, tax at Checkout and the customer's email, end to end on
+the sandbox: a renewal whose charge fails (or waits for 3-D Secure) puts an action in /api/me
+with the invoice's hosted page, paying there clears it; GET /api/invoices lists what Stripe's
+webhooks told us; GET /api/invoices/upcoming is Stripe's preview, cached."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+from conftest import Billing, auth_headers
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+from support import CARD_OK, pay_hosted_checkout, post_webhook, subscribe
+
+from app.extensions import db
+from app.models import Invoice, User
+
+HOUR = 3600
+DAY_MS = 86_400_000
+CARD_3DS_EVERY_TIME = "4000 0027 6000 3184"
+
+
+def me(client: FlaskClient, user: str) -> dict[str, Any]:
+    reply = client.get("/api/me", headers=auth_headers(user))
+    assert reply.status_code == 200, reply.get_json()
+    return reply.get_json()
+
+
+def invoices(client: FlaskClient, user: str) -> list[dict[str, Any]]:
+    reply = client.get("/api/invoices", headers=auth_headers(user))
+    assert reply.status_code == 200, reply.get_json()
+    return reply.get_json()["invoices"]
+
+
+def customer_on_a_test_clock(app: Flask, billing: Billing, user: str) -> str:
+    """The user's Stripe customer lives on a test clock (checkout reuses the stored customer)."""
+    stripe = billing.gateway.client
+    clock = stripe.v1.test_helpers.test_clocks.create({"frozen_time": int(time.time())})
+    email = f"{user}@example.com"
+    customer = stripe.v1.customers.create(
+        {"test_clock": clock.id, "email": email, "metadata": {"userId": user}}
+    )
+    client = app.test_client()
+    assert client.get("/api/me", headers=auth_headers(user)).status_code == 200  # the user row
+    with app.app_context():
+        db.session.execute(
+            update(User)
+            .where(User.id == user)
+            .values(stripe_customer_id=customer.id, stripe_customer_email=email)
+        )
+        db.session.commit()
+    return clock.id
+
+
+def renew(billing: Billing, clock_id: str, customer_id: str) -> None:
+    """Move the clock past the end of the period: Stripe renews and charges."""
+    stripe = billing.gateway.client
+    sub = stripe.v1.subscriptions.list({"customer": customer_id}).data[0]
+    period_end = sub["items"].data[0].current_period_end
+    stripe.v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": period_end + HOUR})
+    billing.wait_for_webhooks()
+
+
+@pytest.mark.parametrize("deliveries", ["in order", "duplicated and shuffled"])
+def test_failed_renewal_shows_fix_payment_until_the_invoice_is_paid(
+    app: Flask, client: FlaskClient, billing: Billing, deliveries: str
+) -> None:
+    user = "dunning-fail"
+    if deliveries != "in order":
+        billing.sandbox.configure(duplicate_deliveries=True, shuffle_deliveries=True)
+    clock_id = customer_on_a_test_clock(app, billing, user)
+    subscribe(client, billing, user)
+    start = me(client, user)
+    customer = start["user"]["stripeCustomerId"]
+    assert start["action"] is None
+    [first] = invoices(client, user)
+    assert first["status"] == "paid" and first["amountPaid"] == first["amountDue"] > 0
+    assert first["hostedInvoiceUrl"].startswith(billing.sandbox.url)
+    assert first["invoicePdf"].endswith("/pdf") and first["currency"] == "usd"
+    assert first["periodEnd"] - first["periodStart"] > 27 * DAY_MS
+
+    # The card on the subscription now fails every charge; the renewal's charge fails.
+    stripe = billing.gateway.client
+    sub_id = stripe.v1.subscriptions.list({"customer": customer}).data[0].id
+    stripe.v1.subscriptions.update(sub_id, {"default_payment_method": "pm_card_chargeCustomerFail"})
+    renew(billing, clock_id, customer)
+
+    failed = me(client, user)
+    listed = invoices(client, user)
+    assert [i["status"] for i in listed] == ["open", "paid"]  # newest first
+    action = failed["action"]
+    assert action["type"] == "fix_payment"
+    assert action["invoiceId"] == listed[0]["id"]
+    assert action["hostedInvoiceUrl"] == listed[0]["hostedInvoiceUrl"]
+    assert action["since"] >= first["periodEnd"]  # Stripe's time of the failure (the clock's)
+    assert (failed["user"]["status"], failed["user"]["tier"]) == ("past_due", "pro")
+    # Pro for a finite grace (7 days by default), and the front end can say until when.
+    granted = client.get("/api/me/entitlements", headers=auth_headers(user)).get_json()
+    assert abs(granted["accessEndsAt"] - (time.time() * 1000 + 7 * DAY_MS)) < 120_000
+
+    # The user follows the link and pays with a working card: the action is gone.
+    paid = requests.post(action["hostedInvoiceUrl"], data={"card_number": CARD_OK}, timeout=10)
+    assert paid.status_code == 200 and "paid" in paid.text
+    billing.wait_for_webhooks()
+    recovered = me(client, user)
+    assert recovered["action"] is None
+    assert (recovered["user"]["status"], recovered["user"]["tier"]) == ("active", "pro")
+    assert [i["status"] for i in invoices(client, user)] == ["paid", "paid"]
+    with app.app_context():  # each invoice once, however often its events came
+        assert db.session.scalar(select(func.count()).select_from(Invoice)) == 2
+
+
+def test_renewal_waiting_for_3d_secure_asks_to_confirm_the_payment(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    user = "dunning-3ds"
+    clock_id = customer_on_a_test_clock(app, billing, user)
+    created = client.post(
+        "/api/create-checkout-session", json={"plan": "monthly"}, headers=auth_headers(user)
+    )
+    session_url = created.get_json()["session"]["url"]
+    challenge = pay_hosted_checkout(session_url, CARD_3DS_EVERY_TIME)
+    assert challenge.status_code == 200 and "authenticate" in challenge.text
+    approved = requests.post(
+        f"{session_url}/authenticate", data={"action": "approve"}, allow_redirects=False, timeout=10
+    )
+    assert approved.status_code == 303
+    billing.wait_for_webhooks()
+    customer = me(client, user)["user"]["stripeCustomerId"]
+
+    renew(billing, clock_id, customer)
+    waiting = me(client, user)
+    action = waiting["action"]
+    assert action["type"] == "confirm_payment"
+    assert waiting["user"]["status"] == "past_due"
+    page = requests.get(action["hostedInvoiceUrl"], timeout=10)
+    assert 'id="authenticate"' in page.text
+
+    confirmed = requests.post(
+        action["hostedInvoiceUrl"], data={"action": "authenticate"}, timeout=10
+    )
+    assert confirmed.status_code == 200 and "paid" in confirmed.text
+    billing.wait_for_webhooks()
+    done = me(client, user)
+    assert done["action"] is None and done["user"]["status"] == "active"
+
+
+def _invoice_event(
+    event_id: str, kind: str, created: int, status: str, **fields: Any
+) -> dict[str, Any]:
+    invoice = {
+        "id": "in_hand_made_1",
+        "object": "invoice",
+        "customer": "cus_hand_made",
+        "status": status,
+        "number": "HM-0001",
+        "currency": "eur",
+        "amount_due": 1200,
+        "amount_paid": 1200 if status == "paid" else 0,
+        "total": 1200,
+        "total_taxes": [{"amount": 200, "tax_behavior": "exclusive", "taxability_reason": None}],
+        "billing_reason": "subscription_cycle",
+        "created": created - 5,
+        "hosted_invoice_url": "https://invoice.stripe.com/i/hand_made",
+        "invoice_pdf": "https://pay.stripe.com/invoice/hand_made/pdf",
+        "period_start": created - 100,
+        "period_end": created - 5,
+        "parent": {"subscription_details": {"subscription": "sub_hand_made"}},
+        "lines": {"data": []},
+        **fields,
+    }
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": kind,
+        "created": created,
+        "data": {"object": invoice},
+    }
+
+
+def test_a_late_payment_failed_does_not_undo_the_paid_invoice_and_tax_is_shown(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    user = "dunning-order"
+    assert client.get("/api/me", headers=auth_headers(user)).status_code == 200
+    with app.app_context():
+        db.session.execute(
+            update(User)
+            .where(User.id == user)
+            .values(stripe_customer_id="cus_hand_made", stripe_customer_email=f"{user}@example.com")
+        )
+        db.session.commit()
+    now = int(time.time())
+    secret = billing.webhook_secret
+    paid = _invoice_event("evt_hm_paid", "invoice.paid", now, "paid")
+    failed = _invoice_event("evt_hm_failed", "invoice.payment_failed", now - 60, "open")
+    for event in (paid, failed, paid):  # the failure arrives after the later payment; a replay
+        assert post_webhook(client, event, secret).status_code == 200
+    assert me(client, user)["action"] is None
+    [invoice] = invoices(client, user)
+    assert (invoice["status"], invoice["amountPaid"], invoice["amountTax"]) == ("paid", 1200, 200)
+    assert invoice["created"] == (now - 5) * 1000
+
+    # In order, a failure then its payment: the action shows, then is cleared.
+    second = {"id": "in_hand_made_2", "number": "HM-0002"}
+    failed2 = _invoice_event("evt_hm_failed2", "invoice.payment_failed", now + 10, "open")
+    failed2["data"]["object"].update(second)
+    post_webhook(client, failed2, secret)
+    assert me(client, user)["action"]["invoiceId"] == "in_hand_made_2"
+    paid2 = _invoice_event("evt_hm_paid2", "invoice.paid", now + 20, "paid")
+    paid2["data"]["object"].update(second)
+    post_webhook(client, paid2, secret)
+    assert me(client, user)["action"] is None
+    # Nobody else sees them.
+    assert invoices(client, "dunning-someone-else") == []
+
+
+def test_upcoming_invoice_is_stripes_preview_asked_once(
+    client: FlaskClient, billing: Billing
+) -> None:
+    user = "upcoming-user"
+    none_yet = client.get("/api/invoices/upcoming", headers=auth_headers(user))
+    assert none_yet.status_code == 200 and none_yet.get_json() == {"upcoming": None}
+    subscribe(client, billing, user)
+    before = len(billing.stripe_calls())
+    first = client.get("/api/invoices/upcoming", headers=auth_headers(user)).get_json()["upcoming"]
+    again = client.get("/api/invoices/upcoming", headers=auth_headers(user)).get_json()["upcoming"]
+    previews = [c for c in billing.stripe_calls()[before:] if c["path"].endswith("create_preview")]
+    assert len(previews) == 1  # cached: never one Stripe call per page load
+    assert first == again
+    price = billing.gateway.client.v1.prices.retrieve(billing.monthly)
+    assert first["amountDue"] == price.unit_amount and first["status"] == "draft"
+    current = me(client, user)["subscription"]
+    assert first["periodStart"] == current["currentPeriodEnd"]
+
+    # Cancelled at the period end: nothing renews, so nothing is upcoming.
+    cancel = client.post("/api/cancel-subscription", json={}, headers=auth_headers(user))
+    assert cancel.status_code == 200
+    billing.wait_for_webhooks()
+    ended = client.get("/api/invoices/upcoming", headers=auth_headers(user)).get_json()
+    assert ended == {"upcoming": None}
+
+
+def test_checkout_asks_for_tax_address_and_tax_ids_when_configured(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    def checkout_params(user: str) -> dict[str, Any]:
+        reply = client.post(
+            "/api/create-checkout-session", json={"plan": "monthly"}, headers=auth_headers(user)
+        )
+        assert reply.status_code == 200, reply.get_json()
+        return billing.stripe_calls("POST", "/v1/checkout/sessions")[-1]["params"]
+
+    plain = checkout_params("tax-off")
+    assert plain["billing_address_collection"] == "auto"
+    assert "automatic_tax" not in plain and "tax_id_collection" not in plain
+    app.config.update(STRIPE_AUTOMATIC_TAX=True, STRIPE_TAX_ID_COLLECTION=True)
+    try:
+        taxed = checkout_params("tax-on")
+    finally:
+        app.config.update(STRIPE_AUTOMATIC_TAX=False, STRIPE_TAX_ID_COLLECTION=False)
+    assert taxed["automatic_tax"] == {"enabled": "true"}
+    assert taxed["tax_id_collection"] == {"enabled": "true"}
+    assert taxed["billing_address_collection"] == "required"
+    assert taxed["customer_update"] == {"address": "auto", "name": "auto"}
+
+
+def test_an_email_change_reaches_the_stripe_customer_once(
+    client: FlaskClient, billing: Billing
+) -> None:
+    user = "email-mover"
+    subscribe(client, billing, user)
+    customer = me(client, user)["user"]["stripeCustomerId"]
+    stripe = billing.gateway.client
+    assert stripe.v1.customers.retrieve(customer).email == f"{user}@example.com"
+
+    before = len(billing.stripe_calls())
+    moved = auth_headers(user, email="moved@example.com")
+    for _ in range(3):
+        reply = client.get("/api/me", headers=moved)
+        assert reply.status_code == 200 and reply.get_json()["user"]["email"] == "moved@example.com"
+    assert client.get("/api/invoices", headers=moved).status_code == 200
+    updates = [c for c in billing.stripe_calls()[before:] if c["path"].endswith(customer)]
+    assert [c["params"] for c in updates] == [{"email": "moved@example.com"}]
+    assert stripe.v1.customers.retrieve(customer).email == "moved@example.com"
