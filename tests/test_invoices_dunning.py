@@ -14,7 +14,7 @@ from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
-from support import CARD_OK, pay_hosted_checkout, post_webhook, subscribe
+from support import CARD_OK, pay_hosted_checkout, portal_action, post_webhook, subscribe
 
 from app.extensions import db
 from app.models import Invoice, User
@@ -287,3 +287,31 @@ def test_an_email_change_reaches_the_stripe_customer_once(
     updates = [c for c in billing.stripe_calls()[before:] if c["path"].endswith(customer)]
     assert [c["params"] for c in updates] == [{"email": "moved@example.com"}]
     assert stripe.v1.customers.retrieve(customer).email == "moved@example.com"
+
+
+def test_a_new_card_in_the_portal_pays_the_open_invoice_and_clears_the_action(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    user = "dunning-portal"
+    clock_id = customer_on_a_test_clock(app, billing, user)
+    subscribe(client, billing, user)
+    customer = me(client, user)["user"]["stripeCustomerId"]
+    stripe = billing.gateway.client
+    sub_id = stripe.v1.subscriptions.list({"customer": customer}).data[0].id
+    stripe.v1.subscriptions.update(sub_id, {"default_payment_method": "pm_card_chargeCustomerFail"})
+    renew(billing, clock_id, customer)
+    assert me(client, user)["action"]["type"] == "fix_payment"
+
+    portal = client.post("/api/create-portal-session", json={}, headers=auth_headers(user))
+    page = requests.get(portal.get_json()["url"], timeout=10)
+    assert 'id="payment-method-form"' in page.text
+    declined = portal_action(
+        portal.get_json()["url"], "update_payment_method", card_number="4000 0000 0000 0002"
+    )
+    assert declined.status_code == 400  # a declined card is refused on the page; nothing changes
+    saved = portal_action(portal.get_json()["url"], "update_payment_method", card_number=CARD_OK)
+    assert saved.status_code == 303
+    billing.wait_for_webhooks()
+    fixed = me(client, user)
+    assert fixed["action"] is None and fixed["user"]["status"] == "active"
+    assert [i["status"] for i in invoices(client, user)] == ["paid", "paid"]
