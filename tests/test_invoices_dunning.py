@@ -315,3 +315,29 @@ def test_a_new_card_in_the_portal_pays_the_open_invoice_and_clears_the_action(
     fixed = me(client, user)
     assert fixed["action"] is None and fixed["user"]["status"] == "active"
     assert [i["status"] for i in invoices(client, user)] == ["paid", "paid"]
+
+
+def test_automatic_tax_at_checkout_taxes_the_invoices_shown(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    user = "tax-payer"
+    app.config.update(STRIPE_AUTOMATIC_TAX=True)
+    try:
+        created = client.post(
+            "/api/create-checkout-session", json={"plan": "monthly"}, headers=auth_headers(user)
+        )
+    finally:
+        app.config.update(STRIPE_AUTOMATIC_TAX=False)
+    url = created.get_json()["session"]["url"]
+    assert pay_hosted_checkout(url, CARD_OK).status_code == 400  # the address is required
+    assert pay_hosted_checkout(url, CARD_OK, country="GB").status_code == 303
+    billing.wait_for_webhooks()
+
+    price = billing.gateway.client.v1.prices.retrieve(billing.monthly).unit_amount
+    [invoice] = invoices(client, user)
+    assert invoice["amountTax"] == round(price * 0.2) > 0  # the sandbox's UK VAT
+    assert invoice["total"] == invoice["amountPaid"] == price + invoice["amountTax"]
+    customer = me(client, user)["user"]["stripeCustomerId"]
+    assert billing.gateway.client.v1.customers.retrieve(customer).address.country == "GB"
+    upcoming = client.get("/api/invoices/upcoming", headers=auth_headers(user)).get_json()
+    assert upcoming["upcoming"]["amountTax"] == invoice["amountTax"]

@@ -28,6 +28,7 @@ def create_subscription(
     cancel_at_period_end: bool = False,
     cancel_at: int | None = None,
     trial_settings: dict[str, Any] | None = None,
+    automatic_tax: bool = False,
 ) -> dict[str, Any]:
     now = ctx.now_for(customer["id"])
     if trial_end is not None and trial_end <= now:
@@ -56,6 +57,7 @@ def create_subscription(
         "trial_settings": {"end_behavior": {"missing_payment_method": end_behavior}},
         "trial_start": now if trial_end else None,
     }
+    sub["automatic_tax"]["enabled"] = automatic_tax
     ctx.store.insert(sub)
     for price, qty, item_meta in entries:
         new_item(ctx, sub, price, qty, now, period_end, item_meta)

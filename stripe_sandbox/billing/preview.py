@@ -12,6 +12,7 @@ from .invoicing import _amounts, _customer_fields, _parent, _unset_invoice_field
 from .items import interval_of, items_of, price_of
 from .lifecycle import current_period
 from .lines import invoice_item_line, item_lines, pending_items
+from .tax import apply_tax
 
 
 def preview_invoice(ctx: Ctx, customer: dict[str, Any], sub: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def preview_invoice(ctx: Ctx, customer: dict[str, Any], sub: dict[str, Any]) -> 
     invoice_id = "upcoming_" + new_id("in")
     for line in lines:
         line["invoice"] = invoice_id
-    return {
+    invoice = {
         **_unset_invoice_fields(),
         **_customer_fields(customer),
         **_amounts(total),
@@ -45,3 +46,5 @@ def preview_invoice(ctx: Ctx, customer: dict[str, Any], sub: dict[str, Any]) -> 
         "subscription": sub["id"],
         "test_clock": customer.get("test_clock"),
     }
+    apply_tax(invoice, customer, sub)
+    return invoice

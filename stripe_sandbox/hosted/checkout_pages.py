@@ -77,6 +77,12 @@ def checkout_page(
         if session["mode"] == "subscription"
         else ("Save card" if session["mode"] == "setup" else "Pay")
     )
+    if session.get("billing_address_collection") == "required":
+        form.append(
+            '<p><label for="country">Billing country (ISO code)</label><br>'
+            '<input id="country" name="country" maxlength="2" autocomplete="country" '
+            'placeholder="GB" required></p>'
+        )
     form.append(
         '<p><label for="card_number">Card number</label><br>'
         '<input id="card_number" name="card_number" inputmode="numeric" '
@@ -115,6 +121,11 @@ def checkout_get(ctx: Ctx, request: Request, parts: list[str]) -> Response:
 
 def checkout_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
     session = _session(ctx, parts[1])
+    country = (request.form.get("country") or "").strip().upper()
+    if session.get("billing_address_collection") == "required" and session["status"] == "open":
+        if len(country) != 2 or not country.isalpha():
+            return checkout_page(ctx, session, "Enter your billing country.", 400)
+        session["_country"] = country
     result = pay_session(
         ctx,
         session,
