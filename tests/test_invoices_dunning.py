@@ -341,3 +341,26 @@ def test_automatic_tax_at_checkout_taxes_the_invoices_shown(
     assert billing.gateway.client.v1.customers.retrieve(customer).address.country == "GB"
     upcoming = client.get("/api/invoices/upcoming", headers=auth_headers(user)).get_json()
     assert upcoming["upcoming"]["amountTax"] == invoice["amountTax"]
+
+
+def test_upcoming_invoice_when_stripe_is_unreachable(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    user = "upcoming-outage"
+    subscribe(client, billing, user)
+    billing.sandbox.configure(fault_path="/v1/invoices/create_preview", fault_drop_answers=True)
+    try:
+        down = client.get("/api/invoices/upcoming", headers=auth_headers(user))
+        assert down.status_code == 503  # nothing cached yet: a clear, retryable error
+        assert down.get_json()["error"]["code"] == "payment_provider_unavailable"
+        billing.sandbox.configure(fault_drop_answers=False)
+        fresh = client.get("/api/invoices/upcoming", headers=auth_headers(user)).get_json()
+        app.config.update(UPCOMING_INVOICE_CACHE_SECONDS=0)  # every read asks Stripe again
+        billing.sandbox.configure(fault_drop_answers=True)
+        stale = client.get("/api/invoices/upcoming", headers=auth_headers(user))
+        assert stale.status_code == 200 and stale.get_json() == fresh  # the last answer
+        # The invoices list never asks Stripe: it answers during the outage.
+        assert client.get("/api/invoices", headers=auth_headers(user)).status_code == 200
+    finally:
+        billing.sandbox.configure(fault_drop_answers=False)
+        app.config.update(UPCOMING_INVOICE_CACHE_SECONDS=300)

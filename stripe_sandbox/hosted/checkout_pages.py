@@ -77,12 +77,7 @@ def checkout_page(
         if session["mode"] == "subscription"
         else ("Save card" if session["mode"] == "setup" else "Pay")
     )
-    if session.get("billing_address_collection") == "required":
-        form.append(
-            '<p><label for="country">Billing country (ISO code)</label><br>'
-            '<input id="country" name="country" maxlength="2" autocomplete="country" '
-            'placeholder="GB" required></p>'
-        )
+    form.append(_address_html(session))
     form.append(
         '<p><label for="card_number">Card number</label><br>'
         '<input id="card_number" name="card_number" inputmode="numeric" '
@@ -102,6 +97,17 @@ def checkout_page(
         "4000 0000 0000 0341 (attaches, later charges fail).</p>"
     )
     return page("Checkout", "\n".join(parts), status)
+
+
+def _address_html(session: dict[str, Any]) -> str:
+    """A billing country field when the session requires the address (Stripe Tax needs it)."""
+    if session.get("billing_address_collection") != "required":
+        return ""
+    return (
+        '<p><label for="country">Billing country (ISO code)</label><br>'
+        '<input id="country" name="country" maxlength="2" autocomplete="country" '
+        'placeholder="GB" required></p>'
+    )
 
 
 def _after_checkout(ctx: Ctx, session: dict[str, Any], result: PayResult) -> Response:

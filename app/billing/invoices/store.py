@@ -1,27 +1,33 @@
 """The invoices table and the user's payment action, written from invoice.* webhooks.
 
-Each write happens in the applier's transaction under the user's row lock (the same lock the
-subscription writes take), so an invoice's events and its subscription's events for one user
-never interleave; `last_event_created` keeps an older event, delivered late, from undoing a
-newer one (a payment_failed arriving after the invoice.paid that followed it)."""
+Each invoice event is one guarded upsert (the ordering rule sits in its ON CONFLICT ... WHERE,
+so an older event, delivered late, never undoes a newer one: a payment_failed arriving after
+the invoice.paid that followed it) and, when it applied, one conditional UPDATE of the owner's
+action: set while the invoice is open and failed or waits for 3-D Secure, cleared once it is
+paid, void or uncollectible. No row is read first. A subscription that recovers clears the
+action with its summary (`app/billing/subscriptions/mirror.py`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, literal, or_, select, update
 
-from app.billing.accounts.users import user_by_customer
+from app.billing.subscriptions.mirror import NO_PAYMENT_ACTION
+from app.db import upsert
 from app.extensions import db
-from app.models import Invoice, User
+from app.models import Invoice, User, utcnow
 from app.stripe.gateway import StripeDict
 from app.stripe.objects import invoice_subscription_id, object_id
 
 # Invoices that no longer ask for money: an action about one of them is over.
 SETTLED_STATUSES = frozenset({"paid", "void", "uncollectible"})
-# The subscription paid again, or nothing more can be paid on it: no action remains.
-RECOVERED_STATUSES = frozenset({"active", "trialing", "canceled", "incomplete_expired"})
 LIST_LIMIT = 24
+# An invoice's status only moves forward (an uncollectible one may still be paid or voided).
+STATUS_RANK = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
+
+_invoices = Invoice.__table__.c
+_users = User.__table__.c
 
 
 def tax_amount(invoice: StripeDict) -> int | None:
@@ -64,80 +70,67 @@ def invoice_columns(invoice: StripeDict) -> dict[str, Any]:
     }
 
 
-# An invoice's status only moves forward (an uncollectible one may still be paid or voided).
-STATUS_RANK = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
+def _rank(status: Any) -> Any:
+    return case(*((status == name, rank) for name, rank in STATUS_RANK.items()), else_=literal(0))
 
 
-def is_stale(row: Invoice, event_created: int, status: Any) -> bool:
-    """An event older than the one applied, or from the same second with a status behind the
-    stored one (Stripe stamps finalized and paid with one second): it would undo newer news."""
-    applied = row.last_event_created or 0
-    if event_created != applied:
-        return event_created < applied
-    return STATUS_RANK.get(str(status), 0) < STATUS_RANK.get(str(row.status), 0)
+def _upsert(values: dict[str, Any]) -> Any:
+    """INSERT, or UPDATE unless the stored row came from a newer event (or from the same second
+    with a status further on: Stripe stamps finalized and paid with one second). RETURNING
+    says whether it applied."""
+    statement = upsert(Invoice).values(**values)
+    new = statement.excluded
+    newer = or_(
+        _invoices.last_event_created.is_(None),
+        _invoices.last_event_created < new.last_event_created,
+        and_(
+            _invoices.last_event_created == new.last_event_created,
+            _rank(_invoices.status) <= _rank(new.status),
+        ),
+    )
+    changed = {name: getattr(new, name) for name in values if name != "id"}
+    return statement.on_conflict_do_update(
+        index_elements=[_invoices.id], set_=changed, where=newer
+    ).returning(_invoices.id)
 
 
 def store_invoice(invoice: StripeDict, event_created: int, action: str | None = None) -> None:
     """Keep the invoice (unless a newer event already did) and update its owner's action:
-    `action` ("fix_payment"/"confirm_payment") is set while the invoice is open, and any
-    action about an invoice that is now settled is cleared."""
+    `action` ("fix_payment"/"confirm_payment") is set while the invoice is open; any action
+    about an invoice that is now settled is cleared."""
     invoice_id = object_id(invoice.get("id"))
     if invoice_id is None:
         return
-    customer_id = object_id(invoice.get("customer"))
-    user = user_by_customer(customer_id) if customer_id else None  # locks the owner's row
-    row = db.session.get(Invoice, invoice_id, with_for_update=True)
-    if row is not None and is_stale(row, event_created, invoice.get("status")):
+    columns = invoice_columns(invoice)
+    customer_id = columns["customer_id"]
+    owner = select(_users.id).where(_users.stripe_customer_id == customer_id).scalar_subquery()
+    values = {
+        "id": invoice_id,
+        **columns,
+        "user_id": owner,
+        "last_event_created": event_created,
+        "updated_at": utcnow(),
+    }
+    applied = db.session.execute(_upsert(values)).first() is not None
+    if not applied or customer_id is None:
         return
-    if row is None:
-        row = Invoice(id=invoice_id)
-        db.session.add(row)
-    for column, value in invoice_columns(invoice).items():
-        setattr(row, column, value)
-    row.last_event_created = event_created
-    if user is not None:
-        row.user_id = user.id
-        _update_action(user, row, action, event_created)
-    db.session.flush()
-
-
-def _update_action(user: User, row: Invoice, action: str | None, event_created: int) -> None:
-    if row.status in SETTLED_STATUSES:
-        if user.payment_action_invoice == row.id:
-            clear_action(user)
-        return
-    if action is None or row.status != "open":
-        return
-    since = user.payment_action_since if user.payment_action_invoice == row.id else None
-    user.payment_action = action
-    user.payment_action_invoice = row.id
-    user.payment_action_url = row.hosted_invoice_url
-    user.payment_action_since = since or event_created * 1000
-
-
-def clear_action(user: User) -> None:
-    user.payment_action = None
-    user.payment_action_invoice = None
-    user.payment_action_url = None
-    user.payment_action_since = None
-
-
-def clear_action_if_recovered(
-    user_id: str | None, subscription_id: str, status: str | None
-) -> None:
-    """A subscription that is active again (paid another way, e.g. a new card in the portal)
-    or over ends the action about its invoices."""
-    if user_id is None or status not in RECOVERED_STATUSES:
-        return
-    user = db.session.get(User, user_id)
-    if user is None or user.payment_action_invoice is None:
-        return
-    billed = db.session.execute(
-        select(Invoice.subscription_id).where(Invoice.id == user.payment_action_invoice)
-    ).scalar_one_or_none()
-    if billed == subscription_id:
-        clear_action(user)
-        db.session.flush()
+    of_customer = update(User.__table__).where(_users.stripe_customer_id == customer_id)
+    if columns["status"] in SETTLED_STATUSES:
+        db.session.execute(
+            of_customer.where(_users.payment_action_invoice == invoice_id).values(NO_PAYMENT_ACTION)
+        )
+    elif action is not None and columns["status"] == "open":
+        same = _users.payment_action_invoice == invoice_id
+        db.session.execute(
+            of_customer.values(
+                payment_action=action,
+                payment_action_invoice=invoice_id,
+                payment_action_url=columns["hosted_invoice_url"],
+                payment_action_since=case(
+                    (same, _users.payment_action_since), else_=event_created * 1000
+                ),
+            )
+        )
 
 
 def invoices_of(customer_id: str | None, limit: int = LIST_LIMIT) -> list[Invoice]:

@@ -12,14 +12,12 @@ import logging
 from collections.abc import Callable
 
 from app import audit
-from app.billing.invoices.store import clear_action_if_recovered, store_invoice
+from app.billing.invoices.store import store_invoice
 from app.billing.plans import mark_catalog_changed
 from app.billing.subscriptions.checkout import fulfil_checkout_session
 from app.billing.subscriptions.store import apply_subscription
 from app.billing.time import now_ms
 from app.billing.usage.periods import reset_usage_for_renewal
-from app.extensions import db
-from app.models import Subscription
 from app.stripe.gateway import StripeDict, StripeGateway
 from app.stripe.objects import object_id
 
@@ -48,10 +46,6 @@ def _on_subscription_changed(
     subscription: StripeDict, created: int, gateway: StripeGateway
 ) -> None:
     apply_subscription(subscription, event_created=created, reread=gateway.reread_subscription)
-    row = db.session.get(Subscription, subscription["id"])
-    if row is not None:
-        # Paid again (a new card in the portal, a retry that worked) or over: no action left.
-        clear_action_if_recovered(row.user_id, row.id, row.status)
 
 
 def _on_invoice_changed(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
