@@ -71,9 +71,16 @@ def counting(app: Flask) -> Iterator[Counted]:
 
 @contextmanager
 def receiver(app: Flask) -> Iterator[Instance]:
-    """An instance whose events wait for the test to apply them (no applier thread)."""
-    with serve_instance(app, STRIPE_WEBHOOK_SECRET=SECRET, WEBHOOK_APPLIER="off") as instance:
-        yield instance
+    """An instance whose events wait for the test to apply them (no applier thread). The
+    shared app's applier is paused meanwhile: it polls the same table every 0.5 s and would
+    otherwise claim some of this instance's events (and the count) now and then."""
+    shared = app.extensions["webhook_applier"]
+    shared.stop()
+    try:
+        with serve_instance(app, STRIPE_WEBHOOK_SECRET=SECRET, WEBHOOK_APPLIER="off") as instance:
+            yield instance
+    finally:
+        shared.start()
 
 
 def deliver(instance: Instance, evt: dict[str, Any]) -> str:
