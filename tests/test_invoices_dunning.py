@@ -364,3 +364,23 @@ def test_upcoming_invoice_when_stripe_is_unreachable(
     finally:
         billing.sandbox.configure(fault_drop_answers=False)
         app.config.update(UPCOMING_INVOICE_CACHE_SECONDS=300)
+
+
+def test_an_email_change_for_a_customer_stripe_no_longer_has_still_signs_in(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    user = "email-orphan"
+    assert client.get("/api/me", headers=auth_headers(user)).status_code == 200
+    with app.app_context():
+        db.session.execute(
+            update(User)
+            .where(User.id == user)
+            .values(stripe_customer_id="cus_deleted_in_stripe", stripe_customer_email="old@x.io")
+        )
+        db.session.commit()
+    before = len(billing.stripe_calls())
+    for _ in range(2):
+        reply = client.get("/api/me", headers=auth_headers(user))
+        assert reply.status_code == 200, reply.get_json()
+    refused = [c for c in billing.stripe_calls()[before:] if "cus_deleted" in c["path"]]
+    assert len(refused) == 1 and refused[0]["status"] == 404  # asked once, not per request

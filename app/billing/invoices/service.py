@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import update
 
 from app.billing.accounts.rows import AnyUser
-from app.billing.errors import ProviderUnavailable
+from app.billing.errors import BillingError, ProviderUnavailable
 from app.billing.invoices.store import invoice_columns, invoices_of
 from app.billing.store import read_states, write_state
 from app.billing.subscriptions.summary import deciding_subscription
@@ -120,7 +120,8 @@ def sync_customer_email(user: User) -> bool:
     """Send the user's email to their Stripe customer when it differs from the one last sent
     (a sign-in with a new email): one Stripe call per change, not per request. True if sent.
 
-    A failure is logged and tried again on a later sign-in; signing in does not fail for it."""
+    Signing in never fails for it: Stripe unreachable is tried again at a later sign-in, a
+    refusal is logged once."""
     email, customer_id = user.email, user.stripe_customer_id
     if not email or not customer_id or email == user.stripe_customer_email:
         return False
@@ -130,6 +131,10 @@ def sync_customer_email(user: User) -> bool:
     except ProviderUnavailable as exc:
         log.warning("customer %s email not synced yet: %s", customer_id, exc.code)
         return False
+    except BillingError as exc:
+        # Stripe refused (the customer was deleted there, say): asking again on every request
+        # would only be refused again, so it counts as done; the log says what happened.
+        log.error("customer %s email not accepted by Stripe: %s", customer_id, exc.code)
     with unit_of_work():
         db.session.execute(
             update(User).where(User.id == user.id).values(stripe_customer_email=email)
