@@ -384,3 +384,26 @@ def test_an_email_change_for_a_customer_stripe_no_longer_has_still_signs_in(
         assert reply.status_code == 200, reply.get_json()
     refused = [c for c in billing.stripe_calls()[before:] if "cus_deleted" in c["path"]]
     assert len(refused) == 1 and refused[0]["status"] == 404  # asked once, not per request
+
+
+def test_an_upcoming_invoice_cached_in_an_older_shape_is_asked_again(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    from app.billing.invoices.service import UPCOMING_KEY
+    from app.billing.store import write_state
+
+    user = "upcoming-old-shape"
+    subscribe(client, billing, user)
+    sub_id = me(client, user)["subscription"]["id"]
+    with app.app_context():
+        old = '{"version": "x", "fetchedAt": 1, "invoice": {"id": "upcoming", "gone": 1}}'
+        write_state(UPCOMING_KEY + sub_id, old)
+        db.session.commit()
+    billing.sandbox.configure(fault_path="/v1/invoices/create_preview", fault_drop_answers=True)
+    try:  # not served as a fallback either: a clear 503, not a 500 from the old shape
+        down = client.get("/api/invoices/upcoming", headers=auth_headers(user))
+        assert down.status_code == 503, down.get_json()
+    finally:
+        billing.sandbox.configure(fault_drop_answers=False)
+    reply = client.get("/api/invoices/upcoming", headers=auth_headers(user))
+    assert reply.status_code == 200 and reply.get_json()["upcoming"]["amountDue"] > 0

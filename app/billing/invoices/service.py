@@ -87,13 +87,17 @@ def upcoming_invoice(user: User) -> InvoiceView | None:
         or subscription.cancel_at_period_end
     ):
         return None
-    version = f"{subscription.id}:{subscription.last_event_created or ''}"
+    # A newer event, another price or status (a plan change through our own API) asks again.
+    version = ":".join(
+        str(part or "")
+        for part in (subscription.last_event_created, subscription.price_id, subscription.status)
+    )
     key = UPCOMING_KEY + subscription.id
     now = now_ms()
     ttl_ms = int(current_app.config["UPCOMING_INVOICE_CACHE_SECONDS"]) * 1000
     with unit_of_work():
         cached = read_states(key).get(key)
-    entry = json.loads(cached) if cached else None
+    entry = _cached_entry(cached)
     if entry and entry["version"] == version and now - entry["fetchedAt"] < ttl_ms:
         return InvoiceView(**entry["invoice"])
     outside_transaction()
@@ -114,6 +118,17 @@ def upcoming_invoice(user: User) -> InvoiceView | None:
             key, json.dumps({"version": version, "fetchedAt": now, "invoice": view.__dict__})
         )
     return view
+
+
+def _cached_entry(cached: str | None) -> dict[str, Any] | None:
+    """The stored preview, unless it was written in another shape (an older release)."""
+    try:
+        entry = json.loads(cached) if cached else None
+        if entry is not None:
+            InvoiceView(**entry["invoice"])
+        return entry if isinstance(entry, dict) else None
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def sync_customer_email(user: User) -> bool:
