@@ -204,6 +204,9 @@ def invoicing_from_env(problems: list[str]) -> dict[str, Any]:
         "STRIPE_COLLECT_BILLING_ADDRESS": flag("STRIPE_COLLECT_BILLING_ADDRESS", False),
         # GET /api/invoices/upcoming asks Stripe at most this often per subscription (s).
         "UPCOMING_INVOICE_CACHE_SECONDS": whole("UPCOMING_INVOICE_CACHE_SECONDS", 300),
+        # A one-time price sold as a credit pack (empty: none), and the generations it adds.
+        "STRIPE_CREDIT_PACK_PRICE_ID": os.environ.get("STRIPE_CREDIT_PACK_PRICE_ID", ""),
+        "CREDIT_PACK_GENERATIONS": whole("CREDIT_PACK_GENERATIONS", 100),
     }
 
 

@@ -88,6 +88,9 @@ class User(MirroredColumns, db.Model):  # type: ignore[name-defined]
     payment_action_since: Mapped[int | None] = mapped_column(BigInteger)
     # The email last sent to the Stripe customer: a sign-in with another one updates it once.
     stripe_customer_email: Mapped[str | None] = mapped_column(String(255))
+    # Generations bought in credit packs, spent once the plan's quota for the period is used
+    # up; they do not expire with the period (app/billing/credits).
+    credit_balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
@@ -207,6 +210,19 @@ class Invoice(db.Model):  # type: ignore[name-defined]
     __table_args__ = (
         Index("ix_invoices_user_created", "user_id", "stripe_created"),
         Index("ix_invoices_customer_id", "customer_id"),
+    )
+
+
+class CreditPurchase(db.Model):  # type: ignore[name-defined]
+    """One paid credit pack per Checkout session: the key that makes fulfilment idempotent."""
+
+    __tablename__ = "credit_purchases"
+
+    session_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    generations: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
 
 

@@ -407,3 +407,65 @@ def test_an_upcoming_invoice_cached_in_an_older_shape_is_asked_again(
         billing.sandbox.configure(fault_drop_answers=False)
     reply = client.get("/api/invoices/upcoming", headers=auth_headers(user))
     assert reply.status_code == 200 and reply.get_json()["upcoming"]["amountDue"] > 0
+
+
+def test_a_credit_pack_adds_generations_once_and_they_are_spent_beyond_the_quota(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    user = "credit-buyer"
+    headers = auth_headers(user)
+    not_sold = client.post("/api/create-credit-pack-session", json={}, headers=headers)
+    assert not_sold.status_code == 400 and not_sold.get_json()["error"]["code"] == "unknown_price"
+    stripe = billing.gateway.client
+    product = stripe.v1.products.create({"name": "100 generations"})
+    price = stripe.v1.prices.create({"product": product.id, "currency": "usd", "unit_amount": 500})
+    app.config.update(STRIPE_CREDIT_PACK_PRICE_ID=price.id, CREDIT_PACK_GENERATIONS=100)
+    try:
+        for n in range(10):  # the free quota, used up
+            used = client.post(
+                "/api/usage/generations", json={"idempotencyKey": f"free-{n}"}, headers=headers
+            )
+            assert used.status_code == 200
+        refused = {"idempotencyKey": "over-1"}
+        assert (
+            client.post("/api/usage/generations", json=refused, headers=headers).status_code == 402
+        )
+
+        created = client.post("/api/create-credit-pack-session", json={}, headers=headers)
+        assert created.status_code == 200, created.get_json()
+        sent = billing.stripe_calls("POST", "/v1/checkout/sessions")[-1]["params"]
+        assert sent["mode"] == "payment"
+        assert sent["metadata"]["creditPackGenerations"] == "100"
+        assert pay_hosted_checkout(created.get_json()["session"]["url"], CARD_OK).status_code == 303
+        billing.wait_for_webhooks()
+        granted = client.get("/api/me/entitlements", headers=headers).get_json()
+        assert (granted["tier"], granted["credits"]) == ("free", 100)
+
+        # The same completed session again (a replay with another event id): nothing added.
+        completed = next(
+            e
+            for e in stripe.v1.events.list({"type": "checkout.session.completed"}).data
+            if e.data.object.mode == "payment"
+        ).to_dict()
+        post_webhook(
+            client, {**completed, "id": completed["id"] + "_again"}, billing.webhook_secret
+        )
+        assert client.get("/api/me/entitlements", headers=headers).get_json()["credits"] == 100
+
+        # Beyond the quota, generations come from the pack; all or nothing.
+        more = client.post(
+            "/api/usage/generations",
+            json={"idempotencyKey": "credit-1", "count": 3},
+            headers=headers,
+        )
+        assert more.status_code == 200 and more.get_json()["granted"] == 3
+        assert client.get("/api/me/entitlements", headers=headers).get_json()["credits"] == 97
+        again = client.post(
+            "/api/usage/generations",
+            json={"idempotencyKey": "credit-1", "count": 3},
+            headers=headers,
+        )
+        assert again.get_json()["replayed"] is True
+        assert client.get("/api/me/entitlements", headers=headers).get_json()["credits"] == 97
+    finally:
+        app.config.update(STRIPE_CREDIT_PACK_PRICE_ID="")

@@ -97,3 +97,15 @@ def test_upcoming_invoice_preview_is_newer_than_the_mock_spec(gateway: StripeGat
 
     with pytest.raises(ProviderRejected):
         gateway.preview_upcoming_invoice(customer_id="cus_123", subscription_id="sub_123")
+
+
+def test_credit_pack_checkout_is_accepted(gateway: StripeGateway) -> None:
+    session = gateway.create_credit_pack_session(
+        user_id="mock-user",
+        customer_id="cus_123",
+        price_id="price_123",
+        generations=100,
+        success_url="https://app.example.com/success",
+        cancel_url="https://app.example.com/cancel",
+    )
+    assert session["object"] == "checkout.session"

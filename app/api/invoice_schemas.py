@@ -1,10 +1,10 @@
-"""Replies of GET /api/invoices and GET /api/invoices/upcoming."""
+"""Replies of GET /api/invoices and GET /api/invoices/upcoming; the credit pack's request."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from app.api.schemas import Reply
+from app.api.schemas import Body, Reply
 
 
 class InvoiceOut(Reply):
@@ -22,6 +22,11 @@ class InvoiceOut(Reply):
     invoicePdf: str | None
     periodStart: int | None = Field(description="ms; the period the invoice bills")
     periodEnd: int | None = Field(description="ms")
+
+
+class CreditPackRequest(Body):
+    successUrl: str | None = Field(default=None, max_length=2048)
+    cancelUrl: str | None = Field(default=None, max_length=2048)
 
 
 class InvoicesReply(Reply):

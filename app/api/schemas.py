@@ -240,6 +240,9 @@ class EntitlementsReply(Reply):
     accessEndsAt: int | None = Field(
         description="ms; when the paid plan is already known to end (pending cancel, grace)"
     )
+    credits: int = Field(
+        default=0, description="generations bought in credit packs, used once the quota is"
+    )
 
 
 class ConsumeGenerationsReply(Reply):

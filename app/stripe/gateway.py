@@ -170,6 +170,31 @@ class StripeGateway:
             options["idempotency_key"] = idempotency_key
         return self._call(lambda: self.client.v1.checkout.sessions.create(params, options))  # type: ignore[arg-type]
 
+    def create_credit_pack_session(
+        self,
+        *,
+        user_id: str,
+        customer_id: str,
+        price_id: str,
+        generations: int,
+        success_url: str,
+        cancel_url: str,
+    ) -> StripeDict:
+        """A one-time payment (mode=payment) for a credit pack; checkout.session.completed
+        fulfils it (metadata says how many generations)."""
+        metadata = {"userId": user_id, "creditPackGenerations": str(generations)}
+        params: dict[str, Any] = {
+            "customer": customer_id,
+            "client_reference_id": user_id,
+            "mode": "payment",
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+        }
+        return self._call(lambda: self.client.v1.checkout.sessions.create(params))  # type: ignore[arg-type]
+
     def retrieve_checkout_session(self, session_id: str) -> StripeDict:
         params: dict[str, Any] = {"expand": ["subscription"]}
         return self._call(

@@ -1,5 +1,5 @@
-"""Invoices kept from invoice.* webhooks, the user's payment action (dunning) and the email
-last sent to their Stripe customer.
+"""Invoices kept from invoice.* webhooks, the user's payment action (dunning), the email
+last sent to their Stripe customer, and credit packs (one-time purchases of generations).
 
 Revision ID: 0008_invoices_dunning
 Revises: 0006 (the lead re-chains it after 0007_plan_changes at merge)
@@ -23,6 +23,7 @@ def USER_COLUMNS():
         sa.Column('payment_action_url', sa.Text()),
         sa.Column('payment_action_since', sa.BigInteger()),
         sa.Column('stripe_customer_email', sa.String(255)),
+        sa.Column('credit_balance', sa.Integer(), nullable=False, server_default='0'),
     ]
 
 
@@ -52,6 +53,14 @@ def upgrade():
     )
     op.create_index('ix_invoices_user_created', 'invoices', ['user_id', 'stripe_created'])
     op.create_index('ix_invoices_customer_id', 'invoices', ['customer_id'])
+    op.create_table(
+        'credit_purchases',
+        sa.Column('session_id', sa.String(255), primary_key=True),
+        sa.Column('user_id', sa.String(255), nullable=False),
+        sa.Column('generations', sa.Integer(), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.func.now(),
+                  nullable=False),
+    )
     # Plain ADD/DROP COLUMN (SQLite >= 3.35 has both): no rebuild of `users`, whose DROP
     # would fire ON DELETE SET NULL on every table that points at it (see 0002).
     for column in USER_COLUMNS():
@@ -61,6 +70,7 @@ def upgrade():
 def downgrade():
     for column in reversed(USER_COLUMNS()):
         op.drop_column('users', column.name)
+    op.drop_table('credit_purchases')
     op.drop_index('ix_invoices_customer_id', 'invoices')
     op.drop_index('ix_invoices_user_created', 'invoices')
     op.drop_table('invoices')

@@ -64,6 +64,7 @@ class UserRow(MirroredFields):
     payment_action_url: str | None
     payment_action_since: int | None
     stripe_customer_email: str | None
+    credit_balance: int
     subscriptions: list[SubscriptionRow] = field(default_factory=list)
 
 

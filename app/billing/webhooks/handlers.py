@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from app import audit
+from app.billing.credits.store import fulfil_credit_pack
 from app.billing.invoices.store import store_invoice
 from app.billing.plans import mark_catalog_changed
 from app.billing.subscriptions.checkout import fulfil_checkout_session
@@ -29,6 +30,8 @@ Handler = Callable[[StripeDict, int, StripeGateway], None]
 def _on_checkout_completed(session: StripeDict, created: int, gateway: StripeGateway) -> None:
     if session.get("mode") == "subscription":
         fulfil_checkout_session(session)
+    elif session.get("mode") == "payment":
+        fulfil_credit_pack(session)  # once per session, however often the event comes
 
 
 def _on_checkout_expired(session: StripeDict, created: int, gateway: StripeGateway) -> None:
@@ -93,7 +96,8 @@ INVOICE_EVENT_TYPES = (
 HANDLERS: dict[str, tuple[Handler, str]] = {
     "checkout.session.completed": (
         _on_checkout_completed,
-        "links the buyer to their customer and subscription id (client_reference_id)",
+        "links the buyer to their customer and subscription id (client_reference_id); a paid"
+        " credit pack adds its generations",
     ),
     "checkout.session.expired": (
         _on_checkout_expired,

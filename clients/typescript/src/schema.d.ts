@@ -41,6 +41,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/create-credit-pack-session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Buy a credit pack (Checkout, one-time payment): generations beyond the quota
+         * @description 400 `unknown_price` when no pack is offered (STRIPE_CREDIT_PACK_PRICE_ID).
+         */
+        post: operations["createCreditPackSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/create-portal-session": {
         parameters: {
             query?: never;
@@ -519,6 +539,19 @@ export interface components {
              */
             returnUrl: string | null;
         };
+        /** CreditPackRequest */
+        CreditPackRequest: {
+            /**
+             * Successurl
+             * @default null
+             */
+            successUrl: string | null;
+            /**
+             * Cancelurl
+             * @default null
+             */
+            cancelUrl: string | null;
+        };
         /** EntitlementsReply */
         EntitlementsReply: {
             tier: components["schemas"]["Tier"];
@@ -552,6 +585,12 @@ export interface components {
              * @description ms; when the paid plan is already known to end (pending cancel, grace)
              */
             accessEndsAt: number | null;
+            /**
+             * Credits
+             * @description generations bought in credit packs, used once the quota is
+             * @default 0
+             */
+            credits: number;
         };
         /**
          * ErrorBody
@@ -1210,6 +1249,96 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description The request body is larger than the configured cap */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Validation failed (the fields are listed) */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
+    createCreditPackSession: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CreditPackRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutSessionReply"];
+                };
+            };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
+            401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
