@@ -14,8 +14,9 @@ from flask import current_app, g, request
 
 from app.billing.accounts.rows import AnyUser
 from app.billing.accounts.store import signed_in_account
-from app.billing.accounts.users import ensure_user
+from app.billing.accounts.users import customer_email_stale, ensure_user
 from app.billing.errors import ProviderUnavailable
+from app.billing.invoices.service import sync_customer_email
 from app.db import outside_transaction, retry_on_disconnect
 from app.errors import ApiError, Unauthorized
 from app.models import User
@@ -224,6 +225,8 @@ def _resolve(identity: Identity) -> User:
     )
     if wrote:
         outside_transaction()  # a new user, or a new email, is kept whatever the view does next
+    if customer_email_stale(user):
+        sync_customer_email(user)  # Stripe's receipts and invoices go to the new address
     return user
 
 

@@ -103,6 +103,7 @@ def config_from_env() -> dict[str, Any]:
         "STRIPE_PRICE_ID_YEARLY": os.environ.get("STRIPE_PRICE_ID_YEARLY", ""),
         "STRIPE_PRICE_IDS": _env_csv("STRIPE_PRICE_IDS"),
         "STRIPE_WEBHOOK_TOLERANCE": number("STRIPE_WEBHOOK_TOLERANCE", 300),
+        **invoicing_from_env(problems),
         **identity_from_env(problems),
         # Entitlements
         "PLANS_FILE": os.environ.get("PLANS_FILE", ""),
@@ -194,6 +195,23 @@ def security_from_env(problems: list[str]) -> dict[str, Any]:
 # -- Reliability: bounded waits and the one-live-subscription rule (docs/reliability.md) -----------
 
 DUPLICATE_POLICIES = ("flag", "cancel_newer")
+
+
+def invoicing_from_env(problems: list[str]) -> dict[str, Any]:
+    whole = _collected(_env_int, problems)
+    flag = _collected(_env_bool, problems)
+    return {
+        # Checkout and tax (app/billing/invoices/tax.py): Stripe Tax computes VAT/sales tax,
+        # the buyer may give a tax id, the billing address is required (and kept on the customer).
+        "STRIPE_AUTOMATIC_TAX": flag("STRIPE_AUTOMATIC_TAX", False),
+        "STRIPE_TAX_ID_COLLECTION": flag("STRIPE_TAX_ID_COLLECTION", False),
+        "STRIPE_COLLECT_BILLING_ADDRESS": flag("STRIPE_COLLECT_BILLING_ADDRESS", False),
+        # GET /api/invoices/upcoming asks Stripe at most this often per subscription (s).
+        "UPCOMING_INVOICE_CACHE_SECONDS": whole("UPCOMING_INVOICE_CACHE_SECONDS", 300),
+        # A one-time price sold as a credit pack (empty: none), and the generations it adds.
+        "STRIPE_CREDIT_PACK_PRICE_ID": os.environ.get("STRIPE_CREDIT_PACK_PRICE_ID", ""),
+        "CREDIT_PACK_GENERATIONS": whole("CREDIT_PACK_GENERATIONS", 100),
+    }
 
 
 def reliability_from_env(problems: list[str]) -> dict[str, Any]:

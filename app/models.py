@@ -81,6 +81,19 @@ class User(MirroredColumns, db.Model):  # type: ignore[name-defined]
     usage_period_start: Mapped[int | None] = mapped_column(BigInteger)
     usage_period_end: Mapped[int | None] = mapped_column(BigInteger)
 
+    # What the user must do about a payment (dunning): "fix_payment" (a renewal's charge
+    # failed) or "confirm_payment" (the bank asks for 3-D Secure), the invoice to pay and its
+    # hosted page, since when (ms). Kept on the row so /api/me reads it with the user.
+    payment_action: Mapped[str | None] = mapped_column(String(20))
+    payment_action_invoice: Mapped[str | None] = mapped_column(String(255))
+    payment_action_url: Mapped[str | None] = mapped_column(Text)
+    payment_action_since: Mapped[int | None] = mapped_column(BigInteger)
+    # The email last sent to the Stripe customer: a sign-in with another one updates it once.
+    stripe_customer_email: Mapped[str | None] = mapped_column(String(255))
+    # Generations bought in credit packs, spent once the plan's quota for the period is used
+    # up; they do not expire with the period (app/billing/credits).
+    credit_balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
@@ -165,6 +178,56 @@ class WebhookEvent(db.Model):  # type: ignore[name-defined]
             postgresql_where=text("processed = false AND parked_at IS NULL"),
             sqlite_where=text("processed = 0 AND parked_at IS NULL"),
         ),
+    )
+
+
+class Invoice(db.Model):  # type: ignore[name-defined]
+    """Our copy of each Stripe invoice, kept from invoice.* webhooks (GET /api/invoices reads
+    it: no Stripe call per page load). Amounts in the currency's smallest unit."""
+
+    __tablename__ = "invoices"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(
+        String(255), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    number: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str | None] = mapped_column(String(50))
+    billing_reason: Mapped[str | None] = mapped_column(String(50))
+    currency: Mapped[str | None] = mapped_column(String(10))
+    amount_due: Mapped[int | None] = mapped_column(BigInteger)
+    amount_paid: Mapped[int | None] = mapped_column(BigInteger)
+    amount_tax: Mapped[int | None] = mapped_column(BigInteger)
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    hosted_invoice_url: Mapped[str | None] = mapped_column(Text)
+    invoice_pdf: Mapped[str | None] = mapped_column(Text)
+    period_start: Mapped[int | None] = mapped_column(BigInteger)
+    period_end: Mapped[int | None] = mapped_column(BigInteger)
+    stripe_created: Mapped[int | None] = mapped_column(BigInteger)
+    # The newest event applied (s): an older one arriving late changes nothing.
+    last_event_created: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    __table_args__ = (
+        Index("ix_invoices_user_created", "user_id", "stripe_created"),
+        Index("ix_invoices_customer_id", "customer_id"),
+    )
+
+
+class CreditPurchase(db.Model):  # type: ignore[name-defined]
+    """One paid credit pack per Checkout session: the key that makes fulfilment idempotent."""
+
+    __tablename__ = "credit_purchases"
+
+    session_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    generations: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
 
 

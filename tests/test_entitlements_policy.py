@@ -117,7 +117,15 @@ def test_default_plans_are_ten_free_generations_and_unlimited_pro() -> None:
     plans = parse_plans(DEFAULT_PLANS)
     assert plans.free.generations == 10
     assert [p.id for p in plans.paid] == ["pro"] and plans.paid[0].unlimited
-    assert plans.grace.past_due_days is None
+    # A finite grace by default: past due for a week, then free until the card is fixed.
+    assert plans.grace.past_due_days == 7
+    lapsed = state("past_due", price_id="price_year", past_due_since=NOW - 7 * DAY_MS)
+    assert entitlements_for(lapsed, plans, NOW, CONFIG).tier == "free"
+    within = state("past_due", price_id="price_year", past_due_since=NOW - 6 * DAY_MS)
+    assert entitlements_for(within, plans, NOW, CONFIG).tier == "pro"
+    assert parse_plans({**DEFAULT_PLANS, "grace": {}}).grace.past_due_days == 7
+    unbounded = parse_plans({**DEFAULT_PLANS, "grace": {"pastDueDays": None}})
+    assert entitlements_for(lapsed, unbounded, NOW, CONFIG).tier == "pro"
     free = entitlements_for(None, plans, NOW, CONFIG)
     assert (free.tier, free.limit) == ("free", 10)
     yearly = entitlements_for(state("active", price_id="price_year"), plans, NOW, CONFIG)

@@ -6,6 +6,7 @@ from flask import Flask
 def register_blueprints(app: Flask) -> None:
     from app.api import (
         checkout,
+        invoices,
         meta,
         plan_changes,
         plans,
@@ -16,7 +17,18 @@ def register_blueprints(app: Flask) -> None:
         webhooks,
     )
 
-    modules = (checkout, meta, plan_changes, plans, portal, signin, subscriptions, usage, webhooks)
+    modules = (
+        checkout,
+        invoices,
+        meta,
+        plan_changes,
+        plans,
+        portal,
+        signin,
+        subscriptions,
+        usage,
+        webhooks,
+    )
     for module in modules:
         app.register_blueprint(module.bp)
     app.register_blueprint(meta.probes)

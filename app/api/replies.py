@@ -45,5 +45,17 @@ def me_reply(
             "stripeCustomerId": user.stripe_customer_id,
         },
         "subscription": subscription_out(row, user.subscription_tier),
+        "action": payment_action_out(user),
         "subscriptions": [out for out in several if out] if len(several) > 1 else None,
+    }
+
+
+def payment_action_out(user: AnyUser) -> dict[str, Any] | None:
+    if user.payment_action is None or user.payment_action_invoice is None:
+        return None
+    return {
+        "type": user.payment_action,
+        "invoiceId": user.payment_action_invoice,
+        "hostedInvoiceUrl": user.payment_action_url,
+        "since": user.payment_action_since or 0,
     }

@@ -199,9 +199,21 @@ class UserOut(Reply):
     stripeCustomerId: str | None
 
 
+class PaymentActionOut(Reply):
+    type: Literal["fix_payment", "confirm_payment"] = Field(
+        description="fix_payment: a renewal's charge failed; confirm_payment: 3-D Secure asked"
+    )
+    invoiceId: str
+    hostedInvoiceUrl: str | None = Field(description="Stripe's page to pay or confirm it")
+    since: int = Field(description="ms since the epoch")
+
+
 class MeReply(Reply):
     user: UserOut
     subscription: SubscriptionOut | None
+    action: PaymentActionOut | None = Field(
+        default=None, description="What the user must do about a payment; null: nothing"
+    )
     subscriptions: list[SubscriptionOut] | None = Field(
         default=None,
         description="Every live subscription, when there is more than one (the user pays for "
@@ -236,6 +248,9 @@ class EntitlementsReply(Reply):
     periodResetsAt: int | None = Field(description="ms since the epoch; usage starts again at 0")
     accessEndsAt: int | None = Field(
         description="ms; when the paid plan is already known to end (pending cancel, grace)"
+    )
+    credits: int = Field(
+        default=0, description="generations bought in credit packs, used once the quota is"
     )
 
 

@@ -60,6 +60,7 @@ def entitlements() -> dict[str, Any]:
         periodStart=user.usage_period_start,
         periodResetsAt=user.usage_period_end,
         accessEndsAt=granted.access.ends_at,
+        credits=user.credit_balance,
     ).model_dump()
 
 

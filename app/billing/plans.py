@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 FREE_PLAN_ID = "free"
 PRICE_ALIASES = {"monthly": "STRIPE_PRICE_ID_MONTHLY", "yearly": "STRIPE_PRICE_ID_YEARLY"}
 
+# A renewal whose payment fails keeps the paid plan this long (Stripe's own retries run for
+# weeks; a user past due for longer is free until they fix their card). A plans file may say
+# `"pastDueDays": null` for "as long as Stripe keeps the subscription past_due".
+DEFAULT_PAST_DUE_DAYS = 7
+
 DEFAULT_PLANS: dict[str, Any] = {
     "plans": {
         "free": {"generationsPerPeriod": 10, "features": ["generate", "standard_quality"]},
@@ -59,7 +64,7 @@ DEFAULT_PLANS: dict[str, Any] = {
             ],
         },
     },
-    "grace": {"pastDueDays": None},
+    "grace": {"pastDueDays": DEFAULT_PAST_DUE_DAYS},
 }
 
 
@@ -86,7 +91,7 @@ class Plan:
 class GracePolicy:
     # None: keep the paid plan for as long as Stripe keeps the subscription past_due (it moves
     # it to canceled or unpaid when its retries run out).
-    past_due_days: int | None = None
+    past_due_days: int | None = DEFAULT_PAST_DUE_DAYS
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ class _PlanSpec(_Strict):
 
 
 class _GraceSpec(_Strict):
-    pastDueDays: int | None = Field(default=None, ge=0, le=365)
+    pastDueDays: int | None = Field(default=DEFAULT_PAST_DUE_DAYS, ge=0, le=365)
 
 
 class _PlansSpec(_Strict):

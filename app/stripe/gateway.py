@@ -143,7 +143,10 @@ class StripeGateway(PlanCalls):
         quantity: int = 1,
         trial: CheckoutTrial | None = None,
         promotion_code_id: str | None = None,
+        tax: dict[str, Any] | None = None,
     ) -> StripeDict:
+        """`tax`: the Stripe Tax / address / tax-id parameters the configuration asks for
+        (app/billing/invoices/tax.py), replacing the default address collection."""
         subscription_data: dict[str, Any] = {"metadata": {"userId": user_id}}
         params: dict[str, Any] = {
             "customer": customer_id,
@@ -155,6 +158,7 @@ class StripeGateway(PlanCalls):
             "metadata": {**metadata, "userId": user_id},
             "subscription_data": subscription_data,
             "billing_address_collection": "auto",
+            **(tax or {}),
         }
         if promotion_code_id:
             # Stripe refuses discounts together with allow_promotion_codes.
@@ -172,6 +176,31 @@ class StripeGateway(PlanCalls):
         if idempotency_key:
             options["idempotency_key"] = idempotency_key
         return self._call(lambda: self.client.v1.checkout.sessions.create(params, options))  # type: ignore[arg-type]
+
+    def create_credit_pack_session(
+        self,
+        *,
+        user_id: str,
+        customer_id: str,
+        price_id: str,
+        generations: int,
+        success_url: str,
+        cancel_url: str,
+    ) -> StripeDict:
+        """A one-time payment (mode=payment) for a credit pack; checkout.session.completed
+        fulfils it (metadata says how many generations)."""
+        metadata = {"userId": user_id, "creditPackGenerations": str(generations)}
+        params: dict[str, Any] = {
+            "customer": customer_id,
+            "client_reference_id": user_id,
+            "mode": "payment",
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+        }
+        return self._call(lambda: self.client.v1.checkout.sessions.create(params))  # type: ignore[arg-type]
 
     def retrieve_checkout_session(self, session_id: str) -> StripeDict:
         params: dict[str, Any] = {"expand": ["subscription"]}
@@ -230,6 +259,13 @@ class StripeGateway(PlanCalls):
         if customer_id:
             params["customer"] = customer_id
         yield from self._paginate(self.client.v1.subscriptions.list, params)
+
+    # -- invoices ------------------------------------------------------------------------------
+
+    def preview_upcoming_invoice(self, *, customer_id: str, subscription_id: str) -> StripeDict:
+        """What the subscription's next renewal will charge (nothing is created)."""
+        params: dict[str, Any] = {"customer": customer_id, "subscription": subscription_id}
+        return self._call(lambda: self.client.v1.invoices.create_preview(params))  # type: ignore[arg-type]
 
     # -- portal --------------------------------------------------------------------------------
 

@@ -29,6 +29,9 @@ CARDS: dict[str, TestCard] = {
         TestCard("4000002500003155", "visa", "authenticate"),
         TestCard("4000000000000341", "visa", "fail_later"),
         TestCard("4000000000003220", "visa", "authenticate_always"),
+        # Stripe's "authentication required on all transactions": renewals wait for the
+        # customer (invoice.payment_action_required) instead of failing.
+        TestCard("4000002760003184", "visa", "authenticate_every_time"),
         TestCard("4000000000009995", "visa", "decline"),
         TestCard("5555555555554444", "mastercard", "ok"),
         TestCard("378282246310005", "amex", "ok"),
@@ -65,6 +68,10 @@ AUTH_FAILED = (
 )
 
 
+# The behaviors whose cards ask the customer for 3-D Secure when they are on the page.
+AUTHENTICATING = frozenset({"authenticate", "authenticate_always", "authenticate_every_time"})
+
+
 def normalize(number: str) -> str:
     return "".join(ch for ch in number if ch not in " -")
 
@@ -82,6 +89,8 @@ def needs_action(behavior: str, off_session: bool) -> bool:
     """Whether a charge must wait for the customer to authenticate (3-D Secure)."""
     if behavior == "authenticate_always":
         return not off_session
+    if behavior == "authenticate_every_time":
+        return True
     return behavior == "authenticate" and not off_session
 
 

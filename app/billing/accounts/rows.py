@@ -60,6 +60,13 @@ class UserRow(MirroredFields):
     # The rest of the summary mirroring the deciding subscription (subscriptions/mirror.py).
     stripe_subscription_id: str | None
     stripe_price_id: str | None
+    # Dunning (app/billing/invoices/store.py): read with the user, no query of its own.
+    payment_action: str | None
+    payment_action_invoice: str | None
+    payment_action_url: str | None
+    payment_action_since: int | None
+    stripe_customer_email: str | None
+    credit_balance: int
     subscriptions: list[SubscriptionRow] = field(default_factory=list)
 
 

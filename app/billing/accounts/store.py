@@ -24,7 +24,7 @@ from app.billing.accounts.rows import (
     SubscriptionRow,
     UserRow,
 )
-from app.billing.accounts.users import claims_match
+from app.billing.accounts.users import claims_match, customer_email_stale
 from app.billing.subscriptions.mirror import summary_changes
 from app.billing.subscriptions.summary import deciding_subscription, live_among, report_duplicates
 from app.billing.time import now_ms
@@ -81,6 +81,8 @@ def signed_in_account(
     user = read_account(user_id, in_transaction=in_transaction)
     if user is None or not claims_match(user, email=email, name=name):
         return None
+    if customer_email_stale(user):
+        return None  # the full sign-in sends the new email to Stripe
     return user
 
 

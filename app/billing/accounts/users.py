@@ -55,6 +55,12 @@ def claims_match(user: AnyUser, *, email: str | None, name: str | None) -> bool:
     return not _changed(user.email, email) and not _changed(user.name, name)
 
 
+def customer_email_stale(user: AnyUser) -> bool:
+    """The user's email is not the one their Stripe customer was last given (a sign-in with a
+    new email): `app/billing/invoices/service.sync_customer_email` sends it, once."""
+    return bool(user.email and user.stripe_customer_id and user.email != user.stripe_customer_email)
+
+
 def _changed(stored: str | None, claimed: str | None) -> bool:
     # A token without the claim keeps what we have.
     return bool(claimed) and stored != claimed

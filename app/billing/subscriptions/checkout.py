@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import update
 
 from app.billing.accounts.users import flag_ownership_mismatch, get_or_create_user, user_by_customer
@@ -23,6 +24,7 @@ from app.billing.errors import (
     NotFound,
     ProviderUnavailable,
 )
+from app.billing.invoices.tax import checkout_tax_params
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.subscriptions.reads import apply_read
 from app.billing.subscriptions.store import attach_subscription_id
@@ -56,7 +58,7 @@ def ensure_customer(gateway: StripeGateway, user: User) -> tuple[str, bool]:
         db.session.execute(
             update(User)
             .where(User.id == user.id, User.stripe_customer_id.is_(None))
-            .values(stripe_customer_id=customer["id"])
+            .values(stripe_customer_id=customer["id"], stripe_customer_email=email)
         )
         db.session.refresh(user)
         if user.stripe_customer_id == customer["id"]:
@@ -137,6 +139,7 @@ def start_checkout(
         quantity=quantity,
         trial=trial,
         promotion_code_id=promotion_code_id,
+        tax=checkout_tax_params(current_app.config),
     )
 
 

@@ -68,13 +68,27 @@ def summary_values(subscription: AnySubscription | None) -> dict[str, Any]:
     return values
 
 
+# The subscription paid again (a retry that worked, a new card in the portal) or is over: a
+# payment action (dunning, app/billing/invoices/store.py) no longer applies.
+RECOVERED_STATUSES = frozenset({"active", "trialing", "canceled", "incomplete_expired"})
+NO_PAYMENT_ACTION: dict[str, Any] = dict.fromkeys(
+    ("payment_action", "payment_action_invoice", "payment_action_url", "payment_action_since")
+)
+
+
 def summary_changes(user: AnyUser, subscription: AnySubscription | None) -> dict[str, Any]:
-    """The user columns that don't mirror `subscription` yet, with the values they should hold."""
-    return {
+    """The user columns that don't mirror `subscription` yet, with the values they should hold
+    (and the payment action cleared once the subscription recovered: no statement of its own)."""
+    changes = {
         name: value
         for name, value in summary_values(subscription).items()
         if getattr(user, name) != value
     }
+    if changes and user.payment_action is not None:
+        status = subscription.status if subscription is not None else None
+        if status is None or status in RECOVERED_STATUSES:
+            changes.update(NO_PAYMENT_ACTION)
+    return changes
 
 
 def copy_to_user(user: User, subscription: Subscription | None) -> None:

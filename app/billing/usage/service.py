@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.billing.accounts.rows import AnyUser
+from app.billing.credits.store import spend_credits
 from app.billing.errors import Conflict
 from app.billing.subscriptions.summary import loaded_deciding_subscription
 from app.billing.time import now_ms
@@ -35,6 +36,8 @@ from app.billing.usage.store import (
 from app.db import commit_if_written, end_read, unit_of_work
 from app.models import UsageLedgerEntry, User
 from app.observability import metrics
+
+CREDITS = "credits"  # the ledger's tier for generations paid with a credit pack
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,12 @@ def _add_within_limit(
     added = add_within_limit(values)
     if added is not None:
         return _consumption(True, added, count, entitlements, key)
-    # Refused: report the counter as it stands.
     counter = read_counter(user_id)
+    if spend_credits(user_id, count) is not None:
+        # Beyond the plan's quota, paid for with a credit pack (the ledger says "credits").
+        record_outcome({**values, "plan": CREDITS}, "granted", counter)
+        return _consumption(True, counter, count, entitlements, key)
+    # Refused: report the counter as it stands.
     record_outcome(values, "refused", counter)
     return _consumption(False, counter, count, entitlements, key)
 

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 
 from app import audit
+from app.billing.credits.store import fulfil_credit_pack
+from app.billing.invoices.store import store_invoice
 from app.billing.plans import mark_catalog_changed
 from app.billing.subscriptions.checkout import fulfil_checkout_session
 from app.billing.subscriptions.store import apply_subscription, note_trial_will_end
@@ -28,6 +30,8 @@ Handler = Callable[[StripeDict, int, StripeGateway], None]
 def _on_checkout_completed(session: StripeDict, created: int, gateway: StripeGateway) -> None:
     if session.get("mode") == "subscription":
         fulfil_checkout_session(session)
+    elif session.get("mode") == "payment":
+        fulfil_credit_pack(session)  # once per session, however often the event comes
 
 
 def _on_checkout_expired(session: StripeDict, created: int, gateway: StripeGateway) -> None:
@@ -54,19 +58,27 @@ def _on_trial_will_end(subscription: StripeDict, created: int, gateway: StripeGa
         note_trial_will_end(subscription["id"], created * 1000)
 
 
+def _on_invoice_changed(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
+    store_invoice(invoice, created)
+
+
 def _on_invoice_paid(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
+    store_invoice(invoice, created)  # clears the action about this invoice
     reset_usage_for_renewal(invoice)
 
 
 def _on_invoice_payment_failed(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
-    # The subscription's own customer.subscription.updated (to past_due) carries the state;
-    # this is for the operators' log, and costs no query.
     log.warning(
         "payment failed: invoice=%s customer=%s attempt=%s",
         invoice.get("id"),
         object_id(invoice.get("customer")),
         invoice.get("attempt_count"),
     )
+    store_invoice(invoice, created, action="fix_payment")
+
+
+def _on_invoice_action_required(invoice: StripeDict, created: int, gateway: StripeGateway) -> None:
+    store_invoice(invoice, created, action="confirm_payment")
 
 
 def _on_catalog_changed(obj: StripeDict, created: int, gateway: StripeGateway) -> None:
@@ -80,11 +92,19 @@ CATALOG_EVENT_TYPES = tuple(
     for change in ("created", "updated", "deleted")
 )
 
+INVOICE_EVENT_TYPES = (
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+)
+
 # Each event type we subscribe to, its handler, and why we need it.
 HANDLERS: dict[str, tuple[Handler, str]] = {
     "checkout.session.completed": (
         _on_checkout_completed,
-        "links the buyer to their customer and subscription id (client_reference_id)",
+        "links the buyer to their customer and subscription id (client_reference_id); a paid"
+        " credit pack adds its generations",
     ),
     "checkout.session.expired": (
         _on_checkout_expired,
@@ -105,10 +125,21 @@ HANDLERS: dict[str, tuple[Handler, str]] = {
         _on_trial_will_end,
         "the trial ends in 3 days: /api/me shows trialWillEndAt (the front end's banner)",
     ),
-    "invoice.paid": (_on_invoice_paid, "a renewal was paid: usage starts again from 0"),
+    "invoice.paid": (
+        _on_invoice_paid,
+        "a renewal was paid: usage starts again from 0; the invoice is kept, its action cleared",
+    ),
     "invoice.payment_failed": (
         _on_invoice_payment_failed,
-        "logged for operators; the state comes with customer.subscription.updated",
+        "the invoice is kept and the user gets a fix_payment action in /api/me",
+    ),
+    "invoice.payment_action_required": (
+        _on_invoice_action_required,
+        "3-D Secure on a renewal: the user gets a confirm_payment action in /api/me",
+    ),
+    **dict.fromkeys(
+        INVOICE_EVENT_TYPES,
+        (_on_invoice_changed, "GET /api/invoices is read from our copy, kept current here"),
     ),
     **dict.fromkeys(
         CATALOG_EVENT_TYPES,

@@ -370,6 +370,7 @@ async function loadAccount() {
   state.me = me;
   state.entitlements = entitlements;
   renderAccount();
+  document.dispatchEvent(new CustomEvent("account-loaded", { detail: me }));  // invoices.js
   return me;
 }
 

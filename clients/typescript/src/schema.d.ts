@@ -41,6 +41,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/create-credit-pack-session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Buy a credit pack (Checkout, one-time payment): generations beyond the quota
+         * @description 400 `unknown_price` when no pack is offered (STRIPE_CREDIT_PACK_PRICE_ID).
+         */
+        post: operations["createCreditPackSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/create-portal-session": {
         parameters: {
             query?: never;
@@ -67,6 +87,40 @@ export interface paths {
         };
         /** Liveness and database check */
         get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's invoices (kept from Stripe's webhooks: no Stripe call per request) */
+        get: operations["listInvoices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/invoices/upcoming": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the caller's subscription will charge next (Stripe's preview, cached) */
+        get: operations["getUpcomingInvoice"];
         put?: never;
         post?: never;
         delete?: never;
@@ -562,6 +616,19 @@ export interface components {
              */
             returnUrl: string | null;
         };
+        /** CreditPackRequest */
+        CreditPackRequest: {
+            /**
+             * Successurl
+             * @default null
+             */
+            successUrl: string | null;
+            /**
+             * Cancelurl
+             * @default null
+             */
+            cancelUrl: string | null;
+        };
         /** EntitlementsReply */
         EntitlementsReply: {
             tier: components["schemas"]["Tier"];
@@ -595,6 +662,12 @@ export interface components {
              * @description ms; when the paid plan is already known to end (pending cancel, grace)
              */
             accessEndsAt: number | null;
+            /**
+             * Credits
+             * @description generations bought in credit packs, used once the quota is
+             * @default 0
+             */
+            credits: number;
         };
         /**
          * ErrorBody
@@ -691,16 +764,105 @@ export interface components {
              */
             database: "ok";
         };
+        /** InvoiceOut */
+        InvoiceOut: {
+            /**
+             * Id
+             * @description Stripe's invoice id ("upcoming" for the preview)
+             */
+            id: string;
+            /** Number */
+            number: string | null;
+            /**
+             * Status
+             * @description draft, open, paid, uncollectible or void
+             */
+            status: string | null;
+            /** Billingreason */
+            billingReason: string | null;
+            /** Currency */
+            currency: string | null;
+            /**
+             * Amountdue
+             * @description in the currency's smallest unit (cents)
+             */
+            amountDue: number | null;
+            /** Amountpaid */
+            amountPaid: number | null;
+            /**
+             * Amounttax
+             * @description tax on the invoice (Stripe Tax); 0 or null: none
+             */
+            amountTax: number | null;
+            /** Total */
+            total: number | null;
+            /**
+             * Created
+             * @description ms since the epoch
+             */
+            created: number | null;
+            /**
+             * Hostedinvoiceurl
+             * @description Stripe's page to view or pay it
+             */
+            hostedInvoiceUrl: string | null;
+            /** Invoicepdf */
+            invoicePdf: string | null;
+            /**
+             * Periodstart
+             * @description ms; the period the invoice bills
+             */
+            periodStart: number | null;
+            /**
+             * Periodend
+             * @description ms
+             */
+            periodEnd: number | null;
+        };
+        /** InvoicesReply */
+        InvoicesReply: {
+            /**
+             * Invoices
+             * @description the caller's, newest first (at most 24)
+             */
+            invoices: components["schemas"]["InvoiceOut"][];
+        };
         /** MeReply */
         MeReply: {
             user: components["schemas"]["UserOut"];
             subscription: components["schemas"]["SubscriptionOut"] | null;
+            /**
+             * @description What the user must do about a payment; null: nothing
+             * @default null
+             */
+            action: components["schemas"]["PaymentActionOut"] | null;
             /**
              * Subscriptions
              * @description Every live subscription, when there is more than one (the user pays for each; cancel needs a subscriptionId then); null otherwise.
              * @default null
              */
             subscriptions: components["schemas"]["SubscriptionOut"][] | null;
+        };
+        /** PaymentActionOut */
+        PaymentActionOut: {
+            /**
+             * Type
+             * @description fix_payment: a renewal's charge failed; confirm_payment: 3-D Secure asked
+             * @enum {string}
+             */
+            type: "fix_payment" | "confirm_payment";
+            /** Invoiceid */
+            invoiceId: string;
+            /**
+             * Hostedinvoiceurl
+             * @description Stripe's page to pay or confirm it
+             */
+            hostedInvoiceUrl: string | null;
+            /**
+             * Since
+             * @description ms since the epoch
+             */
+            since: number;
         };
         /** PlanChangePreviewOut */
         PlanChangePreviewOut: {
@@ -982,6 +1144,11 @@ export interface components {
          * @enum {string}
          */
         Tier: "free" | "pro";
+        /** UpcomingInvoiceReply */
+        UpcomingInvoiceReply: {
+            /** @description what the next renewal will charge; null: nothing renews */
+            upcoming: components["schemas"]["InvoiceOut"] | null;
+        };
         /** UsageEntryOut */
         UsageEntryOut: {
             /** Id */
@@ -1315,6 +1482,96 @@ export interface operations {
             };
         };
     };
+    createCreditPackSession: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CreditPackRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutSessionReply"];
+                };
+            };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description The request body is larger than the configured cap */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Validation failed (the fields are listed) */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
     createPortalSession: {
         parameters: {
             query?: never;
@@ -1435,6 +1692,138 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
+    listInvoices: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoicesReply"];
+                };
+            };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+        };
+    };
+    getUpcomingInvoice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for this request (letters, digits and ._:/+=-, up to 128); echoed back and put on every log line of the request. Anything else is replaced by our own id. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpcomingInvoiceReply"];
+                };
+            };
+            /** @description Bad request (malformed JSON, unknown price, foreign redirect URL, Stripe rejected it) */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token (on /auth/refresh: the refresh cookie) */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
+                };
+            };
+            /** @description Too many requests; retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorReply"];
                 };
             };
             /** @description A dependency (Stripe or the database) is unreachable; retry after Retry-After seconds */

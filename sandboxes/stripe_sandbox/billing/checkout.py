@@ -11,6 +11,7 @@ from ..params import apply_metadata
 from ..store import Store, renderer, strip_private
 from ..wire import list_object
 from .discounts import checkout_discounts
+from .tax import wants_automatic_tax
 
 SESSION_LIFETIME = 24 * 3600
 
@@ -120,7 +121,10 @@ def new_session(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         "_line_items": line_items,
         "_subscription_data": sub_data,
         "_payment_intent_data": p.get("payment_intent_data") or {},
+        "_customer_update": p.get("customer_update") or {},
     }
+    if wants_automatic_tax(p.get("automatic_tax")):
+        session["automatic_tax"] = {**session["automatic_tax"], "enabled": True}
     ctx.store.insert(session)
     return session
 

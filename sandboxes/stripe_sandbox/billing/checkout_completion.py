@@ -60,7 +60,7 @@ def pay_session(
     charges_now = (session["amount_total"] or 0) > 0
     if card.behavior == "decline" or (card.behavior == "fail_later" and charges_now):
         return PayResult("error", cards.DECLINED, 402)
-    if card.behavior in ("authenticate", "authenticate_always") and not authenticated:
+    if card.behavior in cards.AUTHENTICATING and not authenticated:
         session["_pending_card"] = card.number
         session["_pending_email"] = email
         return PayResult("authenticate")
@@ -89,6 +89,7 @@ def complete_session(
     if pm is not None:
         ctx.authenticated.add(pm["id"])  # the customer is on the page (and passed 3-D Secure)
     session["customer"] = customer["id"] if customer else None
+    _keep_address(session, customer)
     session["customer_details"] = _customer_details(customer, email)
     if session["mode"] == "subscription":
         assert customer is not None
@@ -101,6 +102,23 @@ def complete_session(
     session["status"] = "complete"
     session["url"] = None
     ctx.emit("checkout.session.completed", session)
+
+
+def _keep_address(session: dict[str, Any], customer: dict[str, Any] | None) -> None:
+    """The billing address typed on the page is saved on the customer when the session says
+    `customer_update[address]=auto` (or the session made the customer)."""
+    country = session.pop("_country", None)
+    if not country or customer is None:
+        return
+    if session["_customer_update"].get("address") == "auto" or not customer.get("address"):
+        customer["address"] = {
+            "city": None,
+            "country": country,
+            "line1": None,
+            "line2": None,
+            "postal_code": None,
+            "state": None,
+        }
 
 
 def _customer_for(
@@ -127,8 +145,9 @@ def _saved_card(
 
 
 def _customer_details(customer: dict[str, Any] | None, email: str | None) -> dict[str, Any]:
+    blank = dict.fromkeys(("city", "country", "line1", "line2", "postal_code", "state"))
     return {
-        "address": dict.fromkeys(("city", "country", "line1", "line2", "postal_code", "state")),
+        "address": (customer or {}).get("address") or blank,
         "business_name": None,
         "email": email,
         "individual_name": None,
@@ -160,6 +179,7 @@ def _subscribe(
         description=sd.get("description"),
         default_payment_method=pm["id"] if pm is not None else None,
         trial_settings=sd.get("trial_settings"),
+        automatic_tax=bool(session["automatic_tax"]["enabled"]),
     )
     session["subscription"] = sub["id"]
     session["invoice"] = sub["latest_invoice"]

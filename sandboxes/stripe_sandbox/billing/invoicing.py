@@ -12,6 +12,7 @@ from .constants import DAY, PAYMENT_RETRY_DAYS
 from .lines import invoice_item_line, pending_items
 from .payment_intents import confirm_payment_intent, new_payment_intent
 from .payment_methods import payment_method_for
+from .tax import apply_tax
 
 
 def build_invoice(
@@ -49,6 +50,7 @@ def build_invoice(
         "subscription": sub["id"] if sub else None,
         "test_clock": customer.get("test_clock"),
     }
+    apply_tax(invoice, customer, sub)
     ctx.store.insert(invoice)
     if emit:
         ctx.emit("invoice.created", invoice)

@@ -28,6 +28,7 @@ def create_subscription(
     cancel_at_period_end: bool = False,
     cancel_at: int | None = None,
     trial_settings: dict[str, Any] | None = None,
+    automatic_tax: bool = False,
 ) -> dict[str, Any]:
     now = ctx.now_for(customer["id"])
     if trial_end is not None and trial_end <= now:
@@ -35,10 +36,8 @@ def create_subscription(
     first_price = entries[0][0]
     rec = first_price["recurring"]
     period_end = trial_end or add_interval(now, rec["interval"], rec["interval_count"])
-    end_behavior = ((trial_settings or {}).get("end_behavior") or {}).get("missing_payment_method")
-    end_behavior = end_behavior or "create_invoice"
     sub: dict[str, Any] = {
-        **_subscription_defaults(),
+        **_subscription_defaults(automatic_tax),
         "id": new_id("sub"),
         "billing_cycle_anchor": trial_end or now,
         "collection_method": collection_method,
@@ -53,7 +52,7 @@ def create_subscription(
         "status": "trialing" if trial_end else "incomplete",
         "test_clock": customer.get("test_clock"),
         "trial_end": trial_end,
-        "trial_settings": {"end_behavior": {"missing_payment_method": end_behavior}},
+        "trial_settings": {"end_behavior": {"missing_payment_method": _end(trial_settings)}},
         "trial_start": now if trial_end else None,
     }
     ctx.store.insert(sub)
@@ -97,11 +96,17 @@ _UNSET = (
 )
 
 
-def _subscription_defaults() -> dict[str, Any]:
+def _end(trial_settings: dict[str, Any] | None) -> str:
+    """What a trial without a payment method does at its end."""
+    end = ((trial_settings or {}).get("end_behavior") or {}).get("missing_payment_method")
+    return str(end or "create_invoice")
+
+
+def _subscription_defaults(automatic_tax: bool = False) -> dict[str, Any]:
     return {
         **dict.fromkeys(_UNSET),
         "object": "subscription",
-        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "automatic_tax": {"disabled_reason": None, "enabled": automatic_tax, "liability": None},
         "billing_mode": {"type": "classic", "flexible": None},
         "billing_schedules": [],
         "cancel_at_period_end": False,

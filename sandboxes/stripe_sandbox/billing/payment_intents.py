@@ -165,7 +165,7 @@ def confirm_payment_intent(
         ctx.emit("payment_intent.requires_action", pi)
         return False
     ok = cards.charge_succeeds(pm["_behavior"]) or (
-        authenticated and pm["_behavior"] == "authenticate_always"
+        authenticated and pm["_behavior"] in ("authenticate_always", "authenticate_every_time")
     )
     if ok:
         _succeed(ctx, pi, pm)

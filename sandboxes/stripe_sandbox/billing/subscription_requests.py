@@ -23,6 +23,7 @@ from .lifecycle import (
 )
 from .lines import item_lines
 from .payment_methods import attached_payment_method, declined, payment_method_for
+from .tax import wants_automatic_tax
 
 Entry = tuple[dict[str, Any], int, dict[str, str]]
 
@@ -79,6 +80,7 @@ def subscribe(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         cancel_at_period_end=bool(p.get("cancel_at_period_end")),
         cancel_at=p.get("cancel_at"),
         trial_settings=p.get("trial_settings"),
+        automatic_tax=wants_automatic_tax(p.get("automatic_tax")),
     )
 
 

@@ -92,6 +92,7 @@ def checkout_page(
         if session["mode"] == "subscription"
         else ("Save card" if session["mode"] == "setup" else "Pay")
     )
+    form.append(_address_html(session))
     form.append(
         _card_field(session)
         + '<p><input id="card_expiry" name="card_expiry" placeholder="MM / YY"> '
@@ -111,6 +112,17 @@ def checkout_page(
     return page("Checkout", "\n".join(parts), status)
 
 
+def _address_html(session: dict[str, Any]) -> str:
+    """A billing country field when the session requires the address (Stripe Tax needs it)."""
+    if session.get("billing_address_collection") != "required":
+        return ""
+    return (
+        '<p><label for="country">Billing country (ISO code)</label><br>'
+        '<input id="country" name="country" maxlength="2" autocomplete="country" '
+        'placeholder="GB" required></p>'
+    )
+
+
 def _after_checkout(ctx: Ctx, session: dict[str, Any], result: PayResult) -> Response:
     if result.outcome == "authenticate":
         return authenticate_page(session)
@@ -128,6 +140,11 @@ def checkout_get(ctx: Ctx, request: Request, parts: list[str]) -> Response:
 
 def checkout_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
     session = _session(ctx, parts[1])
+    country = (request.form.get("country") or "").strip().upper()
+    if session.get("billing_address_collection") == "required" and session["status"] == "open":
+        if len(country) != 2 or not country.isalpha():
+            return checkout_page(ctx, session, "Enter your billing country.", 400)
+        session["_country"] = country
     result = pay_session(
         ctx,
         session,

@@ -14,6 +14,8 @@ from ..context import Ctx
 from ..errors import StripeError
 from .html import error_html, page, redirect
 
+NOTHING_TO_CONFIRM = "There is no payment waiting for authentication."
+
 
 def _invoice(ctx: Ctx, invoice_id: str) -> dict[str, Any]:
     invoice = ctx.store.get("invoice", invoice_id)
@@ -38,6 +40,15 @@ def invoice_page(
         f'<p>Status: <span id="status">{escape(invoice["status"])}</span></p>',
         error_html(error),
     ]
+    waiting = _waiting_payment_method(ctx, invoice)
+    if waiting is not None:
+        # A renewal waits for 3-D Secure (invoice.payment_action_required): confirm it here.
+        parts.append(
+            '<p id="authenticate-info">Your bank asks you to confirm this payment.</p>'
+            f'<form method="post" action="{escape("/invoice/" + invoice["id"])}">'
+            '<input type="hidden" name="action" value="authenticate">'
+            '<button id="authenticate" type="submit">Confirm payment</button></form>'
+        )
     if invoice["status"] == "open" and invoice["amount_remaining"] > 0:
         parts.append(
             f'<form id="payment-form" method="post" '
@@ -47,6 +58,16 @@ def invoice_page(
             '<button id="submit" type="submit">Pay invoice</button></form>'
         )
     return page("Invoice", "\n".join(parts), status)
+
+
+def _waiting_payment_method(ctx: Ctx, invoice: dict[str, Any]) -> str | None:
+    """The payment method of the invoice's payment that waits for authentication, if any."""
+    if invoice["status"] != "open":
+        return None
+    pi = ctx.store.get("payment_intent", invoice.get("_payment_intent") or "")
+    if pi is None or pi["status"] != "requires_action":
+        return None
+    return pi.get("payment_method")
 
 
 def invoice_get(ctx: Ctx, request: Request, parts: list[str]) -> Response:
@@ -59,6 +80,14 @@ def invoice_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
         return invoice_page(
             ctx, invoice, f"This invoice is {invoice['status']}; it cannot be paid.", 400
         )
+    if request.form.get("action") == "authenticate":
+        waiting = _waiting_payment_method(ctx, invoice)
+        if waiting is None:
+            return invoice_page(ctx, invoice, NOTHING_TO_CONFIRM, 400)
+        ctx.authenticated.add(waiting)  # the customer is on the page and passed 3-D Secure
+        if not pay_invoice(ctx, invoice, waiting):
+            return invoice_page(ctx, invoice, cards.DECLINED, 402)
+        return redirect(f"/invoice/{invoice['id']}")
     card = cards.lookup(request.form.get("card_number", ""))
     if card is None:
         return invoice_page(ctx, invoice, cards.INVALID_NUMBER, 400)
@@ -67,6 +96,8 @@ def invoice_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
     pm = new_payment_method(ctx, card, created=ctx.now_for(invoice["customer"]))
     pm["customer"] = invoice["customer"]
     ctx.emit("payment_method.attached", pm)
+    if card.behavior in cards.AUTHENTICATING:
+        ctx.authenticated.add(pm["id"])  # the page itself is the 3-D Secure step
     if not pay_invoice(ctx, invoice, pm["id"]):
         return invoice_page(ctx, invoice, cards.DECLINED, 402)
     return redirect(f"/invoice/{invoice['id']}")

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Request, Response
 
 from .. import billing
 from ..billing import portal
+from ..billing.portal_payment import update_payment_method
 from ..context import Ctx
 from ..errors import StripeError
 from .html import date, error_html, page, redirect
@@ -42,6 +43,7 @@ def portal_page(
     if not subs:
         parts.append('<p id="no_subscriptions">You have no active subscriptions.</p>')
     parts.extend(_subscription_html(ctx, sub, action) for sub in subs)
+    parts.append(_payment_method_html(action))
     parts.append(_invoices_html(ctx, session["customer"]))
     if session.get("return_url"):
         parts.append(
@@ -116,6 +118,16 @@ def _switch_html(ctx: Ctx, sub: dict[str, Any], action: str) -> str:
     )
 
 
+def _payment_method_html(action: str) -> str:
+    return (
+        f'<form id="payment-method-form" method="post" action="{action}">'
+        '<input type="hidden" name="action" value="update_payment_method">'
+        '<label for="new_card_number">Update payment method</label> '
+        '<input id="new_card_number" name="card_number" required> '
+        '<button id="update-payment-method" type="submit">Save card</button></form>'
+    )
+
+
 def _invoices_html(ctx: Ctx, customer_id: str) -> str:
     invoices = [
         i
@@ -141,6 +153,16 @@ def portal_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
     session = _portal_session(ctx, parts[1])
     action = request.form.get("action", "")
     sub_id = request.form.get("subscription", "")
+    if action == "update_payment_method":
+        customer = ctx.store.get("customer", session["customer"])
+        problem = (
+            update_payment_method(ctx, customer, request.form.get("card_number", ""))
+            if customer is not None
+            else "This customer no longer exists."
+        )
+        if problem is not None:
+            return portal_page(ctx, session, problem, 400)
+        return redirect(f"/portal/{session['id']}")
     subs = portal.live_subscriptions(ctx, session["customer"])
     if not sub_id and len(subs) == 1:
         sub_id = subs[0]["id"]

@@ -1,11 +1,14 @@
-"""``POST /v1/invoices/create_preview``: the invoice a subscription change would make
+"""``POST /v1/invoices/create_preview``: the subscription's next invoice as it stands (with its
+pending invoice items and tax), or the invoice a change of its items would make
 (registered before ``/v1/invoices/<id>``, which would otherwise take the path)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..billing.preview import preview_invoice
 from ..billing.previews import preview_for_subscription
+from ..billing.tax import apply_tax
 from ..context import Ctx
 from ..errors import StripeError
 from ..params import AnyVal, Arr, Bool, Int, Meta, Obj, Str, validate
@@ -70,4 +73,9 @@ def create_preview(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
             code="invoice_upcoming_none",
             param="subscription",
         )
-    return ctx.render(preview_for_subscription(ctx, sub, p))
+    if not p.get("subscription_details"):
+        customer = ctx.store.require("customer", sub["customer"], "customer")
+        return ctx.render(preview_invoice(ctx, customer, sub))
+    invoice = preview_for_subscription(ctx, sub, p)
+    apply_tax(invoice, ctx.store.require("customer", sub["customer"], "customer"), sub)
+    return ctx.render(invoice)

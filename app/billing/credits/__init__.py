@@ -1,0 +1,1 @@
+"""Credit packs: one-time purchases of generations (Checkout mode=payment)."""

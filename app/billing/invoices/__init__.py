@@ -1,0 +1,1 @@
+"""Invoices kept from webhooks, the upcoming invoice, and dunning (the user's payment action)."""
