@@ -206,8 +206,9 @@ def test_one_batch_records_new_events_once_and_tells_redeliveries_apart(app: Fla
                 ]
             )
         assert inserted == {"evt_new", "evt_raw"}
-    rows = {row.id: row for row in stored_events(app)}
-    assert sorted(rows) == ["evt_held", "evt_new", "evt_raw"]
+    ours = {"evt_held", "evt_new", "evt_raw"}
+    rows = {row.id: row for row in stored_events(app) if row.id in ours}
+    assert sorted(rows) == sorted(ours)
     assert rows["evt_new"].data["data"]["object"]["id"] == "in_evt_new"
     assert rows["evt_new"].stripe_created == 1_900_000_000 and not rows["evt_new"].processed
     assert rows["evt_new"].raw_body is None and rows["evt_raw"].raw_body == "raw\x01"

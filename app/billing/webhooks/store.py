@@ -71,8 +71,8 @@ class Recorded:
 _RECORD_POSTGRESQL = (
     "INSERT INTO webhook_events (id, type, data, raw_body, stripe_created, processed, attempts,"
     " created_at) SELECT e.id, e.type, CAST(e.data AS JSONB), e.raw_body, e.created, false, 0,"
-    " e.received FROM unnest(%(ids)s::varchar[], %(types)s::varchar[], %(data)s::text[],"
-    " %(raw)s::text[], %(created)s::bigint[], %(received)s::timestamptz[])"
+    " e.received FROM unnest(%(ids)b::varchar[], %(types)b::varchar[], %(data)b::text[],"
+    " %(raw)b::text[], %(created)b::bigint[], %(received)b::timestamptz[])"
     " AS e(id, type, data, raw_body, created, received)"
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
