@@ -11,9 +11,10 @@ The same signed `customer.subscription.updated` events and the same wrk load
   the same gunicorn settings: the ceiling of any Python ingest here.
 
 Rounds alternate the order (peer, ours, bare, then reversed), each server gets fresh events
-every round, and the medians are printed with their ratios. Then ours alone at a sustained
-rate (default 1,000 events/s for 60 s): the apply lag (received -> applied, from the rows),
-the backlog every few seconds, and the RSS of each worker.
+every round, each round waits until our applier has caught up with the one before, and the
+medians are printed with their ratios. Then ours alone at a sustained rate (default 1,000
+events/s for 60 s): the apply lag (received -> applied, from the rows), the backlog every two
+seconds, and the RSS of each worker.
 
 Settings (environment): BENCH_QUICK=1 (under two minutes), BENCH_SECONDS, BENCH_ROUNDS,
 BENCH_CONNECTIONS, BENCH_RATE, BENCH_SUSTAIN_SECONDS, BENCH_PEER_DIR, BENCH_PG_URL (an admin URL,
@@ -170,12 +171,21 @@ def ms(text: str | None) -> float:
     return float(text)
 
 
-def rounds(load: Any, targets: dict[str, str]) -> dict[str, dict[str, Any]]:
+def settle(database_url: str, limit: float = 90) -> None:
+    """Wait until our applier has caught up, so no round shares the machine with the backlog
+    of the one before (ours applies after acknowledging; the peer applies before)."""
+    deadline = time.time() + limit
+    while pending(database_url)[0] and time.time() < deadline:
+        time.sleep(0.5)
+
+
+def rounds(load: Any, targets: dict[str, str], database_url: str) -> dict[str, dict[str, Any]]:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     order = list(targets)
     events = max(50_000, 6000 * SECONDS)
     for n in range(ROUNDS):
         for name in order if n % 2 == 0 else reversed(order):
+            settle(database_url)
             result = load.run(targets[name], SECRET, events, 1000, SECONDS, CONNS)
             result["p50_ms"], result["p99_ms"] = ms(result["p50"]), ms(result["p99"])
             runs[name].append(result)
@@ -240,7 +250,7 @@ def main() -> None:
             "ours": ours.url + "/api/webhooks/stripe",
             "bare": bare.url + "/api/webhooks/stripe/hmac-only",
         }
-        summary = rounds(load, targets)
+        summary = rounds(load, targets, url)
         print(
             f"\nWebhook ingest, same signed events, wrk -t2 -c{CONNS}, {SECONDS} s x {ROUNDS}"
             " rounds, medians:\n"
@@ -256,9 +266,7 @@ def main() -> None:
         servers.remove(peer)
         servers.remove(bare)
         log("waiting for our backlog to drain before the sustained run")
-        deadline = time.time() + 120
-        while pending(url)[0] and time.time() < deadline:
-            time.sleep(1)
+        settle(url, 120)
         report = sustained(load, ours.url, url, SECRET, RATE, SUSTAIN, CONNS, pending)
         print(f"\nOurs at a sustained {RATE} events/s for {SUSTAIN} s:")
         for line in report:
