@@ -17,9 +17,9 @@ events/s for 60 s): the apply lag (received -> applied, from the rows), the back
 seconds, and the RSS of each worker.
 
 Settings (environment): BENCH_QUICK=1 (under two minutes), BENCH_SECONDS, BENCH_ROUNDS,
-BENCH_CONNECTIONS, BENCH_RATE, BENCH_SUSTAIN_SECONDS, BENCH_PEER_DIR, BENCH_PG_URL (an admin URL,
-default postgresql://postgres@127.0.0.1:5432/postgres), BENCH_PEER_DB (the database it drops
-and re-creates, default bench_peer).
+BENCH_CONNECTIONS, BENCH_RATE, BENCH_SUSTAIN_SECONDS, BENCH_SUSTAIN_CONNECTIONS (64),
+BENCH_PEER_DIR, BENCH_PG_URL (an admin URL, default postgresql://postgres@127.0.0.1:5432/postgres),
+BENCH_PEER_DB (the database it drops and re-creates, default bench_peer).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS") or (2 if QUICK else 3))
 CONNS = int(os.environ.get("BENCH_CONNECTIONS") or 16)
 RATE = int(os.environ.get("BENCH_RATE") or 1000)
 SUSTAIN = int(os.environ.get("BENCH_SUSTAIN_SECONDS") or (15 if QUICK else 60))
+# Enough connections that the rate, not answers in flight, paces the sustained run.
+SUSTAIN_CONNS = int(os.environ.get("BENCH_SUSTAIN_CONNECTIONS") or 64)
 PEER_DIR = Path(os.environ.get("BENCH_PEER_DIR") or ROOT.parent / "shared/peers/express-guide")
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = os.environ.get("BENCH_PEER_DB", "bench_peer")
@@ -267,8 +269,10 @@ def main() -> None:
         servers.remove(bare)
         log("waiting for our backlog to drain before the sustained run")
         settle(url, 120)
-        report = sustained(load, ours.url, url, SECRET, RATE, SUSTAIN, CONNS, pending)
-        print(f"\nOurs at a sustained {RATE} events/s for {SUSTAIN} s:")
+        report = sustained(load, ours.url, url, SECRET, RATE, SUSTAIN, SUSTAIN_CONNS, pending)
+        print(
+            f"\nOurs at a sustained {RATE} events/s for {SUSTAIN} s ({SUSTAIN_CONNS} connections):"
+        )
         for line in report:
             print("  " + line)
         print(
