@@ -275,13 +275,9 @@ def main() -> None:
         )
         for line in report:
             print("  " + line)
-        print(
-            "  RSS per worker (MB, now / peak): "
-            + ", ".join(
-                f"{now:.0f} / {peak:.0f}"
-                for now, peak in zip(ours.rss_mb(), ours.peak_rss_mb(), strict=False)
-            )
-        )
+        now = ", ".join(f"{mb:.0f}" for mb in sorted(ours.rss_mb()))
+        peak = ", ".join(f"{mb:.0f}" for mb in ours.peak_rss_mb())
+        print(f"  RSS per worker: {now} MB now; peak {peak} MB")
     finally:
         for server in reversed(servers):
             server.stop()
