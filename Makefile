@@ -14,7 +14,7 @@ TS      := clients/typescript
 TS_STAMP = $(TS)/node_modules/.installed-$(shell cksum < $(TS)/package-lock.json | cut -d' ' -f1)
 
 .PHONY: install migrate run test test-fast test-postgres test-all lint format audit sandbox github-sandbox bench bench-ack bench-blackhole bench-faults clean \
-        ts-install openapi ts-drift test-ts test-browser bench-plans test-stripe-mock
+        ts-install openapi ts-drift test-ts test-browser bench-plans test-stripe-mock bench-peer
 
 $(STAMP): requirements.txt requirements-dev.txt sandboxes/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -146,3 +146,11 @@ test-browser: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance $(TS)/node_modules $(TS)/dist
+
+# Webhook ingest vs the guide's Express peer (BENCH_PEER_DIR, default ../shared/peers/express-guide)
+# and a bare Flask HMAC-only route, alternating rounds, medians, ratios; then ours at a sustained
+# 1,000 events/s (apply lag, backlog, RSS). Re-creates BENCH_PEER_DB (default bench_peer) on the
+# local PostgreSQL (BENCH_PG_URL). BENCH_QUICK=1: under two minutes. docs/performance.md.
+bench-peer: install
+	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+	$(PY) bench/peer.py

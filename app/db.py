@@ -43,6 +43,20 @@ def unit_of_work() -> Iterator[None]:
         raise
 
 
+@contextmanager
+def single_statement_writes() -> Iterator[None]:
+    """A unit of work whose statements are each complete on their own (PostgreSQL: autocommit,
+    each statement committed by the server before it returns), so a write of one statement costs
+    one round trip instead of BEGIN, the statement and COMMIT. The webhook inbox's group commit
+    holds every waiting delivery for that long (docs/performance.md). Elsewhere (SQLite, or a
+    transaction already open) it is an ordinary unit of work."""
+    if dialect_name() == "postgresql" and not db.session().in_transaction():
+        # Reverted when the session gives the connection back to the pool.
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    with unit_of_work():
+        yield
+
+
 def commit_if_written() -> None:
     """Commit if the ORM holds writes. A transaction that only read is left to the end of the
     request (ending it now would expire the rows the reply is about to show)."""

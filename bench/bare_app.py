@@ -3,6 +3,8 @@
 - `POST /api/webhooks/stripe`: verify the Stripe signature, INSERT the event ... ON CONFLICT
   DO NOTHING, and when it is new upsert one subscription row (newer events only), commit.
   `invoice.paid` moves the subscription's period to the paid line's.
+- `POST /api/webhooks/stripe/hmac-only`: verify the signature and parse the JSON, nothing
+  written (`make bench-peer`'s ceiling for a Python ingest).
 - `GET /api/subscription/<user_id>` and `GET /api/me`: verify the bearer JWT, one SELECT, JSON.
 
 Served by gunicorn with the same settings as the app (`gunicorn bench.bare_app:app`) against
@@ -102,6 +104,20 @@ def webhook() -> tuple[Response, int]:
         if new is not None:
             _apply(conn, event)
     return jsonify({"received": True, "status": "applied" if new else "duplicate"}), 200
+
+
+@app.post("/api/webhooks/stripe/hmac-only")
+def webhook_hmac_only() -> tuple[Response, int]:
+    """The ceiling of a Python ingest here: verify the signature, read the JSON, answer."""
+    body = request.get_data(as_text=True)
+    try:
+        stripe.WebhookSignature.verify_header(
+            body, request.headers.get("Stripe-Signature", ""), WEBHOOK_SECRET, 300
+        )
+    except stripe.SignatureVerificationError:
+        return jsonify({"error": "invalid signature"}), 400
+    event = json.loads(body)
+    return jsonify({"received": True, "id": event["id"]}), 200
 
 
 @app.get("/api/me")

@@ -172,3 +172,42 @@ def test_sandbox_deliveries_are_all_verified_and_processed(
     assert {d["event_id"] for d in deliveries} <= processed
     types = {e.type for e in stored_events(app)}
     assert {"checkout.session.completed", "customer.subscription.created", "invoice.paid"} <= types
+
+
+def test_one_batch_records_new_events_once_and_tells_redeliveries_apart(app: Flask) -> None:
+    """The inbox's batch write (one statement for every delivery in flight): a new event is
+    recorded once even when two deliveries of it share the batch, an event we hold already is
+    not inserted again, and the stored body is the JSON Stripe sent (with its raw body kept
+    only when it had to be made storable)."""
+    from datetime import UTC, datetime
+
+    from app.billing.webhooks import store
+    from app.db import unit_of_work
+
+    def recorded(event_id: str, raw_body: str | None = None) -> store.Recorded:
+        body = json.dumps(
+            event("invoice.created", {"id": f"in_{event_id}"}, event_id, 1_900_000_000)
+        )
+        return store.Recorded(
+            event_id, "invoice.created", body, raw_body, 1_900_000_000, datetime.now(UTC)
+        )
+
+    with app.app_context():
+        with unit_of_work():
+            assert store.record_events([recorded("evt_held")]) == {"evt_held"}
+        with unit_of_work():
+            inserted = store.record_events(
+                [
+                    recorded("evt_new"),
+                    recorded("evt_held"),
+                    recorded("evt_new"),
+                    recorded("evt_raw", "raw\x01"),
+                ]
+            )
+        assert inserted == {"evt_new", "evt_raw"}
+    ours = {"evt_held", "evt_new", "evt_raw"}
+    rows = {row.id: row for row in stored_events(app) if row.id in ours}
+    assert sorted(rows) == sorted(ours)
+    assert rows["evt_new"].data["data"]["object"]["id"] == "in_evt_new"
+    assert rows["evt_new"].stripe_created == 1_900_000_000 and not rows["evt_new"].processed
+    assert rows["evt_new"].raw_body is None and rows["evt_raw"].raw_body == "raw\x01"

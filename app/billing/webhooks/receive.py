@@ -31,7 +31,7 @@ from app.billing.webhooks.applier import Applier, Settings, apply_now
 from app.billing.webhooks.handlers import HANDLERS
 from app.billing.webhooks.inbox import Inbox
 from app.billing.webhooks.store import Recorded
-from app.db import retry_on_disconnect, rollback_quietly, unit_of_work
+from app.db import retry_on_disconnect, rollback_quietly, single_statement_writes, unit_of_work
 from app.models import utcnow
 from app.safe_text import db_safe, for_log, has_unsafe_chars
 from app.stripe.gateway import InvalidSignature, StripeDict, StripeGateway, current_gateway
@@ -102,8 +102,11 @@ def _unreadable_id(text: str) -> str:
 
 
 def _write_batch(batch: Sequence[Recorded]) -> set[str]:
-    """The inbox's write: the events and, for redeliveries, their audit entries; one commit."""
-    with unit_of_work():
+    """The inbox's write: the events (one statement, durable when it returns) and, for
+    redeliveries, their audit entries. Should the entries fail, every delivery of the batch
+    answers 503 and Stripe sends them again: the new events are duplicates then, nothing is
+    applied twice."""
+    with single_statement_writes():
         inserted = store.record_events(batch)
         store.write_audit_entries(
             [

@@ -64,8 +64,33 @@ class Recorded:
     received_at: datetime
 
 
+# PostgreSQL: the whole batch in one statement whose text never changes (one array per column,
+# unnested), so psycopg prepares it once per connection and each batch only binds six arrays.
+# A VALUES list per batch size was compiled by SQLAlchemy and planned by PostgreSQL anew for
+# every batch size: most of the ingest's CPU under load (bench/peer.py, docs/performance.md).
+_RECORD_POSTGRESQL = (
+    "INSERT INTO webhook_events (id, type, data, raw_body, stripe_created, processed, attempts,"
+    " created_at) SELECT e.id, e.type, CAST(e.data AS JSONB), e.raw_body, e.created, false, 0,"
+    " e.received FROM unnest(%(ids)b::varchar[], %(types)b::varchar[], %(data)b::text[],"
+    " %(raw)b::text[], %(created)b::bigint[], %(received)b::timestamptz[])"
+    " AS e(id, type, data, raw_body, created, received)"
+    " ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+
 def record_events(batch: Sequence[Recorded]) -> set[str]:
     """Insert the events that are not there yet; the ids this statement inserted."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        params = {
+            "ids": [event.id for event in batch],
+            "types": [event.type for event in batch],
+            "data": [event.data for event in batch],
+            "raw": [event.raw_body for event in batch],
+            "created": [event.stripe_created for event in batch],
+            "received": [event.received_at for event in batch],
+        }
+        return set(connection.exec_driver_sql(_RECORD_POSTGRESQL, params).scalars())
     rows = [
         {
             "id": event.id,

@@ -1,0 +1,288 @@
+"""`make bench-peer`: webhook ingest, ours vs the guide's Express server vs a bare Flask route.
+
+The same signed `customer.subscription.updated` events and the same wrk load
+(`webhook_load.py`, beside the peer) against three servers on this machine and one PostgreSQL:
+
+- peer: the guide's Express server (`BENCH_PEER_DIR`, default ../shared/peers/express-guide),
+  run as its README says, in its own schema of the benchmark database;
+- ours: the app as production runs it (bin/start: gunicorn with gunicorn.conf.py, one process
+  per core, the applier thread in each worker);
+- bare: a Flask route that only checks the HMAC and parses the JSON (bench/bare_app.py), under
+  the same gunicorn settings: the ceiling of any Python ingest here.
+
+Rounds alternate the order (peer, ours, bare, then reversed), each server gets fresh events
+every round, each round waits until our applier has caught up with the one before, and the
+medians are printed with their ratios. Then ours alone at a sustained rate (default 1,000
+events/s for 60 s): the apply lag (received -> applied, from the rows), the backlog every two
+seconds, and the RSS of each worker.
+
+Settings (environment): BENCH_QUICK=1 (under two minutes), BENCH_SECONDS, BENCH_ROUNDS,
+BENCH_CONNECTIONS, BENCH_RATE, BENCH_SUSTAIN_SECONDS, BENCH_SUSTAIN_CONNECTIONS (64),
+BENCH_PEER_DIR, BENCH_PG_URL (an admin URL, default postgresql://postgres@127.0.0.1:5432/postgres),
+BENCH_PEER_DB (the database it drops and re-creates, default bench_peer).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import Server, wait_ready  # noqa: E402
+from bench.helpers import median, ratio  # noqa: E402
+from bench.peer_load import sustained  # noqa: E402
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+SECONDS = int(os.environ.get("BENCH_SECONDS") or (3 if QUICK else 8))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS") or (2 if QUICK else 3))
+CONNS = int(os.environ.get("BENCH_CONNECTIONS") or 16)
+RATE = int(os.environ.get("BENCH_RATE") or 1000)
+SUSTAIN = int(os.environ.get("BENCH_SUSTAIN_SECONDS") or (15 if QUICK else 60))
+# Enough connections that the rate, not answers in flight, paces the sustained run.
+SUSTAIN_CONNS = int(os.environ.get("BENCH_SUSTAIN_CONNECTIONS") or 64)
+PEER_DIR = Path(os.environ.get("BENCH_PEER_DIR") or ROOT.parent / "shared/peers/express-guide")
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DB = os.environ.get("BENCH_PEER_DB", "bench_peer")
+SECRET = "whsec_bench_peer_0123456789abcdef"
+STRIPE_KEY = "sk_test_bench_peer"
+PY = sys.executable
+
+
+def log(message: str) -> None:
+    print(f"[bench-peer {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def db_url(name: str, schema: str | None = None) -> str:
+    url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+    return f"{url}?options=-csearch_path%3D{schema}" if schema else url
+
+
+def recreate_database() -> str:
+    if not DB.replace("_", "").isalnum() or DB == "test":
+        raise SystemExit(f"refusing to re-create database {DB!r}")
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB}")
+    with psycopg.connect(db_url(DB), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA peer")
+        conn.execute("SET search_path = peer")
+        conn.execute((PEER_DIR / "schema.sql").read_text())
+    return db_url(DB)
+
+
+def load_module(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("webhook_load", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def start_peer(sandbox_url: str) -> Server:
+    """The peer as its README runs it: a copy of its directory, npm install, node server.js."""
+    work = Path(tempfile.mkdtemp(prefix="bench-peer-"))
+    shutil.copytree(PEER_DIR, work, dirs_exist_ok=True)
+    for path in [work, *work.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    log(f"npm install in {work}")
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=work, check=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url(DB, "peer"),
+        "STRIPE_SECRET_KEY": "sk_test_x",
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "STRIPE_API_BASE": sandbox_url,
+        "PORT": str(port),
+    }
+    # Its console.log per event goes to a file, as a server's log would.
+    argv = ["sh", "-c", f"cd {work} && exec node server.js"]
+    server = Server("peer", argv, env, r"Server running on port (\d+)")
+    server.url = f"http://127.0.0.1:{port}"
+    return server
+
+
+def app_env(database_url: str, sandbox_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "APP_ENV": "production",
+        "PYTHON": PY,
+        "HOST": "127.0.0.1",
+        "DATABASE_URL": database_url,
+        "STRIPE_SECRET_KEY": STRIPE_KEY,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "STRIPE_API_BASE": sandbox_url,
+        "STRIPE_PRICE_ID_MONTHLY": "price_monthly",
+        "STRIPE_PRICE_ID_YEARLY": "price_yearly",
+        "STRIPE_CHECK_AT_START": "0",
+        "AUTH_JWT_SECRET": "bench-peer-jwt-secret-0123456789-abcdefghij",
+        "PUBLIC_URL": "http://127.0.0.1:3001",
+        "FRONTEND_URL": "http://localhost:5173",
+        "LOG_LEVEL": "WARNING",
+        "REDIS_URL": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start_gunicorn(name: str, argv: list[str], env: dict[str, str]) -> Server:
+    port = free_port()
+    server = Server(name, argv, {**env, "PORT": str(port)}, r"Listening at: (http://\S+)")
+    wait_ready(server, int(env.get("WEB_CONCURRENCY") or os.cpu_count() or 1))
+    return server
+
+
+def pending(database_url: str) -> tuple[int, int, int]:
+    """Our inbox now: pending, parked, applied."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE NOT processed AND parked_at IS NULL),"
+            " count(*) FILTER (WHERE parked_at IS NOT NULL), count(*) FILTER (WHERE processed)"
+            " FROM webhook_events"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def ms(text: str | None) -> float:
+    """wrk's latency text (e.g. 812.00us, 5.21ms, 1.02s) in ms."""
+    if not text:
+        return float("nan")
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60_000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text)
+
+
+def settle(database_url: str, limit: float = 90) -> None:
+    """Wait until our applier has caught up, so no round shares the machine with the backlog
+    of the one before (ours applies after acknowledging; the peer applies before)."""
+    deadline = time.time() + limit
+    while pending(database_url)[0] and time.time() < deadline:
+        time.sleep(0.5)
+
+
+def rounds(load: Any, targets: dict[str, str], database_url: str) -> dict[str, dict[str, Any]]:
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+    order = list(targets)
+    events = max(50_000, 6000 * SECONDS)
+    for n in range(ROUNDS):
+        for name in order if n % 2 == 0 else reversed(order):
+            settle(database_url)
+            result = load.run(targets[name], SECRET, events, 1000, SECONDS, CONNS)
+            result["p50_ms"], result["p99_ms"] = ms(result["p50"]), ms(result["p99"])
+            runs[name].append(result)
+            log(
+                f"round {n + 1} {name:5}: {result['rps']:8.0f} events/s  p50 {result['p50']}"
+                f"  p99 {result['p99']}  non-2xx {result['non2xx']}"
+            )
+    return {
+        name: {
+            "rps": median(r["rps"] for r in rs),
+            "p50_ms": median(r["p50_ms"] for r in rs),
+            "p99_ms": median(r["p99_ms"] for r in rs),
+            "non2xx": sum(r["non2xx"] for r in rs),
+            "range": (min(r["rps"] for r in rs), max(r["rps"] for r in rs)),
+        }
+        for name, rs in runs.items()
+    }
+
+
+def table(summary: dict[str, dict[str, Any]]) -> str:
+    peer = summary["peer"]
+    lines = [
+        "| server | events/s (median) | range | p50 ms | p99 ms | non-2xx | events/s vs peer"
+        " | p99 vs peer |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, s in summary.items():
+        speed = ratio(s["rps"], peer["rps"])
+        p99 = ratio(s["p99_ms"], peer["p99_ms"])
+        lines.append(
+            f"| {name} | {s['rps']:.0f} | {s['range'][0]:.0f}-{s['range'][1]:.0f}"
+            f" | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['non2xx']}"
+            f" | {speed or 0:.2f}x | {p99 or 0:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if not (PEER_DIR / "server.js").exists():
+        raise SystemExit(f"no peer at {PEER_DIR} (BENCH_PEER_DIR)")
+    load = load_module(PEER_DIR.parent / "webhook_load.py")
+    log(f"database {DB}, peer {PEER_DIR}, {ROUNDS} rounds of {SECONDS} s, {CONNS} connections")
+    url = recreate_database()
+    servers: list[Server] = []
+    try:
+        sandbox = Server(
+            "sandbox", [PY, "-m", "stripe_sandbox", "--port", "0"], {**os.environ},
+            r"listening on (http://\S+)",
+        )  # fmt: skip
+        servers.append(sandbox)
+        env = app_env(url, sandbox.url)
+        subprocess.run(
+            [PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        servers.append(peer := start_peer(sandbox.url))
+        servers.append(ours := start_gunicorn("ours", ["sh", "bin/start"], env))
+        bare_argv = [PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "bench.bare_app:app"]
+        servers.append(bare := start_gunicorn("bare", bare_argv, env))
+        targets = {
+            "peer": peer.url + "/api/webhooks/stripe",
+            "ours": ours.url + "/api/webhooks/stripe",
+            "bare": bare.url + "/api/webhooks/stripe/hmac-only",
+        }
+        summary = rounds(load, targets, url)
+        print(
+            f"\nWebhook ingest, same signed events, wrk -t2 -c{CONNS}, {SECONDS} s x {ROUNDS}"
+            " rounds, medians:\n"
+        )
+        print(table(summary))
+        print(
+            f"\nours / peer = {summary['ours']['rps'] / summary['peer']['rps']:.2f}x events/s;"
+            f" ours / bare = {summary['ours']['rps'] / summary['bare']['rps']:.2f}x;"
+            f" peer / bare = {summary['peer']['rps'] / summary['bare']['rps']:.2f}x"
+        )
+        peer.stop()
+        bare.stop()
+        servers.remove(peer)
+        servers.remove(bare)
+        log("waiting for our backlog to drain before the sustained run")
+        settle(url, 120)
+        report = sustained(load, ours.url, url, SECRET, RATE, SUSTAIN, SUSTAIN_CONNS, pending)
+        print(
+            f"\nOurs at a sustained {RATE} events/s for {SUSTAIN} s ({SUSTAIN_CONNS} connections):"
+        )
+        for line in report:
+            print("  " + line)
+        now = ", ".join(f"{mb:.0f}" for mb in sorted(ours.rss_mb()))
+        peak = ", ".join(f"{mb:.0f}" for mb in ours.peak_rss_mb())
+        print(f"  RSS per worker: {now} MB now; peak {peak} MB")
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench-peer"
+    main()
