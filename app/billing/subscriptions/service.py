@@ -33,6 +33,7 @@ from app.billing.subscriptions.sync import sync_user
 from app.billing.time import now_ms
 from app.billing.usage.periods import settle_entitlements
 from app.db import commit_if_written, outside_transaction, unit_of_work
+from app.extensions import db
 from app.models import Subscription, User, utcnow
 from app.stripe.gateway import StripeDict, current_gateway
 from app.stripe.objects import object_id
@@ -124,13 +125,30 @@ def open_portal(user: User, *, customer_id: str | None, return_url: str | None) 
     return str(current_gateway().create_portal_session(customer_id=own, return_url=back)["url"])
 
 
-def cancel(user: User, subscription_id: str | None, *, immediately: bool) -> Subscription:
+@dataclass(frozen=True)
+class Changed:
+    """A change's outcome: the subscription and its owner as stored after it (the reply is
+    built from these, never from the user loaded before the change: a webhook applied
+    meanwhile may have settled the user already, leaving this request nothing to write)."""
+
+    user: User
+    subscription: Subscription
+
+
+def cancel(user: User, subscription_id: str | None, *, immediately: bool) -> Changed:
     change = Change.CANCEL_NOW if immediately else Change.CANCEL_AT_PERIOD_END
-    return change_subscription(current_gateway(), user, subscription_id, change)
+    return _changed(change_subscription(current_gateway(), user, subscription_id, change))
 
 
-def resume(user: User, subscription_id: str | None) -> Subscription:
-    return change_subscription(current_gateway(), user, subscription_id, Change.RESUME)
+def resume(user: User, subscription_id: str | None) -> Changed:
+    return _changed(change_subscription(current_gateway(), user, subscription_id, Change.RESUME))
+
+
+def _changed(row: Subscription) -> Changed:
+    owner = db.session.get(User, row.user_id, populate_existing=True) if row.user_id else None
+    if owner is None:  # change_subscription only changes a subscription the caller owns
+        raise NotFound("No such subscription.", code="subscription_not_found")
+    return Changed(owner, row)
 
 
 def standing(caller: AnyUser, load_user: Callable[[], User], *, refresh: bool) -> Standing:
