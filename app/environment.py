@@ -111,6 +111,11 @@ def config_from_env() -> dict[str, Any]:
         "PLANS_FILE": os.environ.get("PLANS_FILE", ""),
         # GET /api/plans re-reads Stripe's prices at most this often (and after price webhooks)
         "PLANS_CACHE_SECONDS": number("PLANS_CACHE_SECONDS", 300),
+        # Prices given by lookup key are read from Stripe on first need; after a failed read
+        # the next waits this long (s), doubling per failure up to the maximum
+        # (app/billing/price_lookup.py).
+        "PRICE_LOOKUP_RETRY_SECONDS": number("PRICE_LOOKUP_RETRY_SECONDS", 1),
+        "PRICE_LOOKUP_RETRY_MAX_SECONDS": number("PRICE_LOOKUP_RETRY_MAX_SECONDS", 60),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         **reliability_from_env(problems),
         **security_from_env(problems),

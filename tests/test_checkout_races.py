@@ -8,11 +8,14 @@ threads issuing real HTTP calls in parallel, PostgreSQL when TEST_DATABASE_URL n
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 import requests
+from app_instance import serve_instance
 from conftest import Billing, auth_headers
+from flask import Flask
 from flask.testing import FlaskClient
 from support import portal_action, subscribe
 
@@ -63,3 +66,70 @@ def test_cancel_now_after_a_plan_switch_answers_what_me_says_afterwards(
         after["subscription"]["status"],
         after["user"]["tier"],
     )
+
+
+# -- finding 2: prices by lookup key, resolved lazily, healed when Stripe returns ---------------
+
+
+def test_prices_by_lookup_key_never_block_boot_and_heal_when_stripe_returns(
+    app: Flask, billing: Billing
+) -> None:
+    user = "lookup-key-buyer"
+    headers = auth_headers(user)
+    billing.sandbox.configure(fault_path="/v1/", fault_blackhole=True)
+    try:
+        started = time.monotonic()
+        with serve_instance(
+            app,
+            STRIPE_PRICE_ID_MONTHLY="",
+            STRIPE_PRICE_ID_YEARLY="",
+            STRIPE_PRICE_LOOKUP_KEY_MONTHLY="pro_monthly",
+            STRIPE_PRICE_LOOKUP_KEY_YEARLY="pro_yearly",
+            STRIPE_CONNECT_TIMEOUT=1.0,
+            STRIPE_READ_TIMEOUT=4.0,
+            STRIPE_BREAKER_COOLDOWN=0,
+            PRICE_LOOKUP_RETRY_SECONDS=1,
+            PRICE_LOOKUP_RETRY_MAX_SECONDS=2,
+        ) as instance:
+            reply = requests.get(f"{instance.url}/api/me", headers=headers, timeout=30)
+            booted_and_answered = time.monotonic() - started
+            assert reply.status_code == 200, reply.text
+            # Before: the boot asked Stripe for both keys (4 s each, black-holed).
+            assert booted_and_answered < 3.0, f"boot + /api/me took {booted_and_answered:.1f} s"
+
+            def checkout() -> requests.Response:
+                return requests.post(
+                    f"{instance.url}/api/create-checkout-session",
+                    json={"plan": "monthly"},
+                    headers=headers,
+                    timeout=30,
+                )
+
+            asked = time.monotonic()
+            refused = checkout()
+            assert time.monotonic() - asked < 8.0
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "payment_provider_unavailable"
+            assert refused.headers["Retry-After"]
+            # While the back-off runs, Stripe is not asked again: the answer is immediate.
+            asked = time.monotonic()
+            again = checkout()
+            assert again.status_code == 503 and time.monotonic() - asked < 1.0
+            me_started = time.monotonic()
+            assert requests.get(f"{instance.url}/api/me", headers=headers, timeout=30).ok
+            assert time.monotonic() - me_started < 1.0, "/api/me waits on nothing of Stripe's"
+
+            billing.sandbox.configure(fault_blackhole=False)
+            deadline = time.monotonic() + 15
+            while (healed := checkout()).status_code == 503:
+                assert time.monotonic() < deadline, "the lookup never healed"
+                time.sleep(0.3)
+            assert healed.status_code == 200, healed.text
+            plans = requests.get(f"{instance.url}/api/plans", timeout=30)
+            assert plans.status_code == 200, plans.text
+            pro = next(plan for plan in plans.json()["plans"] if plan["id"] == "pro")
+            assert sorted(price["id"] for price in pro["prices"]) == sorted(
+                [billing.monthly, billing.yearly]
+            )
+    finally:
+        billing.sandbox.configure(fault_blackhole=False)

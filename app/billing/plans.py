@@ -23,18 +23,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.billing.errors import BillingError, InvalidRequest, ProviderRejected, ProviderUnavailable
+from app.billing.errors import InvalidRequest, ProviderRejected, ProviderUnavailable
+from app.billing.price_lookup import PriceLookup
 from app.billing.store import read_states, write_state
 from app.billing.time import now_ms
 from app.config import ConfigError
-from app.db import unit_of_work
+from app.db import outside_transaction, unit_of_work
 from app.stripe.gateway import current_gateway
 
 log = logging.getLogger(__name__)
@@ -205,11 +206,6 @@ def current_plans() -> Plans:
 
 # -- the prices a user may buy --------------------------------------------------------------------
 
-LOOKUP_KEY_SETTINGS = {
-    "STRIPE_PRICE_ID_MONTHLY": "STRIPE_PRICE_LOOKUP_KEY_MONTHLY",
-    "STRIPE_PRICE_ID_YEARLY": "STRIPE_PRICE_LOOKUP_KEY_YEARLY",
-}
-
 
 class PriceSource(Protocol):
     """Where prices are read (the Stripe gateway)."""
@@ -219,24 +215,13 @@ class PriceSource(Protocol):
     def retrieve_price(self, price_id: str) -> dict[str, Any]: ...
 
 
-def resolve_price_lookup_keys(config: MutableMapping[str, Any], stripe: PriceSource) -> None:
-    """Fill STRIPE_PRICE_ID_* from STRIPE_PRICE_LOOKUP_KEY_* when only the key is configured
-    (Stripe is asked once, at start-up; a price id, when set, wins)."""
-    for id_setting, key_setting in LOOKUP_KEY_SETTINGS.items():
-        lookup_key = config.get(key_setting)
-        if config.get(id_setting) or not lookup_key:
-            continue
-        try:
-            price = stripe.find_price_by_lookup_key(lookup_key)
-        except BillingError as exc:
-            log.error("could not resolve %s=%s: %s", key_setting, lookup_key, exc.message)
-            continue
-        if price is None:
-            log.error(
-                "%s=%s: Stripe has no active price with that lookup key", key_setting, lookup_key
-            )
-            continue
-        config[id_setting] = price["id"]
+def ensure_prices() -> None:
+    """The configured prices known (those given by lookup key read from Stripe on first need);
+    ProviderUnavailable (503) while Stripe can't say."""
+    lookup: PriceLookup = current_app.extensions["price_lookup"]
+    if lookup.missing(current_app.config):
+        outside_transaction()  # Stripe is about to be asked
+        lookup.ensure(current_app.config, current_gateway())
 
 
 @dataclass(frozen=True)
@@ -302,19 +287,38 @@ def _cached(now: int, ttl_ms: int) -> tuple[dict[str, Any] | None, bool]:
 def plans_table() -> dict[str, Any]:
     """The public plans table now (GET /api/plans), from the cache when it is fresh."""
     config = current_app.config
+    try:
+        ensure_prices()
+        prices_known = True
+    except ProviderUnavailable:
+        prices_known = False
     return priced_plans(
         current_gateway(),
         current_plans(),
         config,
         now=now_ms(),
         ttl_seconds=config["PLANS_CACHE_SECONDS"],
+        prices_known=prices_known,
     )
 
 
 def priced_plans(
-    gateway: PriceSource, plans: Plans, config: Mapping[str, Any], *, now: int, ttl_seconds: int
+    gateway: PriceSource,
+    plans: Plans,
+    config: Mapping[str, Any],
+    *,
+    now: int,
+    ttl_seconds: int,
+    prices_known: bool = True,
 ) -> dict[str, Any]:
+    """`prices_known` False: a price given by lookup key is not resolved yet. A table read now
+    would lack it and, cached, outlive Stripe's return; the last full table is served instead
+    (503 if there is none), and the first request after the lookup heals reads Stripe."""
     table, fresh = _cached(now, ttl_seconds * 1000)
+    if not prices_known:
+        if table is None:
+            raise ProviderUnavailable("Prices can't be read right now. Try again shortly.")
+        return table
     if table is not None and fresh:
         return table
     try:

@@ -18,7 +18,7 @@ from app.billing.accounts.rows import UserRow
 from app.billing.accounts.store import Standing as Standing
 from app.billing.accounts.store import settled_standing
 from app.billing.errors import NotFound, ProviderRejected
-from app.billing.plans import Catalog
+from app.billing.plans import Catalog, ensure_prices
 from app.billing.redirects import default_redirect, ensure_allowed_url
 from app.billing.subscriptions import checkout
 from app.billing.subscriptions.changes import Change, change_subscription
@@ -76,6 +76,7 @@ def start_checkout(
     """A Checkout session for the price a `priceId` or a `plan` names (only configured prices
     can be bought), returning to our own front end only."""
     config = current_app.config
+    ensure_prices()  # prices given by lookup key: read now if not yet (503 while Stripe can't)
     price = Catalog.from_config(config).resolve(price_id=price_id, plan=plan)
     origins = config["FRONTEND_URLS"]
     session = checkout.start_checkout(
