@@ -48,6 +48,7 @@ ERROR_CODES = frozenset(
         "subscription_not_found",
         "checkout_session_not_found",
         "subscription_exists",
+        "checkout_in_progress",
         "multiple_subscriptions",
         "idempotency_conflict",
         "payment_provider_busy",

@@ -8,7 +8,10 @@ threads issuing real HTTP calls in parallel, PostgreSQL when TEST_DATABASE_URL n
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -17,7 +20,7 @@ from app_instance import serve_instance
 from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
-from support import portal_action, subscribe
+from support import pay_hosted_checkout, portal_action, subscribe
 
 pytestmark = pytest.mark.slow
 
@@ -133,3 +136,57 @@ def test_prices_by_lookup_key_never_block_boot_and_heal_when_stripe_returns(
             )
     finally:
         billing.sandbox.configure(fault_blackhole=False)
+
+
+# -- finding 3: a double-clicked checkout leaves one payable session ----------------------------
+
+
+def burst(url: str, user: str, n: int = 20, plan: str = "monthly") -> list[requests.Response]:
+    """`n` checkouts for one user released at the same instant, as real HTTP calls."""
+    barrier = threading.Barrier(n)
+    headers = auth_headers(user)
+
+    def one(_: int) -> requests.Response:
+        barrier.wait()
+        return requests.post(
+            f"{url}/api/create-checkout-session", json={"plan": plan}, headers=headers, timeout=60
+        )
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def one_session_for_all(replies: list[requests.Response]) -> str:
+    """Every reply names the same session (or says another checkout is in progress)."""
+    statuses = Counter(reply.status_code for reply in replies)
+    assert set(statuses) <= {200, 409}, {r.status_code: r.text for r in replies}
+    refused = {reply.json()["error"]["code"] for reply in replies if reply.status_code == 409}
+    assert refused <= {"checkout_in_progress"}
+    ids = {reply.json()["session"]["id"] for reply in replies if reply.status_code == 200}
+    assert len(ids) == 1, f"{len(ids)} different sessions from one burst ({statuses})"
+    return ids.pop()
+
+
+def test_a_double_clicked_checkout_leaves_one_payable_session(
+    client: FlaskClient, billing: Billing
+) -> None:
+    user = "double-click"
+    first = one_session_for_all(burst(billing.live_url, user))  # a brand-new customer
+    customer = me(client, user)["user"]["stripeCustomerId"]
+    opened = billing.gateway.list_open_checkout_sessions(customer)
+    assert [session["id"] for session in opened] == [first]
+
+    second = one_session_for_all(burst(billing.live_url, user))  # an existing customer
+    assert second == first, "the open session is handed back, not replaced"
+    assert [s["id"] for s in billing.gateway.list_open_checkout_sessions(customer)] == [first]
+
+    # Another plan replaces it (the user changed their mind): still one payable session.
+    yearly = one_session_for_all(burst(billing.live_url, user, n=5, plan="yearly"))
+    assert [s["id"] for s in billing.gateway.list_open_checkout_sessions(customer)] == [yearly]
+
+    url = billing.gateway.retrieve_checkout_session(yearly)["url"]
+    assert pay_hosted_checkout(url).status_code == 303
+    billing.wait_for_webhooks()
+    after = burst(billing.live_url, user, n=5)
+    assert {reply.status_code for reply in after} == {409}
+    assert {reply.json()["error"]["code"] for reply in after} == {"subscription_exists"}

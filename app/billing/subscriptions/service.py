@@ -90,6 +90,7 @@ def start_checkout(
             cancel_url or default_redirect(config, "cancel"), origins, field="cancelUrl"
         ),
         metadata=metadata,
+        serialising=checkout.Serialising.from_config(config),
     )
     return CheckoutView.of(session, price)
 
