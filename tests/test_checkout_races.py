@@ -20,7 +20,11 @@ from app_instance import serve_instance
 from conftest import Billing, auth_headers
 from flask import Flask
 from flask.testing import FlaskClient
-from support import pay_hosted_checkout, portal_action, subscribe
+from sqlalchemy import select
+from support import pay_hosted_checkout, portal_action, subscribe, wait_until
+
+from app.extensions import db
+from app.models import AuditEntry
 
 pytestmark = pytest.mark.slow
 
@@ -190,3 +194,100 @@ def test_a_double_clicked_checkout_leaves_one_payable_session(
     after = burst(billing.live_url, user, n=5)
     assert {reply.status_code for reply in after} == {409}
     assert {reply.json()["error"]["code"] for reply in after} == {"subscription_exists"}
+
+
+# -- finding 3: two payments never stay two subscriptions; refunds ------------------------------
+
+
+def live_in_stripe(billing: Billing, customer_id: str) -> list[str]:
+    listed = billing.gateway.client.v1.subscriptions.list({"customer": customer_id}).data
+    return [sub.id for sub in listed if sub.status in ("active", "trialing", "past_due")]
+
+
+def audit_entries(app: Flask, action: str) -> list[AuditEntry]:
+    with app.app_context():
+        rows = db.session.execute(
+            select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+        )
+        found = list(rows.scalars())
+        db.session.remove()
+    return found
+
+
+def test_a_second_payment_is_canceled_and_refunded_at_once(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    """Two payments in the same instant (the second made straight in Stripe: no check of ours
+    can stand in between): with the cancel_newer policy the newer subscription is canceled and
+    its first invoice refunded in full as soon as its events are applied, not at the next
+    `billing check`."""
+    user = "paid-twice-at-once"
+    app.config["DUPLICATE_SUBSCRIPTION_POLICY"] = "cancel_newer"
+    try:
+        subscribe(client, billing, user)
+        customer = me(client, user)["user"]["stripeCustomerId"]
+        second = billing.gateway.create_checkout_session(
+            user_id=user,
+            customer_id=customer,
+            price_id=billing.yearly,
+            success_url="http://localhost:5173/ok",
+            cancel_url="http://localhost:5173/no",
+            metadata={},
+        )
+        assert pay_hosted_checkout(second["url"]).status_code == 303
+        # The oldest is kept (the id decides between two made in the same second).
+        both = billing.gateway.client.v1.subscriptions.list({"customer": customer}).data
+        kept, newer = (sub.id for sub in sorted(both, key=lambda s: (s.created, s.id)))
+        billing.wait_for_webhooks()
+        wait_until(lambda: live_in_stripe(billing, customer) == [kept], timeout=15)
+    finally:
+        app.config["DUPLICATE_SUBSCRIPTION_POLICY"] = "flag"
+    invoice = billing.gateway.client.v1.invoices.list({"subscription": newer}).data[0]
+    assert invoice.amount_paid in (1900, 18000)
+    payment = billing.gateway.invoice_payment_intent(invoice.id)
+    refunds = billing.gateway.client.v1.refunds.list({"payment_intent": payment}).data
+    assert [(refund.amount, refund.reason) for refund in refunds] == [
+        (invoice.amount_paid, "duplicate")
+    ]
+    billing.wait_for_webhooks()
+    body = me(client, user)
+    assert body["subscriptions"] is None and body["subscription"]["id"] == kept
+    assert body["user"]["tier"] == "pro"
+    [entry] = audit_entries(app, "duplicate.cancel_refund")
+    assert (entry.user_id, entry.stripe_object) == (user, newer)
+    assert refunds[0].id in (entry.detail or "")
+
+
+def test_ops_refund_command_refunds_once_per_amount_and_audits(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    user = "refund-by-ops"
+    subscribe(client, billing, user)
+    subscription = billing.gateway.retrieve_subscription(me(client, user)["subscription"]["id"])
+    invoice = subscription["latest_invoice"]
+
+    def refund(*args: str) -> Any:
+        return app.test_cli_runner().invoke(args=["billing", "refund", *args])
+
+    partial = refund(invoice, "--amount", "500")
+    assert partial.exit_code == 0, partial.output
+    repeated = refund(invoice, "--amount", "500")  # a retry: replayed, never paid twice
+    assert repeated.exit_code == 0 and repeated.output == partial.output
+    rest = refund(invoice)
+    assert rest.exit_code == 0 and ": 1400 usd" in rest.output
+    payment = billing.gateway.invoice_payment_intent(invoice)
+    refunds = billing.gateway.client.v1.refunds.list({"payment_intent": payment}).data
+    assert sorted(r.amount for r in refunds) == [500, 1400]
+
+    # "The rest" again, by its payment: the same refund replayed, nothing more paid out.
+    replayed = refund(str(payment))
+    assert (
+        replayed.exit_code == 0
+        and replayed.output.split(": ", 1)[1] == rest.output.split(": ", 1)[1]
+    )
+    nothing_left = refund(str(payment), "--amount", "1")
+    assert nothing_left.exit_code == 1 and "refused" in nothing_left.output
+    assert refund("cus_123").exit_code == 2  # not something that can be refunded
+    entries = audit_entries(app, "ops.refund")
+    assert [e.outcome for e in entries] == ["ok"] * 4 + ["payment_provider_rejected"]
+    assert all(e.stripe_object in (invoice, payment) for e in entries)

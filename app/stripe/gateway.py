@@ -224,6 +224,47 @@ class StripeGateway:
             params["customer"] = customer_id
         yield from self._paginate(self.client.v1.subscriptions.list, params)
 
+    # -- refunds -------------------------------------------------------------------------------
+
+    def invoice_payment_intent(self, invoice_id: str) -> str | None:
+        """The payment intent that paid an invoice (its paid invoice payment), if any."""
+        params: dict[str, Any] = {"invoice": invoice_id, "limit": 10}
+        page = self._call(lambda: self.client.v1.invoice_payments.list(params))  # type: ignore[arg-type]
+        for payment in page.get("data") or []:
+            target = payment.get("payment") or {}
+            if payment.get("status") == "paid" and target.get("type") == "payment_intent":
+                return str(target["payment_intent"])
+        return None
+
+    def refund_payment(
+        self, payment_id: str, *, amount: int | None = None, reason: str | None = None
+    ) -> StripeDict:
+        """Refund a payment intent (pi_...) or a charge (ch_...), in full or `amount` cents.
+        The key is over the payment and the amount: a retried or repeated refund (two
+        processes acting on one duplicate, an operator running the command twice) is
+        replayed by Stripe, never paid out twice."""
+        params: dict[str, Any] = {
+            "charge" if payment_id.startswith(("ch_", "py_")) else "payment_intent": payment_id
+        }
+        if amount is not None:
+            params["amount"] = amount
+        if reason:
+            params["reason"] = reason
+        key = idempotency_key("refund", {"payment": payment_id, "amount": amount})
+        options: dict[str, Any] = {"idempotency_key": key}
+        return self._call(lambda: self.client.v1.refunds.create(params, options))  # type: ignore[arg-type]
+
+    def refund_invoice(
+        self, invoice_id: str, *, amount: int | None = None, reason: str | None = None
+    ) -> StripeDict:
+        """Refund what an invoice's payment took (in full, or `amount` cents)."""
+        payment = self.invoice_payment_intent(invoice_id)
+        if payment is None:
+            raise ProviderRejected(
+                "This invoice has no payment to refund.", code="invoice_not_paid"
+            )
+        return self.refund_payment(payment, amount=amount, reason=reason)
+
     # -- portal --------------------------------------------------------------------------------
 
     def create_portal_session(self, *, customer_id: str, return_url: str) -> StripeDict:

@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     payment_intents,
     payment_methods,
     portal,
+    refunds,
     setup_intents,
     subscription_schedules,
     subscriptions,
