@@ -240,6 +240,7 @@ def test_a_second_payment_is_canceled_and_refunded_at_once(
         kept, newer = (sub.id for sub in sorted(both, key=lambda s: (s.created, s.id)))
         billing.wait_for_webhooks()
         wait_until(lambda: live_in_stripe(billing, customer) == [kept], timeout=15)
+        wait_until(lambda: audit_entries(app, "duplicate.cancel_refund"), timeout=15)
     finally:
         app.config["DUPLICATE_SUBSCRIPTION_POLICY"] = "flag"
     invoice = billing.gateway.client.v1.invoices.list({"subscription": newer}).data[0]

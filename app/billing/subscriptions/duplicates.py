@@ -17,11 +17,10 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app import audit
 from app.billing.errors import ProviderRejected
@@ -30,7 +29,7 @@ from app.billing.subscriptions.reads import apply_read
 from app.billing.subscriptions.summary import DUPLICATES_FOUND, live_subscriptions
 from app.db import end_read, unit_of_work
 from app.extensions import db
-from app.models import Subscription, utcnow
+from app.models import Subscription, User, utcnow
 from app.stripe.gateway import StripeDict, StripeGateway, current_gateway
 from app.stripe.objects import object_id
 
@@ -114,8 +113,11 @@ def _act_after_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_on_rollback(session: Session, _previous: Any) -> None:
-    session.info.pop(DUPLICATES_FOUND, None)
+def _forget_on_rollback(session: Session, previous: SessionTransaction) -> None:
+    # Only the whole transaction's rollback: a savepoint's (the applier isolates a failing
+    # event in one) leaves the other writes, and the resolver re-reads before acting anyway.
+    if previous.parent is None and not previous.nested:
+        session.info.pop(DUPLICATES_FOUND, None)
 
 
 def _resolve_in_background(app: Flask, user_id: str) -> None:
@@ -133,9 +135,16 @@ def _resolve_in_background(app: Flask, user_id: str) -> None:
 def resolve_at_once(gateway: StripeGateway, user_id: str) -> DuplicateReport:
     """Keep the user's oldest live subscription; cancel each newer one now (no proration: it
     is refunded whole) and refund its first invoice, with an audit entry each."""
-    rows = sorted(live_subscriptions(user_id), key=lambda r: (r.stripe_created or 0, r.id))
-    ids = [row.id for row in rows]  # before the read ends (a rollback expires the rows)
+    # Stripe decides, not our rows: the events that made the second one live may still be
+    # being applied (ours can show it incomplete for a moment after a batch retried).
+    customer = db.session.execute(
+        select(User.stripe_customer_id).where(User.id == user_id)
+    ).scalar_one_or_none()
     end_read()
+    if customer is None:
+        return DuplicateReport()
+    live = [s for s in gateway.live_subscriptions(customer) if s.get("status") in LIVE_STATUSES]
+    ids = [s["id"] for s in sorted(live, key=lambda s: (s.get("created") or 0, s["id"]))]
     if len(ids) < 2:
         return DuplicateReport()
     duplicate = Duplicate(user_id, ids[0], ids[1:])

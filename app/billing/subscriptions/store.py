@@ -38,6 +38,7 @@ from sqlalchemy.orm import joinedload
 
 from app.billing.accounts.store import settle_mirror_only
 from app.billing.accounts.users import flag_ownership_mismatch, get_or_create_user
+from app.billing.statuses import LIVE_STATUSES
 from app.billing.subscriptions.mirror import MIRRORED
 from app.billing.subscriptions.ordering import (
     Verdict,
@@ -285,7 +286,13 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
         previous = db.session.get(User, stored.previous_owner, populate_existing=True)
         if previous is not None:
             settle_user(previous)
-    if stored.user_id is None or not stored.summary_stale:
+    if stored.user_id is None:
+        return
+    if not stored.summary_stale:
+        # The owner's summary still mirrors another subscription: if this one just became
+        # live beside it, the user pays twice (the policy acts once this commits).
+        if subscription.get("status") in LIVE_STATUSES:
+            report_duplicates(stored.user_id, live_subscriptions(stored.user_id))
         return
     if settle_mirror_only(stored.user_id, stored.customer_id):
         return
