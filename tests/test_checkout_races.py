@@ -8,6 +8,7 @@ threads issuing real HTTP calls in parallel, PostgreSQL when TEST_DATABASE_URL n
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -292,3 +293,50 @@ def test_ops_refund_command_refunds_once_per_amount_and_audits(
     entries = audit_entries(app, "ops.refund")
     assert [e.outcome for e in entries] == ["ok"] * 4 + ["payment_provider_rejected"]
     assert all(e.stripe_object in (invoice, payment) for e in entries)
+
+
+# -- finding 6: the success page racing its webhooks never deadlocks ----------------------------
+
+
+def test_success_page_loaded_twice_racing_the_webhooks_never_answers_database_unavailable(
+    client: FlaskClient, billing: Billing, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Eight purchases; each success page is loaded twice at once while the sandbox delivers
+    the purchase's webhooks (applied by the app's applier thread). Locks are taken user first,
+    then subscription, everywhere; a deadlock's victim is retried once and would answer 503
+    `retry`, never `database_unavailable` nor a "database unavailable" log line."""
+    replies: list[requests.Response] = []
+    with caplog.at_level(logging.WARNING):
+        for n in range(8):
+            user = f"success-race-{n}"
+            headers = auth_headers(user)
+            created = client.post(
+                "/api/create-checkout-session", json={"plan": "monthly"}, headers=headers
+            )
+            assert created.status_code == 200, created.get_json()
+            session = created.get_json()["session"]
+            barrier = threading.Barrier(2)
+
+            def success_page(
+                _: int,
+                session_id: str = session["id"],
+                h: Any = headers,
+                together: threading.Barrier = barrier,
+            ) -> Any:
+                together.wait()
+                return requests.post(
+                    f"{billing.live_url}/api/retrieve-checkout-session",
+                    json={"sessionId": session_id},
+                    headers=h,
+                    timeout=60,
+                )
+
+            assert pay_hosted_checkout(session["url"]).status_code == 303
+            with ThreadPoolExecutor(2) as pool:
+                replies += list(pool.map(success_page, range(2)))
+        billing.wait_for_webhooks()
+    statuses = Counter(reply.status_code for reply in replies)
+    assert statuses == {200: 16}, [reply.text for reply in replies if reply.status_code != 200]
+    assert not [r for r in caplog.records if "database unavailable" in r.getMessage()]
+    for n in range(8):
+        assert me(client, f"success-race-{n}")["user"]["tier"] == "pro"

@@ -23,6 +23,7 @@ from app.billing.redirects import default_redirect, ensure_allowed_url
 from app.billing.subscriptions import checkout
 from app.billing.subscriptions.changes import Change, change_subscription
 from app.billing.subscriptions.mirror import reply_fields as reply_fields
+from app.billing.subscriptions.store import lock_user
 from app.billing.subscriptions.summary import (
     current_subscription,
     deciding_subscription,
@@ -32,7 +33,7 @@ from app.billing.subscriptions.summary import (
 from app.billing.subscriptions.sync import sync_user
 from app.billing.time import now_ms
 from app.billing.usage.periods import settle_entitlements
-from app.db import commit_if_written, outside_transaction, unit_of_work
+from app.db import commit_if_written, outside_transaction, retry_on_deadlock, unit_of_work
 from app.extensions import db
 from app.models import Subscription, User, utcnow
 from app.stripe.gateway import StripeDict, current_gateway
@@ -107,10 +108,17 @@ def fulfil_from_redirect(user: User, session_id: str) -> CheckoutView:
         if exc.missing:  # the same answer as another user's session: no existence oracle
             raise NotFound("No such checkout session.", code="checkout_session_not_found") from exc
         raise
-    with unit_of_work():
-        checkout.fulfil_checkout_session(
-            session, user=user, gateway=gateway, read_started=read_started
-        )
+
+    def fulfil() -> None:
+        with unit_of_work():
+            lock_user(user.id)  # the lock order everywhere: the user, then the subscription
+            checkout.fulfil_checkout_session(
+                session, user=user, gateway=gateway, read_started=read_started
+            )
+
+    # The success page loaded twice racing the purchase's webhooks: a deadlock's victim is
+    # run again once, then answered 503 `retry` (app/errors.py), never "database down".
+    retry_on_deadlock(fulfil)
     return CheckoutView.of(session)
 
 
