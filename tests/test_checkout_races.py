@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 import requests
 from app_instance import serve_instance
-from conftest import Billing, auth_headers
+from conftest import Billing, auth_headers, is_postgres
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from support import pay_hosted_checkout, portal_action, subscribe, wait_until
 
+from app.billing.accounts.users import get_or_create_user
+from app.db import LockConflict, retry_on_deadlock
 from app.extensions import db
 from app.models import AuditEntry
 
@@ -340,3 +342,56 @@ def test_success_page_loaded_twice_racing_the_webhooks_never_answers_database_un
     assert not [r for r in caplog.records if "database unavailable" in r.getMessage()]
     for n in range(8):
         assert me(client, f"success-race-{n}")["user"]["tier"] == "pro"
+
+
+@pytest.mark.skipif(not is_postgres(), reason="a deadlock is PostgreSQL's (SQLite queues writers)")
+def test_a_deadlock_victim_is_retried_once_then_answered_503_retry(
+    app: Flask, billing: Billing, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real deadlocks: a second connection takes the rows in the other order each time. The
+    first loss is retried; the second is LockConflict, answered 503 `retry` (not
+    database_unavailable, no "database unavailable" line)."""
+    with app.app_context():
+        for name in ("dl-a", "dl-b"):
+            get_or_create_user(name)
+        db.session.commit()
+        engine = db.engine  # the helper thread has no app context
+        attempts = 0
+
+        def work() -> None:
+            nonlocal attempts
+            attempts += 1
+            locked_b, locked_a = threading.Event(), threading.Event()
+
+            def other_order() -> None:
+                with engine.connect() as other:
+                    # Ours checks for the deadlock first (1 s), so ours is the victim.
+                    other.execute(text("SET LOCAL deadlock_timeout = '10s'"))
+                    other.execute(text("SELECT 1 FROM users WHERE id = 'dl-b' FOR UPDATE"))
+                    locked_b.set()
+                    locked_a.wait(10)
+                    time.sleep(0.3)
+                    other.execute(text("SELECT 1 FROM users WHERE id = 'dl-a' FOR UPDATE"))
+                    other.rollback()
+
+            helper = threading.Thread(target=other_order)
+            helper.start()
+            try:
+                locked_b.wait(10)
+                db.session.execute(text("SELECT 1 FROM users WHERE id = 'dl-a' FOR UPDATE"))
+                locked_a.set()
+                db.session.execute(text("SELECT 1 FROM users WHERE id = 'dl-b' FOR UPDATE"))
+                db.session.commit()
+            finally:
+                helper.join(15)
+
+        with caplog.at_level(logging.WARNING), pytest.raises(LockConflict):
+            retry_on_deadlock(work)
+        assert attempts == 2
+        with app.test_request_context("/api/retrieve-checkout-session", method="POST"):
+            response = app.make_response(app.handle_user_exception(LockConflict("lost twice")))
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "retry"
+        assert response.headers["Retry-After"]
+        assert not [r for r in caplog.records if "database unavailable" in r.getMessage()]
+        db.session.remove()
