@@ -26,7 +26,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         raise ConfigError(["debug mode must be off in production"])
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from app.billing.plans import resolve_price_lookup_keys
+    from app.billing.price_lookup import PriceLookup
     from app.dev_stack import configure_development_stripe
     from app.stripe.gateway import StripeGateway
 
@@ -34,7 +34,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     configure_development_stripe(app.config)
     gateway = StripeGateway.from_config(app.config)
     app.extensions["stripe_gateway"] = gateway
-    resolve_price_lookup_keys(app.config, gateway)
+    # Prices by lookup key are read on first need (a checkout, the plans table), not here:
+    # booting never waits on Stripe.
+    app.extensions["price_lookup"] = PriceLookup.from_config(app.config)
     init_observability(app)
 
     _set_up_database(app)

@@ -105,6 +105,43 @@ def retry_on_disconnect(work: Callable[[], T]) -> T:
         return work()
 
 
+# PostgreSQL's SQLSTATEs for "two transactions waited on each other" (deadlock_detected) and
+# "your snapshot lost a race" (serialization_failure): the work was rolled back whole and can
+# simply run again; neither says anything about the database being down.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """True for a deadlock or serialization failure (retry the transaction)."""
+    original = getattr(exc, "orig", None)
+    return getattr(original, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+class LockConflict(Exception):
+    """A transaction lost a lock race twice in a row: the caller should try again shortly
+    (503 `retry`), never reported as the database being unavailable."""
+
+
+def retry_on_deadlock(work: Callable[[], T]) -> T:
+    """Run `work` (a whole unit of work) again once if PostgreSQL picked it as a deadlock's
+    victim (or a serialization failure): the other transaction has finished by then. A second
+    loss raises LockConflict."""
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not is_lock_conflict(exc):
+            raise
+        rollback_quietly()
+        log.warning("lock conflict (%s); retrying once", getattr(exc.orig, "sqlstate", "?"))
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not is_lock_conflict(exc):
+            raise
+        rollback_quietly()
+        raise LockConflict("lost a lock race twice") from exc
+
+
 def configure_engine(app: Flask) -> None:
     """SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so concurrent writers queue up
     instead of failing with "database is locked" when a reader upgrades to a writer."""

@@ -109,6 +109,7 @@ def config_from_env() -> dict[str, Any]:
         "PLANS_FILE": os.environ.get("PLANS_FILE", ""),
         # GET /api/plans re-reads Stripe's prices at most this often (and after price webhooks)
         "PLANS_CACHE_SECONDS": number("PLANS_CACHE_SECONDS", 300),
+        **checkout_from_env(problems),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         **reliability_from_env(problems),
         **security_from_env(problems),
@@ -189,6 +190,25 @@ def security_from_env(problems: list[str]) -> dict[str, Any]:
         # CORS: bearer tokens need no credentials mode; set true only for cookie sessions.
         "CORS_ALLOW_CREDENTIALS": switch("CORS_ALLOW_CREDENTIALS", False),
         "CORS_MAX_AGE": whole("CORS_MAX_AGE", 600),
+    }
+
+
+def checkout_from_env(problems: list[str]) -> dict[str, Any]:
+    """Prices by lookup key and one checkout per user (issue 18; docs/reliability.md)."""
+    whole = _collected(_env_int, problems)
+    return {
+        # Prices given by lookup key are read from Stripe on first need; after a failed read
+        # the next waits this long (s), doubling per failure up to the maximum
+        # (app/billing/price_lookup.py).
+        "PRICE_LOOKUP_RETRY_SECONDS": whole("PRICE_LOOKUP_RETRY_SECONDS", 1),
+        "PRICE_LOOKUP_RETRY_MAX_SECONDS": whole("PRICE_LOOKUP_RETRY_MAX_SECONDS", 60),
+        # One checkout under way per user (a double click gets the same session back): a
+        # session made this recently is handed back for the same price; a request waits this
+        # long for another's session before answering 409 checkout_in_progress; a claim older
+        # than CHECKOUT_CLAIM_SECONDS was abandoned (longer than the Stripe calls can take).
+        "CHECKOUT_REUSE_SECONDS": whole("CHECKOUT_REUSE_SECONDS", 1800),
+        "CHECKOUT_WAIT_SECONDS": whole("CHECKOUT_WAIT_SECONDS", 15),
+        "CHECKOUT_CLAIM_SECONDS": whole("CHECKOUT_CLAIM_SECONDS", 60),
     }
 
 

@@ -48,6 +48,7 @@ ERROR_CODES = frozenset(
         "subscription_not_found",
         "checkout_session_not_found",
         "subscription_exists",
+        "checkout_in_progress",
         "multiple_subscriptions",
         "idempotency_conflict",
         "payment_provider_busy",
@@ -196,6 +197,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:
+        from app.db import LockConflict, is_lock_conflict
+
+        if isinstance(error, LockConflict) or is_lock_conflict(error):
+            # Two requests raced for the same rows: nothing is down; the client retries.
+            log.warning("lock conflict answered 503 retry: %s", type(error).__name__)
+            _discard_session()
+            return error_response(ApiError("Please try again.", code="retry", status=503))
         if isinstance(error, DATABASE_UNAVAILABLE_ERRORS):
             log.error("database unavailable: %s", type(error.__cause__ or error).__name__)
             _discard_session()

@@ -309,6 +309,26 @@ class AuditEntry(db.Model):  # type: ignore[name-defined]
     )
 
 
+class CheckoutClaim(db.Model):  # type: ignore[name-defined]
+    """The one checkout a user may have under way (issue 18): the request holding `token` is
+    making it (Stripe calls, no lock held meanwhile); once made, its session is handed back to
+    repeated requests for the same price, so a double click can't open two payable sessions.
+    The row is locked (FOR UPDATE) to claim it: per-user serialisation on both databases."""
+
+    __tablename__ = "checkout_claims"
+
+    user_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    token: Mapped[str | None] = mapped_column(String(64))  # None: nobody is making one
+    price_id: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    session_id: Mapped[str | None] = mapped_column(String(255))
+    session_url: Mapped[str | None] = mapped_column(Text)
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    made_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 # -- Sign in with GitHub (app/signin/) ----------------------------------------------------------
 
 

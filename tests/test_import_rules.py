@@ -11,7 +11,8 @@ imported):
 * the routes (``app/api/*``) import, of the app, only what is on this list:
 
   - billing's doors: a concept's ``service`` module (``app.billing.<concept>.service``),
-    ``app.billing.errors`` (the named failures) and ``app.billing.plans`` (the plans table);
+    ``app.billing.errors`` (the named failures), ``app.billing.plans`` and
+    ``app.billing.plans_table`` (the plans and their public table);
   - their own package ``app.api.*`` (parsing, schemas, replies, the OpenAPI builder);
   - request infrastructure that knows nothing of billing's tables: ``app.auth``,
     ``app.signin.*``, ``app.errors``, ``app.ratelimit``, ``app.audit``, ``app.observability.*``,
@@ -108,7 +109,7 @@ ROUTE_INFRASTRUCTURE = (
     "app.safe_text",
 )
 ROUTE_INFRASTRUCTURE_PACKAGES = ("app.api.", "app.signin.", "app.observability.")
-BILLING_DOORS = ("app.billing.errors", "app.billing.plans")
+BILLING_DOORS = ("app.billing.errors", "app.billing.plans", "app.billing.plans_table")
 
 
 def route_may_import(module: str) -> bool:

@@ -77,12 +77,14 @@ def test_prices_may_be_configured_by_lookup_key(app: Flask, billing: Billing) ->
             "LOG_LEVEL": "CRITICAL",
         }
     )
-    assert instance.config["STRIPE_PRICE_ID_MONTHLY"] == billing.monthly
-    assert instance.config["STRIPE_PRICE_ID_YEARLY"] == billing.yearly
+    # Read on first need, not at boot (issue 18 finding 2: booting never waits on Stripe).
+    assert instance.config["STRIPE_PRICE_ID_MONTHLY"] == ""
     created = instance.test_client().post(
         "/api/create-checkout-session", json={"plan": "yearly"}, headers=auth_headers("lk-user")
     )
     assert created.status_code == 200, created.get_json()
+    assert instance.config["STRIPE_PRICE_ID_MONTHLY"] == billing.monthly
+    assert instance.config["STRIPE_PRICE_ID_YEARLY"] == billing.yearly
     with instance.app_context():
         db.session.remove()
         db.engine.dispose()

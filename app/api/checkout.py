@@ -27,7 +27,12 @@ bp = Blueprint("checkout", __name__, url_prefix="/api")
 @documented(
     operation_id="createCheckoutSession",
     summary="Start a Stripe Checkout for a paid plan",
-    description="409 `subscription_exists` when the caller already has a live subscription.",
+    description=(
+        "409 `subscription_exists` when the caller already has a live subscription. Repeated"
+        " calls for the same price (a double click) get the same open session back; 409"
+        " `checkout_in_progress` if another call is still making it after"
+        " CHECKOUT_WAIT_SECONDS."
+    ),
     tags=("checkout",),
     request=CreateCheckoutSessionRequest,
     reply=CheckoutSessionReply,

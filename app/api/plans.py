@@ -9,7 +9,7 @@ from flask import Blueprint
 
 from app.api.openapi import documented
 from app.api.schemas import PlansReply
-from app.billing.plans import plans_table
+from app.billing.plans_table import plans_table
 
 bp = Blueprint("plans", __name__, url_prefix="/api")
 

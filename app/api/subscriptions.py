@@ -86,9 +86,9 @@ def cancel_subscription() -> dict[str, Any]:
     body = parse_body(CancelSubscriptionRequest)
     user = current_user()
     audit.note(stripe_object=body.subscriptionId)
-    row = service.cancel(user, body.subscriptionId, immediately=body.immediately)
-    audit.note(stripe_object=row.id)
-    return subscription_reply(user, row)
+    changed = service.cancel(user, body.subscriptionId, immediately=body.immediately)
+    audit.note(stripe_object=changed.subscription.id)
+    return subscription_reply(changed.user, changed.subscription)
 
 
 @bp.post("/resume-subscription")
@@ -106,6 +106,6 @@ def resume_subscription() -> dict[str, Any]:
     body = parse_body(ResumeSubscriptionRequest)
     user = current_user()
     audit.note(stripe_object=body.subscriptionId)
-    row = service.resume(user, body.subscriptionId)
-    audit.note(stripe_object=row.id)
-    return subscription_reply(user, row)
+    changed = service.resume(user, body.subscriptionId)
+    audit.note(stripe_object=changed.subscription.id)
+    return subscription_reply(changed.user, changed.subscription)

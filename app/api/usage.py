@@ -9,7 +9,7 @@ from flask.blueprints import BlueprintSetupState
 
 from app.api.openapi import documented
 from app.api.parsing import parse_body, parse_query
-from app.api.schemas import (
+from app.api.usage_schemas import (
     ConsumeGenerationsReply,
     ConsumeGenerationsRequest,
     EntitlementsReply,

@@ -1,21 +1,16 @@
-"""Plans: which prices buy which limits and features, the prices a user may buy, and the public
-plans table (GET /api/plans).
+"""Plans: which prices buy which limits and features, and the prices a user may buy (the public
+plans table, GET /api/plans, is `plans_table.py`).
 
 `PLANS_FILE` names a JSON file (format in docs/entitlements.md); without it the built-in
 defaults below apply: free = 10 generations a month, pro = unlimited, bought with the
-configured monthly or yearly price, and pro kept while Stripe retries a past_due invoice.
+configured monthly or yearly price, and pro kept for 7 days while Stripe retries a past_due
+invoice.
 
 A plan's `prices` may hold real price ids or the aliases "monthly" / "yearly", which stand for
 STRIPE_PRICE_ID_MONTHLY / STRIPE_PRICE_ID_YEARLY. Aliases are resolved on every lookup rather
 than at load time because those settings can be filled in after start-up (from lookup keys).
 
-Only configured prices can be bought (`Catalog`). The public table joins the plans with their
-Stripe prices and is read from Stripe at most once per `PLANS_CACHE_SECONDS` (and again after a
-`price.*`/`product.*` webhook), never per request. It is cached in the database
-(`billing/store.py`), so every worker and instance shares one copy and one invalidation: a
-cached table is served while it is younger than the TTL and began after the last change, so a
-read that overlaps a change is not trusted. If Stripe is unreachable when a refresh is due, the
-last table is served (logged) rather than failing the pricing page.
+Only configured prices can be bought (`Catalog`).
 """
 
 from __future__ import annotations
@@ -23,18 +18,17 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.billing.errors import BillingError, InvalidRequest, ProviderRejected, ProviderUnavailable
-from app.billing.store import read_states, write_state
-from app.billing.time import now_ms
+from app.billing.errors import InvalidRequest
+from app.billing.price_lookup import PriceLookup
 from app.config import ConfigError
-from app.db import unit_of_work
+from app.db import outside_transaction
 from app.stripe.gateway import current_gateway
 
 log = logging.getLogger(__name__)
@@ -239,11 +233,6 @@ def current_plans() -> Plans:
 
 # -- the prices a user may buy --------------------------------------------------------------------
 
-LOOKUP_KEY_SETTINGS = {
-    "STRIPE_PRICE_ID_MONTHLY": "STRIPE_PRICE_LOOKUP_KEY_MONTHLY",
-    "STRIPE_PRICE_ID_YEARLY": "STRIPE_PRICE_LOOKUP_KEY_YEARLY",
-}
-
 
 class PriceSource(Protocol):
     """Where prices are read (the Stripe gateway)."""
@@ -253,24 +242,13 @@ class PriceSource(Protocol):
     def retrieve_price(self, price_id: str) -> dict[str, Any]: ...
 
 
-def resolve_price_lookup_keys(config: MutableMapping[str, Any], stripe: PriceSource) -> None:
-    """Fill STRIPE_PRICE_ID_* from STRIPE_PRICE_LOOKUP_KEY_* when only the key is configured
-    (Stripe is asked once, at start-up; a price id, when set, wins)."""
-    for id_setting, key_setting in LOOKUP_KEY_SETTINGS.items():
-        lookup_key = config.get(key_setting)
-        if config.get(id_setting) or not lookup_key:
-            continue
-        try:
-            price = stripe.find_price_by_lookup_key(lookup_key)
-        except BillingError as exc:
-            log.error("could not resolve %s=%s: %s", key_setting, lookup_key, exc.message)
-            continue
-        if price is None:
-            log.error(
-                "%s=%s: Stripe has no active price with that lookup key", key_setting, lookup_key
-            )
-            continue
-        config[id_setting] = price["id"]
+def ensure_prices() -> None:
+    """The configured prices known (those given by lookup key read from Stripe on first need);
+    ProviderUnavailable (503) while Stripe can't say."""
+    lookup: PriceLookup = current_app.extensions["price_lookup"]
+    if lookup.missing(current_app.config):
+        outside_transaction()  # Stripe is about to be asked
+        lookup.ensure(current_app.config, current_gateway())
 
 
 @dataclass(frozen=True)
@@ -308,104 +286,3 @@ class Catalog:
         if price_id not in self.price_ids:
             raise InvalidRequest("This price cannot be bought here.", code="unknown_price")
         return price_id
-
-
-# -- the public plans table -----------------------------------------------------------------------
-
-CACHE_KEY = "plans_catalog"
-CHANGED_KEY = "plans_catalog_changed_at"
-
-
-def mark_catalog_changed(now: int) -> None:
-    """Called in a price/product webhook's transaction: the next request re-reads Stripe."""
-    write_state(CHANGED_KEY, str(now))
-
-
-def _cached(now: int, ttl_ms: int) -> tuple[dict[str, Any] | None, bool]:
-    """The stored table (if any) and whether it is still fresh."""
-    with unit_of_work():  # ended before the refresh below calls Stripe
-        values = read_states(CACHE_KEY, CHANGED_KEY)
-    table = json.loads(values[CACHE_KEY]) if CACHE_KEY in values else None
-    if table is None:
-        return None, False
-    changed_at = int(values.get(CHANGED_KEY) or 0)
-    fetched_at = int(table.get("fetchedAt") or 0)
-    return table, fetched_at > changed_at and now - fetched_at < ttl_ms
-
-
-def plans_table() -> dict[str, Any]:
-    """The public plans table now (GET /api/plans), from the cache when it is fresh."""
-    config = current_app.config
-    return priced_plans(
-        current_gateway(),
-        current_plans(),
-        config,
-        now=now_ms(),
-        ttl_seconds=config["PLANS_CACHE_SECONDS"],
-    )
-
-
-def priced_plans(
-    gateway: PriceSource, plans: Plans, config: Mapping[str, Any], *, now: int, ttl_seconds: int
-) -> dict[str, Any]:
-    table, fresh = _cached(now, ttl_seconds * 1000)
-    if table is not None and fresh:
-        return table
-    try:
-        new_table = read_plans_table(gateway, plans, config, fetched_at=now)
-    except ProviderUnavailable:
-        if table is None:
-            raise
-        log.warning("Stripe unreachable; serving the plans table read at %s", table["fetchedAt"])
-        return table
-    with unit_of_work():
-        write_state(CACHE_KEY, json.dumps(new_table))
-    return new_table
-
-
-def read_plans_table(
-    gateway: PriceSource, plans: Plans, config: Mapping[str, Any], *, fetched_at: int
-) -> dict[str, Any]:
-    """One Stripe read per configured price (no transaction is open during them)."""
-    aliases = {config.get(setting): alias for alias, setting in PRICE_ALIASES.items()}
-    out = []
-    for plan in (plans.free, *plans.paid):
-        prices = []
-        for price_id in sorted(resolve_prices(plan, config)):
-            try:
-                price = gateway.retrieve_price(price_id)
-            except ProviderRejected as exc:
-                if not exc.missing:
-                    raise
-                log.warning("configured price %s does not exist in Stripe; not listed", price_id)
-                continue
-            prices.append(price_out(price, aliases.get(price_id)))
-        prices.sort(key=lambda p: (p["interval"] != "month", p["amount"] or 0))
-        out.append(
-            {
-                "id": plan.id,
-                "generationsPerPeriod": plan.generations,
-                "features": list(plan.features),
-                "trialDays": plan.trial_days,
-                "minSeats": plan.min_seats,
-                "maxSeats": plan.max_seats,
-                "prices": prices,
-            }
-        )
-    return {"plans": out, "fetchedAt": fetched_at}
-
-
-def price_out(price: dict[str, Any], alias: str | None) -> dict[str, Any]:
-    recurring = price.get("recurring") or {}
-    product = price.get("product")
-    return {
-        "id": price["id"],
-        "plan": alias,
-        "lookupKey": price.get("lookup_key"),
-        "amount": price.get("unit_amount"),
-        "currency": price.get("currency") or "usd",
-        "interval": recurring.get("interval"),
-        "intervalCount": recurring.get("interval_count"),
-        "productName": product.get("name") if isinstance(product, dict) else None,
-        "active": bool(price.get("active", True)),
-    }

@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from app.auth import issue_dev_token
 from app.cli.billing import billing_cli
+from app.cli.refunds import refund_command as _refund_command  # noqa: F401 (registers it)
 
 auth_cli = AppGroup("auth", help="Identity helpers: dev tokens, ending a user's sign-ins.")
 

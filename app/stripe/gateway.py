@@ -30,7 +30,9 @@ from app.billing.errors import (
 from app.db import transaction_open
 from app.observability.stripe_calls import observed_call
 from app.safe_text import for_log
+from app.stripe.account_calls import AccountCalls
 from app.stripe.guards import Bulkhead, CircuitBreaker
+from app.stripe.invoice_calls import InvoiceCalls
 from app.stripe.plan_calls import CheckoutTrial as CheckoutTrial
 from app.stripe.plan_calls import PlanCalls, idempotency_key
 
@@ -72,7 +74,7 @@ def current_gateway() -> StripeGateway:
     return cast(StripeGateway, current_app.extensions["stripe_gateway"])
 
 
-class StripeGateway(PlanCalls):
+class StripeGateway(PlanCalls, InvoiceCalls, AccountCalls):
     def __init__(
         self,
         secret_key: str,
@@ -260,13 +262,6 @@ class StripeGateway(PlanCalls):
             params["customer"] = customer_id
         yield from self._paginate(self.client.v1.subscriptions.list, params)
 
-    # -- invoices ------------------------------------------------------------------------------
-
-    def preview_upcoming_invoice(self, *, customer_id: str, subscription_id: str) -> StripeDict:
-        """What the subscription's next renewal will charge (nothing is created)."""
-        params: dict[str, Any] = {"customer": customer_id, "subscription": subscription_id}
-        return self._call(lambda: self.client.v1.invoices.create_preview(params))  # type: ignore[arg-type]
-
     # -- portal --------------------------------------------------------------------------------
 
     def create_portal_session(self, *, customer_id: str, return_url: str) -> StripeDict:
@@ -298,49 +293,6 @@ class StripeGateway(PlanCalls):
         events = list(self._paginate(self.client.v1.events.list, params))
         events.reverse()
         return events
-
-    # -- catalog (the plans table; seeding the sandbox) and endpoints -------------------------
-
-    def retrieve_price(self, price_id: str) -> StripeDict:
-        """A price with its product expanded (name), for the public plans table."""
-        params: dict[str, Any] = {"expand": ["product"]}
-        return self._call(lambda: self.client.v1.prices.retrieve(price_id, params))  # type: ignore[arg-type]
-
-    def find_price_by_lookup_key(self, lookup_key: str) -> StripeDict | None:
-        found = self.list_first_page("prices", {"lookup_keys": [lookup_key], "limit": 1})
-        return found[0] if found else None
-
-    def list_first_page(self, resource: str, params: dict[str, Any]) -> list[StripeDict]:
-        return list(self._call(lambda: getattr(self.client.v1, resource).list(params))["data"])
-
-    def create_product(self, *, name: str, description: str, product_id: str = "") -> StripeDict:
-        params: dict[str, Any] = {"name": name, "description": description}
-        params.update({"id": product_id} if product_id else {})
-        return self._call(lambda: self.client.v1.products.create(params))  # type: ignore[arg-type]
-
-    def create_recurring_price(
-        self, *, product_id: str, unit_amount: int, interval: str, lookup_key: str
-    ) -> StripeDict:
-        params: dict[str, Any] = {
-            "product": product_id,
-            "currency": "usd",
-            "unit_amount": unit_amount,
-            "recurring": {"interval": interval},
-            "lookup_key": lookup_key,
-            "transfer_lookup_key": True,
-        }
-        return self._call(lambda: self.client.v1.prices.create(params))  # type: ignore[arg-type]
-
-    def create_webhook_endpoint(
-        self, *, url: str, enabled_events: list[str], api_version: str | None = None
-    ) -> StripeDict:
-        params: dict[str, Any] = {"url": url, "enabled_events": enabled_events}
-        if api_version:
-            params["api_version"] = api_version
-        return self._call(lambda: self.client.v1.webhook_endpoints.create(params))  # type: ignore[arg-type]
-
-    def delete_webhook_endpoint(self, endpoint_id: str) -> StripeDict:
-        return self._call(lambda: self.client.v1.webhook_endpoints.delete(endpoint_id))
 
     # -- plumbing ------------------------------------------------------------------------------
 

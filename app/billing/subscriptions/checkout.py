@@ -4,14 +4,20 @@ One live subscription per user, whatever the timing: our database may not know y
 subscription (webhooks late, the app down while the user paid), so before a session is made for
 a user who has a Stripe customer, Stripe is asked (one list call) and a live subscription there
 is a 409; and the user's other open sessions are expired first, so two tabs can't both be paid.
-What still slips through (two payments in the same instant) is detected when the second
-subscription arrives (`subscriptions._report_duplicates`) and handled by `flask billing check`.
+Checkouts of one user are serialised (`claims.py`): a double click or a retried request gets
+the session already made for that price back, or 409 `checkout_in_progress` if it is still being
+made after CHECKOUT_WAIT_SECONDS. What still slips through (two payments in the same instant)
+is acted on as soon as the second subscription arrives (`duplicates.py`).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import update
@@ -26,6 +32,7 @@ from app.billing.errors import (
 )
 from app.billing.invoices.tax import checkout_tax_params
 from app.billing.statuses import LIVE_STATUSES
+from app.billing.subscriptions import claims
 from app.billing.subscriptions.reads import apply_read
 from app.billing.subscriptions.store import attach_subscription_id
 from app.billing.subscriptions.summary import (
@@ -105,6 +112,24 @@ def _expire_open_sessions(gateway: StripeGateway, customer_id: str) -> None:
                 ) from exc
 
 
+@dataclass(frozen=True)
+class Serialising:
+    """How checkouts of one user wait for each other (CHECKOUT_* settings)."""
+
+    claim_for: timedelta  # a claim older than this was abandoned (its maker died)
+    reuse_for: timedelta  # a session made this recently is handed back for the same price
+    wait_for: float  # seconds a request waits for another's session before answering 409
+    poll: float = 0.1
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Serialising:
+        return cls(
+            claim_for=timedelta(seconds=config["CHECKOUT_CLAIM_SECONDS"]),
+            reuse_for=timedelta(seconds=config["CHECKOUT_REUSE_SECONDS"]),
+            wait_for=float(config["CHECKOUT_WAIT_SECONDS"]),
+        )
+
+
 def start_checkout(
     gateway: StripeGateway,
     user: User,
@@ -116,12 +141,89 @@ def start_checkout(
     quantity: int = 1,
     trial: CheckoutTrial | None = None,
     promotion_code: str | None = None,
+    serialising: Serialising,
 ) -> StripeDict:
+    """A session for `price_id`: the one already made for this user and price if there is
+    one, else a new one made by exactly one request at a time per user."""
     live = current_subscription(user)
     if live is not None and live.is_live:
         raise _subscription_exists(live.id)
     if trial is not None and user.subscriptions:
         trial = None  # one trial per user: only a first subscription starts with one
+    deadline = time.monotonic() + serialising.wait_for
+    while True:
+        outcome = claims.claim(
+            user.id,
+            _what_was_asked(price_id, quantity, promotion_code),
+            claim_for=serialising.claim_for,
+            reuse_for=serialising.reuse_for,
+        )
+        if isinstance(outcome, claims.Made):
+            return _handed_back(outcome)
+        if isinstance(outcome, claims.Taken):
+            break
+        if time.monotonic() >= deadline:
+            raise Conflict(
+                "A checkout for you is being started. Try again in a moment.",
+                code="checkout_in_progress",
+            )
+        time.sleep(serialising.poll)
+    try:
+        db.session.refresh(user)  # the request before this one may have made the customer
+        session = _new_session(
+            gateway,
+            user,
+            price_id=price_id,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            metadata=metadata,
+            quantity=quantity,
+            trial=trial,
+            promotion_code=promotion_code,
+        )
+    except BaseException:
+        claims.release(user.id, outcome.token)
+        raise
+    claims.record_made(
+        user.id, outcome.token, session["id"], session.get("url"), object_id(session["customer"])
+    )
+    return session
+
+
+def _what_was_asked(price_id: str, quantity: int, promotion_code: str | None) -> str:
+    """What a repeated click must match to get the same session back: the price, and the
+    seats and promotion code when they are not the defaults (another choice is a new session)."""
+    if quantity == 1 and not promotion_code:
+        return price_id
+    return f"{price_id}|{quantity}|{promotion_code or ''}"[:255]
+
+
+def _handed_back(made: claims.Made) -> StripeDict:
+    """The session made earlier, as the API shows a new one (it is still open: a paid one is
+    forgotten when its payment is fulfilled, and the user's live subscription refused above)."""
+    return {
+        "id": made.session_id,
+        "object": "checkout.session",
+        "url": made.url,
+        "status": "open",
+        "customer": made.customer_id,
+        "subscription": None,
+        "payment_status": "unpaid",
+    }
+
+
+def _new_session(
+    gateway: StripeGateway,
+    user: User,
+    *,
+    price_id: str,
+    success_url: str,
+    cancel_url: str,
+    metadata: dict[str, str],
+    quantity: int,
+    trial: CheckoutTrial | None,
+    promotion_code: str | None,
+) -> StripeDict:
     customer_id, created = ensure_customer(gateway, user)
     outside_transaction()
     # Resolved before anything is expired: a mistyped code changes nothing.
@@ -190,6 +292,8 @@ def fulfil_checkout_session(
         raise NotFound("No such checkout session.", code="checkout_session_not_found")
     if session.get("status") != "complete":
         return user
+    if session.get("id"):
+        claims.forget_session(session["id"])  # paid: never handed back to a later click
     link_customer(user, object_id(session.get("customer")))
     db.session.flush()
     subscription = session.get("subscription")

@@ -1,25 +1,39 @@
 """Users paying for more than one live subscription, and what to do about them.
 
-Checkout keeps it to one (checkout.py); two payments in the same instant can still
-make two. `flask billing check` finds them and applies DUPLICATE_SUBSCRIPTION_POLICY:
-"flag" reports them (exit 1, for a human to decide); "cancel_newer" keeps the oldest and cancels
-the newer ones now, prorated, with the final invoice issued at once, so the unused time goes
-back to the customer as Stripe credit.
+Checkout keeps it to one (checkout.py); two payments in the same instant can still make two.
+DUPLICATE_SUBSCRIPTION_POLICY "cancel_newer" acts at once: when a transaction that stored a
+second live subscription commits (`report_duplicates` marks the user), a background thread of
+the process keeps the oldest, cancels the newer ones now and refunds their first invoice in
+full (`resolve_at_once`; an audit entry each). Two processes acting on one user are harmless:
+a second cancel finds it ended, a second refund is replayed by its idempotency key.
+`flask billing check` finds what is left and applies the policy too: "flag" reports them
+(exit 1, for a human to decide); "cancel_newer" cancels the newer ones, prorated, with the
+final invoice issued at once, so the unused time goes back to the customer as Stripe credit.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
 
-from app.billing.statuses import LIVE_STATUSES
+from app import audit
+from app.billing.errors import ProviderRejected
+from app.billing.statuses import ENDED_STATUSES, LIVE_STATUSES
 from app.billing.subscriptions.reads import apply_read
-from app.billing.subscriptions.summary import live_subscriptions
+from app.billing.subscriptions.summary import DUPLICATES_FOUND, live_subscriptions
 from app.db import end_read, unit_of_work
 from app.extensions import db
-from app.models import Subscription, utcnow
-from app.stripe.gateway import StripeGateway
+from app.models import Subscription, User, utcnow
+from app.stripe.gateway import StripeDict, StripeGateway, current_gateway
+from app.stripe.objects import object_id
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,6 +47,7 @@ class Duplicate:
 class DuplicateReport:
     found: list[Duplicate] = field(default_factory=list)
     canceled: list[str] = field(default_factory=list)
+    refunded: list[str] = field(default_factory=list)  # refund ids
     errors: list[str] = field(default_factory=list)
 
 
@@ -68,3 +83,110 @@ def cancel_newer(gateway: StripeGateway, duplicates: list[Duplicate]) -> Duplica
             except Exception as exc:
                 report.errors.append(f"{subscription_id}: {type(exc).__name__}: {exc}")
     return report
+
+
+# -- acting at once ------------------------------------------------------------------------------
+
+_executor_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def _background() -> ThreadPoolExecutor:
+    """One thread per process: resolutions are rare and each is a few Stripe calls."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duplicates")
+        return _executor
+
+
+@event.listens_for(Session, "after_commit")
+def _act_after_commit(session: Session) -> None:
+    users = session.info.pop(DUPLICATES_FOUND, None)
+    if not users or not has_app_context():
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.config["DUPLICATE_SUBSCRIPTION_POLICY"] != "cancel_newer":
+        return  # "flag": logged already, reported by `flask billing check`
+    for user_id in sorted(users):
+        _background().submit(_resolve_in_background, app, user_id)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, previous: SessionTransaction) -> None:
+    # Only the whole transaction's rollback: a savepoint's (the applier isolates a failing
+    # event in one) leaves the other writes, and the resolver re-reads before acting anyway.
+    if previous.parent is None and not previous.nested:
+        session.info.pop(DUPLICATES_FOUND, None)
+
+
+def _resolve_in_background(app: Flask, user_id: str) -> None:
+    with app.app_context():
+        try:
+            report = resolve_at_once(current_gateway(), user_id)
+            for error in report.errors:
+                log.error("duplicate policy for user %s: %s", user_id, error)
+        except Exception:
+            log.exception("duplicate policy for user %s failed", user_id)
+        finally:
+            db.session.remove()
+
+
+def resolve_at_once(gateway: StripeGateway, user_id: str) -> DuplicateReport:
+    """Keep the user's oldest live subscription; cancel each newer one now (no proration: it
+    is refunded whole) and refund its first invoice, with an audit entry each."""
+    # Stripe decides, not our rows: the events that made the second one live may still be
+    # being applied (ours can show it incomplete for a moment after a batch retried).
+    customer = db.session.execute(
+        select(User.stripe_customer_id).where(User.id == user_id)
+    ).scalar_one_or_none()
+    end_read()
+    if customer is None:
+        return DuplicateReport()
+    live = [s for s in gateway.live_subscriptions(customer) if s.get("status") in LIVE_STATUSES]
+    ids = [s["id"] for s in sorted(live, key=lambda s: (s.get("created") or 0, s["id"]))]
+    if len(ids) < 2:
+        return DuplicateReport()
+    duplicate = Duplicate(user_id, ids[0], ids[1:])
+    report = DuplicateReport(found=[duplicate])
+    for subscription_id in duplicate.newer:
+        try:
+            asked_at = utcnow()
+            answer = _cancel_now(gateway, subscription_id)
+            invoice = object_id(answer.get("latest_invoice"))
+            refund = gateway.refund_invoice(invoice, reason="duplicate") if invoice else None
+            with unit_of_work():
+                apply_read(gateway, answer, read_started=asked_at)
+                detail = (
+                    f"kept {duplicate.keep}; refund {refund['id']} of {invoice}: "
+                    f"{refund['amount']} {refund['currency']}"
+                    if refund
+                    else f"kept {duplicate.keep}; no invoice to refund"
+                )
+                audit.record(
+                    "duplicate.cancel_refund",
+                    "ok",
+                    user_id=user_id,
+                    stripe_object=subscription_id,
+                    detail=detail,
+                )
+            report.canceled.append(subscription_id)
+            if refund:
+                report.refunded.append(refund["id"])
+            log.warning("user %s paid twice: canceled %s, %s", user_id, subscription_id, detail)
+        except Exception as exc:
+            report.errors.append(f"{subscription_id}: {type(exc).__name__}: {exc}")
+    return report
+
+
+def _cancel_now(gateway: StripeGateway, subscription_id: str) -> StripeDict:
+    """Cancel now; one already ended (another process got there first) is read instead."""
+    try:
+        return gateway.cancel_subscription_now(subscription_id)
+    except ProviderRejected as exc:
+        if exc.missing:
+            raise
+        current = gateway.retrieve_subscription(subscription_id)
+        if current.get("status") not in ENDED_STATUSES:
+            raise
+        return current

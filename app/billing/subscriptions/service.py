@@ -18,7 +18,7 @@ from app.billing.accounts.rows import UserRow
 from app.billing.accounts.store import Standing as Standing
 from app.billing.accounts.store import settled_standing
 from app.billing.errors import NotFound, ProviderRejected
-from app.billing.plans import Catalog, current_plans
+from app.billing.plans import Catalog, current_plans, ensure_prices
 from app.billing.redirects import default_redirect, ensure_allowed_url
 from app.billing.subscriptions import checkout
 from app.billing.subscriptions.changes import Change, change_subscription
@@ -29,6 +29,7 @@ from app.billing.subscriptions.plan_change import (
     preview_change,
     seats_allowed,
 )
+from app.billing.subscriptions.store import lock_user
 from app.billing.subscriptions.summary import (
     current_subscription,
     deciding_subscription,
@@ -38,7 +39,8 @@ from app.billing.subscriptions.summary import (
 from app.billing.subscriptions.sync import sync_user
 from app.billing.time import now_ms
 from app.billing.usage.periods import settle_entitlements
-from app.db import commit_if_written, outside_transaction, unit_of_work
+from app.db import commit_if_written, outside_transaction, retry_on_deadlock, unit_of_work
+from app.extensions import db
 from app.models import Subscription, User, utcnow
 from app.stripe.gateway import CheckoutTrial, StripeDict, current_gateway
 from app.stripe.objects import object_id
@@ -84,6 +86,7 @@ def start_checkout(
     can be bought), returning to our own front end only; the seats within the plan's bounds,
     and the plan's trial for a first subscription."""
     config = current_app.config
+    ensure_prices()  # prices given by lookup key: read now if not yet (503 while Stripe can't)
     price = Catalog.from_config(config).resolve(price_id=price_id, plan=plan)
     bought = current_plans().paid_plan_for(price, config)
     seats = quantity if quantity is not None else bought.min_seats
@@ -108,6 +111,7 @@ def start_checkout(
         quantity=seats,
         trial=trial,
         promotion_code=promotion_code,
+        serialising=checkout.Serialising.from_config(config),
     )
     return CheckoutView.of(session, price)
 
@@ -124,10 +128,17 @@ def fulfil_from_redirect(user: User, session_id: str) -> CheckoutView:
         if exc.missing:  # the same answer as another user's session: no existence oracle
             raise NotFound("No such checkout session.", code="checkout_session_not_found") from exc
         raise
-    with unit_of_work():
-        checkout.fulfil_checkout_session(
-            session, user=user, gateway=gateway, read_started=read_started
-        )
+
+    def fulfil() -> None:
+        with unit_of_work():
+            lock_user(user.id)  # the lock order everywhere: the user, then the subscription
+            checkout.fulfil_checkout_session(
+                session, user=user, gateway=gateway, read_started=read_started
+            )
+
+    # The success page loaded twice racing the purchase's webhooks: a deadlock's victim is
+    # run again once, then answered 503 `retry` (app/errors.py), never "database down".
+    retry_on_deadlock(fulfil)
     return CheckoutView.of(session)
 
 
@@ -144,13 +155,30 @@ def open_portal(user: User, *, customer_id: str | None, return_url: str | None) 
     return str(current_gateway().create_portal_session(customer_id=own, return_url=back)["url"])
 
 
-def cancel(user: User, subscription_id: str | None, *, immediately: bool) -> Subscription:
+@dataclass(frozen=True)
+class Changed:
+    """A change's outcome: the subscription and its owner as stored after it (the reply is
+    built from these, never from the user loaded before the change: a webhook applied
+    meanwhile may have settled the user already, leaving this request nothing to write)."""
+
+    user: User
+    subscription: Subscription
+
+
+def cancel(user: User, subscription_id: str | None, *, immediately: bool) -> Changed:
     change = Change.CANCEL_NOW if immediately else Change.CANCEL_AT_PERIOD_END
-    return change_subscription(current_gateway(), user, subscription_id, change)
+    return _changed(change_subscription(current_gateway(), user, subscription_id, change))
 
 
-def resume(user: User, subscription_id: str | None) -> Subscription:
-    return change_subscription(current_gateway(), user, subscription_id, Change.RESUME)
+def resume(user: User, subscription_id: str | None) -> Changed:
+    return _changed(change_subscription(current_gateway(), user, subscription_id, Change.RESUME))
+
+
+def _changed(row: Subscription) -> Changed:
+    owner = db.session.get(User, row.user_id, populate_existing=True) if row.user_id else None
+    if owner is None:  # change_subscription only changes a subscription the caller owns
+        raise NotFound("No such subscription.", code="subscription_not_found")
+    return Changed(owner, row)
 
 
 def preview_plan_change(

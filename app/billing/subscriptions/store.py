@@ -38,6 +38,7 @@ from sqlalchemy.orm import joinedload
 
 from app.billing.accounts.store import settle_mirror_only
 from app.billing.accounts.users import flag_ownership_mismatch, get_or_create_user
+from app.billing.statuses import LIVE_STATUSES
 from app.billing.subscriptions.mirror import MIRRORED
 from app.billing.subscriptions.ordering import (
     Verdict,
@@ -232,6 +233,34 @@ def store_subscription(subscription: StripeDict, *, event_created: int | None) -
     return stored_from(execute_prebuilt(statement, params).first())
 
 
+def lock_user(user_id: str) -> None:
+    """Lock the user's row first (PostgreSQL; SQLite's writers queue on BEGIN IMMEDIATE)."""
+    if dialect_name() == "postgresql":
+        users = User.__table__
+        db.session.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+
+
+def lock_owner(subscription: StripeDict) -> None:
+    """Lock order everywhere: the owner's user row, then the subscription's. The success page
+    locked the user first and the webhook the subscription first, so the two could deadlock
+    on one purchase. The owner: the user linked to the customer, or the one metadata names."""
+    if dialect_name() != "postgresql":
+        return
+    customer = subscription.get("customer")
+    customer = customer.get("id") if isinstance(customer, dict) else customer
+    named = (subscription.get("metadata") or {}).get("userId")
+    users = User.__table__
+    conditions = []
+    if isinstance(customer, str) and customer:
+        conditions.append(users.c.stripe_customer_id == customer)
+    if isinstance(named, str) and named:
+        conditions.append(users.c.id == named)
+    if conditions:
+        db.session.execute(
+            select(users.c.id).where(or_(*conditions)).order_by(users.c.id).with_for_update()
+        )
+
+
 def apply_subscription(
     subscription: StripeDict, *, event_created: int | None = None, reread: Reread | None = None
 ) -> Stored | None:
@@ -241,6 +270,7 @@ def apply_subscription(
     read, which always applies (that is how `flask billing sync` repairs any row). An event's
     object is judged by the ordering rule: applied, skipped as older than what we hold, or,
     when the order can't be told, replaced by a re-read through `reread` under the row lock."""
+    lock_owner(subscription)
     stored = store_subscription(subscription, event_created=event_created)
     return finish_applying(stored, subscription, event_created, reread)
 
@@ -285,7 +315,13 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
         previous = db.session.get(User, stored.previous_owner, populate_existing=True)
         if previous is not None:
             settle_user(previous)
-    if stored.user_id is None or not stored.summary_stale:
+    if stored.user_id is None:
+        return
+    if not stored.summary_stale:
+        # The owner's summary still mirrors another subscription: if this one just became
+        # live beside it, the user pays twice (the policy acts once this commits).
+        if subscription.get("status") in LIVE_STATUSES:
+            report_duplicates(stored.user_id, live_subscriptions(stored.user_id))
         return
     if settle_mirror_only(stored.user_id, stored.customer_id):
         return

@@ -76,11 +76,17 @@ def live_among(rows: Iterable[S]) -> list[S]:
     return sorted((row for row in rows if row.is_live), key=_precedence, reverse=True)
 
 
+# session.info key: users found paying twice in the open transaction (acted on once it commits).
+DUPLICATES_FOUND = "duplicate_users"
+
+
 def report_duplicates(user_id: str, live: Sequence[AnySubscription]) -> None:
     """One live subscription per user: a second one means the user pays twice. Checkout makes
-    it nearly impossible (checkout.py); if it happens anyway, say so loudly. The
-    policy for it runs in `flask billing check` (docs/reliability.md)."""
+    it nearly impossible (checkout.py); if it happens anyway, say so loudly, and have the
+    duplicate policy act as soon as this transaction commits (duplicates.py;
+    docs/reliability.md)."""
     if len(live) > 1:
+        db.session.info.setdefault(DUPLICATES_FOUND, set()).add(user_id)
         log.error(
             "user %s has %d live subscriptions: %s (see `flask billing check`)",
             user_id,

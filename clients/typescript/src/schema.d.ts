@@ -32,7 +32,7 @@ export interface paths {
         put?: never;
         /**
          * Start a Stripe Checkout for a paid plan
-         * @description 409 `subscription_exists` when the caller already has a live subscription.
+         * @description 409 `subscription_exists` when the caller already has a live subscription. Repeated calls for the same price (a double click) get the same open session back; 409 `checkout_in_progress` if another call is still making it after CHECKOUT_WAIT_SECONDS.
          */
         post: operations["createCheckoutSession"];
         delete?: never;
@@ -739,7 +739,7 @@ export interface components {
          * @description Stable machine-readable error codes
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "card_declined" | "change_required" | "checkout_session_not_found" | "conflict" | "csrf_header_required" | "customer_not_found" | "database_unavailable" | "forbidden" | "idempotency_conflict" | "idempotency_key_reused" | "identity_provider_unavailable" | "internal_error" | "invalid_json" | "invalid_path" | "invalid_promotion_code" | "invalid_proration_date" | "invalid_quantity" | "invalid_refresh_token" | "invalid_signature" | "invalid_state" | "invalid_token" | "invalid_token_claims" | "malformed_event" | "method_not_allowed" | "missing_refresh_token" | "missing_token" | "multiple_subscriptions" | "not_found" | "origin_not_allowed" | "payload_too_large" | "payment_provider_busy" | "payment_provider_rejected" | "payment_provider_unavailable" | "payment_required" | "price_mismatch" | "price_required" | "quota_exceeded" | "rate_limited" | "redirect_not_allowed" | "refresh_token_expired" | "refresh_token_reused" | "refresh_token_revoked" | "request_entity_too_large" | "retry" | "service_unavailable" | "signin_not_configured" | "subscription_ended" | "subscription_exists" | "subscription_not_found" | "token_expired" | "too_many_requests" | "unauthorized" | "unknown_plan" | "unknown_price" | "unsupported_media_type" | "user_not_found" | "validation_error" | "webhook_failed";
+        ErrorCode: "bad_request" | "card_declined" | "change_required" | "checkout_in_progress" | "checkout_session_not_found" | "conflict" | "csrf_header_required" | "customer_not_found" | "database_unavailable" | "forbidden" | "idempotency_conflict" | "idempotency_key_reused" | "identity_provider_unavailable" | "internal_error" | "invalid_json" | "invalid_path" | "invalid_promotion_code" | "invalid_proration_date" | "invalid_quantity" | "invalid_refresh_token" | "invalid_signature" | "invalid_state" | "invalid_token" | "invalid_token_claims" | "malformed_event" | "method_not_allowed" | "missing_refresh_token" | "missing_token" | "multiple_subscriptions" | "not_found" | "origin_not_allowed" | "payload_too_large" | "payment_provider_busy" | "payment_provider_rejected" | "payment_provider_unavailable" | "payment_required" | "price_mismatch" | "price_required" | "quota_exceeded" | "rate_limited" | "redirect_not_allowed" | "refresh_token_expired" | "refresh_token_reused" | "refresh_token_revoked" | "request_entity_too_large" | "retry" | "service_unavailable" | "signin_not_configured" | "subscription_ended" | "subscription_exists" | "subscription_not_found" | "token_expired" | "too_many_requests" | "unauthorized" | "unknown_plan" | "unknown_price" | "unsupported_media_type" | "user_not_found" | "validation_error" | "webhook_failed";
         /** ErrorReply */
         ErrorReply: {
             error: components["schemas"]["ErrorBody"];

@@ -13,6 +13,7 @@ from . import (  # noqa: F401
     payment_methods,
     payment_pages,
     portal,
+    refunds,
     setup_intents,
     subscription_schedules,
     subscriptions,
