@@ -23,7 +23,7 @@ from app_instance import Instance, serve_instance
 from flask import Flask
 from sqlalchemy import event
 from stripe_history import History
-from support import Billing, apply_recorded_events, sign_payload
+from support import Billing, apply_recorded_events, is_postgres, sign_payload
 
 from app.extensions import db
 
@@ -32,6 +32,8 @@ SECRET = "whsec_statement_count"
 # work, the SAVEPOINT around the batch and its RELEASE.
 BATCH_OVERHEAD = 3
 SAVEPOINT = 2
+# On PostgreSQL an event first locks its owner's user row (lock order user, then subscription,
+# so the success page and the webhooks of one purchase can't deadlock: docs/reliability.md).
 # An invoice event's own work (app/billing/invoices/store.py): the upsert, the action's update.
 INVOICE_KEPT = ("INSERT INTO invoices", "UPDATE users SET payment_action")
 
@@ -129,11 +131,14 @@ def test_statements_per_applied_event(app: Flask, billing: Billing) -> None:
         deliver(instance, change)
         with counting(instance.app) as counted:
             assert apply_recorded_events(instance.app) == 1
-        assert len(counted.sql) <= BATCH_OVERHEAD + SAVEPOINT + 3, describe(counted)
+        owner_lock = 1 if is_postgres() else 0
+        assert len(counted.sql) <= BATCH_OVERHEAD + SAVEPOINT + owner_lock + 3, describe(counted)
         assert counted.commits == 1
 
         # Newer events with the same state (Stripe sends updates for fields we don't keep):
-        # one upsert each (it moves the watermark), applied together in one transaction.
+        # one upsert each (it moves the watermark), applied together in one transaction, and
+        # one read of the owner's live subscriptions for the batch (a second live one is a
+        # duplicate the policy acts on: docs/reliability.md), not one per event.
         newer = [
             {**change, "id": f"{change['id']}_newer{n}", "created": change["created"] + 1 + n}
             for n in range(20)
@@ -144,7 +149,10 @@ def test_statements_per_applied_event(app: Flask, billing: Billing) -> None:
             assert apply_recorded_events(instance.app) == len(newer)
         upserts = [s for s in counted.sql if "INSERT INTO subscriptions" in s]
         assert len(upserts) == len(newer)
-        assert len(counted.sql) == BATCH_OVERHEAD + SAVEPOINT + len(newer), describe(counted)
+        live_check = 1
+        owner_locks = len(newer) if is_postgres() else 0
+        expected = BATCH_OVERHEAD + SAVEPOINT + len(newer) + owner_locks + live_check
+        assert len(counted.sql) == expected, describe(counted)
         assert counted.commits == 1
 
 

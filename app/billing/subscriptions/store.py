@@ -48,6 +48,7 @@ from app.billing.subscriptions.ordering import (
     matches_in_sql,
 )
 from app.billing.subscriptions.summary import (
+    check_once_for_duplicates,
     link_customer,
     live_among,
     live_subscriptions,
@@ -321,7 +322,7 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
         # The owner's summary still mirrors another subscription: if this one just became
         # live beside it, the user pays twice (the policy acts once this commits).
         if subscription.get("status") in LIVE_STATUSES:
-            report_duplicates(stored.user_id, live_subscriptions(stored.user_id))
+            check_once_for_duplicates(stored.user_id, stored.subscription_id)
         return
     if settle_mirror_only(stored.user_id, stored.customer_id):
         return

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
 from app.billing.accounts.rows import AnySubscription, AnyUser
 from app.billing.statuses import LIVE_STATUSES
@@ -78,6 +79,25 @@ def live_among(rows: Iterable[S]) -> list[S]:
 
 # session.info key: users found paying twice in the open transaction (acted on once it commits).
 DUPLICATES_FOUND = "duplicate_users"
+# session.info key: subscriptions whose owner was already checked for a second live one in the
+# open transaction (a batch of events for one subscription checks once; cleared at its end).
+LIVE_CHECKED = "live_checked_subscriptions"
+
+
+def check_once_for_duplicates(user_id: str, subscription_id: str) -> None:
+    """Report the owner if this live subscription stands beside another live one, once per
+    subscription per transaction: its later events in the same batch change no other row."""
+    checked = db.session.info.setdefault(LIVE_CHECKED, set())
+    if subscription_id in checked:
+        return
+    checked.add(subscription_id)
+    report_duplicates(user_id, live_subscriptions(user_id))
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_checks(session: Session) -> None:
+    session.info.pop(LIVE_CHECKED, None)
 
 
 def report_duplicates(user_id: str, live: Sequence[AnySubscription]) -> None:
