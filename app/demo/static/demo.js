@@ -256,6 +256,7 @@ function renderAccount() {
   $("manage").hidden = !me.user.stripeCustomerId;
   $("seats").textContent = live ? `${sub.quantity || 1}` : "—";
   renderTrial(sub);
+  renderGrace(me, entitlements);
   renderChangePlan(live ? sub : null);
   renderPlans();
 }
@@ -272,6 +273,18 @@ function renderTrial(sub) {
       "Add a card in Manage billing to keep Pro."
     : `Free trial until ${formatDate(sub.trialEndsAt)}.`;
   box.hidden = false;
+}
+
+// Dunning: past due, the paid plan lasts until the grace period ends (entitlements'
+// accessEndsAt), unless the payment is fixed first.
+function renderGrace(me, entitlements) {
+  const box = $("grace");
+  const ends = entitlements && entitlements.accessEndsAt;
+  const pastDue = Boolean(me.subscription && me.subscription.status === "past_due");
+  box.hidden = !(pastDue && ends);
+  if (box.hidden) return;
+  box.textContent = `You keep ${capitalize(me.user.tier)} until ${formatDate(ends)} ` +
+    "while the payment is retried.";
 }
 
 function renderChangePlan(sub) {
