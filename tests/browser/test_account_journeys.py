@@ -134,5 +134,8 @@ def test_buy_a_credit_pack_and_spend_it_beyond_the_quota(
     page.click("#generate")  # beyond the quota: paid with a credit
     expect(page.locator("#error")).to_be_hidden()
     expect(page.locator("#credits")).to_have_text("99")
+    expect(page.locator("#generate-result")).to_have_text(
+        "Generated with a credit: 99 credits left."
+    )
     expect(page.locator("#upgrade-prompt")).to_be_hidden()  # credits left: no need to upgrade
     shot("credit-spent")

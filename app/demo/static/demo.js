@@ -425,10 +425,13 @@ async function signIn(userId) {
 async function generate() {
   clearError();
   $("generate").disabled = true;
+  const creditsBefore = state.entitlements ? state.entitlements.credits || 0 : 0;
+  let generated = false;
   try {
     const reply = await call("POST", "/api/usage/generations", {
       count: 1, idempotencyKey: crypto.randomUUID(),
     });
+    generated = true;
     $("generate-result").textContent = reply.generationsRemaining == null
       ? "Generated! Unlimited generations left."
       : `Generated! ${reply.generationsRemaining} left this period.`;
@@ -439,6 +442,10 @@ async function generate() {
     $("generate").disabled = false;
   }
   await loadAccount().catch(showError);
+  const creditsAfter = state.entitlements ? state.entitlements.credits || 0 : 0;
+  if (generated && creditsAfter < creditsBefore) {  // beyond the quota: a credit paid for it
+    $("generate-result").textContent = `Generated with a credit: ${creditsAfter} credits left.`;
+  }
 }
 
 async function upgrade(price) {
