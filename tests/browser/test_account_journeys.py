@@ -4,7 +4,7 @@ demo page:
    STRIPE_TAX_ID_COLLECTION), buying Pro asks for a billing country on Stripe's page; a German
    buyer pays 19 % VAT and the invoices list shows it;
 2. a GitHub user who changed their email at GitHub signs in again: the demo shows the new
-   email and the Stripe customer has it;
+   email, and the Stripe customer has it (its billing portal shows it);
 3. "Buy credits" on the demo page: a one-time Checkout, back with the credits shown, and a
    generation beyond the free quota spends one."""
 
@@ -109,6 +109,9 @@ def test_email_changed_at_github_reaches_the_stripe_customer(
     expect(page.locator("#tier")).to_have_text("Pro")  # the same account, the same plan
     shot("new-email")
     assert client.v1.customers.retrieve(customer_id).email == new_email
+    page.click("#manage")  # Stripe's own billing portal knows the new address too
+    expect(page.locator("#customer_email")).to_have_text(new_email)
+    shot("portal-shows-the-new-email")
 
 
 def test_buy_a_credit_pack_and_spend_it_beyond_the_quota(
