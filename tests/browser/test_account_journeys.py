@@ -2,7 +2,8 @@
 demo page:
 1. with Stripe Tax on (STRIPE_AUTOMATIC_TAX, STRIPE_COLLECT_BILLING_ADDRESS,
    STRIPE_TAX_ID_COLLECTION), buying Pro asks for a billing country on Stripe's page; a German
-   buyer pays 19 % VAT and the invoices list shows it;
+   buyer pays 19 % VAT and the invoices list shows it; the VAT number typed there is on the
+   invoice;
 2. a GitHub user who changed their email at GitHub signs in again: the demo shows the new
    email, and the Stripe customer has it (its billing portal shows it);
 3. "Buy credits" on the demo page: a one-time Checkout, back with the credits shown, and a
@@ -60,7 +61,8 @@ def test_tax_at_checkout_shows_on_the_invoices_list(
     start_upgrade(page)
     expect(page.locator("label[for=country]")).to_contain_text("Billing country")
     page.fill("#country", "DE")
-    shot("billing-country")
+    page.fill("#tax_id", "DE123456789")  # STRIPE_TAX_ID_COLLECTION: a business's VAT number
+    shot("billing-country-and-vat-number")
     pay(page, CARD_OK)
     page.wait_for_url("**/demo/success?session_id=cs_*")
     expect_pro(page)
@@ -74,6 +76,15 @@ def test_tax_at_checkout_shows_on_the_invoices_list(
     shot("invoice-with-vat")
     customer = tax_stack.gateway.client.v1.customers.retrieve(customer_of(tax_stack, user_id))
     assert customer.address is not None and customer.address.country == "DE"
+
+    with page.context.expect_page() as opened:
+        row.locator("a", has_text="View").click()  # Stripe's hosted invoice, in a new tab
+    invoice = opened.value
+    expect(invoice.locator("#customer_tax_ids")).to_have_text(
+        "Customer tax ID: DE123456789 (eu_vat)"
+    )
+    expect(invoice.locator("#status")).to_have_text("paid")
+    invoice.close()
 
 
 def test_email_changed_at_github_reaches_the_stripe_customer(
