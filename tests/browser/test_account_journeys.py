@@ -73,6 +73,7 @@ def test_tax_at_checkout_shows_on_the_invoices_list(
     expect(row.locator("td").nth(2)).to_have_text("$22.61")
     expect(row.locator("td").nth(3)).to_have_text("$3.61")
     expect(row).to_have_class("invoice invoice-paid")
+    expect(page.locator("#upcoming")).to_contain_text("Next invoice: $22.61")  # taxed too
     shot("invoice-with-vat")
     customer = tax_stack.gateway.client.v1.customers.retrieve(customer_of(tax_stack, user_id))
     assert customer.address is not None and customer.address.country == "DE"
