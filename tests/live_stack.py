@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,8 +99,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def live_stack(work_dir: Path, plans_file: str = "") -> Iterator[Stack]:
-    """The stack under the default plans, or those of `plans_file` (docs/entitlements.md)."""
+def live_stack(
+    work_dir: Path, plans_file: str = "", settings: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
+    """The stack under the default plans, or those of `plans_file` (docs/entitlements.md);
+    `settings` are added to the app's environment (e.g. Stripe Tax on)."""
     sandbox, sandbox_url = _start_sandbox(
         work_dir / "sandbox.log", "stripe_sandbox", "--retry-time-scale", "0.001"
     )
@@ -127,6 +130,7 @@ def live_stack(work_dir: Path, plans_file: str = "") -> Iterator[Stack]:
             "STRIPE_WEBHOOK_SECRET": endpoint["secret"],
             "STRIPE_PRICE_ID_MONTHLY": prices["pro_monthly"],
             "STRIPE_PRICE_ID_YEARLY": prices["pro_yearly"],
+            "STRIPE_CREDIT_PACK_PRICE_ID": prices["credit_pack"],
             "STRIPE_MAX_NETWORK_RETRIES": "0",
             "AUTH_JWT_SECRET": JWT_SECRET,
             "GITHUB_CLIENT_ID": DEV_CLIENT_ID,
@@ -138,6 +142,7 @@ def live_stack(work_dir: Path, plans_file: str = "") -> Iterator[Stack]:
             "LOG_LEVEL": "WARNING",
             # As every suite app (tests/conftest.py): limits are tested in test_rate_limits.py.
             "RATE_LIMIT_ENABLED": "false",
+            **(settings or {}),
         }
         subprocess.run(
             [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],

@@ -207,6 +207,23 @@ def test_make_run_runs_the_whole_flow_offline(make_run: tuple[str, dict[str, Any
     assert me["subscription"]["priceId"] == published["STRIPE_PRICE_ID_YEARLY"]
 
 
+def test_make_run_offers_the_credit_pack(make_run: tuple[str, dict[str, Any]]) -> None:
+    """`make run` seeds the one-time credit pack price, so the demo's "Buy credits" works."""
+    url, published = make_run
+    assert published["STRIPE_CREDIT_PACK_PRICE_ID"].startswith("price_")
+    plans = requests.get(f"{url}/api/plans", timeout=10).json()
+    assert plans["creditPack"]["generations"] == 100
+    assert plans["creditPack"]["amount"] == 500
+    created = requests.post(
+        f"{url}/api/create-credit-pack-session",
+        json={},
+        headers=auth_headers("dev-credits-user"),
+        timeout=10,
+    )
+    assert created.status_code == 200, created.text
+    assert created.json()["session"]["url"].startswith(published["STRIPE_API_BASE"])
+
+
 def test_development_redirects_land_on_the_demo_page(make_run: tuple[str, dict[str, Any]]) -> None:
     """`make run` -> pay: Stripe sends the browser back to a page this app serves."""
     url, _ = make_run

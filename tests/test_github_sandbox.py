@@ -200,6 +200,11 @@ def test_control_endpoints_rename_users_and_set_faults(gh: GitHubSandbox) -> Non
     assert made["id"] == 77
     renamed = requests.post(f"{gh.url}/_sandbox/users/77/rename", json={"login": "renamed"})
     assert renamed.json()["login"] == "renamed"
+    moved = requests.post(f"{gh.url}/_sandbox/users/77/email", json={"email": "new@example.org"})
+    assert moved.json()["email"] == "new@example.org"
+    assert gh.store.users[77].emails()[0]["email"] == "new@example.org"  # GET /user/emails
+    refused = requests.post(f"{gh.url}/_sandbox/users/77/email", json={"email": "nope"})
+    assert refused.status_code == 400
     requests.post(f"{gh.url}/_sandbox/faults", json={"token_status": 503})
     failing = requests.post(f"{gh.url}/login/oauth/access_token", data={})
     assert failing.status_code == 503

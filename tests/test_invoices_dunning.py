@@ -350,6 +350,39 @@ def test_automatic_tax_at_checkout_taxes_the_invoices_shown(
     assert upcoming["upcoming"]["amountTax"] == invoice["amountTax"]
 
 
+def test_a_tax_id_typed_at_checkout_is_on_the_customers_invoices(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    """STRIPE_TAX_ID_COLLECTION: Stripe's page offers a tax id field; the id typed there is on
+    the session, and every invoice of the customer carries it (its hosted page shows it)."""
+    user = "vat-business"
+    app.config.update(STRIPE_AUTOMATIC_TAX=True, STRIPE_TAX_ID_COLLECTION=True)
+    try:
+        created = client.post(
+            "/api/create-checkout-session", json={"plan": "monthly"}, headers=auth_headers(user)
+        )
+    finally:
+        app.config.update(STRIPE_AUTOMATIC_TAX=False, STRIPE_TAX_ID_COLLECTION=False)
+    url = created.get_json()["session"]["url"]
+    assert 'id="tax_id"' in requests.get(url, timeout=10).text
+    refused = pay_hosted_checkout(url, CARD_OK, country="DE", tax_id="no!")
+    assert refused.status_code == 400 and "valid tax ID" in refused.text
+    assert (
+        pay_hosted_checkout(url, CARD_OK, country="DE", tax_id="de 123.456.789").status_code == 303
+    )
+    billing.wait_for_webhooks()
+
+    stripe = billing.gateway.client
+    session = stripe.v1.checkout.sessions.retrieve(created.get_json()["session"]["id"])
+    expected = [{"type": "eu_vat", "value": "DE123456789"}]
+    assert [t.to_dict() for t in session.customer_details.tax_ids] == expected
+    [invoice] = invoices(client, user)
+    at_stripe = stripe.v1.invoices.retrieve(invoice["id"])
+    assert [t.to_dict() for t in at_stripe.customer_tax_ids] == expected
+    page = requests.get(invoice["hostedInvoiceUrl"], timeout=10).text
+    assert "DE123456789 (eu_vat)" in page
+
+
 def test_upcoming_invoice_when_stripe_is_unreachable(
     app: Flask, client: FlaskClient, billing: Billing
 ) -> None:

@@ -57,6 +57,38 @@ def test_plans_are_public_with_stripes_prices(client: FlaskClient, billing: Bill
         18000,
         "year",
     )
+    assert reply.get_json()["creditPack"] is None  # none configured: no "Buy credits"
+
+
+def test_the_credit_pack_on_sale_is_listed_for_the_buy_button(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    pack = billing.gateway.find_price_by_lookup_key("credit_pack")  # seeded by setup_products
+    assert pack is not None and not pack.get("recurring")
+    app.config.update(STRIPE_CREDIT_PACK_PRICE_ID=pack["id"], CREDIT_PACK_GENERATIONS=250)
+    try:
+        reply = client.get("/api/plans")
+    finally:
+        app.config.update(STRIPE_CREDIT_PACK_PRICE_ID="", CREDIT_PACK_GENERATIONS=100)
+    assert reply.status_code == 200
+    assert reply.get_json()["creditPack"] == {
+        "priceId": pack["id"],
+        "generations": 250,
+        "amount": 500,
+        "currency": "usd",
+    }
+
+
+def test_a_credit_pack_price_missing_in_stripe_is_not_offered(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    app.config.update(STRIPE_CREDIT_PACK_PRICE_ID="price_does_not_exist")
+    try:
+        reply = client.get("/api/plans")
+    finally:
+        app.config.update(STRIPE_CREDIT_PACK_PRICE_ID="")
+    assert reply.status_code == 200
+    assert reply.get_json()["creditPack"] is None
 
 
 def test_no_stripe_call_per_request(client: FlaskClient, billing: Billing) -> None:

@@ -287,11 +287,11 @@ def test_portal_session(gateway: StripeGateway) -> None:
 # -- catalog and setup (through app/stripe/setup.py, as `flask billing setup-*` runs them) ----
 
 
-@exercises("list_first_page", "create_product", "create_recurring_price")
+@exercises("list_first_page", "create_product", "create_recurring_price", "create_one_time_price")
 def test_setup_products(gateway: StripeGateway) -> None:
     result = setup.setup_products(gateway)
-    # stripe-mock's canned price matches neither spec, so both prices are (re)created.
-    assert set(result.price_ids) == {"pro_monthly", "pro_yearly"}
+    # stripe-mock's canned price matches no spec, so every price is (re)created.
+    assert set(result.price_ids) == {"pro_monthly", "pro_yearly", "credit_pack"}
     assert all(price_id.startswith("price_") for price_id in result.price_ids.values())
     # The product create path, with our fixed id (the canned list always finds one).
     product = gateway.create_product(

@@ -22,7 +22,7 @@ def run(app: Flask, *args: str) -> Result:
     return app.test_cli_runner().invoke(args=["billing", *args])
 
 
-def test_setup_products_twice_creates_one_product_and_two_prices(
+def test_setup_products_twice_creates_one_product_and_its_prices(
     app: Flask, billing: Billing, sandbox: Sandbox
 ) -> None:
     sandbox.reset()  # an empty Stripe account
@@ -34,17 +34,23 @@ def test_setup_products_twice_creates_one_product_and_two_prices(
     products = billing.gateway.client.v1.products.list({"limit": 100}).data
     prices = billing.gateway.client.v1.prices.list({"limit": 100}).data
     assert len(products) == 1
-    assert sorted((p.unit_amount, p.recurring.interval, p.lookup_key) for p in prices) == [
+    shapes = [
+        (p.unit_amount, p.recurring.interval if p.recurring else None, p.lookup_key) for p in prices
+    ]
+    assert sorted(shapes, key=lambda shape: shape[0]) == [
+        (500, None, "credit_pack"),  # one-time: the credit pack
         (1900, "month", "pro_monthly"),
         (18000, "year", "pro_yearly"),
     ]
     monthly = next(p.id for p in prices if p.lookup_key == "pro_monthly")
     yearly = next(p.id for p in prices if p.lookup_key == "pro_yearly")
+    pack = next(p.id for p in prices if p.lookup_key == "credit_pack")
     for output in (first.stdout, second.stdout):
         assert f"STRIPE_PRICE_ID_MONTHLY={monthly}" in output.splitlines()
         assert f"STRIPE_PRICE_ID_YEARLY={yearly}" in output.splitlines()
+        assert f"STRIPE_CREDIT_PACK_PRICE_ID={pack}" in output.splitlines()
     assert "created product" in first.stderr and "created product" not in second.stderr
-    assert second.stderr.count("kept price") == 2
+    assert second.stderr.count("kept price") == 3
 
 
 def test_setup_products_replaces_a_price_with_the_wrong_amount(

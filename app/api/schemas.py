@@ -305,9 +305,20 @@ class PlanOut(Reply):
     prices: list[PriceOut] = Field(description="Empty for the free plan")
 
 
+class CreditPackOut(Reply):
+    priceId: str = Field(description="The one-time price (STRIPE_CREDIT_PACK_PRICE_ID)")
+    generations: int = Field(description="Generations one pack adds (CREDIT_PACK_GENERATIONS)")
+    amount: int | None = Field(description="In the currency's smallest unit (cents)")
+    currency: str = Field(description="ISO code, lower case")
+
+
 class PlansReply(Reply):
     plans: list[PlanOut]
     fetchedAt: Millis | None = Field(description="When the prices were read from Stripe")
+    creditPack: CreditPackOut | None = Field(
+        None,
+        description="The credit pack POST /api/create-credit-pack-session sells; null: none",
+    )
 
 
 class HealthReply(Reply):

@@ -130,7 +130,29 @@ def read_plans_table(
                 "prices": prices,
             }
         )
-    return {"plans": out, "fetchedAt": fetched_at}
+    return {"plans": out, "fetchedAt": fetched_at, "creditPack": credit_pack(gateway, config)}
+
+
+def credit_pack(gateway: PriceSource, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The credit pack on sale (a front end shows "Buy credits" when there is one)."""
+    price_id = config.get("STRIPE_CREDIT_PACK_PRICE_ID") or ""
+    if not price_id:
+        return None
+    try:
+        price = gateway.retrieve_price(price_id)
+    except ProviderRejected as exc:
+        if not exc.missing:
+            raise
+        log.warning(
+            "STRIPE_CREDIT_PACK_PRICE_ID %s does not exist in Stripe; not offered", price_id
+        )
+        return None
+    return {
+        "priceId": price["id"],
+        "generations": int(config.get("CREDIT_PACK_GENERATIONS") or 0),
+        "amount": price.get("unit_amount"),
+        "currency": price.get("currency") or "usd",
+    }
 
 
 def price_out(price: dict[str, Any], alias: str | None) -> dict[str, Any]:

@@ -35,8 +35,9 @@ def check_stripe_command(warn_only: bool) -> None:
 @click.command("setup-products")
 @with_appcontext
 def setup_products_command() -> None:
-    """Create or update the product and its $19/month and $180/year prices (by lookup key)
-    in the Stripe account the key points to; print the env lines to use them."""
+    """Create or update the product, its $19/month and $180/year prices and the $5 one-time
+    credit pack price (by lookup key) in the Stripe account the key points to; print the env
+    lines to use them."""
     try:
         result = setup_products(current_gateway())
     except BillingError as exc:

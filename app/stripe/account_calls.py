@@ -48,6 +48,19 @@ class AccountCalls:
         }
         return self._call(lambda: self.client.v1.prices.create(params))  # type: ignore[arg-type]
 
+    def create_one_time_price(
+        self, *, product_id: str, unit_amount: int, lookup_key: str
+    ) -> StripeDict:
+        """A price without `recurring` (Checkout mode=payment), e.g. the credit pack's."""
+        params: dict[str, Any] = {
+            "product": product_id,
+            "currency": "usd",
+            "unit_amount": unit_amount,
+            "lookup_key": lookup_key,
+            "transfer_lookup_key": True,
+        }
+        return self._call(lambda: self.client.v1.prices.create(params))  # type: ignore[arg-type]
+
     def create_webhook_endpoint(
         self, *, url: str, enabled_events: list[str], api_version: str | None = None
     ) -> StripeDict:

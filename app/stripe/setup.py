@@ -1,5 +1,6 @@
-"""Stripe account setup: the Pro product and its prices (idempotent by lookup key), and a check
-that the key, the prices and the webhook endpoint are what this code expects."""
+"""Stripe account setup: the Pro product, its prices and the one-time credit pack price
+(idempotent by lookup key), and a check that the key, the prices and the webhook endpoint are
+what this code expects."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ CURRENCY = "usd"
 class PriceSpec:
     lookup_key: str
     unit_amount: int
-    interval: str
+    interval: str | None  # None: a one-time price
     setting: str  # the env variable that names it
 
 
@@ -28,6 +29,10 @@ class PriceSpec:
 PRICES = (
     PriceSpec("pro_monthly", 1900, "month", "STRIPE_PRICE_ID_MONTHLY"),
     PriceSpec("pro_yearly", 18000, "year", "STRIPE_PRICE_ID_YEARLY"),
+    # The credit pack (POST /api/create-credit-pack-session): $5 once for
+    # CREDIT_PACK_GENERATIONS generations. Sold under the same product, so the product lookup
+    # below stays one product per account.
+    PriceSpec("credit_pack", 500, None, "STRIPE_CREDIT_PACK_PRICE_ID"),
 )
 
 
@@ -43,6 +48,8 @@ class SetupResult:
 
 def _matches(price: StripeDict, spec: PriceSpec) -> bool:
     recurring = price.get("recurring") or {}
+    if spec.interval is None and price.get("recurring"):
+        return False
     return (
         price.get("active") is True
         and price.get("unit_amount") == spec.unit_amount
@@ -72,12 +79,17 @@ def setup_products(gateway: StripeGateway) -> SetupResult:
             result.price_ids[spec.lookup_key] = price["id"]
             result.actions.append(f"kept price {price['id']} ({spec.lookup_key})")
             continue
-        created = gateway.create_recurring_price(
-            product_id=product["id"],
-            unit_amount=spec.unit_amount,
-            interval=spec.interval,
-            lookup_key=spec.lookup_key,
-        )
+        if spec.interval is None:
+            created = gateway.create_one_time_price(
+                product_id=product["id"], unit_amount=spec.unit_amount, lookup_key=spec.lookup_key
+            )
+        else:
+            created = gateway.create_recurring_price(
+                product_id=product["id"],
+                unit_amount=spec.unit_amount,
+                interval=spec.interval,
+                lookup_key=spec.lookup_key,
+            )
         result.price_ids[spec.lookup_key] = created["id"]
         verb = "replaced" if price is not None else "created"
         result.actions.append(f"{verb} price {created['id']} ({spec.lookup_key})")

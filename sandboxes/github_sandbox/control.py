@@ -59,6 +59,9 @@ def handle_control(sandbox: Controlled, request: Request) -> Response:
         if path.startswith("/_sandbox/users/") and path.endswith("/rename") and method == "POST":
             user_id = int(path.split("/")[3])
             return _json(_user_json(store.rename_user(user_id, str(body.get("login", "")))))
+        if path.startswith("/_sandbox/users/") and path.endswith("/email") and method == "POST":
+            user_id = int(path.split("/")[3])
+            return _json(_user_json(store.change_email(user_id, str(body.get("email", "")))))
         if path == "/_sandbox/apps" and method == "POST":
             app = OAuthApp(
                 str(body["client_id"]), str(body["client_secret"]), str(body["callback_url"])

@@ -174,6 +174,17 @@ class Store:
             user.login = login
             return user
 
+    def change_email(self, user_id: int, email: str) -> TestUser:
+        """GitHub lets people change their primary email (the public one follows if public)."""
+        if "@" not in email or len(email) > 254:
+            raise ValueError(f"{email!r} is not an email address")
+        with self.lock:
+            user = self.users[user_id]
+            if user.public_email is not None:
+                user.public_email = email
+            user.primary_email = email
+            return user
+
     # -- codes and tokens --------------------------------------------------------------------
     def issue_code(self, app: OAuthApp, redirect_uri: str, user: TestUser, **kwargs: Any) -> str:
         code = secrets.token_hex(10)  # GitHub's codes are 20 hex characters

@@ -1,6 +1,7 @@
 """Dunning and invoices in a real browser, on the demo page:
-1. a renewal whose charge fails shows "Fix your card"; paying on the hosted invoice page with a
-   working card clears it, and the invoices list shows both invoices paid;
+1. a renewal whose charge fails shows "Fix your card" and until when Pro lasts (the grace);
+   paying on the hosted invoice page with a working card clears it, and the invoices list shows
+   both invoices paid; or a new card saved in the billing portal pays it and clears it;
 2. a renewal that waits for 3-D Secure shows "Confirm payment"; confirming on the hosted
    invoice page clears it."""
 
@@ -66,14 +67,15 @@ def renew(stack: Stack, customer_id: str, clock_id: str) -> None:
     stack.flush_webhooks()
 
 
-def test_failed_renewal_shows_fix_your_card_until_paid(
-    page: Page, stack: Stack, shot: Shots
-) -> None:
-    customer_id, clock_id = sign_in_on_a_test_clock(page, stack, "dunning")
+def fail_a_renewal(page: Page, stack: Stack, prefix: str) -> None:
+    """Pro bought with a working card, then the renewal's charge fails: "Fix your card" and
+    the grace period (7 days by default) are shown."""
+    customer_id, clock_id = sign_in_on_a_test_clock(page, stack, prefix)
     buy_pro(page, CARD_OK)
     expect(page.locator("#invoice-rows tr")).to_have_count(1)
     expect(page.locator("#upcoming")).to_contain_text("Next invoice: $")
     expect(page.locator("#payment-action")).to_be_hidden()
+    expect(page.locator("#grace")).to_be_hidden()
     client = stack.gateway.client
     subscription = client.v1.subscriptions.list({"customer": customer_id}).data[0]
     client.v1.subscriptions.update(
@@ -86,8 +88,16 @@ def test_failed_renewal_shows_fix_your_card_until_paid(
     expect(page.locator("#payment-action-text")).to_contain_text("payment failed")
     expect(page.locator("#payment-action-link")).to_have_text("Fix your card")
     expect(page.locator("#status")).to_have_text("past_due")
+    expect(page.locator("#tier")).to_have_text("Pro")  # the grace period: Pro for now
+    expect(page.locator("#grace")).to_contain_text("You keep Pro until ")
     expect(page.locator("#invoice-rows tr")).to_have_count(2)
     expect(page.locator("#invoice-rows tr").first).to_have_class("invoice invoice-open")
+
+
+def test_failed_renewal_shows_fix_your_card_until_paid(
+    page: Page, stack: Stack, shot: Shots
+) -> None:
+    fail_a_renewal(page, stack, "dunning")
     shot("fix-your-card")
 
     page.click("#payment-action-link")
@@ -101,6 +111,27 @@ def test_failed_renewal_shows_fix_your_card_until_paid(
     expect(page.locator("#payment-action")).to_be_hidden()
     expect(page.locator("#invoice-rows tr.invoice-paid")).to_have_count(2)
     shot("paid-again")
+
+
+def test_a_new_card_in_the_portal_clears_fix_your_card(
+    page: Page, stack: Stack, shot: Shots
+) -> None:
+    fail_a_renewal(page, stack, "dunning-portal")
+    page.click("#manage")
+    page.wait_for_selector("#payment-method-form")  # the sandbox's hosted portal
+    page.fill("#new_card_number", CARD_OK)
+    shot("new-card-in-the-portal")
+    page.click("#update-payment-method")  # the new default card pays the open invoice at once
+    page.wait_for_selector("#payment-method-form")
+    page.click("#return")
+    page.wait_for_url("**/demo/account")
+    stack.flush_webhooks()
+    page.click("#refresh")
+    expect(page.locator("#status")).to_have_text("active")
+    expect(page.locator("#payment-action")).to_be_hidden()
+    expect(page.locator("#grace")).to_be_hidden()
+    expect(page.locator("#invoice-rows tr.invoice-paid")).to_have_count(2)
+    shot("paid-with-the-new-card")
 
 
 def test_renewal_waiting_for_3d_secure_shows_confirm_payment(

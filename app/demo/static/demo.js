@@ -7,6 +7,7 @@
 const TOKEN_KEY = "billing-demo-token";
 const USER_KEY = "billing-demo-user";
 const RENEW_MARGIN_MS = 60 * 1000;
+const CREDITS_BEFORE_KEY = "billing-demo-credits-before";  // sessionStorage, across Checkout
 const $ = (id) => document.getElementById(id);
 
 const github = { token: null, expiresAt: 0, user: null, renewing: null };
@@ -233,6 +234,7 @@ function renderAccount() {
   $("plan-summary").textContent = planSummary(me);
   $("tier").textContent = capitalize(me.user.tier);
   $("status").textContent = me.user.status;
+  $("email").textContent = me.user.email || "—";
   const sub = me.subscription;
   const live = Boolean(sub && LIVE.includes(sub.status));
   $("interval").textContent = live && sub.interval
@@ -245,12 +247,16 @@ function renderAccount() {
     $("used").textContent = limit == null
       ? `${entitlements.generationsUsed}` : `${entitlements.generationsUsed} of ${limit}`;
     $("remaining").textContent = limit == null ? "Unlimited" : `${entitlements.generationsRemaining}`;
+    // Credits keep a free user generating past the quota: no prompt while some are left.
     $("upgrade-prompt").hidden = !(limit != null && entitlements.generationsRemaining === 0 &&
-      me.user.tier === "free");
+      me.user.tier === "free" && !entitlements.credits);
+    $("credits").textContent = `${entitlements.credits || 0}`;
   }
+  renderCreditPack();
   $("manage").hidden = !me.user.stripeCustomerId;
   $("seats").textContent = live ? `${sub.quantity || 1}` : "—";
   renderTrial(sub);
+  renderGrace(me, entitlements);
   renderChangePlan(live ? sub : null);
   renderPlans();
 }
@@ -267,6 +273,18 @@ function renderTrial(sub) {
       "Add a card in Manage billing to keep Pro."
     : `Free trial until ${formatDate(sub.trialEndsAt)}.`;
   box.hidden = false;
+}
+
+// Dunning: past due, the paid plan lasts until the grace period ends (entitlements'
+// accessEndsAt), unless the payment is fixed first.
+function renderGrace(me, entitlements) {
+  const box = $("grace");
+  const ends = entitlements && entitlements.accessEndsAt;
+  const pastDue = Boolean(me.subscription && me.subscription.status === "past_due");
+  box.hidden = !(pastDue && ends);
+  if (box.hidden) return;
+  box.textContent = `You keep ${capitalize(me.user.tier)} until ${formatDate(ends)} ` +
+    "while the payment is retried.";
 }
 
 function renderChangePlan(sub) {
@@ -325,6 +343,17 @@ function cancelChange() {
   $("preview").hidden = true;
 }
 
+// "Buy credits" only when the API sells a credit pack (GET /api/plans -> creditPack).
+function renderCreditPack() {
+  const pack = state.plans && state.plans.creditPack;
+  const button = $("buy-credits");
+  button.hidden = !(pack && state.me);
+  if (pack) {
+    button.textContent =
+      `Buy ${pack.generations} credits: ${money(pack.amount, pack.currency || "usd")}`;
+  }
+}
+
 function renderPlans() {
   if (!state.plans) return;
   $("pricing").hidden = false;
@@ -377,6 +406,7 @@ async function loadAccount() {
 async function loadPlans() {
   state.plans = await call("GET", "/api/plans", undefined, { auth: false });
   renderPlans();
+  renderCreditPack();
 }
 
 async function signIn(userId) {
@@ -395,10 +425,13 @@ async function signIn(userId) {
 async function generate() {
   clearError();
   $("generate").disabled = true;
+  const creditsBefore = state.entitlements ? state.entitlements.credits || 0 : 0;
+  let generated = false;
   try {
     const reply = await call("POST", "/api/usage/generations", {
       count: 1, idempotencyKey: crypto.randomUUID(),
     });
+    generated = true;
     $("generate-result").textContent = reply.generationsRemaining == null
       ? "Generated! Unlimited generations left."
       : `Generated! ${reply.generationsRemaining} left this period.`;
@@ -409,6 +442,10 @@ async function generate() {
     $("generate").disabled = false;
   }
   await loadAccount().catch(showError);
+  const creditsAfter = state.entitlements ? state.entitlements.credits || 0 : 0;
+  if (generated && creditsAfter < creditsBefore) {  // beyond the quota: a credit paid for it
+    $("generate-result").textContent = `Generated with a credit: ${creditsAfter} credits left.`;
+  }
 }
 
 async function upgrade(price) {
@@ -424,6 +461,41 @@ async function upgrade(price) {
   } catch (err) {
     showError(err);
   }
+}
+
+// POST /api/create-credit-pack-session: a one-time Checkout; back on the success page, which
+// knows from `purchase=credits` to wait for the credits rather than for a subscription.
+async function buyCredits() {
+  clearError();
+  try {
+    const origin = window.location.origin;
+    const before = state.entitlements ? state.entitlements.credits || 0 : 0;
+    sessionStorage.setItem(CREDITS_BEFORE_KEY, String(before));
+    const reply = await call("POST", "/api/create-credit-pack-session", {
+      successUrl: `${origin}/demo/success?purchase=credits&session_id={CHECKOUT_SESSION_ID}`,
+      cancelUrl: `${origin}/demo/cancel`,
+    });
+    window.location.assign(reply.session.url);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// Back from a credit pack's Checkout: the credits arrive with checkout.session.completed.
+async function confirmCredits() {
+  banner("Payment received. Adding your credits…");
+  const before = Number(sessionStorage.getItem(CREDITS_BEFORE_KEY) || 0);
+  for (let attempt = 0; attempt < 40; attempt += 1) {
+    await loadAccount();
+    if (state.entitlements && state.entitlements.credits > before) {
+      sessionStorage.removeItem(CREDITS_BEFORE_KEY);
+      banner(`Credits added: you have ${state.entitlements.credits} generations beyond your plan.`);
+      return;
+    }
+    await sleep(attempt < 10 ? 500 : 1500);
+  }
+  banner("");
+  showError("Your credits are taking longer than usual to arrive. Refresh in a minute.");
 }
 
 async function manageBilling() {
@@ -473,6 +545,7 @@ async function start() {
   });
   $("generate").addEventListener("click", generate);
   $("manage").addEventListener("click", manageBilling);
+  $("buy-credits").addEventListener("click", buyCredits);
   $("refresh").addEventListener("click", () => {
     clearError();
     loadAccount().catch(showError);
@@ -503,6 +576,10 @@ async function start() {
   const page = window.location.pathname.replace(/\/+$/, "");
   const params = new URLSearchParams(window.location.search);
   try {
+    if (page.endsWith("/success") && params.get("purchase") === "credits") {
+      await confirmCredits();
+      return;
+    }
     if (page.endsWith("/success")) {
       await confirmPayment(params.get("session_id"));
       return;

@@ -616,6 +616,29 @@ export interface components {
              */
             returnUrl: string | null;
         };
+        /** CreditPackOut */
+        CreditPackOut: {
+            /**
+             * Priceid
+             * @description The one-time price (STRIPE_CREDIT_PACK_PRICE_ID)
+             */
+            priceId: string;
+            /**
+             * Generations
+             * @description Generations one pack adds (CREDIT_PACK_GENERATIONS)
+             */
+            generations: number;
+            /**
+             * Amount
+             * @description In the currency's smallest unit (cents)
+             */
+            amount: number | null;
+            /**
+             * Currency
+             * @description ISO code, lower case
+             */
+            currency: string;
+        };
         /** CreditPackRequest */
         CreditPackRequest: {
             /**
@@ -947,6 +970,11 @@ export interface components {
              * @description When the prices were read from Stripe
              */
             fetchedAt: number | null;
+            /**
+             * @description The credit pack POST /api/create-credit-pack-session sells; null: none
+             * @default null
+             */
+            creditPack: components["schemas"]["CreditPackOut"] | null;
         };
         /** PortalReply */
         PortalReply: {

@@ -125,6 +125,8 @@ def new_session(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     }
     if wants_automatic_tax(p.get("automatic_tax")):
         session["automatic_tax"] = {**session["automatic_tax"], "enabled": True}
+    if wants_automatic_tax(p.get("tax_id_collection")):  # the same `[enabled]=true` shape
+        session["tax_id_collection"] = {"enabled": True, "required": "never"}
     ctx.store.insert(session)
     return session
 
@@ -257,6 +259,7 @@ def _unset_session_fields() -> dict[str, Any]:
         "livemode": False,
         "payment_method_options": {},
         "phone_number_collection": {"enabled": False},
+        "tax_id_collection": {"enabled": False, "required": "never"},
         "shipping_options": [],
         "status": "open",
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},

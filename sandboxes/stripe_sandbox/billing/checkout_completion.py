@@ -14,6 +14,7 @@ from .customers import new_customer
 from .lifecycle import create_subscription
 from .payment_intents import confirm_payment_intent, new_payment_intent
 from .payment_methods import new_payment_method
+from .tax import tax_id_of
 
 
 @dataclass
@@ -90,7 +91,8 @@ def complete_session(
         ctx.authenticated.add(pm["id"])  # the customer is on the page (and passed 3-D Secure)
     session["customer"] = customer["id"] if customer else None
     _keep_address(session, customer)
-    session["customer_details"] = _customer_details(customer, email)
+    tax_ids = _keep_tax_id(session, customer)
+    session["customer_details"] = {**_customer_details(customer, email), "tax_ids": tax_ids}
     if session["mode"] == "subscription":
         assert customer is not None
         _subscribe(ctx, session, customer, pm)
@@ -119,6 +121,19 @@ def _keep_address(session: dict[str, Any], customer: dict[str, Any] | None) -> N
             "postal_code": None,
             "state": None,
         }
+
+
+def _keep_tax_id(session: dict[str, Any], customer: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The tax id typed on the page (`tax_id_collection[enabled]`): on the session's
+    customer_details and saved on the customer, whose later invoices carry it
+    (`customer_tax_ids`), as Stripe does."""
+    typed = session.pop("_tax_id", None)
+    if not typed:
+        return []
+    tax_id = tax_id_of(typed)
+    if customer is not None:
+        customer["_tax_ids"] = [tax_id]
+    return [tax_id]
 
 
 def _customer_for(

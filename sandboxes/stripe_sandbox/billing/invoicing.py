@@ -335,6 +335,7 @@ def _customer_fields(customer: dict[str, Any]) -> dict[str, Any]:
         "customer_phone": customer.get("phone"),
         "customer_shipping": customer.get("shipping"),
         "customer_tax_exempt": customer.get("tax_exempt", "none"),
+        "customer_tax_ids": [dict(tax_id) for tax_id in customer.get("_tax_ids") or []],
     }
 
 

@@ -61,3 +61,21 @@ def _tax_entry(amount: int, taxable: int) -> dict[str, Any]:
         "taxable_amount": taxable,
         "type": "tax_rate_details",
     }
+
+
+def tax_id_of(value: str) -> dict[str, str]:
+    """A tax id typed at Checkout as Stripe stores it (`{type, value}`): a VAT number starting
+    with an EU country's prefix is `eu_vat` (Greece's prefix is EL), GB is `gb_vat`; anything
+    else the sandbox can't classify is `unknown`, as Stripe reports one it can't validate."""
+    prefix = value[:2]
+    if prefix == "GB":
+        kind = "gb_vat"
+    elif prefix in EU_VAT_PREFIXES.split():
+        kind = "eu_vat"
+    else:
+        kind = "unknown"
+    return {"type": kind, "value": value}
+
+
+# The VAT number prefixes of the EU's member states (Greece's is EL, not GR).
+EU_VAT_PREFIXES = "AT BE BG CY CZ DE DK EE EL ES FI FR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK"

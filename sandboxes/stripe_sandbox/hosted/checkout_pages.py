@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -93,6 +94,7 @@ def checkout_page(
         else ("Save card" if session["mode"] == "setup" else "Pay")
     )
     form.append(_address_html(session))
+    form.append(_tax_id_html(session))
     form.append(
         _card_field(session)
         + '<p><input id="card_expiry" name="card_expiry" placeholder="MM / YY"> '
@@ -123,6 +125,17 @@ def _address_html(session: dict[str, Any]) -> str:
     )
 
 
+def _tax_id_html(session: dict[str, Any]) -> str:
+    """An optional tax id field when the session collects them (`tax_id_collection`)."""
+    if not (session.get("tax_id_collection") or {}).get("enabled"):
+        return ""
+    return (
+        '<p><label for="tax_id">VAT or tax ID (if you buy as a business)</label><br>'
+        '<input id="tax_id" name="tax_id" maxlength="20" autocomplete="off" '
+        'placeholder="DE123456789"></p>'
+    )
+
+
 def _after_checkout(ctx: Ctx, session: dict[str, Any], result: PayResult) -> Response:
     if result.outcome == "authenticate":
         return authenticate_page(session)
@@ -145,6 +158,11 @@ def checkout_post(ctx: Ctx, request: Request, parts: list[str]) -> Response:
         if len(country) != 2 or not country.isalpha():
             return checkout_page(ctx, session, "Enter your billing country.", 400)
         session["_country"] = country
+    tax_id = re.sub(r"[\s.-]", "", request.form.get("tax_id") or "").upper()
+    if tax_id and (session.get("tax_id_collection") or {}).get("enabled"):
+        if not re.fullmatch(r"[A-Z0-9]{4,20}", tax_id):
+            return checkout_page(ctx, session, "Enter a valid tax ID, or leave it empty.", 400)
+        session["_tax_id"] = tax_id
     result = pay_session(
         ctx,
         session,

@@ -38,6 +38,7 @@ def invoice_page(
         f'<p id="amount_due">Amount due: '
         f"{escape(billing.money(invoice['amount_remaining'], invoice['currency']))}</p>",
         f'<p>Status: <span id="status">{escape(invoice["status"])}</span></p>',
+        _tax_ids_html(invoice),
         error_html(error),
     ]
     waiting = _waiting_payment_method(ctx, invoice)
@@ -58,6 +59,14 @@ def invoice_page(
             '<button id="submit" type="submit">Pay invoice</button></form>'
         )
     return page("Invoice", "\n".join(parts), status)
+
+
+def _tax_ids_html(invoice: dict[str, Any]) -> str:
+    tax_ids = invoice.get("customer_tax_ids") or []
+    if not tax_ids:
+        return ""
+    shown = ", ".join(f"{t['value']} ({t['type']})" for t in tax_ids)
+    return f'<p id="customer_tax_ids">Customer tax ID: {escape(shown)}</p>'
 
 
 def _waiting_payment_method(ctx: Ctx, invoice: dict[str, Any]) -> str | None:
