@@ -77,6 +77,22 @@ class Billing:
         ]
 
 
+@contextmanager
+def suite_applier_paused(app: Flask) -> Iterator[None]:
+    """The suite app's applier thread stopped (joined) for the block, then running again if it
+    was: instances share its database, and its thread polls that database, so a test that
+    decides which process applies an event (and when) must not race it for the claims."""
+    applier = app.extensions["webhook_applier"]
+    was_running = applier.is_running
+    applier.stop()
+    assert not applier.is_running, "the suite's applier thread did not stop"
+    try:
+        yield
+    finally:
+        if was_running:
+            applier.start()
+
+
 def apply_recorded_events(app: Flask, timeout: float = 20.0) -> int:
     """Apply what the app recorded and is due, as its applier thread would, and wait for the
     events another applier holds (claims never overlap: on PostgreSQL they are skipped, not

@@ -23,7 +23,7 @@ from app_instance import Instance, serve_instance
 from flask import Flask
 from sqlalchemy import event
 from stripe_history import History
-from support import Billing, apply_recorded_events, sign_payload
+from support import Billing, apply_recorded_events, sign_payload, suite_applier_paused
 
 from app.extensions import db
 
@@ -68,8 +68,13 @@ def counting(app: Flask) -> Iterator[Counted]:
 
 @contextmanager
 def receiver(app: Flask) -> Iterator[Instance]:
-    """An instance whose events wait for the test to apply them (no applier thread)."""
-    with serve_instance(app, STRIPE_WEBHOOK_SECRET=SECRET, WEBHOOK_APPLIER="off") as instance:
+    """An instance whose events wait for the test to apply them: it has no applier thread, and
+    the suite app's, which polls the same database, is paused (it used to take an event now and
+    then before the test counted the statements of applying it)."""
+    with (
+        suite_applier_paused(app),
+        serve_instance(app, STRIPE_WEBHOOK_SECRET=SECRET, WEBHOOK_APPLIER="off") as instance,
+    ):
         yield instance
 
 
