@@ -13,6 +13,7 @@ import pytest
 from flask import Flask, request_finished
 from flask.testing import FlaskClient
 from openapi_conformance import ConformanceChecker
+from scratch_db import drop_worker_database, worker_database_url
 from sqlalchemy import text
 from support import (
     FRONTEND,
@@ -79,6 +80,21 @@ os.environ.setdefault(
     "SANDBOX_INFO_FILE",
     os.path.join(tempfile.mkdtemp(prefix="billing-suite-"), "stripe-sandbox.json"),
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n 2`) each worker process gets a PostgreSQL database of its own
+    next to TEST_DATABASE_URL's; on SQLite each worker's files are already its own (tmp_path)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and is_postgres():
+        os.environ["TEST_DATABASE_URL"] = worker_database_url(
+            os.environ["TEST_DATABASE_URL"], worker
+        )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") and is_postgres():
+        drop_worker_database(os.environ["TEST_DATABASE_URL"])
 
 
 @pytest.fixture(scope="session")
