@@ -8,6 +8,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask, request_finished
@@ -63,6 +64,21 @@ def responses_match_the_openapi_document() -> Iterator[ConformanceChecker]:
     problems = CONFORMANCE.take_problems()
     if problems:
         pytest.fail("responses differ from the OpenAPI document:\n" + "\n".join(problems[:20]))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # An xdist worker hands its count to the controller, which prints the summary.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["conformance_checked"] = CONFORMANCE.checked
+        workeroutput["conformance_seen"] = sorted(CONFORMANCE.seen)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without the plugin
+def pytest_testnodedown(node: Any, error: object) -> None:
+    output = getattr(node, "workeroutput", {})
+    CONFORMANCE.checked += output.get("conformance_checked", 0)
+    CONFORMANCE.seen.update(tuple(pair) for pair in output.get("conformance_seen", []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

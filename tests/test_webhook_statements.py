@@ -114,7 +114,7 @@ def test_statements_per_applied_event(app: Flask, billing: Billing) -> None:
     with receiver(app) as instance:
         for evt in history.events():
             deliver(instance, evt)
-        apply_recorded_events(instance.app)
+        apply_recorded_events(instance.app, alone=True)
         history.advance(60)
         history.cancel_at_period_end()
         change = history.events()[-1]
@@ -124,7 +124,7 @@ def test_statements_per_applied_event(app: Flask, billing: Billing) -> None:
         # subscriptions read, the mirror's write).
         deliver(instance, change)
         with counting(instance.app) as counted:
-            assert apply_recorded_events(instance.app) == 1
+            assert apply_recorded_events(instance.app, alone=True) == 1
         assert len(counted.sql) <= BATCH_OVERHEAD + SAVEPOINT + 3, describe(counted)
         assert counted.commits == 1
 
@@ -137,7 +137,7 @@ def test_statements_per_applied_event(app: Flask, billing: Billing) -> None:
         for evt in newer:
             deliver(instance, evt)
         with counting(instance.app) as counted:
-            assert apply_recorded_events(instance.app) == len(newer)
+            assert apply_recorded_events(instance.app, alone=True) == len(newer)
         upserts = [s for s in counted.sql if "INSERT INTO subscriptions" in s]
         assert len(upserts) == len(newer)
         assert len(counted.sql) == BATCH_OVERHEAD + SAVEPOINT + len(newer), describe(counted)
@@ -153,7 +153,7 @@ def test_a_renewal_invoice_resets_usage_in_two_statements(app: Flask, billing: B
     with receiver(app) as instance:
         for evt in events[:before]:
             deliver(instance, evt)
-        apply_recorded_events(instance.app)
+        apply_recorded_events(instance.app, alone=True)
         renewal = next(
             e
             for e in events[before:]
@@ -163,7 +163,7 @@ def test_a_renewal_invoice_resets_usage_in_two_statements(app: Flask, billing: B
         deliver(instance, renewal)
         # The owner found and locked; the reset (no ledger row: nothing was used yet).
         with counting(instance.app) as counted:
-            assert apply_recorded_events(instance.app) == 1
+            assert apply_recorded_events(instance.app, alone=True) == 1
         work = [s for s in counted.sql if s.startswith(("SELECT users.id", "UPDATE users"))]
         assert len(work) == 2, describe(counted)
         assert len(counted.sql) == BATCH_OVERHEAD + SAVEPOINT + 2, describe(counted)
@@ -178,10 +178,10 @@ def test_an_invoice_that_is_no_renewal_costs_nothing_to_apply(app: Flask, billin
         for evt in events:
             if evt["type"] != "invoice.paid":
                 deliver(instance, evt)
-        apply_recorded_events(instance.app)
+        apply_recorded_events(instance.app, alone=True)
         paid = next(e for e in events if e["type"] == "invoice.paid")
         assert paid["data"]["object"]["billing_reason"] == "subscription_create"
         deliver(instance, paid)
         with counting(instance.app) as counted:
-            assert apply_recorded_events(instance.app) == 1
+            assert apply_recorded_events(instance.app, alone=True) == 1
         assert len(counted.sql) == BATCH_OVERHEAD, describe(counted)
