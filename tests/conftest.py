@@ -215,6 +215,10 @@ def billing(app: Flask, sandbox: Sandbox, live_url: str) -> Iterator[Billing]:
         app,
     )
     sandbox.wait_for_webhooks(timeout=10)
+    # A test that had only its own instances apply stopped the suite app's thread: the next test
+    # (whichever runs next in this worker) starts with it running, as the first one did.
+    if app.config.get("WEBHOOK_APPLIER") == "thread":
+        app.extensions["webhook_applier"].start()
 
 
 @pytest.fixture
