@@ -8,11 +8,13 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask, request_finished
 from flask.testing import FlaskClient
 from openapi_conformance import ConformanceChecker
+from scratch_db import drop_worker_database, worker_database_url
 from sqlalchemy import text
 from support import (
     FRONTEND,
@@ -64,6 +66,21 @@ def responses_match_the_openapi_document() -> Iterator[ConformanceChecker]:
         pytest.fail("responses differ from the OpenAPI document:\n" + "\n".join(problems[:20]))
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # An xdist worker hands its count to the controller, which prints the summary.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["conformance_checked"] = CONFORMANCE.checked
+        workeroutput["conformance_seen"] = sorted(CONFORMANCE.seen)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without the plugin
+def pytest_testnodedown(node: Any, error: object) -> None:
+    output = getattr(node, "workeroutput", {})
+    CONFORMANCE.checked += output.get("conformance_checked", 0)
+    CONFORMANCE.seen.update(tuple(pair) for pair in output.get("conformance_seen", []))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if CONFORMANCE.checked:
         pairs = len(CONFORMANCE.seen)
@@ -79,6 +96,21 @@ os.environ.setdefault(
     "SANDBOX_INFO_FILE",
     os.path.join(tempfile.mkdtemp(prefix="billing-suite-"), "stripe-sandbox.json"),
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n 2`) each worker process gets a PostgreSQL database of its own
+    next to TEST_DATABASE_URL's; on SQLite each worker's files are already its own (tmp_path)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and is_postgres():
+        os.environ["TEST_DATABASE_URL"] = worker_database_url(
+            os.environ["TEST_DATABASE_URL"], worker
+        )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") and is_postgres():
+        drop_worker_database(os.environ["TEST_DATABASE_URL"])
 
 
 @pytest.fixture(scope="session")
@@ -183,6 +215,10 @@ def billing(app: Flask, sandbox: Sandbox, live_url: str) -> Iterator[Billing]:
         app,
     )
     sandbox.wait_for_webhooks(timeout=10)
+    # A test that had only its own instances apply stopped the suite app's thread: the next test
+    # (whichever runs next in this worker) starts with it running, as the first one did.
+    if app.config.get("WEBHOOK_APPLIER") == "thread":
+        app.extensions["webhook_applier"].start()
 
 
 @pytest.fixture

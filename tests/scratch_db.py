@@ -32,3 +32,30 @@ def scratch_database(base_url: str, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def worker_database_url(base_url: str, worker: str) -> str:
+    """A PostgreSQL database of one pytest-xdist worker's own, `<base>_<worker>` (the suite
+    drops and recreates every table, so workers can't share one), created empty; the URL."""
+    base = make_url(base_url)
+    name = f"{base.database}_{worker}"
+    _recreate(base_url, name, create=True)
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_worker_database(worker_url: str) -> None:
+    base = make_url(worker_url)
+    _recreate(worker_url, str(base.database), create=False)
+
+
+def _recreate(any_url: str, name: str, *, create: bool) -> None:
+    # Connected to the maintenance database: a database can't drop itself.
+    admin_url = make_url(normalize_database_url(any_url)).set(database="postgres")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if create:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()

@@ -77,10 +77,27 @@ class Billing:
         ]
 
 
-def apply_recorded_events(app: Flask, timeout: float = 20.0) -> int:
+@contextmanager
+def suite_applier_paused(app: Flask) -> Iterator[None]:
+    """The suite app's applier thread stopped (joined) for the block, then running again if it
+    was: instances share its database, and its thread polls that database, so a test that
+    decides which process applies an event (and when) must not race it for the claims."""
+    applier = app.extensions["webhook_applier"]
+    was_running = applier.is_running
+    applier.stop()
+    assert not applier.is_running, "the suite's applier thread did not stop"
+    try:
+        yield
+    finally:
+        if was_running:
+            applier.start()
+
+
+def apply_recorded_events(app: Flask, timeout: float = 20.0, *, alone: bool = False) -> int:
     """Apply what the app recorded and is due, as its applier thread would, and wait for the
     events another applier holds (claims never overlap: on PostgreSQL they are skipped, not
-    waited for) until none is due; how many events this call took."""
+    waited for) until none is due; how many events this call took. `alone`: no other applier
+    runs on the database, so one drain is all (no waiting query)."""
     settings = Settings.from_config(app.config)
     deadline = time.monotonic() + timeout
     taken = 0
@@ -88,7 +105,11 @@ def apply_recorded_events(app: Flask, timeout: float = 20.0) -> int:
         try:
             while True:
                 taken += drain(app.extensions["stripe_gateway"], settings)
-                if not app.extensions["webhook_applier"].is_running:
+                # Whatever is still due after this drain is held by another applier (this app's
+                # thread or another instance's on the same database, whether or not this app's
+                # thread runs): wait for it, unless the caller is the only applier (and counts
+                # the statements of the drain alone).
+                if alone:
                     return taken
                 due = db.session.execute(
                     select(WebhookEvent.id).where(
@@ -197,7 +218,9 @@ def serving_json(document: dict[str, Any], path: str = "/") -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()  # shutdown() then waits 0.05 s, not the default 0.5 s
     try:
         yield f"http://127.0.0.1:{server.server_port}{path}"
     finally:

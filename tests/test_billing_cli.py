@@ -12,7 +12,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from stripe_history import History, drop_endpoints, stored_state, stripe_state
-from support import Billing, apply_recorded_events, auth_headers, sign_payload, subscribe
+from support import (
+    Billing,
+    apply_recorded_events,
+    auth_headers,
+    sign_payload,
+    subscribe,
+    suite_applier_paused,
+)
 
 from app.extensions import db
 from app.models import Subscription, SyncState, User, WebhookEvent
@@ -202,15 +209,21 @@ def test_events_lists_failures_and_replay_applies_them(app: Flask, billing: Bill
     events = history.events()
     resume = events[-1]
     secret = "whsec_cli_replay"
-    with serve_instance(
-        app,
-        STRIPE_API_BASE="http://127.0.0.1:9",
-        STRIPE_WEBHOOK_SECRET=secret,
-        WEBHOOK_APPLY_MAX_ATTEMPTS=1,
-    ) as offline:
-        for event in events:  # all recorded: the apply comes after the answer
+    # Only the offline instance applies (the suite app's thread, which reaches Stripe, polls the
+    # same database), one event at a time: two appliers taking the cancel and the resume at
+    # once may apply them in either order, and then the cancel is the one needing the re-read.
+    with (
+        suite_applier_paused(app),
+        serve_instance(
+            app,
+            STRIPE_API_BASE="http://127.0.0.1:9",
+            STRIPE_WEBHOOK_SECRET=secret,
+            WEBHOOK_APPLY_MAX_ATTEMPTS=1,
+        ) as offline,
+    ):
+        for event in events:  # recorded: the apply comes after the answer
             assert post(offline.url, event, secret).status_code == 200
-        apply_recorded_events(offline.app)
+            apply_recorded_events(offline.app)  # settled (applied or parked) before the next
 
     listed = run(app, "events", "--failed")
     assert listed.exit_code == 0

@@ -23,7 +23,13 @@ from app_instance import Instance, serve_instance
 from flask import Flask
 from sqlalchemy import event
 from stripe_history import History
-from support import Billing, apply_recorded_events, is_postgres, sign_payload
+from support import (
+    Billing,
+    apply_recorded_events,
+    is_postgres,
+    sign_payload,
+    suite_applier_paused,
+)
 
 from app.extensions import db
 
@@ -72,16 +78,14 @@ def counting(app: Flask) -> Iterator[Counted]:
 
 @contextmanager
 def receiver(app: Flask) -> Iterator[Instance]:
-    """An instance whose events wait for the test to apply them (no applier thread). The
-    shared app's applier is paused meanwhile: it polls the same table every 0.5 s and would
-    otherwise claim some of this instance's events (and the count) now and then."""
-    shared = app.extensions["webhook_applier"]
-    shared.stop()
-    try:
-        with serve_instance(app, STRIPE_WEBHOOK_SECRET=SECRET, WEBHOOK_APPLIER="off") as instance:
-            yield instance
-    finally:
-        shared.start()
+    """An instance whose events wait for the test to apply them: it has no applier thread, and
+    the suite app's, which polls the same database, is paused (it used to take an event now and
+    then before the test counted the statements of applying it)."""
+    with (
+        suite_applier_paused(app),
+        serve_instance(app, STRIPE_WEBHOOK_SECRET=SECRET, WEBHOOK_APPLIER="off") as instance,
+    ):
+        yield instance
 
 
 def deliver(instance: Instance, evt: dict[str, Any]) -> str:
@@ -120,7 +124,7 @@ def test_statements_per_applied_event(app: Flask, billing: Billing) -> None:
     with receiver(app) as instance:
         for evt in history.events():
             deliver(instance, evt)
-        apply_recorded_events(instance.app)
+        apply_recorded_events(instance.app, alone=True)
         history.advance(60)
         history.cancel_at_period_end()
         change = history.events()[-1]
@@ -130,7 +134,7 @@ def test_statements_per_applied_event(app: Flask, billing: Billing) -> None:
         # subscriptions read, the mirror's write).
         deliver(instance, change)
         with counting(instance.app) as counted:
-            assert apply_recorded_events(instance.app) == 1
+            assert apply_recorded_events(instance.app, alone=True) == 1
         owner_lock = 1 if is_postgres() else 0
         assert len(counted.sql) <= BATCH_OVERHEAD + SAVEPOINT + owner_lock + 3, describe(counted)
         assert counted.commits == 1
@@ -146,7 +150,7 @@ def test_statements_per_applied_event(app: Flask, billing: Billing) -> None:
         for evt in newer:
             deliver(instance, evt)
         with counting(instance.app) as counted:
-            assert apply_recorded_events(instance.app) == len(newer)
+            assert apply_recorded_events(instance.app, alone=True) == len(newer)
         upserts = [s for s in counted.sql if "INSERT INTO subscriptions" in s]
         assert len(upserts) == len(newer)
         live_check = 1
@@ -165,7 +169,7 @@ def test_a_renewal_invoice_resets_usage_in_two_statements(app: Flask, billing: B
     with receiver(app) as instance:
         for evt in events[:before]:
             deliver(instance, evt)
-        apply_recorded_events(instance.app)
+        apply_recorded_events(instance.app, alone=True)
         renewal = next(
             e
             for e in events[before:]
@@ -177,7 +181,7 @@ def test_a_renewal_invoice_resets_usage_in_two_statements(app: Flask, billing: B
         # invoice kept for GET /api/invoices (one guarded upsert) with any payment action
         # about it cleared (one conditional UPDATE): nothing is read first.
         with counting(instance.app) as counted:
-            assert apply_recorded_events(instance.app) == 1
+            assert apply_recorded_events(instance.app, alone=True) == 1
         reset = ("SELECT users.id", "UPDATE users SET generations_used")
         work = [s for s in counted.sql if s.startswith(reset)]
         assert len(work) == 2, describe(counted)
@@ -195,12 +199,12 @@ def test_an_invoice_that_is_no_renewal_costs_only_keeping_it(app: Flask, billing
         for evt in events:
             if evt["type"] != "invoice.paid":
                 deliver(instance, evt)
-        apply_recorded_events(instance.app)
+        apply_recorded_events(instance.app, alone=True)
         paid = next(e for e in events if e["type"] == "invoice.paid")
         assert paid["data"]["object"]["billing_reason"] == "subscription_create"
         deliver(instance, paid)
         with counting(instance.app) as counted:
-            assert apply_recorded_events(instance.app) == 1
+            assert apply_recorded_events(instance.app, alone=True) == 1
         # No usage reset; the invoice kept and its action cleared, in two statements.
         kept = [s for s in counted.sql if s.startswith(INVOICE_KEPT)]
         assert len(kept) == 2, describe(counted)

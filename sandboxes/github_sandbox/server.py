@@ -119,8 +119,13 @@ class GitHubSandbox:
         self._server.daemon_threads = True  # type: ignore[attr-defined]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.url = f"http://{shown}:{self._server.socket.getsockname()[1]}"
+        # stop() waits for serve_forever's next poll: 0.05 s rather than 0.5 s per stop (tests
+        # start and stop sandboxes by the dozen).
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="github-sandbox", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="github-sandbox",
+            daemon=True,
         )
         self._thread.start()
         return self.url

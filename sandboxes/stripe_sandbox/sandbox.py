@@ -157,8 +157,13 @@ class Sandbox:
         real_port = self._server.socket.getsockname()[1]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.url = f"http://{shown}:{real_port}"
+        # stop() waits for serve_forever's next poll: 0.05 s rather than 0.5 s per stop (tests
+        # start and stop sandboxes by the dozen).
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="stripe-sandbox-server", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="stripe-sandbox-server",
+            daemon=True,
         )
         self._thread.start()
         return self.url
