@@ -143,12 +143,18 @@ def retry_on_deadlock(work: Callable[[], T]) -> T:
 
 
 def configure_engine(app: Flask) -> None:
-    """SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so concurrent writers queue up
+    """PostgreSQL: a client-side bound on waiting for a database that stopped moving.
+    SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so concurrent writers queue up
     instead of failing with "database is locked" when a reader upgrades to a writer."""
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
         _make_sqlite_transactions_immediate(engine)
+    else:
+        # PostgreSQL: no call waits on a database that stopped moving (app/db_watchdog.py).
+        from app.db_watchdog import install
+
+        app.extensions["db_watchdog"] = install(engine, app.config)
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:
