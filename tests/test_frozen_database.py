@@ -24,6 +24,7 @@ from flask import Flask
 from processes import base_env, gunicorn
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from support import Billing, auth_headers, is_postgres, sign_payload
 from tcp_proxy import TcpProxy
 
@@ -217,3 +218,23 @@ def test_a_slow_but_alive_statement_is_not_cut(app: Flask, billing: Billing) -> 
             db.session.rollback()
         assert slept == 42 and took >= 1.5, took
         assert requests.get(f"{instance.url}/readyz", timeout=10).status_code == 200
+
+
+def test_no_call_waits_past_the_client_deadline_even_on_a_live_server(
+    app: Flask, billing: Billing
+) -> None:
+    """The last resort: a call still waiting DB_CLIENT_DEADLINE_SECONDS after it began (the
+    server should have ended it by its statement timeout) is abandoned even though the server
+    answers pings; the next unit of work gets a fresh connection."""
+    with (
+        serve_instance(app, DB_STALL_SECONDS=5.0, DB_CLIENT_DEADLINE_SECONDS=1.0) as instance,
+        instance.app.app_context(),
+    ):
+        started = time.monotonic()
+        with pytest.raises(OperationalError):
+            db.session.execute(text("SELECT pg_sleep(4)"))
+        took = time.monotonic() - started
+        db.session.rollback()
+        assert db.session.execute(text("SELECT 7")).scalar_one() == 7
+    print(f"abandoned after {took:.2f} s")
+    assert 1.0 <= took < 1.5, took
