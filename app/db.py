@@ -150,8 +150,8 @@ def configure_engine(app: Flask) -> None:
         engine = db.engine
     if engine.dialect.name == "sqlite":
         _make_sqlite_transactions_immediate(engine)
-    else:
-        # PostgreSQL: no call waits on a database that stopped moving (app/db_watchdog.py).
+    elif engine.dialect.name == "postgresql":
+        # No call waits on a database that stopped moving (app/db_watchdog.py).
         from app.db_watchdog import install
 
         app.extensions["db_watchdog"] = install(engine, app.config)

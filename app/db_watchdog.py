@@ -29,7 +29,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any, cast
 
@@ -194,10 +194,8 @@ def abandon(connection: psycopg.Connection[Any]) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def install(engine: Engine, config: dict[str, Any]) -> Watchdog | None:
-    """Bound the waits of `engine`'s connections (PostgreSQL only)."""
-    if engine.dialect.name != "postgresql":
-        return None
+def install(engine: Engine, config: Mapping[str, Any]) -> Watchdog:
+    """Bound the waits of `engine`'s connections (a PostgreSQL engine: app/db.py decides)."""
     url = engine.url
     host = url.host or "/var/run/postgresql"
     port = url.port or 5432
