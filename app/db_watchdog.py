@@ -34,11 +34,13 @@ from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, event
 
 log = logging.getLogger(__name__)
 
 PING_TIMEOUT = 0.5
+IDLE = TransactionStatus.IDLE
 # An SSLRequest (length 8, code 80877103): any PostgreSQL server answers it with one byte.
 SSL_REQUEST = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
 
@@ -57,8 +59,16 @@ class Watchdog:
         self._frozen = False
         self._last_ping = self._last_answer = float("-inf")
         self._thread: threading.Thread | None = None
+        os.register_at_fork(after_in_child=self._after_fork)
 
     # -- what the app asks ------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        # A forked worker (gunicorn) has none of the parent's threads, and a lock the
+        # watchdog thread held at the fork would stay held forever: start afresh.
+        self._lock = threading.Lock()
+        self._waits = {}
+        self._thread = None
 
     @property
     def frozen(self) -> bool:
@@ -215,6 +225,17 @@ def install(engine: Engine, config: Mapping[str, Any]) -> Watchdog:
         def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
             with watchdog.watching(self):
                 return super().wait(gen, *args, **kwargs)
+
+        # Ending no transaction sends nothing (psycopg returns at once); while the database
+        # is frozen that must not count as a refused call, or the pool would log the
+        # "failed" reset of every connection handed back and throw healthy ones away.
+        def commit(self) -> None:
+            if not (watchdog.frozen and self.pgconn.transaction_status == IDLE):
+                super().commit()
+
+        def rollback(self) -> None:
+            if not (watchdog.frozen and self.pgconn.transaction_status == IDLE):
+                super().rollback()
 
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
