@@ -18,7 +18,7 @@ SSLRequest, which the postmaster answers at once, `PING_TIMEOUT` to answer):
   connections are not attempted, /readyz answers 503 without waiting, until a ping is
   answered again (checked every `PING_TIMEOUT`), so the instance heals by itself.
 
-A frozen database therefore costs a request at most DB_STALL_SECONDS + PING_TIMEOUT (1.5 s by
+A frozen database therefore costs a request at most DB_STALL_SECONDS + PING_TIMEOUT (1 s by
 default) and, once detected, nothing. SQLite is not involved (no network, nothing to freeze).
 """
 

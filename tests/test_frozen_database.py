@@ -38,7 +38,7 @@ pytestmark = [
 
 WEBHOOK_SECRET = "whsec_frozen_database_test"
 # What the app promises for a frozen database: a stalled call is checked after
-# DB_STALL_SECONDS (1) and abandoned once the server fails to answer a ping (0.5 s).
+# DB_STALL_SECONDS (0.5) and abandoned once the server fails to answer a ping (0.5 s).
 BOUND_SECONDS = 2.0
 
 
