@@ -34,13 +34,11 @@ from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 import psycopg
-from psycopg.pq import TransactionStatus
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
 PING_TIMEOUT = 0.5
-IDLE = TransactionStatus.IDLE
 # An SSLRequest (length 8, code 80877103): any PostgreSQL server answers it with one byte.
 SSL_REQUEST = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
 
@@ -204,8 +202,8 @@ def abandon(connection: psycopg.Connection[Any]) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def install(engine: Engine, config: Mapping[str, Any]) -> Watchdog:
-    """Bound the waits of `engine`'s connections (a PostgreSQL engine: app/db.py decides)."""
+def watchdog_for(engine: Engine, config: Mapping[str, Any]) -> Watchdog:
+    """The watchdog of a PostgreSQL engine's connections (app/db.py makes them report to it)."""
     url = engine.url
     host = url.host or "/var/run/postgresql"
     port = url.port or 5432
@@ -219,26 +217,4 @@ def install(engine: Engine, config: Mapping[str, Any]) -> Watchdog:
         if config["DB_STATEMENT_TIMEOUT_MS"]
         else float("inf")
     )
-    watchdog = Watchdog(address, float(config["DB_STALL_SECONDS"]), deadline)
-
-    class WatchedConnection(psycopg.Connection):
-        def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
-            with watchdog.watching(self):
-                return super().wait(gen, *args, **kwargs)
-
-        # Ending no transaction sends nothing (psycopg returns at once); while the database
-        # is frozen that must not count as a refused call, or the pool would log the
-        # "failed" reset of every connection handed back and throw healthy ones away.
-        def commit(self) -> None:
-            if not (watchdog.frozen and self.pgconn.transaction_status == IDLE):
-                super().commit()
-
-        def rollback(self) -> None:
-            if not (watchdog.frozen and self.pgconn.transaction_status == IDLE):
-                super().rollback()
-
-    @event.listens_for(engine, "do_connect")
-    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-        return watchdog.connect(lambda: WatchedConnection.connect(*cargs, **cparams))
-
-    return watchdog
+    return Watchdog(address, float(config["DB_STALL_SECONDS"]), deadline)
