@@ -6,7 +6,8 @@ statement, TCP stays healthy (the middlebox acknowledges), and a call would wait
 database moves again: every request thread stuck, /readyz waiting for a free one.
 
 Every network wait of the app's connections (a statement, a commit, a rollback: psycopg's
-`Connection.wait`) is registered with a watchdog thread. A wait that lasts `DB_STALL_SECONDS`
+`Connection.wait`, overridden by app/db.py's WatchedConnection) is registered with a watchdog
+thread. A wait that lasts `DB_STALL_SECONDS`
 makes the watchdog ask the server whether it answers at all (a new TCP connection and an
 SSLRequest, which the postmaster answers at once, `PING_TIMEOUT` to answer):
 - it answers: the statement is slow, not stuck; it runs on (bounded by the server's statement
