@@ -126,7 +126,11 @@ class Watchdog:
                     break  # it finished meanwhile: use what it got
         if "error" in outcome:
             raise outcome["error"]
-        return cast(psycopg.Connection[Any], outcome["connection"])
+        connection = cast(psycopg.Connection[Any], outcome["connection"])
+        # Ping where the connection really went (a `host=` in the query, several hosts).
+        with suppress(Exception):
+            self.address = address_of(connection.info.host, connection.info.port)
+        return connection
 
     # -- the watchdog thread ----------------------------------------------------------------
 
@@ -203,14 +207,15 @@ def abandon(connection: psycopg.Connection[Any]) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+def address_of(host: str, port: int) -> tuple[str, int] | str:
+    """Where to ping a server: host and port, or a Unix socket's path (host is a directory)."""
+    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, int(port))
+
+
 def watchdog_for(engine: Engine, config: Mapping[str, Any]) -> Watchdog:
     """The watchdog of a PostgreSQL engine's connections (app/db.py makes them report to it)."""
     url = engine.url
-    host = url.host or "/var/run/postgresql"
-    port = url.port or 5432
-    address: tuple[str, int] | str = (
-        f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
-    )
+    address = address_of(url.host or "/var/run/postgresql", url.port or 5432)
     # A call the server should have ended by its statement timeout (which counts lock waits)
     # and didn't: that connection is stuck, whatever the ping says. No statement timeout: none.
     deadline = float(config["DB_CLIENT_DEADLINE_SECONDS"]) or (
