@@ -115,6 +115,12 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
         problems.append(f"DUPLICATE_SUBSCRIPTION_POLICY must be one of: {allowed}")
     if config.get("WEBHOOK_APPLIER") not in ("thread", "off"):
         problems.append("WEBHOOK_APPLIER must be thread or off")
+    if (
+        not isinstance(config.get("DB_STALL_SECONDS"), float | int)
+        or config["DB_STALL_SECONDS"] <= 0
+    ):
+        # 0 would ping the server on every statement; a frozen database costs this + 0.5 s.
+        problems.append("DB_STALL_SECONDS must be a positive number of seconds")
     is_production = app_env == "production"
     if is_production:
         problems.extend(production_problems(config))

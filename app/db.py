@@ -143,12 +143,47 @@ def retry_on_deadlock(work: Callable[[], T]) -> T:
 
 
 def configure_engine(app: Flask) -> None:
-    """SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so concurrent writers queue up
+    """PostgreSQL: a client-side bound on waiting for a database that stopped moving.
+    SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so concurrent writers queue up
     instead of failing with "database is locked" when a reader upgrades to a writer."""
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
         _make_sqlite_transactions_immediate(engine)
+    elif engine.dialect.name == "postgresql":
+        _bound_waits_on_postgresql(app, engine)
+
+
+def _bound_waits_on_postgresql(app: Flask, engine: Engine) -> None:
+    """No call waits on a database that stopped moving: every network wait of the engine's
+    connections reports to a watchdog (app/db_watchdog.py), and so does opening one."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    from app.db_watchdog import watchdog_for
+
+    watchdog = app.extensions["db_watchdog"] = watchdog_for(engine, app.config)
+    idle = TransactionStatus.IDLE
+
+    class WatchedConnection(psycopg.Connection):
+        def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
+            with watchdog.watching(self):
+                return super().wait(gen, *args, **kwargs)
+
+        # Ending no transaction sends nothing (psycopg returns at once); while the database
+        # is frozen that must not count as a refused call, or the pool would log the
+        # "failed" reset of every connection handed back and throw healthy ones away.
+        def commit(self) -> None:
+            if not (watchdog.frozen and self.pgconn.transaction_status == idle):
+                super().commit()
+
+        def rollback(self) -> None:
+            if not (watchdog.frozen and self.pgconn.transaction_status == idle):
+                super().rollback()
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return watchdog.connect(lambda: WatchedConnection.connect(*cargs, **cparams))
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:

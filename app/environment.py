@@ -257,6 +257,12 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         "DB_CONNECT_TIMEOUT": whole("DB_CONNECT_TIMEOUT", 5),
         "DB_STATEMENT_TIMEOUT_MS": whole("DB_STATEMENT_TIMEOUT_MS", 15000),
         "DB_LOCK_TIMEOUT_MS": whole("DB_LOCK_TIMEOUT_MS", 5000),
+        # PostgreSQL, client side (app/db_watchdog.py): a call waiting this long makes the app
+        # ping the server; no answer within 0.5 s: the call is abandoned (503) and the database
+        # marked frozen until it answers again. A slow statement on a live server runs on.
+        "DB_STALL_SECONDS": fraction("DB_STALL_SECONDS", 0.5),
+        # ... and no call waits longer than this at all (0: the statement timeout + 1 s).
+        "DB_CLIENT_DEADLINE_SECONDS": fraction("DB_CLIENT_DEADLINE_SECONDS", 0.0),
         "DB_POOL_SIZE": whole("DB_POOL_SIZE", 0),  # 0: WEB_THREADS
         "DB_POOL_TIMEOUT": fraction("DB_POOL_TIMEOUT", 5.0),
         # /readyz answers within this many seconds whatever the database does (its own

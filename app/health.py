@@ -56,6 +56,10 @@ class ReadinessProbe:
         self._running: _Check | None = None
 
     def database(self) -> tuple[str, list[str]]:
+        watchdog = current_app.extensions.get("db_watchdog")
+        if watchdog is not None and watchdog.frozen:
+            # The request connections' watchdog already knows: answer now, don't wait again.
+            return "timeout", []
         with self._lock:
             check = self._running
             if check is None or check.finished.is_set():

@@ -18,6 +18,7 @@ TCP proxies this process controls (tests/tcp_proxy.py). Settings (environment):
     BENCH_FAULTS_DATABASE_URL  a PostgreSQL database it may wipe (created if missing; default
                                postgresql://postgres@127.0.0.1:5432/bench_faults)
     BENCH_REDIS_URL            default redis://127.0.0.1:6379/15
+    BENCH_FAULTS_PHASES        only these phases (comma-separated names above; default all)
     BENCH_QUICK=1              3 s phases (12 s black-holed; about 90 s in all) instead of 10 s
 
 Figures are for comparing runs on one machine; not a timed test, and not run in CI.
@@ -283,6 +284,8 @@ def main() -> None:
         raise SystemExit(migrated.stderr)
     users = [f"reader-{n}" for n in range(READERS)]
     names = ["healthy", "slow-stripe", "blackhole-stripe", "hung-redis", "frozen-database"]
+    if os.environ.get("BENCH_FAULTS_PHASES"):  # e.g. healthy,frozen-database
+        names = [name for name in names if name in os.environ["BENCH_FAULTS_PHASES"].split(",")]
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory() as tmp, gunicorn(Path(tmp), env) as server:
         threads = env.get("WEB_THREADS") or "4"

@@ -163,6 +163,11 @@ def test_rate_limits_are_checked_at_start_up() -> None:
     assert "RATE_LIMIT_CHECKOUT must look like" in problem
 
 
+def test_the_database_stall_check_must_be_positive() -> None:
+    [problem] = problems_of(DB_STALL_SECONDS=0, STRIPE_SECRET_KEY="sk_test_x")
+    assert "DB_STALL_SECONDS must be a positive number" in problem
+
+
 def test_dev_tokens_respect_the_maximum_lifetime(tmp_path: Path) -> None:
     app = create_app(
         {
