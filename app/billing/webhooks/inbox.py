@@ -13,6 +13,7 @@ is shared without adding a wait to any request.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,6 +45,12 @@ class Inbox:
         self._lock = threading.Lock()
         self._waiting: list[_Ticket] = []
         self._writing = False
+        # When the last batch was written (monotonic): the applier defers to busy ingest.
+        self.last_write = 0.0
+
+    def busy(self, within: float) -> bool:
+        """Deliveries are being written now or were within the last `within` seconds."""
+        return self._writing or time.monotonic() - self.last_write < within
 
     def record(self, event: Recorded, write: WriteBatch) -> bool:
         """Record `event` durably: True when it was new, False when it was there already (a
@@ -75,6 +82,7 @@ class Inbox:
             for ticket in batch:
                 ticket.recorded = ticket.event.id in inserted
                 inserted.discard(ticket.event.id)  # a second copy in the batch is a duplicate
+        self.last_write = time.monotonic()
         with self._lock:
             if self._waiting:
                 successor = self._waiting[0]

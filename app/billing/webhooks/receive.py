@@ -148,7 +148,11 @@ def install(app: Any) -> None:
     """The process's inbox and applier (the applier thread starts with the first delivery, or
     with the worker in production: gunicorn.conf.py)."""
     app.extensions["webhook_inbox"] = Inbox(max_batch=app.config["WEBHOOK_INGEST_MAX_BATCH"])
-    app.extensions["webhook_applier"] = Applier(app, app.config["WEBHOOK_APPLY_POLL_SECONDS"])
+    app.extensions["webhook_applier"] = Applier(
+        app,
+        app.config["WEBHOOK_APPLY_POLL_SECONDS"],
+        busy_pause=app.config["WEBHOOK_APPLY_BUSY_PAUSE_SECONDS"],
+    )
 
 
 def record_and_apply(event: StripeDict, gateway: StripeGateway) -> str:
