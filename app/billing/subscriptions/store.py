@@ -47,9 +47,9 @@ from app.billing.subscriptions.ordering import (
     matches_in_sql,
 )
 from app.billing.subscriptions.summary import (
+    fresh_subscriptions,
     link_customer,
     live_among,
-    live_subscriptions,
     report_duplicates,
     settle_user,
 )
@@ -279,15 +279,19 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
     row existed), flag metadata naming someone else, and refresh the summaries that do not
     mirror the stored state yet: the owner's, and a previous owner's when it moved."""
     named = (subscription.get("metadata") or {}).get("userId")
+    placed = False
     if isinstance(named, str) and named and named != stored.user_id:
-        stored = _place_with_named_user(stored, named)
+        placed_with = _place_with_named_user(stored, named)
+        # Placed with the named user: the upsert found no user holding the customer, so that
+        # user is not linked to it yet and the mirror-only path would only read and decline.
+        placed, stored = placed_with is not stored, placed_with
     if stored.previous_owner is not None:
         previous = db.session.get(User, stored.previous_owner, populate_existing=True)
         if previous is not None:
             settle_user(previous)
     if stored.user_id is None or not stored.summary_stale:
         return
-    if settle_mirror_only(stored.user_id, stored.customer_id):
+    if not placed and settle_mirror_only(stored.user_id, stored.customer_id):
         return
     user = db.session.get(
         User,
@@ -302,8 +306,9 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
         report_duplicates(user.id, live_among(user.subscriptions))
     else:  # linking may adopt subscriptions the loaded list does not show yet
         link_customer(user, stored.customer_id)
-        settle_user(user)
-        report_duplicates(user.id, live_subscriptions(user.id))
+        owned = fresh_subscriptions(user.id)  # read once, after the link adopted orphans
+        settle_user(user, owned)
+        report_duplicates(user.id, live_among(owned))
 
 
 def _place_with_named_user(stored: Stored, named: str) -> Stored:
