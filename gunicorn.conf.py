@@ -19,12 +19,11 @@ Processes default to one per core the container may use, and no more than its me
 holds at WEB_WORKER_MEMORY_MB (128) each: `container_workers` reads the cgroup's CPU quota and
 memory limit, since the host's CPU count says nothing about a container's share (Render's 512 MB
 plan on a many-core host would otherwise start a worker per host core and run out of memory).
-WEB_CONCURRENCY overrides. Threads default to 8 (WEB_THREADS overrides; the database pool and
-the Stripe-call bulkhead follow WEB_THREADS, see app/config.py): with 4, wrk's 16 webhook
-connections over 2 workers left half of them queued and capped a group commit at 4 events;
-8 gave larger batches and more ingest at the same RSS (docs/performance.md). Every other
-number can be overridden from the environment too. Logs: gunicorn's own lines use the app's
-format; the app writes the access line itself. Metrics: workers share PROMETHEUS_MULTIPROC_DIR.
+WEB_CONCURRENCY overrides. Threads default to 4 (WEB_THREADS overrides; the database pool and
+the Stripe-call bulkhead follow WEB_THREADS, see app/config.py): 8 took about 1.1x the webhook
+deliveries of 4 but with 3-4x the p99 (docs/performance.md, issue 19). Every other number can be
+overridden from the environment too. Logs: gunicorn's own lines use the app's format; the app
+writes the access line itself. Metrics: workers share PROMETHEUS_MULTIPROC_DIR.
 """
 
 from __future__ import annotations
@@ -107,7 +106,7 @@ workers = _int("WEB_CONCURRENCY", 0) or container_workers(
     Path("/sys/fs/cgroup"), usable_cpus(), _int("WEB_WORKER_MEMORY_MB", 128)
 )
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = _int("WEB_THREADS", 8)  # the database pool follows WEB_THREADS too (app/config.py)
+threads = _int("WEB_THREADS", 4)  # the database pool follows WEB_THREADS too (app/config.py)
 # Stripe calls are bounded by the SDK's timeout; a request still running after this is stuck.
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)  # SIGTERM: finish in-flight requests

@@ -233,7 +233,7 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         "STRIPE_BREAKER_COOLDOWN": fraction("STRIPE_BREAKER_COOLDOWN", 5.0),
         # The database: connect timeout (s), statement and lock timeouts (ms, PostgreSQL),
         # the pool (one connection per server thread) and how long to wait for one (s).
-        "WEB_THREADS": whole("WEB_THREADS", 8),  # gunicorn.conf.py's default too
+        "WEB_THREADS": whole("WEB_THREADS", 4),  # gunicorn.conf.py's default too
         "DB_CONNECT_TIMEOUT": whole("DB_CONNECT_TIMEOUT", 5),
         "DB_STATEMENT_TIMEOUT_MS": whole("DB_STATEMENT_TIMEOUT_MS", 15000),
         "DB_LOCK_TIMEOUT_MS": whole("DB_LOCK_TIMEOUT_MS", 5000),
@@ -257,7 +257,7 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         "WEBHOOK_APPLY_BATCH": whole("WEBHOOK_APPLY_BATCH", 200),
         "WEBHOOK_APPLY_POLL_SECONDS": fraction("WEBHOOK_APPLY_POLL_SECONDS", 0.5),
         # While deliveries come in: at most one apply batch per this many seconds (0: no pause).
-        "WEBHOOK_APPLY_BUSY_PAUSE_SECONDS": fraction("WEBHOOK_APPLY_BUSY_PAUSE_SECONDS", 0.2),
+        "WEBHOOK_APPLY_BUSY_PAUSE_SECONDS": fraction("WEBHOOK_APPLY_BUSY_PAUSE_SECONDS", 0.0),
         "WEBHOOK_APPLY_MAX_ATTEMPTS": whole("WEBHOOK_APPLY_MAX_ATTEMPTS", 25),
         "WEBHOOK_APPLY_BACKOFF_SECONDS": fraction("WEBHOOK_APPLY_BACKOFF_SECONDS", 1.0),
         "WEBHOOK_APPLY_MAX_BACKOFF_SECONDS": fraction("WEBHOOK_APPLY_MAX_BACKOFF_SECONDS", 600.0),

@@ -13,11 +13,11 @@ deliveries.
 
 Each web process runs one applier thread (`Applier`), woken by the inbox after each commit and
 polling every `WEBHOOK_APPLY_POLL_SECONDS` for events other processes recorded; `flask billing
-apply` runs the same loop on its own. While the process's inbox is busy, the thread applies at
-most one batch every `WEBHOOK_APPLY_BUSY_PAUSE_SECONDS`: it shares the worker's GIL (and, on a
-small host, the cores) with the request threads, and a delivery's answer waits on CPU while an
-apply waits only on the lag target; bigger, less frequent batches leave the requests the CPU
-without letting the backlog grow (a batch of 200 each 0.2 s is 1,000 events/s per worker).
+apply` runs the same loop on its own. `WEBHOOK_APPLY_BUSY_PAUSE_SECONDS` (off by default): while
+the process's inbox is busy, the thread applies at most one batch per that many seconds and
+yields the GIL after each event, leaving the request threads the CPU at the price of apply lag.
+Measured on 2 shared cores (docs/performance.md) it made p99 worse and the backlog grow, so it
+is an operator's knob for hosts where answering fast matters more than the lag.
 """
 
 from __future__ import annotations
