@@ -20,7 +20,8 @@ holds at WEB_WORKER_MEMORY_MB (128) each: `container_workers` reads the cgroup's
 memory limit, since the host's CPU count says nothing about a container's share (Render's 512 MB
 plan on a many-core host would otherwise start a worker per host core and run out of memory).
 WEB_CONCURRENCY overrides. Threads default to 4 (WEB_THREADS overrides; the database pool and
-the Stripe-call bulkhead follow WEB_THREADS, see app/config.py). Every other number can be
+the Stripe-call bulkhead follow WEB_THREADS, see app/config.py): 8 took about 1.1x the webhook
+deliveries of 4 but with 3-4x the p99 (docs/performance.md, issue 19). Every other number can be
 overridden from the environment too. Logs: gunicorn's own lines use the app's format; the app
 writes the access line itself. Metrics: workers share PROMETHEUS_MULTIPROC_DIR.
 """

@@ -19,7 +19,9 @@ seconds, and the RSS of each worker.
 Settings (environment): BENCH_QUICK=1 (under two minutes), BENCH_SECONDS, BENCH_ROUNDS,
 BENCH_CONNECTIONS, BENCH_RATE, BENCH_SUSTAIN_SECONDS, BENCH_SUSTAIN_CONNECTIONS (64),
 BENCH_PEER_DIR, BENCH_PG_URL (an admin URL, default postgresql://postgres@127.0.0.1:5432/postgres),
-BENCH_PEER_DB (the database it drops and re-creates, default bench_peer).
+BENCH_PEER_DB (the database it drops and re-creates, default bench_peer), BENCH_COMPARE (app
+settings, e.g. "WEB_THREADS=8": a fourth server, "ours*",
+runs with them in the same alternating rounds, for an A/B of a setting in one run).
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ DB = os.environ.get("BENCH_PEER_DB", "bench_peer")
 SECRET = "whsec_bench_peer_0123456789abcdef"
 STRIPE_KEY = "sk_test_bench_peer"
 PY = sys.executable
+# "KEY=VALUE KEY=VALUE": the app's settings for a second copy of ours in the same rounds.
+COMPARE = dict(
+    item.split("=", 1) for item in os.environ.get("BENCH_COMPARE", "").split() if "=" in item
+)
 
 
 def log(message: str) -> None:
@@ -139,6 +145,7 @@ def app_env(database_url: str, sandbox_url: str) -> dict[str, str]:
         "PUBLIC_URL": "http://127.0.0.1:3001",
         "FRONTEND_URL": "http://localhost:5173",
         "LOG_LEVEL": "WARNING",
+        "METRICS_TOKEN": "bench-peer-metrics-token-0123456789",
         "REDIS_URL": "",
         "PYTHONUNBUFFERED": "1",
     }
@@ -252,6 +259,12 @@ def main() -> None:
             "ours": ours.url + "/api/webhooks/stripe",
             "bare": bare.url + "/api/webhooks/stripe/hmac-only",
         }
+        other: Server | None = None
+        if COMPARE:
+            log(f"ours* runs with {' '.join(f'{k}={v}' for k, v in COMPARE.items())}")
+            other = start_gunicorn("ours*", ["sh", "bin/start"], {**env, **COMPARE})
+            servers.append(other)
+            targets["ours*"] = other.url + "/api/webhooks/stripe"
         summary = rounds(load, targets, url)
         print(
             f"\nWebhook ingest, same signed events, wrk -t2 -c{CONNS}, {SECONDS} s x {ROUNDS}"
@@ -263,10 +276,15 @@ def main() -> None:
             f" ours / bare = {summary['ours']['rps'] / summary['bare']['rps']:.2f}x;"
             f" peer / bare = {summary['peer']['rps'] / summary['bare']['rps']:.2f}x"
         )
-        peer.stop()
-        bare.stop()
-        servers.remove(peer)
-        servers.remove(bare)
+        if "ours*" in summary:
+            print(
+                f"ours* / peer = {summary['ours*']['rps'] / summary['peer']['rps']:.2f}x;"
+                f" ours / ours* = {summary['ours']['rps'] / summary['ours*']['rps']:.2f}x"
+            )
+        for done in (peer, bare, other):
+            if done is not None:
+                done.stop()
+                servers.remove(done)
         log("waiting for our backlog to drain before the sustained run")
         settle(url, 120)
         report = sustained(load, ours.url, url, SECRET, RATE, SUSTAIN, SUSTAIN_CONNS, pending)

@@ -32,6 +32,7 @@ from support import (
 )
 
 from app.extensions import db
+from app.models import User
 
 SECRET = "whsec_statement_count"
 # The batch's own statements: claim, mark processed, audit entries; and, once an event does
@@ -209,3 +210,44 @@ def test_an_invoice_that_is_no_renewal_costs_only_keeping_it(app: Flask, billing
         kept = [s for s in counted.sql if s.startswith(INVOICE_KEPT)]
         assert len(kept) == 2, describe(counted)
         assert len(counted.sql) == BATCH_OVERHEAD + SAVEPOINT + 2, describe(counted)
+
+
+def test_a_first_event_for_a_user_we_never_saw(app: Flask, billing: Billing) -> None:
+    """The costliest apply (a third of the bench's events): the subscription stored, the named
+    user created and placed with it, linked to the customer (orphans adopted), the summary and
+    the entitlements settled: 13 statements (15 before the user's subscriptions were read once
+    and the mirror-only read, which can only decline a user just placed, was skipped)."""
+    run = f"first{len(billing.sandbox.deliveries)}"
+    subscription = {
+        "id": f"sub_{run}",
+        "object": "subscription",
+        "customer": f"cus_{run}",
+        "status": "active",
+        "cancel_at_period_end": False,
+        "metadata": {"userId": f"user_{run}"},
+        "current_period_start": 1_700_000_000,
+        "current_period_end": 1_702_592_000,
+        "items": {"object": "list", "data": []},
+    }
+    evt = {
+        "id": f"evt_{run}",
+        "object": "event",
+        "type": "customer.subscription.updated",
+        "created": 1_700_000_000,
+        "data": {"object": subscription},
+    }
+    with receiver(app) as instance:
+        assert deliver(instance, evt) == "recorded"
+        with counting(instance.app) as counted:
+            assert apply_recorded_events(instance.app, alone=True) == 1
+        work = len(counted.sql) - BATCH_OVERHEAD - SAVEPOINT
+        owner_lock = 1 if is_postgres() else 0  # user before subscription (docs/reliability.md)
+        assert work <= 13 + owner_lock, describe(counted)
+        assert counted.commits == 1
+        with instance.app.app_context():
+            user = db.session.get(User, f"user_{run}")
+            assert user is not None
+            assert user.stripe_customer_id == f"cus_{run}"
+            assert user.stripe_subscription_id == f"sub_{run}"
+            assert user.subscription_status == "active"
+            db.session.rollback()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm.util import identity_key
 
 from app.billing.accounts.rows import (
@@ -32,6 +32,7 @@ from app.billing.usage.periods import is_settled
 from app.db import dialect_name
 from app.extensions import db
 from app.models import Subscription, User
+from app.stripe.gateway import StripeDict
 
 _users = User.__table__.c
 _subscriptions = Subscription.__table__.c
@@ -128,3 +129,34 @@ def settle_mirror_only(user_id: str, customer_id: str | None, now: int | None = 
         db.session.execute(update(users).where(users.c.id == user_id).values(moved))
     report_duplicates(user_id, live_among(user.subscriptions))
     return True
+
+
+# -- row locks: the user's row first, then the subscription's, on every path -------------------
+
+
+def lock_user(user_id: str) -> None:
+    """Lock the user's row first (PostgreSQL; SQLite's writers queue on BEGIN IMMEDIATE)."""
+    if dialect_name() == "postgresql":
+        users = User.__table__
+        db.session.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+
+
+def lock_owner(subscription: StripeDict) -> None:
+    """Lock order everywhere: the owner's user row, then the subscription's. The success page
+    locked the user first and the webhook the subscription first, so the two could deadlock
+    on one purchase. The owner: the user linked to the customer, or the one metadata names."""
+    if dialect_name() != "postgresql":
+        return
+    customer = subscription.get("customer")
+    customer = customer.get("id") if isinstance(customer, dict) else customer
+    named = (subscription.get("metadata") or {}).get("userId")
+    users = User.__table__
+    conditions = []
+    if isinstance(customer, str) and customer:
+        conditions.append(users.c.stripe_customer_id == customer)
+    if isinstance(named, str) and named:
+        conditions.append(users.c.id == named)
+    if conditions:
+        db.session.execute(
+            select(users.c.id).where(or_(*conditions)).order_by(users.c.id).with_for_update()
+        )

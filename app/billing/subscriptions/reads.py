@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.billing.subscriptions.store import apply_subscription, lock_owner, subscription_row
+from app.billing.accounts.store import lock_owner
+from app.billing.subscriptions.store import apply_subscription, subscription_row
 from app.db import row_for_update
 from app.models import Subscription
 from app.stripe.gateway import StripeDict, StripeGateway
@@ -45,7 +46,7 @@ def apply_read(
     gateway: StripeGateway, subscription: StripeDict, *, read_started: datetime
 ) -> Subscription:
     """Store `subscription`, read by a call that began at `read_started`; the row as stored."""
-    lock_owner(subscription)  # the user, then the subscription (store.lock_owner)
+    lock_owner(subscription)  # the user, then the subscription (accounts.store.lock_owner)
     row = row_for_update(Subscription, subscription["id"])
     subscription, _ = trusted_copy(gateway, row, subscription, read_started)
     apply_subscription(subscription)

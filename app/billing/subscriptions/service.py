@@ -16,7 +16,7 @@ from app.billing.accounts.rows import AnySubscription as AnySubscription
 from app.billing.accounts.rows import AnyUser as AnyUser
 from app.billing.accounts.rows import UserRow
 from app.billing.accounts.store import Standing as Standing
-from app.billing.accounts.store import settled_standing
+from app.billing.accounts.store import lock_user, settled_standing
 from app.billing.errors import NotFound, ProviderRejected
 from app.billing.plans import Catalog, current_plans, ensure_prices
 from app.billing.redirects import default_redirect, ensure_allowed_url
@@ -29,7 +29,6 @@ from app.billing.subscriptions.plan_change import (
     preview_change,
     seats_allowed,
 )
-from app.billing.subscriptions.store import lock_user
 from app.billing.subscriptions.summary import (
     current_subscription,
     deciding_subscription,

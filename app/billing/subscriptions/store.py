@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import joinedload
 
-from app.billing.accounts.store import settle_mirror_only
+from app.billing.accounts.store import lock_owner, settle_mirror_only
 from app.billing.accounts.users import flag_ownership_mismatch, get_or_create_user
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.subscriptions.mirror import MIRRORED
@@ -49,9 +49,9 @@ from app.billing.subscriptions.ordering import (
 )
 from app.billing.subscriptions.summary import (
     check_once_for_duplicates,
+    fresh_subscriptions,
     link_customer,
     live_among,
-    live_subscriptions,
     report_duplicates,
     settle_user,
 )
@@ -234,34 +234,6 @@ def store_subscription(subscription: StripeDict, *, event_created: int | None) -
     return stored_from(execute_prebuilt(statement, params).first())
 
 
-def lock_user(user_id: str) -> None:
-    """Lock the user's row first (PostgreSQL; SQLite's writers queue on BEGIN IMMEDIATE)."""
-    if dialect_name() == "postgresql":
-        users = User.__table__
-        db.session.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
-
-
-def lock_owner(subscription: StripeDict) -> None:
-    """Lock order everywhere: the owner's user row, then the subscription's. The success page
-    locked the user first and the webhook the subscription first, so the two could deadlock
-    on one purchase. The owner: the user linked to the customer, or the one metadata names."""
-    if dialect_name() != "postgresql":
-        return
-    customer = subscription.get("customer")
-    customer = customer.get("id") if isinstance(customer, dict) else customer
-    named = (subscription.get("metadata") or {}).get("userId")
-    users = User.__table__
-    conditions = []
-    if isinstance(customer, str) and customer:
-        conditions.append(users.c.stripe_customer_id == customer)
-    if isinstance(named, str) and named:
-        conditions.append(users.c.id == named)
-    if conditions:
-        db.session.execute(
-            select(users.c.id).where(or_(*conditions)).order_by(users.c.id).with_for_update()
-        )
-
-
 def apply_subscription(
     subscription: StripeDict, *, event_created: int | None = None, reread: Reread | None = None
 ) -> Stored | None:
@@ -310,8 +282,12 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
     row existed), flag metadata naming someone else, and refresh the summaries that do not
     mirror the stored state yet: the owner's, and a previous owner's when it moved."""
     named = (subscription.get("metadata") or {}).get("userId")
+    placed = False
     if isinstance(named, str) and named and named != stored.user_id:
-        stored = _place_with_named_user(stored, named)
+        placed_with = _place_with_named_user(stored, named)
+        # Placed with the named user: the upsert found no user holding the customer, so that
+        # user is not linked to it yet and the mirror-only path would only read and decline.
+        placed, stored = placed_with is not stored, placed_with
     if stored.previous_owner is not None:
         previous = db.session.get(User, stored.previous_owner, populate_existing=True)
         if previous is not None:
@@ -324,7 +300,7 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
         if subscription.get("status") in LIVE_STATUSES:
             check_once_for_duplicates(stored.user_id, stored.subscription_id)
         return
-    if settle_mirror_only(stored.user_id, stored.customer_id):
+    if not placed and settle_mirror_only(stored.user_id, stored.customer_id):
         return
     user = db.session.get(
         User,
@@ -339,8 +315,9 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
         report_duplicates(user.id, live_among(user.subscriptions))
     else:  # linking may adopt subscriptions the loaded list does not show yet
         link_customer(user, stored.customer_id)
-        settle_user(user)
-        report_duplicates(user.id, live_subscriptions(user.id))
+        owned = fresh_subscriptions(user.id)  # read once, after the link adopted orphans
+        settle_user(user, owned)
+        report_duplicates(user.id, live_among(owned))
 
 
 def _place_with_named_user(stored: Stored, named: str) -> Stored:

@@ -58,6 +58,21 @@ def _precedence(row: AnySubscription) -> tuple[bool, int, str]:
     return (row.is_live, row.stripe_created or 0, row.id)
 
 
+def fresh_subscriptions(user_id: str) -> list[Subscription]:
+    """All the user's subscriptions as stored now: one read for `settle_user` and
+    `report_duplicates` together (what `current_subscription` and `live_subscriptions`
+    would each read)."""
+    return list(
+        db.session.execute(
+            select(Subscription)
+            .where(Subscription.user_id == user_id)
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .all()
+    )
+
+
 def live_subscriptions(user_id: str) -> list[Subscription]:
     """The user's live subscriptions, the deciding one first (see `current_subscription`)."""
     rows = (
