@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm.util import identity_key
 
 from app.billing.accounts.rows import (
@@ -29,7 +29,7 @@ from app.billing.subscriptions.mirror import summary_changes
 from app.billing.subscriptions.summary import deciding_subscription, live_among, report_duplicates
 from app.billing.time import now_ms
 from app.billing.usage.periods import is_settled
-from app.db import dialect_name
+from app.db import dialect_name, upsert
 from app.extensions import db
 from app.models import Subscription, User
 from app.stripe.gateway import StripeDict
@@ -129,6 +129,44 @@ def settle_mirror_only(user_id: str, customer_id: str | None, now: int | None = 
         db.session.execute(update(users).where(users.c.id == user_id).values(moved))
     report_duplicates(user_id, live_among(user.subscriptions))
     return True
+
+
+def create_named_owner(
+    user_id: str, subscription_id: str, customer_id: str | None
+) -> tuple[User, list[Subscription]] | None:
+    """A subscription's first event names a user we have never seen, and no user holds its
+    customer: create the user already linked to the customer (one INSERT ... ON CONFLICT DO
+    NOTHING returning the row) and place the subscription and the customer's orphans with
+    them (one UPDATE returning the rows). What `get_or_create_user`, the placing UPDATE,
+    `link_customer` and `fresh_subscriptions` did in eight statements, in two: for a row
+    inserted here, the reads between them could only say "not there yet" or "no one else".
+
+    The user and all their subscriptions (no other row can point at a user that did not exist:
+    the foreign key); None, with nothing written, when the user exists or another user took
+    the customer meanwhile (any unique conflict): the general path decides then."""
+    created = db.session.execute(
+        upsert(User)
+        .values(id=user_id, email=None, name=None, stripe_customer_id=customer_id)
+        .on_conflict_do_nothing()
+        .returning(User),
+        execution_options={"populate_existing": True},
+    ).scalar_one_or_none()
+    if created is None:
+        return None
+    placed = Subscription.id == subscription_id
+    if customer_id is not None:
+        placed = or_(
+            placed, and_(Subscription.customer_id == customer_id, Subscription.user_id.is_(None))
+        )
+    owned = (
+        db.session.execute(
+            update(Subscription).where(placed).values(user_id=user_id).returning(Subscription),
+            execution_options={"populate_existing": True, "synchronize_session": False},
+        )
+        .scalars()
+        .all()
+    )
+    return created, list(owned)
 
 
 # -- row locks: the user's row first, then the subscription's, on every path -------------------

@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import joinedload
 
-from app.billing.accounts.store import lock_owner, settle_mirror_only
+from app.billing.accounts.store import create_named_owner, lock_owner, settle_mirror_only
 from app.billing.accounts.users import flag_ownership_mismatch, get_or_create_user
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.subscriptions.mirror import MIRRORED
@@ -53,6 +53,7 @@ from app.billing.subscriptions.summary import (
     link_customer,
     live_among,
     report_duplicates,
+    settle_new_user,
     settle_user,
 )
 from app.billing.time import now_ms
@@ -283,7 +284,14 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
     mirror the stored state yet: the owner's, and a previous owner's when it moved."""
     named = (subscription.get("metadata") or {}).get("userId")
     placed = False
-    if isinstance(named, str) and named and named != stored.user_id:
+    created = None
+    if isinstance(named, str) and named and stored.user_id is None:
+        created = create_named_owner(named, stored.subscription_id, stored.customer_id)
+    if created is not None:
+        stored = Stored(
+            stored.subscription_id, named, stored.customer_id, True, stored.previous_owner
+        )
+    elif isinstance(named, str) and named and named != stored.user_id:
         placed_with = _place_with_named_user(stored, named)
         # Placed with the named user: the upsert found no user holding the customer, so that
         # user is not linked to it yet and the mirror-only path would only read and decline.
@@ -299,6 +307,11 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
         # live beside it, the user pays twice (the policy acts once this commits).
         if subscription.get("status") in LIVE_STATUSES:
             check_once_for_duplicates(stored.user_id, stored.subscription_id)
+        return
+    if created is not None:  # a user row this transaction inserted, with all their rows
+        new_user, owned = created
+        settle_new_user(new_user, owned)
+        report_duplicates(new_user.id, live_among(owned))
         return
     if not placed and settle_mirror_only(stored.user_id, stored.customer_id):
         return

@@ -14,7 +14,7 @@ from app.billing.accounts.rows import AnySubscription, AnyUser
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.subscriptions.mirror import copy_to_user
 from app.billing.time import now_ms
-from app.billing.usage.periods import settle_entitlements
+from app.billing.usage.periods import settle_entitlements, settle_new_user_entitlements
 from app.extensions import db
 from app.models import Subscription, User
 
@@ -177,3 +177,14 @@ def settle_user(
         subscription = deciding_subscription(subscriptions)
     copy_to_user(user, subscription)
     settle_entitlements(user, subscription, now_ms() if now is None else now)
+
+
+def settle_new_user(
+    user: User, subscriptions: Iterable[Subscription], now: int | None = None
+) -> None:
+    """`settle_user` for a user row this transaction inserted, with all their subscriptions:
+    the mirror and the entitlements are set on the row and written in one UPDATE at the next
+    flush (no lock and re-read: no other transaction sees the row before we commit)."""
+    subscription = deciding_subscription(subscriptions)
+    copy_to_user(user, subscription)
+    settle_new_user_entitlements(user, subscription, now_ms() if now is None else now)

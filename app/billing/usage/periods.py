@@ -60,6 +60,18 @@ def settle_entitlements(
     return entitlements
 
 
+def settle_new_user_entitlements(
+    user: User, subscription: AnySubscription | None, now: int
+) -> Entitlements:
+    """`settle_entitlements` for a user row this transaction inserted: no other transaction
+    can see or change it before we commit, so the lock and re-read would only return the row
+    we hold. The plan, limit and period are set on it and flushed with the mirror's columns."""
+    entitlements = entitlements_now(subscription, now)
+    if not _is_settled(user, entitlements, subscription, now):
+        _settle(user, entitlements, subscription, now)
+    return entitlements
+
+
 def is_settled(user: AnyUser, subscription: AnySubscription | None, now: int) -> bool:
     """True when `settle_entitlements` would write nothing: the user's cached plan, limit and
     usage period are what `subscription` entitles them to at `now`."""
