@@ -385,12 +385,12 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-README_START = "<!-- bench:summary:start (python -m bench.report --readme README.md) -->"
+README_START = "<!-- bench:summary:start (python -m bench.report --readme docs/performance.md) -->"
 README_END = "<!-- bench:summary:end -->"
 
 
 def summary(results: dict[str, Any]) -> str:
-    """The short version for README's Performance section."""
+    """The short version for docs/performance.md."""
     s, m = results["settings"], results["machine"]
     load = f"{m['load_before'][0]:.1f} before, {m.get('load_after', [0])[0]:.1f} after"
     lines = [
@@ -420,7 +420,7 @@ def summary(results: dict[str, Any]) -> str:
             f"{_f(app['p50_ms'])} / {_f(app['p99_ms'])} | {_f(bare['p50_ms'])} / "
             f"{_f(bare['p99_ms'])} | {counts} | {_f(app.get('stripe_calls_per_request'), 2)} |"
         )
-    lines += ["", "![benchmark chart](bench/results/latest.png)", ""]
+    lines += ["", "![benchmark chart](../bench/results/latest.png)", ""]
     for label, r in results.get("checkout", {}).items():
         lines.append(
             f"- Checkout create, {label}: p50 {_f(r['p50_ms'])} ms, p99 {_f(r['p99_ms'])} ms, "
@@ -489,7 +489,7 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Re-render the results from latest.json.")
     parser.add_argument("directory", nargs="?", default="bench/results")
-    parser.add_argument("--readme", help="also rewrite the summary block of this README")
+    parser.add_argument("--readme", help="also rewrite the summary block in this file (docs/performance.md)")
     args = parser.parse_args()
     directory = Path(args.directory)
     data = json.loads((directory / "latest.json").read_text())
