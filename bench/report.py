@@ -489,7 +489,9 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Re-render the results from latest.json.")
     parser.add_argument("directory", nargs="?", default="bench/results")
-    parser.add_argument("--readme", help="also rewrite the summary block in this file (docs/performance.md)")
+    parser.add_argument(
+        "--readme", help="also rewrite the summary block in this file (docs/performance.md)"
+    )
     args = parser.parse_args()
     directory = Path(args.directory)
     data = json.loads((directory / "latest.json").read_text())
