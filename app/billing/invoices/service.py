@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import update
 
 from app.billing.accounts.rows import AnyUser
+from app.billing.accounts.users import customer_email_stale
 from app.billing.errors import BillingError, ProviderUnavailable
 from app.billing.invoices.store import invoice_columns, invoices_of
 from app.billing.store import read_states, write_state
@@ -137,9 +138,9 @@ def sync_customer_email(user: User) -> bool:
 
     Signing in never fails for it: Stripe unreachable is tried again at a later sign-in, a
     refusal is logged once."""
-    email, customer_id = user.email, user.stripe_customer_id
-    if not email or not customer_id or email == user.stripe_customer_email:
+    if not customer_email_stale(user):
         return False
+    email, customer_id = str(user.email), str(user.stripe_customer_id)
     outside_transaction()
     try:
         current_gateway().update_customer_email(customer_id, email)

@@ -303,8 +303,9 @@ def _settle_owner(stored: Stored, subscription: StripeDict) -> None:
     if stored.user_id is None:
         return
     if not stored.summary_stale:
-        # The owner's summary still mirrors another subscription: if this one just became
-        # live beside it, the user pays twice (the policy acts once this commits).
+        # The owner's summary already mirrors this subscription; another live one beside it
+        # (applied in a transaction that could not see this one) means the user pays twice:
+        # the policy acts once this commits.
         if subscription.get("status") in LIVE_STATUSES:
             check_once_for_duplicates(stored.user_id, stored.subscription_id)
         return
