@@ -302,7 +302,7 @@ def test_setup_products(gateway: StripeGateway) -> None:
 
 @exercises("retrieve_price", "find_price_by_lookup_key")
 def test_price_reads(gateway: StripeGateway) -> None:
-    # plans.read_plans_table and check_stripe_setup; plans.resolve_price_lookup_keys.
+    # plans_table.read_plans_table and check_stripe_setup; price_lookup.PriceLookup.ensure.
     price = gateway.retrieve_price("price_mock_monthly")
     assert price["object"] == "price"
     found = gateway.find_price_by_lookup_key("pro_monthly")
