@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -232,14 +232,6 @@ def current_plans() -> Plans:
 
 
 # -- the prices a user may buy --------------------------------------------------------------------
-
-
-class PriceSource(Protocol):
-    """Where prices are read (the Stripe gateway)."""
-
-    def find_price_by_lookup_key(self, lookup_key: str) -> dict[str, Any] | None: ...
-
-    def retrieve_price(self, price_id: str) -> dict[str, Any]: ...
 
 
 def ensure_prices() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from flask import current_app
 
@@ -19,7 +19,6 @@ from app.billing.errors import ProviderRejected, ProviderUnavailable
 from app.billing.plans import (
     PRICE_ALIASES,
     Plans,
-    PriceSource,
     current_plans,
     ensure_prices,
     resolve_prices,
@@ -30,6 +29,13 @@ from app.db import unit_of_work
 from app.stripe.gateway import current_gateway
 
 log = logging.getLogger(__name__)
+
+
+class PriceSource(Protocol):
+    """Where the table's prices are read (the Stripe gateway)."""
+
+    def retrieve_price(self, price_id: str) -> dict[str, Any]: ...
+
 
 CACHE_KEY = "plans_catalog"
 CHANGED_KEY = "plans_catalog_changed_at"
