@@ -269,6 +269,71 @@ def test_a_second_payment_is_canceled_and_refunded_at_once(
     assert refunds[0].id in (entry.detail or "")
 
 
+def test_billing_check_cancels_and_refunds_a_duplicate_as_the_at_once_path_does(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    """Left from issue 18: `flask billing check` with the cancel_newer policy canceled the newer
+    duplicate prorated (unused time as Stripe credit on the customer) where the at-once path
+    cancels it and refunds its first invoice in full. Now both do the same, audited. Replay-safe
+    for real: the refund's answer is lost on its way back (the sandbox does the refund, then
+    drops the connection), that run reports the error and leaves the subscription live; the next
+    run is answered the same refund by its idempotency key, cancels, and audits once."""
+    user = "paid-twice-found-by-check"
+    subscribe(client, billing, user)  # the suite's policy is "flag": nothing acts at once
+    customer = me(client, user)["user"]["stripeCustomerId"]
+    second = billing.gateway.create_checkout_session(
+        user_id=user,
+        customer_id=customer,
+        price_id=billing.yearly,
+        success_url="http://localhost:5173/ok",
+        cancel_url="http://localhost:5173/no",
+        metadata={},
+    )
+    assert pay_hosted_checkout(second["url"]).status_code == 303
+    billing.wait_for_webhooks()
+    both = billing.gateway.client.v1.subscriptions.list({"customer": customer}).data
+    kept, newer = (sub.id for sub in sorted(both, key=lambda s: (s.created, s.id)))
+    wait_until(lambda: me(client, user)["subscriptions"] is not None, timeout=15)
+
+    def check() -> Any:
+        return app.test_cli_runner().invoke(args=["billing", "check"])
+
+    app.config["DUPLICATE_SUBSCRIPTION_POLICY"] = "cancel_newer"
+    try:
+        billing.sandbox.configure(fault_path="/v1/refunds", fault_drop_answers=1)
+        try:
+            lost = check()
+        finally:
+            billing.sandbox.configure(fault_path="/v1/", fault_drop_answers=0)
+        assert lost.exit_code == 1, lost.output
+        assert sorted(live_in_stripe(billing, customer)) == sorted([kept, newer])
+        done = check()
+        billing.wait_for_webhooks()
+        wait_until(lambda: me(client, user)["subscriptions"] is None, timeout=15)
+        again = check()
+    finally:
+        app.config["DUPLICATE_SUBSCRIPTION_POLICY"] = "flag"
+    print(lost.output, done.output, again.output, sep="\n---\n")
+    assert done.exit_code == 0, done.output
+    assert f"canceled {newer}" in done.output and "refund" in done.output, done.output
+    assert again.exit_code == 0 and "no user has more than one" in again.output, again.output
+    assert live_in_stripe(billing, customer) == [kept]
+    invoice = billing.gateway.client.v1.invoices.list({"subscription": newer}).data[-1]
+    assert invoice.amount_paid in (1900, 18000)
+    payment = billing.gateway.invoice_payment_intent(invoice.id)
+    refunds = billing.gateway.client.v1.refunds.list({"payment_intent": payment}).data
+    # One refund of the whole first invoice (the lost answer's refund, replayed), no credit.
+    assert [(refund.amount, refund.reason) for refund in refunds] == [
+        (invoice.amount_paid, "duplicate")
+    ]
+    assert billing.gateway.client.v1.customers.retrieve(customer).balance == 0
+    body = me(client, user)
+    assert body["subscription"]["id"] == kept and body["user"]["tier"] == "pro"
+    [entry] = audit_entries(app, "duplicate.cancel_refund")
+    assert (entry.user_id, entry.stripe_object) == (user, newer)
+    assert refunds[0].id in (entry.detail or "")
+
+
 def test_ops_refund_command_refunds_once_per_amount_and_audits(
     app: Flask, client: FlaskClient, billing: Billing
 ) -> None:

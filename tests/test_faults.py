@@ -290,9 +290,12 @@ def test_billing_check_flags_duplicates_or_cancels_the_newer(
     assert fixed.exit_code == 0, fixed.output
     assert f"canceled {newer}" in fixed.output
     assert [sub["id"] for sub in live_in_stripe(billing, customer)] == [first]
-    # The unused time of the canceled one is credited on a final invoice.
+    # As the at-once path: its invoice refunded whole, no prorated credit on a final invoice.
     invoices = billing.gateway.client.v1.invoices.list({"subscription": newer}).data
-    assert any(invoice.total < 0 for invoice in invoices)
+    assert all(invoice.total >= 0 for invoice in invoices)
+    payment = billing.gateway.invoice_payment_intent(invoices[-1].id)
+    refunds = billing.gateway.client.v1.refunds.list({"payment_intent": payment}).data
+    assert [refund.amount for refund in refunds] == [invoices[-1].amount_paid]
     billing.wait_for_webhooks()
     again = run_cli(app, "check")
     assert again.exit_code == 0 and "no user has more than one live subscription" in again.output

@@ -93,7 +93,8 @@ def check_command(max_age: int, with_stripe: bool) -> None:
     Stripe retries a failed delivery for days, so an event that stays unprocessed means the
     cause has not gone away by itself: look at `billing events --failed`, fix, `billing replay`.
     Duplicates follow DUPLICATE_SUBSCRIPTION_POLICY: "flag" reports them, "cancel_newer"
-    cancels the newer ones (prorated credit) and reports what it did. With --stripe, also exit
+    refunds the newer ones' latest invoice, cancels them (as the app does at once) and
+    reports what it did. With --stripe, also exit
     1 when the Stripe setup is not what this code expects.
     """
     stripe_ok = report_stripe_setup() if with_stripe else True
@@ -136,10 +137,10 @@ def _check_duplicates() -> bool:
         click.echo("policy flag: cancel the extra subscriptions by hand (or set the policy)")
         return False
     report = cancel_newer(current_gateway(), duplicates)
-    for subscription_id in report.canceled:
-        click.echo(f"canceled {subscription_id} (newer duplicate; prorated credit issued)")
+    for note in report.notes:
+        click.echo(note)
     for error in report.errors:
-        click.echo(f"error canceling {error}", err=True)
+        click.echo(f"error resolving {error}", err=True)
     return not report.errors
 
 

@@ -237,17 +237,8 @@ class StripeGateway(PlanCalls, InvoiceCalls, AccountCalls):
             lambda: self.client.v1.subscriptions.update(subscription_id, params)  # type: ignore[arg-type]
         )
 
-    def cancel_subscription_now(
-        self, subscription_id: str, *, prorate: bool = False, invoice_now: bool = False
-    ) -> StripeDict:
-        params: dict[str, Any] = {}
-        if prorate:
-            params["prorate"] = True
-        if invoice_now:
-            params["invoice_now"] = True
-        return self._call(
-            lambda: self.client.v1.subscriptions.cancel(subscription_id, params)  # type: ignore[arg-type]
-        )
+    def cancel_subscription_now(self, subscription_id: str) -> StripeDict:
+        return self._call(lambda: self.client.v1.subscriptions.cancel(subscription_id))
 
     def live_subscriptions(self, customer_id: str) -> list[StripeDict]:
         """The customer's subscriptions that are not ended (one list call)."""

@@ -3,12 +3,17 @@
 Checkout keeps it to one (checkout.py); two payments in the same instant can still make two.
 DUPLICATE_SUBSCRIPTION_POLICY "cancel_newer" acts at once: when a transaction that stored a
 second live subscription commits (`report_duplicates` marks the user), a background thread of
-the process keeps the oldest, cancels the newer ones now and refunds their first invoice in
-full (`resolve_at_once`; an audit entry each). Two processes acting on one user are harmless:
-a second cancel finds it ended, a second refund is replayed by its idempotency key.
+the process keeps the oldest, and for each newer one refunds its latest invoice in full and
+cancels it now, without proration (`resolve_at_once`; an audit entry each).
 `flask billing check` finds what is left and applies the policy too: "flag" reports them
-(exit 1, for a human to decide); "cancel_newer" cancels the newer ones, prorated, with the
-final invoice issued at once, so the unused time goes back to the customer as Stripe credit.
+(exit 1, for a human to decide); "cancel_newer" does exactly what the at-once path does.
+
+Replay-safe: the refund comes first and is keyed by its payment (a second one is Stripe's
+answer to the first, never a second payout), the cancel second. A run that stops between the
+two (a lost answer, a crash) leaves the subscription live, so the next run (or the other
+process acting on the same user) finds it again, is answered the same refund and cancels;
+a second cancel finds it ended. The other order could cancel and then lose the refund for good:
+an ended subscription is no longer a duplicate anyone looks at.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class DuplicateReport:
     canceled: list[str] = field(default_factory=list)
     refunded: list[str] = field(default_factory=list)  # refund ids
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was done, one line each
 
 
 def find_duplicates() -> list[Duplicate]:
@@ -69,19 +75,24 @@ def find_duplicates() -> list[Duplicate]:
 
 
 def cancel_newer(gateway: StripeGateway, duplicates: list[Duplicate]) -> DuplicateReport:
+    """`flask billing check` under cancel_newer: what the at-once path does, user by user
+    (Stripe, not our rows, decides which subscriptions are still live)."""
     report = DuplicateReport(found=duplicates)
     for duplicate in duplicates:
-        for subscription_id in duplicate.newer:
-            try:
-                asked_at = utcnow()
-                answer = gateway.cancel_subscription_now(
-                    subscription_id, prorate=True, invoice_now=True
-                )
-                with unit_of_work():
-                    apply_read(gateway, answer, read_started=asked_at)
-                report.canceled.append(subscription_id)
-            except Exception as exc:
-                report.errors.append(f"{subscription_id}: {type(exc).__name__}: {exc}")
+        try:
+            done = resolve_at_once(gateway, duplicate.user_id)
+        except Exception as exc:
+            report.errors.append(f"user {duplicate.user_id}: {type(exc).__name__}: {exc}")
+            continue
+        report.canceled += done.canceled
+        report.refunded += done.refunded
+        report.errors += done.errors
+        report.notes += done.notes
+        if not (done.canceled or done.errors):
+            report.notes.append(
+                f"user {duplicate.user_id}: Stripe has one live subscription only; "
+                "our rows follow when its events are applied (or `flask billing sync`)"
+            )
     return report
 
 
@@ -133,8 +144,8 @@ def _resolve_in_background(app: Flask, user_id: str) -> None:
 
 
 def resolve_at_once(gateway: StripeGateway, user_id: str) -> DuplicateReport:
-    """Keep the user's oldest live subscription; cancel each newer one now (no proration: it
-    is refunded whole) and refund its first invoice, with an audit entry each."""
+    """Keep the user's oldest live subscription; for each newer one refund its latest invoice
+    in full, then cancel it now (no proration: it is refunded whole), with an audit entry."""
     # Stripe decides, not our rows: the events that made the second one live may still be
     # being applied (ours can show it incomplete for a moment after a batch retried).
     customer = db.session.execute(
@@ -144,25 +155,26 @@ def resolve_at_once(gateway: StripeGateway, user_id: str) -> DuplicateReport:
     if customer is None:
         return DuplicateReport()
     live = [s for s in gateway.live_subscriptions(customer) if s.get("status") in LIVE_STATUSES]
-    ids = [s["id"] for s in sorted(live, key=lambda s: (s.get("created") or 0, s["id"]))]
-    if len(ids) < 2:
+    live.sort(key=lambda s: (s.get("created") or 0, s["id"]))
+    if len(live) < 2:
         return DuplicateReport()
-    duplicate = Duplicate(user_id, ids[0], ids[1:])
+    duplicate = Duplicate(user_id, live[0]["id"], [s["id"] for s in live[1:]])
     report = DuplicateReport(found=[duplicate])
-    for subscription_id in duplicate.newer:
+    for subscription in live[1:]:
+        subscription_id = subscription["id"]
         try:
+            invoice = object_id(subscription.get("latest_invoice"))
+            refund = _refund_whole(gateway, invoice) if invoice else None
             asked_at = utcnow()
             answer = _cancel_now(gateway, subscription_id)
-            invoice = object_id(answer.get("latest_invoice"))
-            refund = gateway.refund_invoice(invoice, reason="duplicate") if invoice else None
+            detail = (
+                f"kept {duplicate.keep}; refund {refund['id']} of {invoice}: "
+                f"{refund['amount']} {refund['currency']}"
+                if refund
+                else f"kept {duplicate.keep}; no paid invoice to refund"
+            )
             with unit_of_work():
                 apply_read(gateway, answer, read_started=asked_at)
-                detail = (
-                    f"kept {duplicate.keep}; refund {refund['id']} of {invoice}: "
-                    f"{refund['amount']} {refund['currency']}"
-                    if refund
-                    else f"kept {duplicate.keep}; no invoice to refund"
-                )
                 audit.record(
                     "duplicate.cancel_refund",
                     "ok",
@@ -173,10 +185,21 @@ def resolve_at_once(gateway: StripeGateway, user_id: str) -> DuplicateReport:
             report.canceled.append(subscription_id)
             if refund:
                 report.refunded.append(refund["id"])
+            report.notes.append(f"canceled {subscription_id} (newer duplicate); {detail}")
             log.warning("user %s paid twice: canceled %s, %s", user_id, subscription_id, detail)
         except Exception as exc:
             report.errors.append(f"{subscription_id}: {type(exc).__name__}: {exc}")
     return report
+
+
+def _refund_whole(gateway: StripeGateway, invoice_id: str) -> StripeDict | None:
+    """Refund what the invoice's payment took; None when nothing was paid (a trial's)."""
+    try:
+        return gateway.refund_invoice(invoice_id, reason="duplicate")
+    except ProviderRejected as exc:
+        if exc.code == "invoice_not_paid":
+            return None
+        raise
 
 
 def _cancel_now(gateway: StripeGateway, subscription_id: str) -> StripeDict:
