@@ -15,9 +15,9 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Flask, has_app_context
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import CursorResult, Dialect, Engine, Executable, event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -26,6 +26,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from app.extensions import db
+
+if TYPE_CHECKING:
+    from app.db_watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,10 @@ def retry_on_disconnect(work: Callable[[], T]) -> T:
         if not exc.connection_invalidated:
             raise
         rollback_quietly()
-        log.warning("database connection was dead; retrying on a new one")
+        outage = current_app.extensions.get("db_outage") if has_app_context() else None
+        # A connection the watchdog abandoned is part of an outage already logged.
+        level = logging.DEBUG if outage is not None and outage.ongoing else logging.WARNING
+        log.log(level, "database connection was dead; retrying on a new one")
         return work()
 
 
@@ -145,24 +151,40 @@ def retry_on_deadlock(work: Callable[[], T]) -> T:
 def configure_engine(app: Flask) -> None:
     """PostgreSQL: a client-side bound on waiting for a database that stopped moving.
     SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so concurrent writers queue up
-    instead of failing with "database is locked" when a reader upgrades to a writer."""
+    instead of failing with "database is locked" when a reader upgrades to a writer.
+    Both: an outage of the database is logged once when it starts and once when it ends
+    (`app.extensions["db_outage"]`, fed by app/errors.py's refusals)."""
+    from app.outage_log import OutageLog
+
+    outage = app.extensions["db_outage"] = OutageLog(
+        log,
+        "database unavailable ({cause}): requests are answered 503 database_unavailable until"
+        " it answers again (each refusal at DEBUG)",
+        "database answers again after {lasted:.1f} s; {refused} request(s) refused meanwhile",
+    )
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
         _make_sqlite_transactions_immediate(engine)
+
+        # No watchdog sees SQLite's calls end: a finished statement ends an outage.
+        @event.listens_for(engine, "after_cursor_execute")
+        def _answered(*_args: Any) -> None:
+            outage.answered()
+
     elif engine.dialect.name == "postgresql":
-        _bound_waits_on_postgresql(app, engine)
+        from app.db_watchdog import watchdog_for
+
+        watchdog = app.extensions["db_watchdog"] = watchdog_for(engine, app.config, outage)
+        watch_connections(engine, watchdog)
 
 
-def _bound_waits_on_postgresql(app: Flask, engine: Engine) -> None:
+def watch_connections(engine: Engine, watchdog: Watchdog) -> None:
     """No call waits on a database that stopped moving: every network wait of the engine's
-    connections reports to a watchdog (app/db_watchdog.py), and so does opening one."""
+    connections reports to the watchdog (app/db_watchdog.py), and so does opening one."""
     import psycopg
     from psycopg.pq import TransactionStatus
 
-    from app.db_watchdog import watchdog_for
-
-    watchdog = app.extensions["db_watchdog"] = watchdog_for(engine, app.config)
     idle = TransactionStatus.IDLE
 
     class WatchedConnection(psycopg.Connection):

@@ -17,7 +17,15 @@ SSLRequest, which the postmaster answers at once, `PING_TIMEOUT` to answer):
   SQLAlchemy invalidates it, the request answers 503 `database_unavailable`, and the open
   transaction is never committed), and the database is marked frozen: calls fail at once, new
   connections are not attempted, /readyz answers 503 without waiting, until a ping is
-  answered again (checked every `PING_TIMEOUT`), so the instance heals by itself.
+  answered again (checked every `PING_TIMEOUT`, by the watchdog's own thread: it runs from
+  the first freeze even when no call was ever watched), so the instance heals by itself.
+
+The readiness probe's connections (app/health.py) report here too, so a freeze is seen even
+with no request traffic: the probe's own stalled connect marks the database frozen, and every
+later probe (and request) is answered at once instead of waiting out a deadline again.
+
+The outage is logged once (`OutageLog`): one ERROR line when the freeze is seen, one when a
+watched call or a ping succeeds again; refused requests add DEBUG lines only (app/errors.py).
 
 A frozen database therefore costs a request at most DB_STALL_SECONDS + PING_TIMEOUT (1 s by
 default) and, once detected, nothing. SQLite is not involved (no network, nothing to freeze).
@@ -37,6 +45,8 @@ from typing import Any, cast
 import psycopg
 from sqlalchemy import Engine
 
+from app.outage_log import OutageLog
+
 log = logging.getLogger(__name__)
 
 PING_TIMEOUT = 0.5
@@ -49,10 +59,17 @@ class DatabaseFrozen(psycopg.OperationalError):
 
 
 class Watchdog:
-    def __init__(self, address: tuple[str, int] | str, stall: float, deadline: float) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int] | str,
+        stall: float,
+        deadline: float,
+        outage: OutageLog,
+    ) -> None:
         self.address = address  # (host, port), or a Unix socket's path
         self.stall = stall
         self.deadline = deadline
+        self.outage = outage
         self._lock = threading.Lock()
         self._waits: dict[int, tuple[float, psycopg.Connection[Any]]] = {}
         self._frozen = False
@@ -89,6 +106,7 @@ class Watchdog:
         finally:
             with self._lock:
                 self._waits.pop(key, None)
+        self.outage.answered()  # reached only when the wait ended without an error
 
     def connect(self, connect: Callable[[], psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
         """Open a connection, giving up as a stalled call would: a connect reaches a frozen
@@ -118,7 +136,7 @@ class Watchdog:
             while not done.wait(PING_TIMEOUT / 5):
                 now = time.monotonic()
                 if self._frozen or (now - self._last_answer >= self.stall and not self._ping(now)):
-                    self._frozen = True
+                    self._freeze("a new connection")
                     with handover:
                         if "connection" not in outcome and "error" not in outcome:
                             outcome["abandoned"] = True
@@ -162,19 +180,23 @@ class Watchdog:
         if self._frozen:
             if now - self._last_ping >= PING_TIMEOUT and self._ping(now):
                 self._frozen = False
-                log.warning("database answers again")
+                log.info("database answers pings again")
+                self.outage.answered(surely=True)
         elif stalled and now - self._last_answer >= self.stall and not self._ping(now):
-            self._frozen = True
-            log.error(
-                "database not answering: abandoning %d connection(s) stalled %.1f s or more",
-                len(stalled),
-                self.stall,
-            )
+            self._freeze(f"{len(stalled)} connection(s) stalled {self.stall:.1f} s or more")
         if self._frozen:
             # Every wait still registered began before the freeze was seen: none will end.
             doomed = [conn for _, conn in waits]
         for connection in {id(conn): conn for conn in doomed}.values():
             abandon(connection)
+
+    def _freeze(self, stalled: str) -> None:
+        if not self._frozen:
+            self._frozen = True
+            self.outage.refused(f"not answering a ping: abandoning {stalled}", count=False)
+        # Only the watchdog's thread ever lets go of the freeze: a freeze seen while opening a
+        # connection, before any call was watched, must not outlive the outage.
+        self._start()
 
     def _ping(self, now: float) -> bool:
         self._last_ping = now
@@ -212,7 +234,7 @@ def address_of(host: str, port: int) -> tuple[str, int] | str:
     return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, int(port))
 
 
-def watchdog_for(engine: Engine, config: Mapping[str, Any]) -> Watchdog:
+def watchdog_for(engine: Engine, config: Mapping[str, Any], outage: OutageLog) -> Watchdog:
     """The watchdog of a PostgreSQL engine's connections (app/db.py makes them report to it)."""
     url = engine.url
     address = address_of(url.host or "/var/run/postgresql", url.port or 5432)
@@ -223,4 +245,4 @@ def watchdog_for(engine: Engine, config: Mapping[str, Any]) -> Watchdog:
         if config["DB_STATEMENT_TIMEOUT_MS"]
         else float("inf")
     )
-    return Watchdog(address, float(config["DB_STALL_SECONDS"]), deadline)
+    return Watchdog(address, float(config["DB_STALL_SECONDS"]), deadline, outage)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -205,7 +205,12 @@ def register_error_handlers(app: Flask) -> None:
             _discard_session()
             return error_response(ApiError("Please try again.", code="retry", status=503))
         if isinstance(error, DATABASE_UNAVAILABLE_ERRORS):
-            log.error("database unavailable: %s", type(error.__cause__ or error).__name__)
+            cause = type(error.__cause__ or error).__name__
+            outage = current_app.extensions.get("db_outage")
+            if outage is not None:  # one line when the outage starts, one when it ends
+                outage.refused(cause)
+            else:
+                log.error("database unavailable: %s", cause)
             _discard_session()
             return error_response(database_unavailable())
         log.exception("unhandled error")

@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, text
 
 from app.config import probe_engine_options
-from app.db import end_read, pending_migrations, rollback_quietly
+from app.db import end_read, pending_migrations, rollback_quietly, watch_connections
 from app.extensions import db, rate_limits
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,20 @@ class ReadinessProbe:
     """Runs the database check in a thread of its own and answers by READYZ_TIMEOUT_SECONDS
     whatever the database does, so a load balancer can take the instance out instead of
     waiting with it. One check at a time: a probe that comes while one is still stuck waits
-    on that one instead of starting another."""
+    on that one instead of starting another.
+
+    On PostgreSQL the probe's connections report to the request connections' watchdog: with
+    no request traffic the probe is the only one to meet a frozen database, and its stalled
+    connect marks it frozen (DB_STALL_SECONDS + a ping, 1 s) so later probes, and requests,
+    are answered at once until the database answers a ping again."""
 
     def __init__(self, app: Flask) -> None:
         self._engine: Engine = create_engine(
             app.config["SQLALCHEMY_DATABASE_URI"], **probe_engine_options(app.config)
         )
+        watchdog = app.extensions.get("db_watchdog")
+        if watchdog is not None:
+            watch_connections(self._engine, watchdog)
         self._directory: str = app.extensions["migrate"].directory
         self._timeout = float(app.config["READYZ_TIMEOUT_SECONDS"])
         self._lock = threading.Lock()
@@ -68,6 +76,8 @@ class ReadinessProbe:
             log.warning("readiness: database did not answer within %.1f s", self._timeout)
             return "timeout", []
         if check.error is not None:
+            if watchdog is not None and watchdog.frozen:
+                return "timeout", []  # this probe's stall showed the freeze; logged once
             log.warning("readiness: database unreachable (%s)", type(check.error).__name__)
             return "unreachable", []
         return "ok", check.pending

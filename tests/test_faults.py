@@ -25,12 +25,14 @@ import requests
 from app_instance import proxied_database_url, serve_instance
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from stripe_history import stored_state, stripe_state
 from support import (
     Billing,
     auth_headers,
+    captured_logs,
     is_postgres,
     pay_hosted_checkout,
     portal_action,
@@ -634,6 +636,63 @@ def test_database_outage_is_503_database_unavailable_on_every_route(
         assert reply.json()["error"]["code"] == "database_unavailable", (path, reply.text)
         assert reply.headers.get("Retry-After"), path
         assert "Traceback" not in reply.text and "sqlalchemy" not in reply.text.lower()
+
+
+def test_a_database_outage_is_one_error_line_and_one_line_when_it_answers_again(
+    app: Flask, billing: Billing, tmp_path: Any
+) -> None:
+    """Left from issue 18: each request refused while the database was away logged an ERROR
+    line of its own. Now an outage is one ERROR line when it starts and one when a database
+    call succeeds again (a second after the last refusal), with how long it lasted; each
+    refusal at DEBUG. PostgreSQL: the proxy refuses connections, then forwards again. SQLite:
+    the database's directory is not there (a volume not mounted), then is, migrated."""
+    headers = auth_headers("outage-log")
+    proxy = None
+    if is_postgres():
+        target = make_url(app.config["DATABASE_URL"])
+        proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+        proxy.cut()
+        url = proxied_database_url(app.config["DATABASE_URL"], proxy.port)
+    else:
+        url = f"sqlite:///{tmp_path}/volume/billing.db"
+    try:
+        with (
+            captured_logs("app") as records,
+            serve_instance(app, threads=4, DATABASE_URL=url) as instance,
+        ):
+            with ThreadPoolExecutor(max_workers=4) as callers:
+                refused = list(
+                    callers.map(
+                        lambda n: requests.get(
+                            f"{instance.url}{'/api/me' if n % 2 else '/api/usage'}",
+                            headers=headers,
+                            timeout=20,
+                        ),
+                        range(16),
+                    )
+                )
+            during = [r for r in records if r.levelno >= logging.WARNING]
+            if proxy is not None:
+                proxy.restore()
+            else:
+                (tmp_path / "volume").mkdir()
+                with instance.app.app_context():
+                    upgrade()
+            time.sleep(1.1)  # a success right after a refusal does not end the outage
+            served = requests.get(f"{instance.url}/api/me", headers=headers, timeout=20)
+    finally:
+        if proxy is not None:
+            proxy.stop()
+    lines = [(r.levelname, r.getMessage()) for r in records if r.levelno >= logging.WARNING]
+    print("\n".join(f"{level} {message}" for level, message in lines))
+    assert {reply.status_code for reply in refused} == {503}
+    assert {reply.json()["error"]["code"] for reply in refused} == {"database_unavailable"}
+    assert served.status_code == 200, served.text
+    assert [r.levelname for r in during] == ["ERROR"], lines
+    assert "database unavailable" in during[0].getMessage()
+    [ended] = [line for line in lines if "answers again after" in line[1]]
+    assert ended[0] == "WARNING" and "16 request(s) refused" in ended[1], ended
+    assert len(lines) == 2, lines
 
 
 # -- 7. which subscription /api/me shows does not depend on row order ---------------------------

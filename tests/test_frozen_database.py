@@ -25,7 +25,7 @@ from processes import base_env, gunicorn
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from support import Billing, auth_headers, is_postgres, sign_payload
+from support import Billing, auth_headers, captured_logs, is_postgres, sign_payload
 from tcp_proxy import TcpProxy
 
 from app.extensions import db
@@ -242,3 +242,106 @@ def test_no_call_waits_past_the_client_deadline_even_on_a_live_server(
         assert db.session.execute(text("SELECT 7")).scalar_one() == 7
     print(f"abandoned after {took:.2f} s")
     assert 1.0 <= took < 1.5, took
+
+
+# -- left from issue 18: no traffic, and the log of an outage ----------------------------------
+
+
+def test_readyz_with_no_other_traffic_answers_at_once_once_it_has_seen_the_freeze(
+    app: Flask, billing: Billing
+) -> None:
+    """With no request traffic the watchdog never heard of a freeze (it learned of one only
+    from a stalled request), so every /readyz spent its own READYZ_TIMEOUT_SECONDS (1.5 s)
+    on the frozen database, again and again. Now the probe's own stalled connection is
+    watched like a request's: the first probe after the freeze answers 503 within
+    DB_STALL_SECONDS + the ping (1 s), every later one at once, and a request that arrives
+    meanwhile is refused at once instead of stalling first."""
+    user = f"frozen-quiet-{uuid.uuid4().hex[:8]}"
+    with (
+        proxied(app) as (proxy, url),
+        serve_instance(app, threads=4, DATABASE_URL=url) as instance,
+    ):
+        assert timed_get(f"{instance.url}/readyz")[0] == 200
+        proxy.freeze()
+        probes = [timed_get(f"{instance.url}/readyz") for _ in range(4)]
+        me = timed_get(f"{instance.url}/api/me", auth_headers(user))
+        proxy.thaw()
+        thawed = time.monotonic()
+        while (ready := timed_get(f"{instance.url}/readyz"))[0] != 200:
+            assert time.monotonic() - thawed < 10, ready
+            time.sleep(0.1)
+        ready_after = time.monotonic() - thawed
+        assert timed_get(f"{instance.url}/api/me", auth_headers(user))[0] == 200
+    print(
+        "readyz with no traffic, frozen:",
+        [f"{p[0]} {p[1]:.2f} s" for p in probes],
+        f"/api/me {me[0]} in {me[1]:.2f} s; ready {ready_after:.2f} s after the thaw",
+    )
+    assert all(status == 503 for status, _, _ in probes), probes
+    assert probes[0][1] < 1.45, probes  # DB_STALL_SECONDS + a ping, not the 1.5 s deadline
+    assert max(took for _, took, _ in probes[1:]) < 0.2, probes
+    assert me[0] == 503 and me[2] == "database_unavailable" and me[1] < 0.3, me
+    assert ready_after < 2, ready_after
+
+
+def test_an_instance_whose_first_database_call_meets_the_freeze_heals_after_the_thaw(
+    app: Flask, billing: Billing
+) -> None:
+    """Found while measuring the above: an instance whose first database call came during a
+    freeze (a new connection, no call watched yet) marked the database frozen without starting
+    the watchdog's thread, the only one that lets go of a freeze: every request answered 503
+    `database_unavailable` at once, forever after the thaw, until a restart."""
+    headers = auth_headers(f"frozen-first-{uuid.uuid4().hex[:8]}")
+    with (
+        proxied(app) as (proxy, url),
+        serve_instance(app, threads=4, DATABASE_URL=url) as instance,
+    ):
+        proxy.freeze()
+        frozen = timed_get(f"{instance.url}/api/me", headers)
+        proxy.thaw()
+        thawed = time.monotonic()
+        while (me := timed_get(f"{instance.url}/api/me", headers))[0] != 200:
+            assert time.monotonic() - thawed < 10, me
+            time.sleep(0.1)
+    print(f"first call frozen: {frozen}; 200 again {time.monotonic() - thawed:.2f} s after")
+    assert frozen[0] == 503 and frozen[2] == "database_unavailable", frozen
+    assert time.monotonic() - thawed < 2
+
+
+def test_a_frozen_database_is_one_error_line_and_one_recovery_line_however_many_it_refuses(
+    app: Flask, billing: Billing
+) -> None:
+    """While frozen, every refused request logged its own ERROR line (the issue's operators
+    saw hundreds a minute). Now the outage is one ERROR line when it starts and one line
+    when the database answers again, with how long it lasted and how many requests were
+    refused; each refusal is at DEBUG. The 503 reply is unchanged."""
+    user = f"frozen-log-{uuid.uuid4().hex[:8]}"
+    headers = auth_headers(user)
+    with (
+        proxied(app) as (proxy, url),
+        serve_instance(app, threads=4, DATABASE_URL=url) as instance,
+    ):
+        assert timed_get(f"{instance.url}/api/me", headers)[0] == 200
+        with captured_logs("app") as records:
+            proxy.freeze()
+            with ThreadPoolExecutor(max_workers=4) as readers:
+                refused = list(
+                    readers.map(lambda _: timed_get(f"{instance.url}/api/me", headers), range(20))
+                )
+            during = list(records)
+            proxy.thaw()
+            deadline = time.monotonic() + 10
+            while timed_get(f"{instance.url}/api/me", headers)[0] != 200:
+                assert time.monotonic() < deadline, "never answered again after the thaw"
+                time.sleep(0.2)
+            time.sleep(0.2)
+    lines = [(r.levelname, r.name, r.getMessage()) for r in records if r.levelno >= 30]
+    print("\n".join(f"{level} {name}: {message}" for level, name, message in lines))
+    assert {(status, code) for status, _, code in refused} == {(503, "database_unavailable")}
+    errors = [line for line in lines if line[0] in ("ERROR", "CRITICAL")]
+    assert len(errors) == 1, lines
+    assert len([r for r in during if r.levelno >= 30]) == 1, "the end comes after the thaw"
+    [ended] = [line for line in lines if "again after" in line[2]]
+    assert ended[0] == "WARNING" and " s" in ended[2], ended
+    assert len(lines) == 2, lines
+    assert len([r for r in records if r.levelno == 10 and "refused" in r.getMessage()]) >= 10

@@ -24,7 +24,7 @@ from app_instance import proxied_database_url, serve_instance
 from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from support import Billing, auth_headers, is_postgres
+from support import Billing, auth_headers, captured_logs, is_postgres
 from tcp_proxy import TcpProxy
 
 from app.billing.errors import ProviderUnavailable
@@ -186,6 +186,46 @@ def test_a_black_holed_stripe_refuses_checkouts_within_15_s_and_reads_keep_answe
     assert {status for status, _ in reads} == {200}, reads
     assert len(reads) >= 20, reads  # reads went on answering through the outage
     assert statistics.median(read_times) < 0.5 and max(read_times) < 3, reads
+
+
+def test_a_black_holed_stripe_is_one_bulkhead_warning_per_outage_and_one_on_recovery(
+    app: Flask, billing: Billing
+) -> None:
+    """Left from issue 18: the bulkhead logged a warning for every call it refused, so a hung
+    Stripe under a burst of buyers was a line per buyer. Now the outage is one warning when the
+    bulkhead first refuses and one when a call gets through with a slot to spare again (how
+    long, how many refused); each refusal at DEBUG. The 503 reply is unchanged."""
+    settings = {
+        "WEB_THREADS": 4,  # 3 slots
+        "STRIPE_READ_TIMEOUT": 2.0,
+        "STRIPE_CALL_QUEUE_WAIT": 0.2,
+        "STRIPE_BREAKER_COOLDOWN": 0.0,  # no breaker: its fast failures are not the bulkhead's
+    }
+    with (
+        captured_logs("app.stripe") as records,
+        serve_instance(app, threads=8, **settings) as instance,
+    ):
+        with stripe_faults(billing, fault_blackhole=True):
+            results = all_at_once(
+                24, lambda n: checkout(instance.url, f"bulkhead-log-{n}", timeout=30)
+            )
+        served = [checkout(instance.url, f"bulkhead-log-after-{n}") for n in range(3)]
+    outcomes = Counter((status, code) for status, _, code in results)
+    lines = [
+        (r.levelname, r.getMessage())
+        for r in records
+        if r.levelno >= logging.WARNING and "bulkhead" in r.getMessage()
+    ]
+    print("checkouts:", dict(outcomes), "then", [s[0] for s in served])
+    print("\n".join(f"{level} {message}" for level, message in lines))
+    assert outcomes[(503, "payment_provider_busy")] >= 10, outcomes
+    assert {status for status, _, _ in results} == {503}, outcomes
+    assert [status for status, _, _ in served] == [200, 200, 200], served
+    assert len(lines) == 2, lines
+    assert "503 payment_provider_busy" in lines[0][1], lines
+    assert lines[1][0] == "WARNING" and "again after" in lines[1][1], lines
+    refusals = [r for r in records if r.levelno == logging.DEBUG and "refused" in r.getMessage()]
+    assert len(refusals) >= outcomes[(503, "payment_provider_busy")] - 1
 
 
 # -- 4. a hung Redis --------------------------------------------------------------------------

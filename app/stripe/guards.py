@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from app.billing.errors import ProviderUnavailable
+from app.outage_log import OutageLog
 
 log = logging.getLogger("app.stripe.gateway")  # the operators' existing log name for these lines
 
@@ -26,7 +27,11 @@ class Bulkhead:
     first served: about as long as a normal Stripe call takes, so a merely slow Stripe
     (0.2-1 s) queues briefly instead of being turned away. When every slot is held by a call
     older than `wait` (Stripe looks hung, not slow), a new call is refused with 503 at once
-    instead of holding a thread that reads could use."""
+    instead of holding a thread that reads could use.
+
+    A refusal is logged once per outage (the first; the rest at DEBUG), and the outage's end
+    once: the first call that succeeds and leaves a slot free, a second after the last
+    refusal (a hung Stripe's timed-out call frees a slot too, but does not succeed)."""
 
     def __init__(self, size: int, wait: float) -> None:
         self._size = max(1, size)
@@ -34,6 +39,14 @@ class Bulkhead:
         self._lock = threading.Lock()
         self._running: dict[object, float] = {}  # ticket -> when its call took the slot
         self._waiters: deque[threading.Event] = deque()
+        self._outage = OutageLog(
+            log,
+            "Stripe bulkhead full ({cause}): answering 503 payment_provider_busy without"
+            " calling Stripe until a call gets through again (each refusal at DEBUG)",
+            "Stripe bulkhead has room again after {lasted:.1f} s;"
+            " {refused} call(s) refused meanwhile",
+            level=logging.WARNING,
+        )
 
     @property
     def size(self) -> int:
@@ -42,15 +55,19 @@ class Bulkhead:
     def run(self, request: Callable[[], T]) -> T:
         ticket = object()
         if not self._acquire(ticket):
-            log.warning("Stripe bulkhead full: answering 503 without calling Stripe")
+            self._outage.refused(f"{self._size} slot(s) busy past the {self._wait} s wait")
             raise ProviderUnavailable(
                 "The payment provider is slow to answer right now. Try again in a minute.",
                 code="payment_provider_busy",
             )
+        succeeded = False
         try:
-            return request()
+            result = request()
+            succeeded = True
+            return result
         finally:
-            self._release(ticket)
+            if self._release(ticket) and succeeded:
+                self._outage.answered()
 
     def _acquire(self, ticket: object) -> bool:
         with self._lock:
@@ -70,13 +87,16 @@ class Bulkhead:
             self._waiters.remove(turn)
             return False
 
-    def _release(self, ticket: object) -> None:
+    def _release(self, ticket: object) -> bool:
+        """Give the slot back; True when it is left free (no one was waiting for it)."""
         with self._lock:
             del self._running[ticket]
             if self._waiters:
                 # The slot passes to the longest waiter, so a newcomer can't overtake it.
                 self._running[self._waiters[0]] = 0.0  # reserved until the waiter claims it
                 self._waiters.popleft().set()
+                return False
+            return True
 
     def _all_stuck(self) -> bool:
         """Every slot is held by a call running longer than a normal one: waiting is futile."""
