@@ -265,6 +265,7 @@ def test_readyz_with_no_other_traffic_answers_at_once_once_it_has_seen_the_freez
         proxy.freeze()
         probes = [timed_get(f"{instance.url}/readyz") for _ in range(4)]
         me = timed_get(f"{instance.url}/api/me", auth_headers(user))
+        print("frozen, no traffic: /readyz", [f"{p[0]} {p[1]:.2f} s" for p in probes], me)
         proxy.thaw()
         thawed = time.monotonic()
         while (ready := timed_get(f"{instance.url}/readyz"))[0] != 200:
@@ -272,14 +273,11 @@ def test_readyz_with_no_other_traffic_answers_at_once_once_it_has_seen_the_freez
             time.sleep(0.1)
         ready_after = time.monotonic() - thawed
         assert timed_get(f"{instance.url}/api/me", auth_headers(user))[0] == 200
-    print(
-        "readyz with no traffic, frozen:",
-        [f"{p[0]} {p[1]:.2f} s" for p in probes],
-        f"/api/me {me[0]} in {me[1]:.2f} s; ready {ready_after:.2f} s after the thaw",
-    )
+    print(f"ready {ready_after:.2f} s after the thaw")
     assert all(status == 503 for status, _, _ in probes), probes
     assert probes[0][1] < 1.45, probes  # DB_STALL_SECONDS + a ping, not the 1.5 s deadline
-    assert max(took for _, took, _ in probes[1:]) < 0.2, probes
+    later = sorted(took for _, took, _ in probes[1:])
+    assert later[1] < 0.1 and later[-1] < 0.4, probes  # main: 0.5, 1.5, 0.5 s
     assert me[0] == 503 and me[2] == "database_unavailable" and me[1] < 0.3, me
     assert ready_after < 2, ready_after
 
