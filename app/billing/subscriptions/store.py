@@ -83,11 +83,17 @@ class Stored:
 
 
 def _holder_id(customer: Any = None) -> Any:
-    """The user linked to the subscription's customer (our link, the anchor of ownership).
-    `customer`: the customer as SQL (a batch's column); the bound parameter by default."""
+    """The user linked to `customer` (SQL; the bound parameter by default): our link."""
     if customer is None:
         customer = bindparam("customer_id", type_=String)
     return select(users.c.id).where(users.c.stripe_customer_id == customer).scalar_subquery()
+
+
+# The customer's user for each row an upsert of many proposes, as text: SQLAlchemy would put
+# `excluded` in the subquery's FROM rather than correlate it.
+_EXCLUDED_HOLDER = literal_column(
+    "(SELECT h.id FROM users AS h WHERE h.stripe_customer_id = excluded.customer_id)", String
+)
 
 
 def owner_id(customer: Any = None, named_user: Any = None) -> Any:
@@ -142,11 +148,10 @@ def _store_statement(dialect: str, from_event: bool) -> Any:
 
 def guarded(statement: Any, dialect: str, from_event: bool, *, many: bool = False) -> Any:
     """ON CONFLICT: write only what the ordering rule lets through, returning the owner.
-    `many`: the statement proposes several rows (`batch.py`), so the customer is each
-    proposed row's, not a bound parameter."""
+    `many`: the statement proposes several rows (`batch.py`), each with its own customer."""
     row, new = subscriptions.c, statement.excluded
     # The customer's user, else the owner we recorded; metadata never moves a subscription.
-    owner = func.coalesce(_holder_id(new.customer_id if many else None), row.user_id, new.user_id)
+    owner = func.coalesce(_EXCLUDED_HOLDER if many else _holder_id(), row.user_id, new.user_id)
     newer = and_(
         new.last_event_created.is_not(None),
         or_(row.last_event_created.is_(None), new.last_event_created > row.last_event_created),
