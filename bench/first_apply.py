@@ -5,7 +5,12 @@ new subscription (as the peer benchmark's fresh users do), then drains them as t
 thread does and prints the wall and CPU milliseconds per applied event. Usage:
 
     .venv/bin/python bench/first_apply.py [--events 400] [--rounds 3] [--database-url URL]
-        [--root CHECKOUT]
+        [--root CHECKOUT] [--users U]
+
+`--users U`: the peer benchmark's mix instead (../shared/peers/webhook_load.py): the N events
+are for U fresh users, event k for user k % U with `created` increasing, so consecutive events
+are for different users and each user gets about N / U of them (the first one a first apply,
+the rest newer events with the same state).
 
 `--root` imports the app from another checkout (e.g. main) so two versions can be compared
 with the same script, run alternately (farm-bench --vs). SQLite in a temporary directory by
@@ -32,6 +37,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1]))
+    parser.add_argument("--users", type=int, default=0, help="the peer bench's mix (see above)")
     args = parser.parse_args()
     sys.path.insert(0, args.root)
 
@@ -72,8 +78,10 @@ def main() -> None:
         cpu_per_event: list[float] = []
         for _ in range(args.rounds):
             run = uuid.uuid4().hex[:10]
-            batch = [_first_event(run, n, Recorded) for n in range(args.events)]
-            record_events(batch)
+            users = args.users or args.events
+            batch = [_first_event(run, n, Recorded, users) for n in range(args.events)]
+            for start in range(0, len(batch), 1000):  # as the inbox writes them: in batches
+                record_events(batch[start : start + 1000])
             db.session.commit()
             wall, cpu = time.perf_counter(), time.process_time()
             applied = 0
@@ -92,10 +100,11 @@ def main() -> None:
                 {"run": f"user_{run}_%"},
             ).scalar_one()
             db.session.rollback()
-            if settled != args.events:  # every event applied, the user linked and settled
-                raise SystemExit(f"only {settled} of {args.events} users settled")
+            if settled != users:  # every user linked and settled
+                raise SystemExit(f"only {settled} of {users} users settled")
         print(
             f"first-apply root={args.root} db={url.split(':')[0]} events={args.events}"
+            f" users={args.users or args.events}"
             f" wall_ms/event median={statistics.median(per_event):.3f}"
             f" cpu_ms/event median={statistics.median(cpu_per_event):.3f}"
             f" rounds={[round(x, 3) for x in per_event]}",
@@ -103,8 +112,9 @@ def main() -> None:
         )
 
 
-def _first_event(run: str, n: int, recorded: type[Any]) -> Any:
-    sub_id, customer, user = f"sub_{run}_{n}", f"cus_{run}_{n}", f"user_{run}_{n}"
+def _first_event(run: str, n: int, recorded: type[Any], users: int) -> Any:
+    u = n % users
+    sub_id, customer, user = f"sub_{run}_{u}", f"cus_{run}_{u}", f"user_{run}_{u}"
     created = 1_700_000_000 + n
     subscription = {
         "id": sub_id,
@@ -113,13 +123,13 @@ def _first_event(run: str, n: int, recorded: type[Any]) -> Any:
         "status": "active",
         "cancel_at_period_end": False,
         "metadata": {"userId": user},
-        "created": created,
-        "current_period_start": created,
-        "current_period_end": created + 30 * 86_400,
+        "created": 1_700_000_000 + u,
+        "current_period_start": 1_700_000_000 + u,  # the same state in each of a user's events
+        "current_period_end": 1_700_000_000 + u + 30 * 86_400,
         "items": {"object": "list", "data": []},
     }
     event = {
-        "id": f"evt_{run}_{n}",
+        "id": f"evt_{run}_{n}",  # one event per n, whichever user it is for
         "object": "event",
         "type": "customer.subscription.updated",
         "created": created,

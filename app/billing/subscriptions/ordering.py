@@ -21,12 +21,13 @@ the `incomplete` rule orders, so in-order delivery never costs a Stripe call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, literal, literal_column, not_, or_, tuple_
 
-from app.billing.statuses import ENDED_STATUSES
+from app.billing.statuses import ENDED_STATUSES, StatusFacts
 from app.models import Subscription
 from app.stripe.objects import subscription_fields
 
@@ -39,14 +40,49 @@ class Verdict(Enum):
     REREAD = "reread"
 
 
-def row_matches(row: Subscription, subscription: StripeDict) -> bool:
+def row_matches(row: Subscription | Snapshot, subscription: StripeDict) -> bool:
     """True when applying `subscription` would not change any stored column."""
     return all(
         getattr(row, name) == value for name, value in subscription_fields(subscription).items()
     )
 
 
-def judge_event(row: Subscription, subscription: StripeDict, event_created: int) -> Verdict:
+class Snapshot(StatusFacts):
+    """An event's object as a row holding it would read (what `judge_event` looks at), for
+    judging a subscription's events against each other before any is written (`newest_of`)."""
+
+    status: str | None
+    last_event_created: int | None
+
+    def __init__(self, fields: dict[str, Any], watermark: int) -> None:
+        self.__dict__.update(fields)
+        self.last_event_created = watermark
+
+
+def newest_of(events: Sequence[tuple[StripeDict, int]]) -> tuple[StripeDict, int] | None:
+    """One subscription's events (object, `created`), oldest first, folded into the one
+    object that applying them one by one in that order would leave, and the watermark it would
+    leave: each event judged by this rule against the one that won so far. None when two of
+    them share a second and differ (the rule would re-read from Stripe): apply them one by one.
+
+    For the histories Stripe produces (snapshots of one timeline: final statuses stay final,
+    `incomplete` comes first) the winner then judged against the stored row gives what the
+    events one by one would, whatever their order (tests/test_webhook_batch.py)."""
+    winner, watermark = events[0]
+    held = Snapshot(subscription_fields(winner), watermark)
+    for incoming, created in events[1:]:
+        verdict = judge_event(held, incoming, created)
+        if verdict is Verdict.REREAD:
+            return None
+        if verdict is Verdict.APPLY:
+            winner, watermark = incoming, max(watermark, created)
+            held = Snapshot(subscription_fields(incoming), watermark)
+    return winner, watermark
+
+
+def judge_event(
+    row: Subscription | Snapshot, subscription: StripeDict, event_created: int
+) -> Verdict:
     """Decide what to do with a subscription object carried by an event created at
     `event_created`, given the row as it is now (locked by the caller).
 

@@ -82,26 +82,37 @@ class Stored:
     previous_owner: str | None = None
 
 
-def _holder_id() -> Any:
-    """The user linked to the subscription's customer (our link, the anchor of ownership)."""
-    customer = bindparam("customer_id", type_=String)
+def _holder_id(customer: Any = None) -> Any:
+    """The user linked to `customer` (SQL; the bound parameter by default): our link."""
+    if customer is None:
+        customer = bindparam("customer_id", type_=String)
     return select(users.c.id).where(users.c.stripe_customer_id == customer).scalar_subquery()
 
 
-def _owner_id() -> Any:
+# The customer's user for each row an upsert of many proposes, as text: SQLAlchemy would put
+# `excluded` in the subquery's FROM rather than correlate it.
+_EXCLUDED_HOLDER = literal_column(
+    "(SELECT h.id FROM users AS h WHERE h.stripe_customer_id = excluded.customer_id)", String
+)
+
+
+def owner_id(customer: Any = None, named_user: Any = None) -> Any:
     """The owner of a new row as SQL: the customer's user first; our `metadata.userId` only
     when no user holds the customer, and only if that user pays through no other customer.
     Metadata can be edited in the Dashboard or by anyone holding the key; the link is ours."""
-    customer = bindparam("customer_id", type_=String)
+    if customer is None:
+        customer = bindparam("customer_id", type_=String)
+    if named_user is None:
+        named_user = bindparam("named_user", type_=String)
     named = select(users.c.id).where(
-        users.c.id == bindparam("named_user", type_=String),
+        users.c.id == named_user,
         or_(
             users.c.stripe_customer_id.is_(None),
             customer.is_(None),
             users.c.stripe_customer_id == customer,
         ),
     )
-    return func.coalesce(_holder_id(), named.scalar_subquery())
+    return func.coalesce(_holder_id(customer), named.scalar_subquery())
 
 
 def _summary_stale(dialect: str) -> Any:
@@ -125,21 +136,22 @@ def _new_row() -> dict[str, Any]:
     values: dict[str, Any] = {
         name: bindparam(name, type_=subscriptions.c[name].type) for name in WRITTEN
     }
-    return {**values, "user_id": _owner_id()}
+    return {**values, "user_id": owner_id()}
 
 
 @functools.cache
 def _store_statement(dialect: str, from_event: bool) -> Any:
     """The guarded upsert, built once per process (values are bound at execution)."""
     statement = insert_for(dialect, subscriptions).values(_new_row())
-    return _guarded(statement, dialect, from_event)
+    return guarded(statement, dialect, from_event)
 
 
-def _guarded(statement: Any, dialect: str, from_event: bool) -> Any:
-    """ON CONFLICT: write only what the ordering rule lets through, returning the owner."""
+def guarded(statement: Any, dialect: str, from_event: bool, *, many: bool = False) -> Any:
+    """ON CONFLICT: write only what the ordering rule lets through, returning the owner.
+    `many`: the statement proposes several rows (`batch.py`), each with its own customer."""
     row, new = subscriptions.c, statement.excluded
     # The customer's user, else the owner we recorded; metadata never moves a subscription.
-    owner = func.coalesce(_holder_id(), row.user_id, new.user_id)
+    owner = func.coalesce(_EXCLUDED_HOLDER if many else _holder_id(), row.user_id, new.user_id)
     newer = and_(
         new.last_event_created.is_not(None),
         or_(row.last_event_created.is_(None), new.last_event_created > row.last_event_created),

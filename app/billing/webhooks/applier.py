@@ -29,7 +29,7 @@ from flask import Flask
 
 from app import audit
 from app.billing.webhooks import store
-from app.billing.webhooks.handlers import HANDLERS
+from app.billing.webhooks.handlers import HANDLERS, STATE_EVENT_TYPES, apply_state_events
 from app.db import rollback_quietly, unit_of_work
 from app.extensions import db
 from app.models import utcnow
@@ -89,15 +89,47 @@ def apply_ready(gateway: StripeGateway, settings: Settings) -> Applied:
             return result
         try:
             with db.session.begin_nested():
-                for row in batch:
-                    _apply(row, gateway, result)
-        except Exception:  # find the culprit: the same batch again, one savepoint per event
+                _apply_batch(batch, gateway, result)
+        except Exception as exc:  # find the culprit: the same batch again, one savepoint per event
+            log.info(
+                "webhook batch of %d failed as a whole (%s); applying its events one by one",
+                len(batch),
+                for_log(exc, 300),
+            )
             result = Applied()
             for row in batch:
                 _apply_alone(row, gateway, result)
         _finish(batch, result, settings, now)
     _observe(batch, result)
     return result
+
+
+def _apply_batch(batch: Any, gateway: StripeGateway, result: Applied) -> None:
+    """Each run of consecutive subscription-state events together (set-based), any other
+    event by its handler, in the batch's order."""
+    run: list[tuple[Any, dict[str, Any]]] = []
+    for row in batch:
+        data_object = _object(row)
+        if row.type in STATE_EVENT_TYPES and isinstance(data_object.get("id"), str):
+            run.append((row, data_object))
+            continue
+        _apply_run(run, gateway, result)
+        run = []
+        _apply(row, gateway, result)
+    _apply_run(run, gateway, result)
+
+
+def _apply_run(
+    run: list[tuple[Any, dict[str, Any]]], gateway: StripeGateway, result: Applied
+) -> None:
+    if run:
+        apply_state_events([(obj, int(row.stripe_created or 0)) for row, obj in run], gateway)
+        result.applied.extend(row.id for row, _obj in run)
+
+
+def _object(row: Any) -> dict[str, Any]:
+    data_object = ((row.data or {}).get("data") or {}).get("object")
+    return data_object if isinstance(data_object, dict) else {}
 
 
 def _apply(row: Any, gateway: StripeGateway, result: Applied) -> None:

@@ -9,12 +9,13 @@ an event applied twice (a replay) changes nothing the second time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from app import audit
 from app.billing.credits.store import fulfil_credit_pack
 from app.billing.invoices.store import store_invoice
 from app.billing.plans_table import mark_catalog_changed
+from app.billing.subscriptions.batch import apply_subscription_events
 from app.billing.subscriptions.checkout import fulfil_checkout_session
 from app.billing.subscriptions.store import apply_subscription, note_trial_will_end
 from app.billing.time import now_ms
@@ -146,6 +147,19 @@ HANDLERS: dict[str, tuple[Handler, str]] = {
         (_on_catalog_changed, "the plans table (GET /api/plans) is read from Stripe again"),
     ),
 }
+
+# The types whose handler only writes the subscription's state (and its owner's summary): a
+# batch of them is applied together (`apply_state_events`), whatever their number.
+STATE_EVENT_TYPES = frozenset(
+    kind for kind, (handler, _why) in HANDLERS.items() if handler is _on_subscription_changed
+)
+
+
+def apply_state_events(events: Sequence[tuple[StripeDict, int]], gateway: StripeGateway) -> None:
+    """Events of `STATE_EVENT_TYPES` (object, `created`; oldest first), applied as one by one
+    would be: the newest state of each subscription, in a few statements for the lot."""
+    apply_subscription_events(events, gateway.reread_subscription)
+
 
 # invoice.payment_succeeded is not subscribed: invoice.paid (which also covers invoices paid
 # out of band) is what renewals act on, and subscribing to both would only record duplicates.
