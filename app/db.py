@@ -79,8 +79,8 @@ class StatementWriter:
                     isolation_level="AUTOCOMMIT"
                 )
             connection = self._connection
-            driver = connection.connection.driver_connection
-            assert driver is not None  # a live connection (a dropped one was replaced above)
+            # A live connection's driver connection (a dropped one was replaced above).
+            driver = cast(Any, connection.connection.driver_connection)
             dialect = connection.dialect
             try:
                 with driver.cursor() as cursor:
