@@ -51,8 +51,9 @@ def database_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
     url = config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("postgresql"):
         options.update(
-            # One connection per request thread, and one for the webhook applier's thread.
-            pool_size=config["DB_POOL_SIZE"] or config["WEB_THREADS"] + 1,
+            # One connection per request thread, one for the webhook applier's thread and one
+            # the webhook inbox's writer keeps (app/db.py StatementWriter).
+            pool_size=config["DB_POOL_SIZE"] or config["WEB_THREADS"] + 2,
             max_overflow=2,
             pool_timeout=config["DB_POOL_TIMEOUT"],
             connect_args={

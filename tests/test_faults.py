@@ -787,8 +787,9 @@ def test_the_database_pool_matches_the_threads_and_every_wait_is_bounded() -> No
 
     config = load_config({"DATABASE_URL": "postgresql://u@db.internal/billing", "WEB_THREADS": 12})
     options = config["SQLALCHEMY_ENGINE_OPTIONS"]
-    # One connection per request thread, one for the webhook applier's thread.
-    assert options["pool_size"] == 13 and options["pool_timeout"] == 5.0
+    # One connection per request thread, one for the webhook applier's thread, one the webhook
+    # inbox's writer keeps.
+    assert options["pool_size"] == 14 and options["pool_timeout"] == 5.0
     connect = options["connect_args"]
     assert connect["connect_timeout"] == 5
     assert "statement_timeout=15000" in connect["options"]

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
-from support import Billing, auth_headers, post_webhook, sign_payload, subscribe
+from sqlalchemy import select, text
+from support import Billing, auth_headers, is_postgres, post_webhook, sign_payload, subscribe
 
 from app.extensions import db
 from app.models import Subscription, WebhookEvent
@@ -211,3 +211,31 @@ def test_one_batch_records_new_events_once_and_tells_redeliveries_apart(app: Fla
     assert rows["evt_new"].data["data"]["object"]["id"] == "in_evt_new"
     assert rows["evt_new"].stripe_created == 1_900_000_000 and not rows["evt_new"].processed
     assert rows["evt_new"].raw_body is None and rows["evt_raw"].raw_body == "raw\x01"
+
+
+def test_the_inbox_writer_survives_its_connection_being_cut(
+    app: Flask, client: FlaskClient, billing: Billing
+) -> None:
+    """The inbox keeps a connection of its own (app/db.py StatementWriter). When the server
+    ends it (a restart, an idle timeout), the next delivery is still recorded and answered 200:
+    the cut connection is dropped and the write retried on a new one."""
+    first = post_webhook(
+        client,
+        event("invoice.created", {"id": "in_cut_1"}, "evt_writer_cut_1"),
+        billing.webhook_secret,
+    )
+    assert first.status_code == 200 and first.get_json()["status"] == "recorded"
+    if is_postgres():
+        writer = app.extensions["webhook_writer"]
+        with app.app_context():
+            pid = writer.execute("SELECT pg_backend_pid()", {})[0][0]
+            with db.engine.connect() as admin:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    second = post_webhook(
+        client,
+        event("invoice.created", {"id": "in_cut_2"}, "evt_writer_cut_2"),
+        billing.webhook_secret,
+    )
+    assert second.status_code == 200, second.get_json()
+    assert second.get_json()["status"] == "recorded"
+    assert {"evt_writer_cut_1", "evt_writer_cut_2"} <= {row.id for row in stored_events(app)}

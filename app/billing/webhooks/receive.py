@@ -31,7 +31,7 @@ from app.billing.webhooks.applier import Applier, Settings, apply_now
 from app.billing.webhooks.handlers import HANDLERS
 from app.billing.webhooks.inbox import Inbox
 from app.billing.webhooks.store import Recorded
-from app.db import retry_on_disconnect, rollback_quietly, single_statement_writes, unit_of_work
+from app.db import StatementWriter, retry_on_disconnect, rollback_quietly, unit_of_work
 from app.models import utcnow
 from app.safe_text import db_safe, for_log, has_unsafe_chars
 from app.stripe.gateway import InvalidSignature, StripeDict, StripeGateway, current_gateway
@@ -102,12 +102,14 @@ def _unreadable_id(text: str) -> str:
 
 
 def _write_batch(batch: Sequence[Recorded]) -> set[str]:
-    """The inbox's write: the events (one statement, durable when it returns) and, for
-    redeliveries, their audit entries. Should the entries fail, every delivery of the batch
-    answers 503 and Stripe sends them again: the new events are duplicates then, nothing is
-    applied twice."""
-    with single_statement_writes():
-        inserted = store.record_events(batch)
+    """The inbox's write: the events in one statement and, for redeliveries, their audit
+    entries in another (on PostgreSQL each durable when it returns, on the process's own
+    connection: app/db.py `StatementWriter`; on SQLite one transaction). Should the entries
+    fail, every delivery of the batch answers 503 and Stripe sends them again: the new events
+    are duplicates then, nothing is applied twice."""
+    writer: StatementWriter = current_app.extensions["webhook_writer"]
+    with writer.durable():
+        inserted = store.record_events(batch, writer)
         store.write_audit_entries(
             [
                 audit.entry_values(
@@ -115,7 +117,8 @@ def _write_batch(batch: Sequence[Recorded]) -> set[str]:
                 )
                 for event in batch
                 if event.id not in inserted
-            ]
+            ],
+            writer,
         )
     return inserted
 
@@ -148,6 +151,7 @@ def install(app: Any) -> None:
     """The process's inbox and applier (the applier thread starts with the first delivery, or
     with the worker in production: gunicorn.conf.py)."""
     app.extensions["webhook_inbox"] = Inbox(max_batch=app.config["WEBHOOK_INGEST_MAX_BATCH"])
+    app.extensions["webhook_writer"] = StatementWriter()
     app.extensions["webhook_applier"] = Applier(app, app.config["WEBHOOK_APPLY_POLL_SECONDS"])
 
 

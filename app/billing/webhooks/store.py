@@ -24,7 +24,7 @@ from sqlalchemy import Row, Text, func, insert, or_, select, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from app.db import upsert
+from app.db import StatementWriter, dialect_name, upsert
 from app.extensions import db
 from app.models import AuditEntry, WebhookEvent
 
@@ -78,10 +78,11 @@ _RECORD_POSTGRESQL = (
 )
 
 
-def record_events(batch: Sequence[Recorded]) -> set[str]:
-    """Insert the events that are not there yet; the ids this statement inserted."""
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
+def record_events(batch: Sequence[Recorded], writer: StatementWriter | None = None) -> set[str]:
+    """Insert the events that are not there yet; the ids this statement inserted. On
+    PostgreSQL through `writer` when given (durable when it returns), else in the session's
+    transaction."""
+    if dialect_name() == "postgresql":
         params = {
             "ids": [event.id for event in batch],
             "types": [event.type for event in batch],
@@ -90,7 +91,9 @@ def record_events(batch: Sequence[Recorded]) -> set[str]:
             "created": [event.stripe_created for event in batch],
             "received": [event.received_at for event in batch],
         }
-        return set(connection.exec_driver_sql(_RECORD_POSTGRESQL, params).scalars())
+        if writer is not None:
+            return {row[0] for row in writer.execute(_RECORD_POSTGRESQL, params)}
+        return set(db.session.connection().exec_driver_sql(_RECORD_POSTGRESQL, params).scalars())
     rows = [
         {
             "id": event.id,
@@ -191,9 +194,31 @@ def mark_failed(event_id: str, error: str, *, retry_at: datetime | None, now: da
     )
 
 
-def write_audit_entries(entries: Sequence[dict[str, Any]]) -> None:
-    """Several audit entries in one INSERT (the applier's, one per event)."""
-    if entries:
+# The audit entries of a batch's redeliveries, as the events are written (one array a column).
+_AUDIT_POSTGRESQL = (
+    "INSERT INTO audit_log (at, action, outcome, user_id, ip, request_id, stripe_object, detail)"
+    " SELECT * FROM unnest(%(at)b::timestamptz[], %(action)b::varchar[], %(outcome)b::varchar[],"
+    " %(user_id)b::varchar[], %(ip)b::varchar[], %(request_id)b::varchar[],"
+    " %(stripe_object)b::varchar[], %(detail)b::varchar[])"
+)
+_AUDIT_COLUMNS = (
+    "at", "action", "outcome", "user_id", "ip", "request_id", "stripe_object", "detail"
+)  # fmt: skip
+
+
+def write_audit_entries(
+    entries: Sequence[dict[str, Any]], writer: StatementWriter | None = None
+) -> None:
+    """Several audit entries in one INSERT (the applier's, one per event; a batch's
+    redeliveries'). On PostgreSQL through `writer` when given, else in the session's
+    transaction."""
+    if not entries:
+        return
+    if writer is not None and dialect_name() == "postgresql":
+        writer.execute(
+            _AUDIT_POSTGRESQL, {name: [entry[name] for entry in entries] for name in _AUDIT_COLUMNS}
+        )
+    else:
         db.session.execute(insert(AuditEntry).values(list(entries)))
 
 
