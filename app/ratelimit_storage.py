@@ -56,7 +56,8 @@ return counts
 
 
 @functools.lru_cache(maxsize=16)
-def _incr_expire_all(client: redis.Redis) -> Any:
+def _incr_expire_all(client: Any) -> Any:
+    """The script registered on `client` (one per storage; redis-py loads it on first use)."""
     return client.register_script(_INCR_EXPIRE_ALL)
 
 
@@ -68,7 +69,8 @@ def hit_together(storage: Storage, keyed: list[tuple[str, int]]) -> list[int]:
         return []
     if isinstance(storage, RedisStorage):
         keys = [storage.prefixed_key(key) for key, _ in keyed]
-        counts = _incr_expire_all(storage.get_connection())(keys, [e for _, e in keyed])
+        client: Any = storage.get_connection()
+        counts = _incr_expire_all(client)(keys, [e for _, e in keyed])
         return [int(count) for count in counts]
     return [storage.incr(key, expiry) for key, expiry in keyed]
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
 from app.billing.accounts.rows import AnyUser
@@ -83,9 +82,9 @@ def consume_generations(
     if dialect_name() == "postgresql":
         settled = settled_entitlements(user, subscription, now)
         if settled is not None:
-            outcome = _consume_at_once(user.id, count, settled, idempotency_key)
-            if outcome is not None:
-                return outcome
+            done = _consume_at_once(user.id, count, settled, idempotency_key)
+            if done is not None:
+                return done
     with unit_of_work():
         lock_owner(user.id)
         claimed = claim_key(user.id, idempotency_key, count)
@@ -129,7 +128,8 @@ def _consume_at_once(
     if row is None:
         return None
     if row.replayed:
-        return _replay(row, count)
+        entry = {name: value for name, value in row._mapping.items() if name != "replayed"}
+        return _replay(UsageLedgerEntry(**entry), count)  # a copy, never added to the session
     granted = row.result == "granted"
     metrics.count_usage("granted" if granted else "refused")
     counter = (row.generations_used, row.period_start, row.period_end)
@@ -177,7 +177,7 @@ def _consumption(
     )
 
 
-def _replay(entry: UsageLedgerEntry | Row[Any], count: int) -> Consumption:
+def _replay(entry: UsageLedgerEntry, count: int) -> Consumption:
     """The first request's result, as it was then; a different count is a client bug."""
     first = Consumption(
         granted=entry.result == "granted",
