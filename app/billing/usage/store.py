@@ -120,7 +120,11 @@ def _consume_statement(*, limited: bool) -> Any:
     inserted as pending first. Data-modifying CTEs run in the order their results are needed:
     `added` before `standing` (its one-time NOT EXISTS), both before `recorded`."""
     within = "AND u.generations_used + :amount <= :cap" if limited else ""
-    return text(f"""
+    return text(_CONSUME_SQL.replace("{within}", within))
+
+
+# Every value is a bound parameter; `{within}` is the only part filled in, with a constant.
+_CONSUME_SQL = """
 WITH prior AS (
     SELECT l.result, l.tier, l.count, l.idempotency_key, l.generations_used,
            l.generations_limit, l.period_start, l.period_end
@@ -145,9 +149,7 @@ WITH prior AS (
     RETURNING result, tier, count, idempotency_key, generations_used, generations_limit,
               period_start, period_end
 )
-SELECT false AS replayed, * FROM recorded UNION ALL SELECT true, * FROM prior""")
-
-
+SELECT false AS replayed, * FROM recorded UNION ALL SELECT true, * FROM prior"""
 _CONSUME = {limited: _consume_statement(limited=limited) for limited in (False, True)}
 
 
