@@ -37,19 +37,14 @@ from app.billing.usage.store import (
     add_within_limit,
     claim_key,
     consume_at_once,
+    consumes_at_once,
     ledger_entries,
     ledger_entry,
     lock_owner,
     read_counter,
     record_outcome,
 )
-from app.db import (
-    commit_if_written,
-    dialect_name,
-    end_read,
-    single_statement_writes,
-    unit_of_work,
-)
+from app.db import commit_if_written, end_read, single_statement_writes, unit_of_work
 from app.models import UsageLedgerEntry, User
 from app.observability import metrics
 
@@ -79,7 +74,7 @@ def consume_generations(
     """`user` may be the plain row read at sign-in: only a settle writes through the ORM."""
     now = now_ms() if now is None else now
     subscription = loaded_deciding_subscription(user)
-    if dialect_name() == "postgresql":
+    if consumes_at_once():
         settled = settled_entitlements(user, subscription, now)
         if settled is not None:
             done = _consume_at_once(user.id, count, settled, idempotency_key)

@@ -153,6 +153,11 @@ SELECT false AS replayed, * FROM recorded UNION ALL SELECT true, * FROM prior"""
 _CONSUME = {limited: _consume_statement(limited=limited) for limited in (False, True)}
 
 
+def consumes_at_once() -> bool:
+    """True where `consume_at_once` runs: PostgreSQL (SQLite has no data-modifying WITH)."""
+    return dialect_name() == "postgresql"
+
+
 def consume_at_once(values: dict[str, Any]) -> Any:
     """PostgreSQL, a user whose plan and period are settled: add `amount` within `cap` and
     record the outcome on a new ledger row for `key`, in one statement (run it in autocommit:
