@@ -16,6 +16,7 @@ from limits import RateLimitItem, parse_many
 
 from app.errors import ApiError
 from app.extensions import rate_limits
+from app.ratelimit_storage import hit_together
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,24 @@ def _counted(item: RateLimitItem, keys: tuple[str, ...]) -> bool:
     return True if allowed is None else allowed
 
 
+Check = tuple[str, str, RateLimitItem, tuple[str, ...]]  # scope, key kind, limit, its keys
+
+
+def _checks(scope: str, setting: str, key_kind: str, key: str) -> list[Check]:
+    return [(scope, key_kind, item, _keys(scope, key_kind, key)) for item in _items(setting)]
+
+
+def _counted_together(checks: list[Check]) -> list[bool]:
+    """Count one hit on each check's counter; False for those past their limit. On Redis all
+    in one round trip (`hit_together`); the storage down: all True, fail open, as `_counted`."""
+    limiter = rate_limits.limiter()
+    keyed = [(item.key_for(*keys), item.get_expiry()) for _, _, item, keys in checks]
+    counts = rate_limits.guard().call(lambda: hit_together(limiter.storage, keyed))
+    if counts is None:
+        return [True] * len(checks)
+    return [count <= item.amount for count, (_, _, item, _) in zip(counts, checks, strict=True)]
+
+
 def _breach(scope: str, key_kind: str, retry_after: int) -> RateLimited:
     g.rate_limited = scope
     log.warning(
@@ -103,8 +122,15 @@ def enforce(scope: str, user_id: str) -> None:
     """Count one request of `user_id` in `scope` and one from the client's IP; 429 past either."""
     if not _enabled():
         return
-    _hit(scope, USER_SCOPES[scope], "user", user_id)
-    _hit("ip", "RATE_LIMIT_IP", "ip", client_ip())
+    # Both counted whichever refuses (one Redis round trip for all the counters), the user's
+    # breach reported first.
+    checks = _checks(scope, USER_SCOPES[scope], "user", user_id)
+    checks += _checks("ip", "RATE_LIMIT_IP", "ip", client_ip())
+    for (check_scope, key_kind, item, keys), allowed in zip(
+        checks, _counted_together(checks), strict=True
+    ):
+        if not allowed:
+            raise _breach(check_scope, key_kind, _retry_after(item, *keys))
 
 
 def enforce_ip(scope: str, setting: str) -> None:

@@ -44,6 +44,9 @@ class TcpProxy:
         self._held = False
         self._frozen = threading.Event()
         self.cuts = 0
+        # What clients sent, one entry per chunk received: a client that writes each request
+        # whole (Redis's, for one) sends one chunk per round trip.
+        self.client_chunks: list[bytes] = []
         self._stopped = False
         threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True).start()
 
@@ -125,6 +128,8 @@ class TcpProxy:
                 data = source.recv(65536)
                 if not data:
                     break
+                if from_client:
+                    self.client_chunks.append(data)
                 if from_client and self._trigger is not None and self._trigger in data:
                     self.cut()
                     return

@@ -109,3 +109,40 @@ def test_one_key_sent_50_times_at_once_is_counted_once(
     assert {(b["granted"], b["generationsUsed"]) for b in bodies} == {(3, 3)}
     assert used(app, user) == 3
     assert ledger_results(app, user) == {"granted": 1}
+
+
+def test_a_settled_users_burst_and_double_clicks_take_the_one_statement_path_exactly(
+    app: Flask, billing: Billing, live_url: str
+) -> None:
+    # A user whose plan and period are settled: on PostgreSQL each consume is one statement
+    # in autocommit, and a key sent twice at once loses on the key's unique constraint.
+    user = "settled-racer"
+    headers = auth_headers(user)
+    url = f"{live_url}/api/usage/generations"
+    warm = requests.post(url, json={"count": 1, "idempotencyKey": "warm"}, headers=headers)
+    assert warm.status_code == 200, warm.text
+
+    def consume_one(index: int) -> requests.Response:
+        # Ten keys, each sent five times at once, plus forty distinct ones: 50 keys for the
+        # 9 generations left.
+        key = f"click-{index % 10}" if index < 50 else f"single-{index}"
+        return requests.post(url, json={"count": 1, "idempotencyKey": key}, headers=headers)
+
+    replies = fire_together(90, consume_one)
+    failures = [r for r in replies if not isinstance(r, requests.Response)]
+    assert not failures, failures[:3]
+    statuses = Counter(r.status_code for r in replies)
+    assert set(statuses) <= {200, 402}, statuses
+    firsts = [r.json() for r in replies if r.headers.get("Idempotent-Replayed") != "true"]
+    granted = [b for b in firsts if "granted" in b]
+    assert sorted(b["generationsUsed"] for b in granted) == list(range(2, 11))
+    assert used(app, user) == 10
+    assert ledger_results(app, user) == {"granted": 10, "refused": 50 - 9}
+    # Every reply for a key is its first answer (replayed or not).
+    by_key: dict[str, list[Any]] = {}
+    for index, reply in enumerate(replies):
+        key = f"click-{index % 10}" if index < 50 else f"single-{index}"
+        body = reply.json()
+        answer = body.get("error", body)
+        by_key.setdefault(key, []).append({k: v for k, v in answer.items() if k != "replayed"})
+    assert all(a == answers[0] for answers in by_key.values() for a in answers), by_key

@@ -74,7 +74,7 @@ def entitlements() -> dict[str, Any]:
     errors=(400, 402, 409, 422),
     headers={200: ("Idempotent-Replayed",), 402: ("Idempotent-Replayed",)},
 )
-@login_required_lean(writes=True)
+@login_required_lean(writes=False)
 @rate_limited("usage")
 def consume() -> tuple[Response, int] | Response:
     body = parse_body(ConsumeGenerationsRequest)

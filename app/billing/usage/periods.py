@@ -78,6 +78,14 @@ def is_settled(user: AnyUser, subscription: AnySubscription | None, now: int) ->
     return _is_settled(user, entitlements_now(subscription, now), subscription, now)
 
 
+def settled_entitlements(
+    user: AnyUser, subscription: AnySubscription | None, now: int
+) -> Entitlements | None:
+    """What applies, when `settle_entitlements` would write nothing; None when it would."""
+    entitlements = entitlements_now(subscription, now)
+    return entitlements if _is_settled(user, entitlements, subscription, now) else None
+
+
 def lock_user(user_id: str) -> User | None:
     """The user row, locked until commit (PostgreSQL) and re-read: another transaction may
     have changed it since it was loaded.

@@ -1,9 +1,15 @@
 """Consuming generations: all or nothing, never past the limit, once per idempotency key.
 
-One transaction per request:
+On PostgreSQL, for a user whose plan and period are settled (nearly every request), the whole
+consume is one statement in autocommit (`consume_at_once` in usage/store.py): the guarded
+counter UPDATE and the ledger row with its outcome, or the first request's entry for a key
+used before. A request racing one with the same key fails on the key's unique constraint with
+nothing written, and replays the winner's entry. The rest (SQLite, a settle to write, credits
+to spend) is one transaction:
+0. lock the user row (PostgreSQL), so every consume takes the user row before its key.
 1. claim the key: INSERT the ledger row (ON CONFLICT DO NOTHING on (user_id, key)). A second
-   request with the same key waits here for the first to commit (PostgreSQL) or queues on the
-   write lock (SQLite), then finds the row and replays its result.
+   request with the same key waits for the first to commit (the user row's lock on PostgreSQL,
+   SQLite's write lock), then finds the row and replays its result.
 2. settle the user's plan and period if they are out of date (rare; see usage_periods.py),
    from the subscriptions read with the user at sign-in (login_required_lean).
 3. a single conditional UPDATE adds `count` only if the result stays within the limit; the
@@ -18,22 +24,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from app.billing.accounts.rows import AnyUser
 from app.billing.credits.store import spend_credits
 from app.billing.errors import Conflict
 from app.billing.subscriptions.summary import loaded_deciding_subscription
 from app.billing.time import now_ms
 from app.billing.usage.entitlements import Entitlements
-from app.billing.usage.periods import settle_entitlements
+from app.billing.usage.periods import settle_entitlements, settled_entitlements
 from app.billing.usage.store import (
     add_within_limit,
     claim_key,
+    consume_at_once,
+    consumes_at_once,
     ledger_entries,
     ledger_entry,
+    lock_owner,
     read_counter,
     record_outcome,
 )
-from app.db import commit_if_written, end_read, unit_of_work
+from app.db import commit_if_written, end_read, single_statement_writes, unit_of_work
 from app.models import UsageLedgerEntry, User
 from app.observability import metrics
 
@@ -62,12 +73,18 @@ def consume_generations(
 ) -> Consumption:
     """`user` may be the plain row read at sign-in: only a settle writes through the ORM."""
     now = now_ms() if now is None else now
+    subscription = loaded_deciding_subscription(user)
+    if consumes_at_once():
+        settled = settled_entitlements(user, subscription, now)
+        if settled is not None:
+            done = _consume_at_once(user.id, count, settled, idempotency_key)
+            if done is not None:
+                return done
     with unit_of_work():
-        # The key is claimed before any lock on the user row is taken: a request waiting for
-        # the same key then holds nothing another request could be waiting for (no deadlock).
+        lock_owner(user.id)
         claimed = claim_key(user.id, idempotency_key, count)
         if claimed:
-            entitlements = settle_entitlements(user, loaded_deciding_subscription(user), now)
+            entitlements = settle_entitlements(user, subscription, now)
             # What a settle wrote reaches the database before the counter UPDATE adds to it:
             # the session autoflushes before every statement, Core ones included.
             outcome = _add_within_limit(user.id, count, entitlements, idempotency_key)
@@ -80,6 +97,38 @@ def consume_generations(
         return _replay(earlier, count)
     metrics.count_usage("granted" if outcome.granted else "refused")
     return outcome
+
+
+def _consume_at_once(
+    user_id: str, count: int, entitlements: Entitlements, key: str
+) -> Consumption | None:
+    """The one-statement consume (PostgreSQL); None when credits must be spent (nothing was
+    written: the transactional path does it)."""
+    values = {
+        "owner": user_id,
+        "key": key,
+        "amount": count,
+        "cap": entitlements.limit,
+        "plan": entitlements.tier,
+    }
+    try:
+        with single_statement_writes():
+            row = consume_at_once(values)
+    except IntegrityError:
+        # The same key committed by a request running at the same moment: its result stands.
+        earlier = ledger_entry(user_id, key)
+        if earlier is None:
+            raise
+        return _replay(earlier, count)
+    if row is None:
+        return None
+    if row.replayed:
+        entry = {name: value for name, value in row._mapping.items() if name != "replayed"}
+        return _replay(UsageLedgerEntry(**entry), count)  # a copy, never added to the session
+    granted = row.result == "granted"
+    metrics.count_usage("granted" if granted else "refused")
+    counter = (row.generations_used, row.period_start, row.period_end)
+    return _consumption(granted, counter, count, entitlements, key)
 
 
 def _add_within_limit(

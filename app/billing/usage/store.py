@@ -11,9 +11,9 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 
-from app.db import dialect_name, insert_for
+from app.db import dialect_name, execute_prebuilt, insert_for
 from app.extensions import db
 from app.models import UsageLedgerEntry, User, utcnow
 
@@ -108,6 +108,80 @@ def add_within_limit(values: dict[str, Any]) -> Counter | None:
     if row is not None:
         record_outcome(values, "granted", row)
     return row
+
+
+def _consume_statement(*, limited: bool) -> Any:
+    """PostgreSQL: a whole consume of a settled user in one statement (see `consume_at_once`).
+
+    Locks are taken in one order, the user row (the UPDATE, or the locking read of a refusal)
+    before the ledger's key, as the transactional path does (`lock_owner`), so no two consumes
+    wait on each other. The ledger row is inserted once, with its outcome, after the counter
+    moved: a CTE can't update a row another part of the same statement inserts, so nothing is
+    inserted as pending first. Data-modifying CTEs run in the order their results are needed:
+    `added` before `standing` (its one-time NOT EXISTS), both before `recorded`."""
+    within = "AND u.generations_used + :amount <= :cap" if limited else ""
+    return text(_CONSUME_SQL.replace("{within}", within))
+
+
+# Every value is a bound parameter; `{within}` is the only part filled in, with a constant.
+_CONSUME_SQL = """
+WITH prior AS (
+    SELECT l.result, l.tier, l.count, l.idempotency_key, l.generations_used,
+           l.generations_limit, l.period_start, l.period_end
+    FROM usage_ledger AS l WHERE l.user_id = :owner AND l.idempotency_key = :key
+), added AS (
+    UPDATE users AS u SET generations_used = u.generations_used + :amount
+    WHERE u.id = :owner {within} AND NOT EXISTS (SELECT FROM prior)
+    RETURNING u.generations_used, u.usage_period_start, u.usage_period_end
+), standing AS (
+    SELECT u.generations_used, u.usage_period_start, u.usage_period_end FROM users AS u
+    WHERE u.id = :owner AND u.credit_balance < :amount
+      AND NOT EXISTS (SELECT FROM prior) AND NOT EXISTS (SELECT FROM added)
+    FOR NO KEY UPDATE
+), outcome AS (
+    SELECT 'granted' AS result, * FROM added UNION ALL SELECT 'refused', * FROM standing
+), recorded AS (
+    INSERT INTO usage_ledger (user_id, kind, count, result, idempotency_key, tier,
+                              generations_used, generations_limit, period_start, period_end)
+    SELECT :owner, 'consume', CAST(:amount AS integer), o.result, :key, :plan,
+           o.generations_used, CAST(:cap AS integer), o.usage_period_start, o.usage_period_end
+    FROM outcome AS o
+    RETURNING result, tier, count, idempotency_key, generations_used, generations_limit,
+              period_start, period_end
+)
+SELECT false AS replayed, * FROM recorded UNION ALL SELECT true, * FROM prior"""
+_CONSUME = {limited: _consume_statement(limited=limited) for limited in (False, True)}
+
+
+def consumes_at_once() -> bool:
+    """True where `consume_at_once` runs: PostgreSQL (SQLite has no data-modifying WITH)."""
+    return dialect_name() == "postgresql"
+
+
+def consume_at_once(values: dict[str, Any]) -> Any:
+    """PostgreSQL, a user whose plan and period are settled: add `amount` within `cap` and
+    record the outcome on a new ledger row for `key`, in one statement (run it in autocommit:
+    one round trip). The row: (replayed, result, tier, count, idempotency_key, generations_used,
+    generations_limit, period_start, period_end), the first request's entry when `key` was
+    used before (replayed), else this one's. None, with nothing written, when the quota refuses
+    and the user holds enough credits (the transactional path spends them).
+
+    A request with the same key in flight at the same moment makes this statement fail on the
+    key's unique constraint once the other commits (IntegrityError), with nothing written."""
+    return execute_prebuilt(_CONSUME[values["cap"] is not None], values).first()
+
+
+_LOCK_OWNER = (
+    select(_users.id).where(_users.id == bindparam("owner")).with_for_update(key_share=True)
+)
+
+
+def lock_owner(user_id: str) -> None:
+    """Lock the user row before claiming a key (PostgreSQL; SQLite's writers queue on its
+    one write lock): every consume takes the user row first, then its key, so a request that
+    waits for a key never holds what the key's holder waits for."""
+    if dialect_name() == "postgresql":
+        db.session.execute(_LOCK_OWNER, {"owner": user_id})
 
 
 def read_counter(user_id: str) -> Counter:
