@@ -156,6 +156,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="billing-metrics-")
 
 
+# The webhook applier process (WEBHOOK_APPLIER=process), kept by the master: see when_ready.
+_applier: Any = None
+_applier_mode = "thread"
+
+
 def on_starting(server: Any) -> None:
     """Check the configuration once, in the master, before any worker starts: a bad one stops
     gunicorn with wsgi.py's one message and exit status 3. (Left to the workers, several failing
@@ -167,21 +172,51 @@ def on_starting(server: Any) -> None:
     from app.config import ConfigError, load_config
 
     load_dotenv()  # as create_app does, so the master judges the settings the workers will get
+    global _applier_mode
     try:
-        load_config()
+        config = load_config()
     except ConfigError as exc:
         print(f"billing-api: {exc}", file=sys.stderr)
         sys.exit(3)
+    _applier_mode = config["WEBHOOK_APPLIER"]
     # A new master starts from zero: stale files of a previous run would be added in.
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
 
 
+def when_ready(server: Any) -> None:
+    """WEBHOOK_APPLIER=process (production's default): the master starts one `flask billing
+    apply` beside the workers and starts it again whenever it dies
+    (app/billing/webhooks/applier_process.py); on_exit stops it with the server."""
+    global _applier
+    if _applier_mode != "process" or _applier is not None:
+        return
+    import sys
+
+    from prometheus_client import multiprocess
+
+    from app.billing.webhooks.applier_process import ApplierProcess
+
+    here = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+    _applier = ApplierProcess(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "billing", "apply"],
+        cwd=here,
+        env={**os.environ, "WEBHOOK_APPLIER_PARENT": str(os.getpid())},
+        on_exit=multiprocess.mark_process_dead,
+    )
+    _applier.start()
+
+
+def on_exit(server: Any) -> None:
+    if _applier is not None:
+        _applier.stop(timeout=float(graceful_timeout))
+
+
 def post_worker_init(worker: Any) -> None:
-    """Each worker applies recorded webhook events in a thread of its own (app/billing/webhooks/
-    applier.py), from its start: events a crashed worker recorded are not left waiting for the
-    next delivery. WEBHOOK_APPLIER=off leaves that to `flask billing apply`."""
+    """WEBHOOK_APPLIER=thread (development's default): each worker applies recorded webhook
+    events in a thread of its own (app/billing/webhooks/applier.py), from its start: events a
+    crashed worker recorded are not left waiting for the next delivery."""
     app = worker.wsgi
     if app.config.get("WEBHOOK_APPLIER") == "thread":
         app.extensions["webhook_applier"].start()
