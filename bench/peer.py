@@ -305,7 +305,9 @@ def main() -> None:
         )  # fmt: skip
         servers.append(peer := start_peer(sandbox.url))
         bare_argv = [PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "bench.bare_app:app"]
-        servers.append(bare := start_gunicorn("bare", bare_argv, env))
+        # The bare app shares gunicorn.conf.py: no applier process of ours beside it.
+        bare_env = {**env, "WEBHOOK_APPLIER": "off"}
+        servers.append(bare := start_gunicorn("bare", bare_argv, bare_env))
 
         def starter(name: str, settings: dict[str, str]) -> Any:
             def start() -> Server:

@@ -45,7 +45,11 @@ class DueProbe:
                 self._connection = self.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT"
                 )
-            return self._connection.execute(query).first() is not None
+            due = self._connection.execute(query).first() is not None
+            # Ends SQLAlchemy's transaction: a no-op on PostgreSQL in autocommit, but SQLite's
+            # begin hook (app/db.py) took the write lock with BEGIN IMMEDIATE.
+            self._connection.commit()
+            return due
         except Exception:
             self.close()
             return True
