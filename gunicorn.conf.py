@@ -198,10 +198,8 @@ def when_ready(server: Any) -> None:
 
     from app.billing.webhooks.applier_process import ApplierProcess
 
-    here = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
     _applier = ApplierProcess(
         [sys.executable, "-m", "flask", "--app", "wsgi", "billing", "apply"],
-        cwd=here,
         env={**os.environ, "WEBHOOK_APPLIER_PARENT": str(os.getpid())},
         on_exit=multiprocess.mark_process_dead,
     )

@@ -19,8 +19,10 @@ Standard library only: it runs in gunicorn's master, which never loads the app i
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import subprocess
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,32 +36,36 @@ HEALTHY_RUN = 60.0
 
 
 class ApplierProcess:
-    """Keeps one `argv` child running until `stop()`."""
+    """Keeps one `argv` child running until `stop()`. `argv[0]` is an absolute path; the child
+    runs in the master's directory.
+
+    It is started with posix_spawn, not subprocess.Popen: Popen's fork reports exec failures
+    through a pipe and waits for it to close, and a worker the master forks at that moment
+    inherits the pipe's write end and keeps it open, so Popen (and the supervisor) hung until
+    that worker died (seen: the applier was never restarted after a kill)."""
 
     def __init__(
         self,
         argv: Sequence[str],
         *,
         env: dict[str, str] | None = None,
-        cwd: str | None = None,
         on_exit: Callable[[int], None] | None = None,
         first_pause: float = FIRST_PAUSE,
     ) -> None:
         self.argv = list(argv)
         self.env = env
-        self.cwd = cwd
         self.on_exit = on_exit  # called with the dead child's pid (e.g. its metrics files)
         self.first_pause = first_pause
         self.starts = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
+        self._pid: int | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def pid(self) -> int | None:
-        process = self._process
-        return process.pid if process is not None and process.poll() is None else None
+        """The running child's pid (None between a death and the next start)."""
+        return self._pid
 
     def start(self) -> None:
         self._stop.clear()
@@ -69,50 +75,69 @@ class ApplierProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (the applier finishes its batch and exits), SIGKILL after `timeout`."""
-        self._stop.set()
         with self._lock:
-            process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._thread is not None:
+            self._stop.set()
+            pid = self._pid
+        if pid is not None:
+            _signal(pid, signal.SIGTERM)
+        if self._thread is None:
+            return
+        self._thread.join(timeout)
+        if self._thread.is_alive() and pid is not None:
+            _signal(pid, signal.SIGKILL)
             self._thread.join(timeout)
 
-    def _spawn(self) -> subprocess.Popen[bytes] | None:
+    def _spawn(self) -> int | None:
         with self._lock:
             if self._stop.is_set():
                 return None
             try:
-                self._process = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd)
+                self._pid = os.posix_spawn(self.argv[0], self.argv, self.env or dict(os.environ))
             except OSError as exc:
                 log.error("webhook applier could not start: %s", exc)
                 return None
             self.starts += 1
-            return self._process
+            return self._pid
 
     def _supervise(self) -> None:
         pause = self.first_pause
         while not self._stop.is_set():
             started = time.monotonic()
-            process = self._spawn()
-            if process is not None:
-                log.info("webhook applier started (pid %s)", process.pid)
-                code = process.wait()
+            pid = self._spawn()
+            if pid is not None:
+                log.info("webhook applier started (pid %s)", pid)
+                code = _wait(pid)
+                with self._lock:
+                    self._pid = None
                 if self.on_exit is not None:
-                    self.on_exit(process.pid)
+                    try:
+                        self.on_exit(pid)
+                    except Exception:
+                        log.exception("webhook applier: cleaning up after pid %s", pid)
                 if self._stop.is_set():
                     return
                 if time.monotonic() - started >= HEALTHY_RUN:
                     pause = self.first_pause
                 log.error(
                     "webhook applier (pid %s) exited (status %s); starting another in %.0f s",
-                    process.pid,
-                    code,
+                    pid,
+                    "unknown" if code is None else code,
                     pause,
                 )
             self._stop.wait(pause)
             pause = min(pause * 2, LONGEST_PAUSE)
+
+
+def _wait(pid: int) -> int | None:
+    """The child's exit code (negative: the signal that ended it); None when gunicorn's master
+    reaped it first."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
