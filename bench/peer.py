@@ -6,7 +6,7 @@ The same signed `customer.subscription.updated` events and the same wrk load
 - peer: the guide's Express server (`BENCH_PEER_DIR`, default ../shared/peers/express-guide),
   run as its README says, in its own schema of the benchmark database;
 - ours: the app as production runs it (bin/start: gunicorn with gunicorn.conf.py, one process
-  per core, the applier thread in each worker);
+  per core, one applier process beside the workers, WEBHOOK_APPLIER=process);
 - bare: a Flask route that only checks the HMAC and parses the JSON (bench/bare_app.py), under
   the same gunicorn settings: the ceiling of any Python ingest here.
 

@@ -9,6 +9,7 @@ autocommit costs about a tenth of that. Both read the partial index of pending e
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,11 +57,9 @@ class DueProbe:
 
     def close(self) -> None:
         if self._connection is not None:
-            try:
+            with suppress(Exception):  # already gone with the database
                 self._connection.invalidate()
                 self._connection.close()
-            except Exception:  # already gone with the database
-                pass
             self._connection = None
 
 
