@@ -46,11 +46,10 @@ class DueProbe:
                 self._connection = self.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT"
                 )
-            due = self._connection.execute(query).first() is not None
-            # Ends SQLAlchemy's transaction: a no-op on PostgreSQL in autocommit, but SQLite's
-            # begin hook (app/db.py) took the write lock with BEGIN IMMEDIATE.
-            self._connection.commit()
-            return due
+            # A block that ends SQLAlchemy's transaction: nothing on PostgreSQL in autocommit,
+            # but SQLite's begin hook (app/db.py) took the write lock with BEGIN IMMEDIATE.
+            with self._connection.begin():
+                return self._connection.execute(query).first() is not None
         except Exception:
             self.close()
             return True
