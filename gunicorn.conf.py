@@ -24,6 +24,12 @@ the Stripe-call bulkhead follow WEB_THREADS, see app/config.py): 8 took about 1.
 deliveries of 4 but with 3-4x the p99 (docs/performance.md, issue 19). Every other number can be
 overridden from the environment too. Logs: gunicorn's own lines use the app's format; the app
 writes the access line itself. Metrics: workers share PROMETHEUS_MULTIPROC_DIR.
+
+The webhook applier (WEBHOOK_APPLIER=process, production's default) is one process per host
+that the master starts in when_ready, starts again when it dies and stops in on_exit, not a
+thread in each worker: as a thread it held most of its worker's GIL under load. Same-run A/B
+(bench/peer.py, 2 workers, docs/performance.md): the process took 1.9-4.3x the events/s of the
+threads, p99 0.1-0.6x, and about 0.63x the CPU per event (2.56-2.90 vs 4.19-4.48 ms).
 """
 
 from __future__ import annotations
@@ -156,6 +162,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="billing-metrics-")
 
 
+# The webhook applier process (WEBHOOK_APPLIER=process), kept by the master: see when_ready.
+_applier: Any = None
+_applier_mode = "thread"
+
+
 def on_starting(server: Any) -> None:
     """Check the configuration once, in the master, before any worker starts: a bad one stops
     gunicorn with wsgi.py's one message and exit status 3. (Left to the workers, several failing
@@ -167,21 +178,49 @@ def on_starting(server: Any) -> None:
     from app.config import ConfigError, load_config
 
     load_dotenv()  # as create_app does, so the master judges the settings the workers will get
+    global _applier_mode
     try:
-        load_config()
+        config = load_config()
     except ConfigError as exc:
         print(f"billing-api: {exc}", file=sys.stderr)
         sys.exit(3)
+    _applier_mode = config["WEBHOOK_APPLIER"]
     # A new master starts from zero: stale files of a previous run would be added in.
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
 
 
+def when_ready(server: Any) -> None:
+    """WEBHOOK_APPLIER=process (production's default): the master starts one `flask billing
+    apply` beside the workers and starts it again whenever it dies
+    (app/billing/webhooks/applier_process.py); on_exit stops it with the server."""
+    global _applier
+    if _applier_mode != "process" or _applier is not None:
+        return
+    import sys
+
+    from prometheus_client import multiprocess
+
+    from app.billing.webhooks.applier_process import ApplierProcess
+
+    _applier = ApplierProcess(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "billing", "apply"],
+        env={**os.environ, "WEBHOOK_APPLIER_PARENT": str(os.getpid())},
+        on_exit=multiprocess.mark_process_dead,
+    )
+    _applier.start()
+
+
+def on_exit(server: Any) -> None:
+    if _applier is not None:
+        _applier.stop(timeout=float(graceful_timeout))
+
+
 def post_worker_init(worker: Any) -> None:
-    """Each worker applies recorded webhook events in a thread of its own (app/billing/webhooks/
-    applier.py), from its start: events a crashed worker recorded are not left waiting for the
-    next delivery. WEBHOOK_APPLIER=off leaves that to `flask billing apply`."""
+    """WEBHOOK_APPLIER=thread (development's default): each worker applies recorded webhook
+    events in a thread of its own (app/billing/webhooks/applier.py), from its start: events a
+    crashed worker recorded are not left waiting for the next delivery."""
     app = worker.wsgi
     if app.config.get("WEBHOOK_APPLIER") == "thread":
         app.extensions["webhook_applier"].start()

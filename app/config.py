@@ -114,8 +114,7 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("DUPLICATE_SUBSCRIPTION_POLICY") not in DUPLICATE_POLICIES:
         allowed = ", ".join(DUPLICATE_POLICIES)
         problems.append(f"DUPLICATE_SUBSCRIPTION_POLICY must be one of: {allowed}")
-    if config.get("WEBHOOK_APPLIER") not in ("thread", "off"):
-        problems.append("WEBHOOK_APPLIER must be thread or off")
+    problems.extend(applier_problems(config, production=app_env == "production"))
     if (
         not isinstance(config.get("DB_STALL_SECONDS"), float | int)
         or config["DB_STALL_SECONDS"] <= 0
@@ -141,6 +140,29 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["DATABASE_URL"])
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database_engine_options(config))
     return config
+
+
+WEBHOOK_APPLIERS = ("process", "thread", "off")
+
+
+def applier_problems(config: dict[str, Any], *, production: bool) -> list[str]:
+    """Fill in where the webhook applier runs and how often it polls; what is wrong with them.
+    Production defaults to one applier process per host (gunicorn.conf.py starts it): a thread
+    in every worker takes the GIL from that worker's requests (docs/performance.md, issue 19).
+    Elsewhere a thread, so `flask run` applies with no second process."""
+    mode = config.get("WEBHOOK_APPLIER") or ("process" if production else "thread")
+    config["WEBHOOK_APPLIER"] = mode
+    if not config.get("WEBHOOK_APPLY_POLL_SECONDS"):
+        # The inbox wakes a thread of its own process; a process on its own has only the poll.
+        config["WEBHOOK_APPLY_POLL_SECONDS"] = 0.5 if mode == "thread" else 0.05
+    problems = []
+    if mode not in WEBHOOK_APPLIERS:
+        problems.append(f"WEBHOOK_APPLIER must be one of: {', '.join(WEBHOOK_APPLIERS)}")
+    if config["WEBHOOK_APPLY_POLL_SECONDS"] < 0:
+        problems.append("WEBHOOK_APPLY_POLL_SECONDS must not be negative")
+    if not -20 <= int(config.get("WEBHOOK_APPLIER_NICE") or 0) <= 19:
+        problems.append("WEBHOOK_APPLIER_NICE must be between -20 and 19")
+    return problems
 
 
 def stripe_call_slots(config: Mapping[str, Any]) -> int:

@@ -274,14 +274,17 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         # `billing sync`: a difference whose Stripe object changed less than this many seconds
         # ago is reported as "pending" (its webhook is probably on its way), not as drift.
         "SYNC_PENDING_SECONDS": whole("SYNC_PENDING_SECONDS", 300),
-        # Webhooks (docs/webhooks.md): deliveries recorded per commit at most; the applier runs
-        # as a thread in each web process ("thread") or only as `flask billing apply` ("off"),
-        # takes this many events per transaction, polls this often for other processes'
-        # events, and retries a failing event with doubling back-off before parking it.
+        # Webhooks (docs/webhooks.md): deliveries recorded per commit at most; where the applier
+        # runs: one process per host started by gunicorn's master ("process", production's
+        # default), a thread in each web process ("thread", the default elsewhere) or only
+        # `flask billing apply` ("off"); the applier process's niceness; events per
+        # transaction; how often it polls (0: 0.5 s for a thread, which the inbox wakes, 0.05 s
+        # for a process, which nothing wakes); retries with doubling back-off, then parking.
         "WEBHOOK_INGEST_MAX_BATCH": whole("WEBHOOK_INGEST_MAX_BATCH", 200),
-        "WEBHOOK_APPLIER": os.environ.get("WEBHOOK_APPLIER", "thread"),
+        "WEBHOOK_APPLIER": os.environ.get("WEBHOOK_APPLIER", "").strip(),
+        "WEBHOOK_APPLIER_NICE": whole("WEBHOOK_APPLIER_NICE", 0),
         "WEBHOOK_APPLY_BATCH": whole("WEBHOOK_APPLY_BATCH", 200),
-        "WEBHOOK_APPLY_POLL_SECONDS": fraction("WEBHOOK_APPLY_POLL_SECONDS", 0.5),
+        "WEBHOOK_APPLY_POLL_SECONDS": fraction("WEBHOOK_APPLY_POLL_SECONDS", 0.0),
         "WEBHOOK_APPLY_MAX_ATTEMPTS": whole("WEBHOOK_APPLY_MAX_ATTEMPTS", 25),
         "WEBHOOK_APPLY_BACKOFF_SECONDS": fraction("WEBHOOK_APPLY_BACKOFF_SECONDS", 1.0),
         "WEBHOOK_APPLY_MAX_BACKOFF_SECONDS": fraction("WEBHOOK_APPLY_MAX_BACKOFF_SECONDS", 600.0),

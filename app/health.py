@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, text
 
+from app.billing.webhooks.backlog import Backlog, backlog
 from app.config import probe_engine_options
 from app.db import end_read, pending_migrations, rollback_quietly, watch_connections
 from app.extensions import db, rate_limits
@@ -34,6 +35,7 @@ class Readiness:
     database: str  # "ok" | "unreachable" | "timeout"
     pending_heads: list[str] = field(default_factory=list)
     redis: str | None = None  # None: no Redis configured; else ok | refused | timeout | error
+    webhooks: Backlog | None = None  # detail only: a lagging applier must not take us out
 
     @property
     def ready(self) -> bool:
@@ -63,30 +65,31 @@ class ReadinessProbe:
         self._lock = threading.Lock()
         self._running: _Check | None = None
 
-    def database(self) -> tuple[str, list[str]]:
+    def database(self) -> tuple[str, list[str], Backlog | None]:
         watchdog = current_app.extensions.get("db_watchdog")
         if watchdog is not None and watchdog.frozen:
             # The request connections' watchdog already knows: answer now, don't wait again.
-            return "timeout", []
+            return "timeout", [], None
         with self._lock:
             check = self._running
             if check is None or check.finished.is_set():
                 check = self._running = _Check(self._directory, self._engine)
         if not check.finished.wait(self._timeout):
             log.warning("readiness: database did not answer within %.1f s", self._timeout)
-            return "timeout", []
+            return "timeout", [], None
         if check.error is not None:
             if watchdog is not None and watchdog.frozen:
                 return "timeout", []  # this probe's stall showed the freeze; logged once
             log.warning("readiness: database unreachable (%s)", type(check.error).__name__)
-            return "unreachable", []
-        return "ok", check.pending
+            return "unreachable", [], None
+        return "ok", check.pending, check.backlog
 
 
 class _Check:
     def __init__(self, directory: str, engine: Engine) -> None:
         self.finished = threading.Event()
         self.pending: list[str] = []
+        self.backlog: Backlog | None = None
         self.error: BaseException | None = None
         # A daemon thread: a check stuck past its timeouts never holds up the process's exit.
         threading.Thread(
@@ -98,6 +101,14 @@ class _Check:
             self.pending = pending_migrations(directory, engine)
         except Exception as exc:
             self.error = exc
+            self.finished.set()
+            return
+        try:
+            if not self.pending:  # the table is as this code expects
+                with engine.connect() as connection:
+                    self.backlog = backlog(connection)
+        except Exception:  # the answer stands without the detail
+            log.warning("readiness: could not read the webhook backlog", exc_info=True)
         finally:
             self.finished.set()
 
@@ -117,6 +128,6 @@ def _probe(app: Flask) -> ReadinessProbe:
 
 def readiness() -> Readiness:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    database, pending = _probe(app).database()
+    database, pending, webhooks = _probe(app).database()
     redis = rate_limits.storage_state() if app.config.get("REDIS_URL") else None
-    return Readiness(database=database, pending_heads=pending, redis=redis)
+    return Readiness(database=database, pending_heads=pending, redis=redis, webhooks=webhooks)

@@ -497,7 +497,12 @@ class Bench:
         self.app_url_db = recreate(f"{PREFIX}_app")
         self.bare_url_db = recreate(f"{PREFIX}_bare")
         self.app_env = self.env(self.app_url_db)
-        self.bare_env = {**self.env(self.bare_url_db), "DATABASE_URL": self.bare_url_db}
+        # gunicorn reads ./gunicorn.conf.py: no webhook applier process beside the bare app.
+        self.bare_env = {
+            **self.env(self.bare_url_db),
+            "DATABASE_URL": self.bare_url_db,
+            "WEBHOOK_APPLIER": "off",
+        }
         migrate(self.app_env)
         migrate(self.bare_env)
         self.shape = {

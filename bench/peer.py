@@ -6,7 +6,7 @@ The same signed `customer.subscription.updated` events and the same wrk load
 - peer: the guide's Express server (`BENCH_PEER_DIR`, default ../shared/peers/express-guide),
   run as its README says, in its own schema of the benchmark database;
 - ours: the app as production runs it (bin/start: gunicorn with gunicorn.conf.py, one process
-  per core, the applier thread in each worker);
+  per core, one applier process beside the workers, WEBHOOK_APPLIER=process);
 - bare: a Flask route that only checks the HMAC and parses the JSON (bench/bare_app.py), under
   the same gunicorn settings: the ceiling of any Python ingest here.
 
@@ -19,9 +19,18 @@ seconds, and the RSS of each worker.
 Settings (environment): BENCH_QUICK=1 (under two minutes), BENCH_SECONDS, BENCH_ROUNDS,
 BENCH_CONNECTIONS, BENCH_RATE, BENCH_SUSTAIN_SECONDS, BENCH_SUSTAIN_CONNECTIONS (64),
 BENCH_PEER_DIR, BENCH_PG_URL (an admin URL, default postgresql://postgres@127.0.0.1:5432/postgres),
-BENCH_PEER_DB (the database it drops and re-creates, default bench_peer), BENCH_COMPARE (app
-settings, e.g. "WEB_THREADS=8": a fourth server, "ours*",
-runs with them in the same alternating rounds, for an A/B of a setting in one run).
+BENCH_PEER_DB (the database it drops and re-creates, default bench_peer), BENCH_OURS (app
+settings for ours, e.g. "WEBHOOK_APPLIER=thread"), BENCH_COMPARE (app settings, e.g.
+"WEBHOOK_APPLIER=process WEBHOOK_APPLIER_NICE=10": a fourth server, "ours*", runs with them in
+the same alternating rounds and its own sustained run, for an A/B of a setting in one run),
+BENCH_SUSTAIN_ROUNDS (sustained runs per server, alternating; default 1).
+
+Our servers run one at a time (started for their round, stopped once their events are
+applied), so neither's appliers apply the other's events or take CPU from its round. Besides
+events/s, each of our servers' CPU per event: user + system time of the master and
+all its children (workers, and the applier process when it runs one) from the start of a round
+until its events are all applied, over the events of that round. It is robust to the other load
+on a shared machine, which wall-clock throughput is not.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +75,9 @@ PY = sys.executable
 COMPARE = dict(
     item.split("=", 1) for item in os.environ.get("BENCH_COMPARE", "").split() if "=" in item
 )
+OURS = dict(item.split("=", 1) for item in os.environ.get("BENCH_OURS", "").split() if "=" in item)
+SUSTAIN_ROUNDS = int(os.environ.get("BENCH_SUSTAIN_ROUNDS") or 1)
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def log(message: str) -> None:
@@ -80,6 +93,20 @@ def free_port() -> int:
 def db_url(name: str, schema: str | None = None) -> str:
     url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
     return f"{url}?options=-csearch_path%3D{schema}" if schema else url
+
+
+def cpu_seconds(server: Server) -> float:
+    """User + system CPU of the server's master and its live children (the workers and any
+    applier process), and what their exited children used."""
+    total = 0
+    for pid in [server.proc.pid, *server.workers()]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime (fields 14-17 of stat; 0-based 11-14 after the name)
+        total += sum(int(x) for x in fields[11:15])
+    return total / TICK
 
 
 def recreate_database() -> str:
@@ -182,31 +209,57 @@ def ms(text: str | None) -> float:
 
 def settle(database_url: str, limit: float = 90) -> None:
     """Wait until our applier has caught up, so no round shares the machine with the backlog
-    of the one before (ours applies after acknowledging; the peer applies before)."""
+    of the one before (ours applies after acknowledging; the peer applies before). It reads the
+    rows, so it works wherever the applier runs (a thread in each worker, or its own process)."""
     deadline = time.time() + limit
     while pending(database_url)[0] and time.time() < deadline:
         time.sleep(0.5)
 
 
-def rounds(load: Any, targets: dict[str, str], database_url: str) -> dict[str, dict[str, Any]]:
+class Target:
+    """One server under load: a running one (peer, bare), or one of ours, started for its turn
+    by `start` and stopped after it (`path` is the webhook route on the URL it listens at)."""
+
+    def __init__(
+        self, path: str, server: Server | None = None, start: Any = None, database_url: str = ""
+    ) -> None:
+        self.path = path
+        self.server = server
+        self.start = start
+        self.database_url = database_url
+
+
+def rounds(load: Any, targets: dict[str, Target]) -> dict[str, dict[str, Any]]:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     order = list(targets)
     events = max(50_000, 6000 * SECONDS)
     for n in range(ROUNDS):
         for name in order if n % 2 == 0 else reversed(order):
-            settle(database_url)
-            result = load.run(targets[name], SECRET, events, 1000, SECONDS, CONNS)
+            target = targets[name]
+            server = target.server or target.start()
+            before = cpu_seconds(server) if target.start else 0.0
+            applied = pending(target.database_url)[2] if target.start else 0
+            result = load.run(server.url + target.path, SECRET, events, 1000, SECONDS, CONNS)
             result["p50_ms"], result["p99_ms"] = ms(result["p50"]), ms(result["p99"])
+            result["cpu_ms"] = float("nan")
+            if target.start:
+                settle(target.database_url)
+                done = pending(target.database_url)[2] - applied
+                cpu = cpu_seconds(server) - before
+                result["cpu_ms"] = cpu * 1000 / done if done else float("nan")
+                server.stop()
             runs[name].append(result)
             log(
                 f"round {n + 1} {name:5}: {result['rps']:8.0f} events/s  p50 {result['p50']}"
                 f"  p99 {result['p99']}  non-2xx {result['non2xx']}"
+                f"  cpu/event {result['cpu_ms']:.2f} ms"
             )
     return {
         name: {
             "rps": median(r["rps"] for r in rs),
             "p50_ms": median(r["p50_ms"] for r in rs),
             "p99_ms": median(r["p99_ms"] for r in rs),
+            "cpu_ms": median(r["cpu_ms"] for r in rs),
             "non2xx": sum(r["non2xx"] for r in rs),
             "range": (min(r["rps"] for r in rs), max(r["rps"] for r in rs)),
         }
@@ -218,8 +271,8 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     peer = summary["peer"]
     lines = [
         "| server | events/s (median) | range | p50 ms | p99 ms | non-2xx | events/s vs peer"
-        " | p99 vs peer |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        " | p99 vs peer | CPU ms/event |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, s in summary.items():
         speed = ratio(s["rps"], peer["rps"])
@@ -227,7 +280,7 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"| {name} | {s['rps']:.0f} | {s['range'][0]:.0f}-{s['range'][1]:.0f}"
             f" | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['non2xx']}"
-            f" | {speed or 0:.2f}x | {p99 or 0:.2f}x |"
+            f" | {speed or 0:.2f}x | {p99 or 0:.2f}x | {s['cpu_ms']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -251,21 +304,32 @@ def main() -> None:
             cwd=ROOT, env=env, check=True, capture_output=True,
         )  # fmt: skip
         servers.append(peer := start_peer(sandbox.url))
-        servers.append(ours := start_gunicorn("ours", ["sh", "bin/start"], env))
         bare_argv = [PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "bench.bare_app:app"]
-        servers.append(bare := start_gunicorn("bare", bare_argv, env))
+        # The bare app shares gunicorn.conf.py: no applier process of ours beside it.
+        bare_env = {**env, "WEBHOOK_APPLIER": "off"}
+        servers.append(bare := start_gunicorn("bare", bare_argv, bare_env))
+
+        def starter(name: str, settings: dict[str, str]) -> Any:
+            def start() -> Server:
+                server = start_gunicorn(name, ["sh", "bin/start"], {**env, **settings})
+                servers.append(server)
+                return server
+
+            return start
+
+        if OURS:
+            log(f"ours runs with {' '.join(f'{k}={v}' for k, v in OURS.items())}")
+        hook = "/api/webhooks/stripe"
         targets = {
-            "peer": peer.url + "/api/webhooks/stripe",
-            "ours": ours.url + "/api/webhooks/stripe",
-            "bare": bare.url + "/api/webhooks/stripe/hmac-only",
+            "peer": Target(hook, server=peer),
+            "ours": Target(hook, start=starter("ours", OURS), database_url=url),
+            "bare": Target(hook + "/hmac-only", server=bare),
         }
-        other: Server | None = None
         if COMPARE:
             log(f"ours* runs with {' '.join(f'{k}={v}' for k, v in COMPARE.items())}")
-            other = start_gunicorn("ours*", ["sh", "bin/start"], {**env, **COMPARE})
-            servers.append(other)
-            targets["ours*"] = other.url + "/api/webhooks/stripe"
-        summary = rounds(load, targets, url)
+            start = starter("ours*", {**OURS, **COMPARE})
+            targets["ours*"] = Target(hook, start=start, database_url=url)
+        summary = rounds(load, targets)
         print(
             f"\nWebhook ingest, same signed events, wrk -t2 -c{CONNS}, {SECONDS} s x {ROUNDS}"
             " rounds, medians:\n"
@@ -281,24 +345,30 @@ def main() -> None:
                 f"ours* / peer = {summary['ours*']['rps'] / summary['peer']['rps']:.2f}x;"
                 f" ours / ours* = {summary['ours']['rps'] / summary['ours*']['rps']:.2f}x"
             )
-        for done in (peer, bare, other):
-            if done is not None:
-                done.stop()
-                servers.remove(done)
-        log("waiting for our backlog to drain before the sustained run")
-        settle(url, 120)
-        report = sustained(load, ours.url, url, SECRET, RATE, SUSTAIN, SUSTAIN_CONNS, pending)
-        print(
-            f"\nOurs at a sustained {RATE} events/s for {SUSTAIN} s ({SUSTAIN_CONNS} connections):"
-        )
-        for line in report:
-            print("  " + line)
-        now = ", ".join(f"{mb:.0f}" for mb in sorted(ours.rss_mb()))
-        peak = ", ".join(f"{mb:.0f}" for mb in ours.peak_rss_mb())
-        print(f"  RSS per worker: {now} MB now; peak {peak} MB")
+        for done in (peer, bare):
+            done.stop()
+            servers.remove(done)
+        ours = [name for name in targets if name.startswith("ours")]
+        for n in range(SUSTAIN_ROUNDS):
+            for name in ours if n % 2 == 0 else reversed(ours):
+                server = targets[name].start()
+                report = sustained(
+                    load, server.url, url, SECRET, RATE, SUSTAIN, SUSTAIN_CONNS, pending
+                )
+                print(
+                    f"\n{name} at a sustained {RATE} events/s for {SUSTAIN} s"
+                    f" ({SUSTAIN_CONNS} connections):"
+                )
+                for line in report:
+                    print("  " + line)
+                now = ", ".join(f"{mb:.0f}" for mb in sorted(server.rss_mb()))
+                peak = ", ".join(f"{mb:.0f}" for mb in server.peak_rss_mb())
+                print(f"  RSS per process (workers and applier): {now} MB now; peak {peak} MB")
+                server.stop()
     finally:
         for server in reversed(servers):
-            server.stop()
+            with suppress(OSError):  # stopped already (ours, after its turn)
+                server.stop()
 
 
 if __name__ == "__main__":

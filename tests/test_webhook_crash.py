@@ -9,6 +9,9 @@ starts a new one. Then every event must be recorded and applied exactly once: pr
 apply counted once (`attempts`), and one `webhook.applied` audit entry, which the applier writes
 in the same transaction as the event's effects; and each subscription must hold its newest
 event's state.
+
+The same with WEBHOOK_APPLIER=process (production's default): the victim is then the one
+applier process that gunicorn's master keeps, killed mid-batch; the master starts another.
 """
 
 from __future__ import annotations
@@ -91,8 +94,21 @@ def worker_pids(master: int) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
+def applier_pids(master: int) -> list[int]:
+    pids = []
+    for pid in worker_pids(master):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"billing" in argv and b"apply" in argv:
+            pids.append(pid)
+    return pids
+
+
+@pytest.mark.parametrize("victim", ["worker", "applier process"])
 def test_kill_9_of_a_worker_under_load_loses_nothing_and_applies_nothing_twice(
-    app: Flask, billing: Billing, tmp_path: Path
+    app: Flask, billing: Billing, tmp_path: Path, victim: str
 ) -> None:
     app.extensions["webhook_applier"].stop()  # only the gunicorn workers apply
     env = base_env(
@@ -112,6 +128,7 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_and_applies_nothing_twice(
         RATE_LIMIT_ENABLED="false",
         WEBHOOK_APPLY_POLL_SECONDS="0.05",
         WEBHOOK_APPLY_BATCH="25",
+        WEBHOOK_APPLIER="thread" if victim == "worker" else "process",
     )
     start = int(time.time())
     events = [subscription_event(n, start) for n in range(EVENTS)]
@@ -128,9 +145,13 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_and_applies_nothing_twice(
                 sent[event["id"]] = tries
                 if len(sent) < EVENTS // 3 or killed:
                     return
-                victim = worker_pids(server.process.pid)[0]
-                killed.append(victim)
-            os.kill(victim, signal.SIGKILL)
+                if victim == "worker":
+                    pids = set(worker_pids(server.process.pid))
+                    pid = sorted(pids - set(applier_pids(server.process.pid)))[0]
+                else:
+                    pid = applier_pids(server.process.pid)[0]
+                killed.append(pid)
+            os.kill(pid, signal.SIGKILL)
 
         with ThreadPoolExecutor(SENDERS) as pool:
             list(pool.map(send, events))
@@ -151,6 +172,10 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_and_applies_nothing_twice(
         while not converged():
             assert time.monotonic() < deadline, "the events were not all applied"
             time.sleep(0.1)
+        if victim != "worker":
+            assert [p for p in applier_pids(server.process.pid) if p not in killed], (
+                "the master started another applier process"
+            )
 
     with app.app_context():
         rows = {

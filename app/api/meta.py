@@ -103,9 +103,12 @@ def healthz() -> dict[str, Any]:
 @hidden
 def readyz() -> tuple[Response, int]:
     """Readiness: the database answers (within READYZ_TIMEOUT_SECONDS) and its schema is at
-    this code's migration head. Redis is detail only: the rate limits fail open without it."""
+    this code's migration head. Redis is detail only: the rate limits fail open without it; so
+    is the webhook backlog (taking the instance out would not apply events any sooner)."""
     state = readiness()
-    detail = {} if state.redis is None else {"redis": state.redis}
+    detail: dict[str, Any] = {} if state.redis is None else {"redis": state.redis}
+    if state.webhooks is not None:  # the apply lag: how long the oldest pending event waited
+        detail["webhooks"] = state.webhooks.as_detail()
     if state.database != "ok":
         return jsonify({"status": "unavailable", "database": state.database, **detail}), 503
     if state.pending_heads:

@@ -8,6 +8,9 @@ notice); what changed goes to stdout, progress and errors to stderr.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from datetime import timedelta
 
@@ -210,21 +213,34 @@ def replay_command(
     "--once", is_flag=True, help="Apply what is due now and exit (default: keep applying)."
 )
 def apply_command(once: bool) -> None:
-    """Apply recorded webhook events (for WEBHOOK_APPLIER=off: the applier as its own process;
-    any number of them may run, on any hosts)."""
+    """Apply recorded webhook events: the applier as its own process (what gunicorn's master
+    runs with WEBHOOK_APPLIER=process; by hand with WEBHOOK_APPLIER=off). Any number of them
+    may run, on any hosts. SIGTERM or Ctrl-C: the batch in hand is finished, then it exits."""
     settings = Settings.from_config(current_app.config)
     if once:
         click.echo(f"applied {drain(current_gateway(), settings)} event(s)")
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     applier = Applier(app, app.config["WEBHOOK_APPLY_POLL_SECONDS"])
-    click.echo("applying webhook events (Ctrl-C stops)", err=True)
-    applier.start()
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        applier.stop()
+    nice = int(app.config.get("WEBHOOK_APPLIER_NICE") or 0)
+    if nice > 0:  # under bursts the web workers' requests get the CPU first
+        os.nice(nice)
+    stop = lambda *_: applier.stop()  # noqa: E731
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    parent = os.environ.get("WEBHOOK_APPLIER_PARENT")
+    if parent:  # started by gunicorn's master: don't outlive it (a SIGKILLed master stops nothing)
+        watch = threading.Thread(target=_stop_when_orphaned, args=(int(parent), applier))
+        watch.daemon = True
+        watch.start()
+    click.echo(f"applying webhook events (pid {os.getpid()}; Ctrl-C stops)", err=True)
+    applier.serve()
+
+
+def _stop_when_orphaned(parent: int, applier: Applier) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    applier.stop()
 
 
 def _stored_ids(event_ids: tuple[str, ...]) -> set[str]:

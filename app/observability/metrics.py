@@ -15,6 +15,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -43,9 +44,21 @@ WEBHOOK_EVENTS = Counter(
 )
 WEBHOOK_LATENCY = Histogram(
     "billing_webhook_event_duration_seconds",
-    "Time to record and apply one webhook event",
+    "Apply lag of one webhook event: received (recorded) -> applied",
     ["outcome"],
     buckets=LATENCY_BUCKETS,
+)
+# Read by each running applier every few seconds; across processes the largest reading of
+# the live ones counts (an applier that died leaves no stale value: mark_process_dead).
+WEBHOOK_BACKLOG = Gauge(
+    "billing_webhook_backlog_events",
+    "Webhook events recorded and not yet applied (parked ones not counted)",
+    multiprocess_mode="livemax",
+)
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "billing_webhook_oldest_pending_seconds",
+    "How long the oldest webhook event not yet applied has waited since it was received",
+    multiprocess_mode="livemax",
 )
 STRIPE_CALLS = Counter(
     "billing_stripe_calls_total", "Calls to Stripe's API", ["operation", "outcome"]
@@ -72,6 +85,11 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 def observe_webhook(event_type: str, outcome: str, seconds: float) -> None:
     WEBHOOK_EVENTS.labels(event_type or "unknown", outcome).inc()
     WEBHOOK_LATENCY.labels(outcome).observe(seconds)
+
+
+def observe_backlog(pending: int, oldest_seconds: float) -> None:
+    WEBHOOK_BACKLOG.set(pending)
+    WEBHOOK_OLDEST_PENDING.set(oldest_seconds)
 
 
 def observe_stripe_call(operation: str, outcome: str, seconds: float) -> None:

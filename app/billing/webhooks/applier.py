@@ -11,9 +11,11 @@ Order: within a batch by Stripe's `created`; across appliers the ordering rule
 (`subscriptions/ordering.py`) makes the outcome the same in any order, as it does for shuffled
 deliveries.
 
-Each web process runs one applier thread (`Applier`), woken by the inbox after each commit and
-polling every `WEBHOOK_APPLY_POLL_SECONDS` for events other processes recorded; `flask billing
-apply` runs the same loop on its own.
+Where the loop (`Applier`) runs is WEBHOOK_APPLIER's choice: "process" (production's default)
+runs it as `flask billing apply`, one process per host that gunicorn's master keeps running
+(applier_process.py), polling every `WEBHOOK_APPLY_POLL_SECONDS` (0.05 s); "thread" runs it as
+a thread in each web process, woken by the inbox after each commit; "off" leaves it to
+operators' `flask billing apply`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from flask import Flask
 
 from app import audit
 from app.billing.webhooks import store
+from app.billing.webhooks.backlog import DueProbe, backlog
 from app.billing.webhooks.handlers import HANDLERS, STATE_EVENT_TYPES, apply_state_events
 from app.db import rollback_quietly, unit_of_work
 from app.extensions import db
@@ -40,6 +43,7 @@ from app.stripe.gateway import StripeGateway
 log = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 2000
+BACKLOG_EVERY = 5.0  # seconds between two readings of the backlog for the metrics
 
 
 @dataclass(frozen=True)
@@ -243,19 +247,35 @@ class Applier:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+    def serve(self) -> None:
+        """Run the loop in this thread until `stop()` (a signal handler may call it): the
+        applier process's main thread, with no second thread to share its GIL with."""
+        self._stop.clear()
+        self._run()
 
     def _run(self) -> None:
         settings = Settings.from_config(self.app.config)
         failing_since: float | None = None
+        with self.app.app_context():
+            probe = DueProbe(db.engine)
+        idle = False  # the last pass found nothing: poll with the cheap probe until it does
+        backlog_at = 0.0
         while not self._stop.is_set():
-            self._wake.wait(self.poll_seconds)
+            nudged = self._wake.wait(self.poll_seconds)
             self._wake.clear()
+            if time.monotonic() - backlog_at >= BACKLOG_EVERY:
+                backlog_at = time.monotonic()
+                self._observe_backlog()
+            if idle and not nudged and not probe.anything_due():
+                continue
             with self.app.app_context():
                 try:
-                    drain(self.app.extensions["stripe_gateway"], settings)
+                    idle = drain(self.app.extensions["stripe_gateway"], settings) == 0
                 except Exception as exc:  # the database is away: one line per outage
+                    idle = False
                     rollback_quietly()
                     if failing_since is None:
                         failing_since = time.monotonic()
@@ -270,3 +290,14 @@ class Applier:
                         failing_since = None
                 finally:
                     db.session.remove()
+        probe.close()
+
+    def _observe_backlog(self) -> None:
+        """The backlog gauges (billing_webhook_backlog_events, ..._oldest_pending_seconds)."""
+        with self.app.app_context():
+            try:
+                with db.engine.connect() as connection:
+                    waiting = backlog(connection)
+            except Exception:  # the pass below reports the outage
+                return
+        metrics.observe_backlog(waiting.pending, waiting.oldest_seconds)
