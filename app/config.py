@@ -52,7 +52,7 @@ def database_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
     if url.startswith("postgresql"):
         options.update(
             # One connection per request thread, one for the webhook applier's thread and one
-            # the webhook inbox's writer keeps (app/db.py StatementWriter).
+            # the webhook inbox's writer keeps (app/db_writer.py StatementWriter).
             pool_size=config["DB_POOL_SIZE"] or config["WEB_THREADS"] + 2,
             max_overflow=2,
             pool_timeout=config["DB_POOL_TIMEOUT"],

@@ -79,7 +79,7 @@ class ReadinessProbe:
             return "timeout", [], None
         if check.error is not None:
             if watchdog is not None and watchdog.frozen:
-                return "timeout", []  # this probe's stall showed the freeze; logged once
+                return "timeout", [], None  # this probe's stall showed the freeze; logged once
             log.warning("readiness: database unreachable (%s)", type(check.error).__name__)
             return "unreachable", [], None
         return "ok", check.pending, check.backlog

@@ -1,4 +1,4 @@
-"""The set-based apply of a batch's subscription events (app/billing/subscriptions/batch.py):
+"""The set-based apply of a batch's subscription events (app/billing/subscriptions/batch_store.py):
 the same rows as applying the events one by one, new users created and settled, a failing
 event isolated, and a constant number of statements however many events the batch holds."""
 

@@ -15,7 +15,7 @@ from app import audit
 from app.billing.credits.store import fulfil_credit_pack
 from app.billing.invoices.store import store_invoice
 from app.billing.plans_table import mark_catalog_changed
-from app.billing.subscriptions.batch import apply_subscription_events
+from app.billing.subscriptions.batch_store import apply_subscription_events
 from app.billing.subscriptions.checkout import fulfil_checkout_session
 from app.billing.subscriptions.store import apply_subscription, note_trial_will_end
 from app.billing.time import now_ms

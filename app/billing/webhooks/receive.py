@@ -31,7 +31,8 @@ from app.billing.webhooks.applier import Applier, Settings, apply_now
 from app.billing.webhooks.handlers import HANDLERS
 from app.billing.webhooks.inbox import Inbox
 from app.billing.webhooks.store import Recorded
-from app.db import StatementWriter, retry_on_disconnect, rollback_quietly, unit_of_work
+from app.db import retry_on_disconnect, rollback_quietly, unit_of_work
+from app.db_writer import StatementWriter
 from app.models import utcnow
 from app.safe_text import db_safe, for_log, has_unsafe_chars
 from app.stripe.gateway import InvalidSignature, StripeDict, StripeGateway, current_gateway
@@ -104,7 +105,7 @@ def _unreadable_id(text: str) -> str:
 def _write_batch(batch: Sequence[Recorded]) -> set[str]:
     """The inbox's write: the events in one statement and, for redeliveries, their audit
     entries in another (on PostgreSQL each durable when it returns, on the process's own
-    connection: app/db.py `StatementWriter`; on SQLite one transaction). Should the entries
+    connection: app/db_writer.py `StatementWriter`; on SQLite one transaction). Should the entries
     fail, every delivery of the batch answers 503 and Stripe sends them again: the new events
     are duplicates then, nothing is applied twice."""
     writer: StatementWriter = current_app.extensions["webhook_writer"]

@@ -24,7 +24,8 @@ from sqlalchemy import Row, Text, func, insert, or_, select, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from app.db import StatementWriter, dialect_name, upsert
+from app.db import dialect_name, upsert
+from app.db_writer import StatementWriter
 from app.extensions import db
 from app.models import AuditEntry, WebhookEvent
 
