@@ -104,13 +104,7 @@ def _consume_at_once(
 ) -> Consumption | None:
     """The one-statement consume (PostgreSQL); None when credits must be spent (nothing was
     written: the transactional path does it)."""
-    values = {
-        "owner": user_id,
-        "key": key,
-        "amount": count,
-        "cap": entitlements.limit,
-        "plan": entitlements.tier,
-    }
+    values = _consume_parameters(user_id, count, entitlements, key)
     try:
         with single_statement_writes():
             row = consume_at_once(values)
@@ -136,13 +130,7 @@ def _add_within_limit(
 ) -> Consumption:
     """Add `count` if the counter stays within the limit, and record the outcome (granted or
     refused) on the ledger row this request claimed."""
-    values = {
-        "owner": user_id,
-        "key": key,
-        "amount": count,
-        "cap": entitlements.limit,
-        "plan": entitlements.tier,
-    }
+    values = _consume_parameters(user_id, count, entitlements, key)
     added = add_within_limit(values)
     if added is not None:
         return _consumption(True, added, count, entitlements, key)
@@ -154,6 +142,19 @@ def _add_within_limit(
     # Refused: report the counter as it stands.
     record_outcome(values, "refused", counter)
     return _consumption(False, counter, count, entitlements, key)
+
+
+def _consume_parameters(
+    user_id: str, count: int, entitlements: Entitlements, key: str
+) -> dict[str, Any]:
+    """The parameters both consume statements take (the at-once one and the transactional one)."""
+    return {
+        "owner": user_id,
+        "key": key,
+        "amount": count,
+        "cap": entitlements.limit,
+        "plan": entitlements.tier,
+    }
 
 
 def _consumption(
