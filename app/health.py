@@ -54,9 +54,11 @@ class ReadinessProbe:
     are answered at once until the database answers a ping again."""
 
     def __init__(self, app: Flask) -> None:
-        self._engine: Engine = create_engine(
-            app.config["SQLALCHEMY_DATABASE_URI"], **probe_engine_options(app.config)
-        )
+        # The app engine's URL, not the configured one: Flask-SQLAlchemy puts a relative SQLite
+        # path in the instance folder (make run's default), where the probe must look too.
+        with app.app_context():
+            url = db.engine.url
+        self._engine: Engine = create_engine(url, **probe_engine_options(app.config))
         watchdog = app.extensions.get("db_watchdog")
         if watchdog is not None:
             watch_connections(self._engine, watchdog)

@@ -283,3 +283,35 @@ def test_one_off_commands_in_development_need_no_stripe(tmp_path: Path) -> None:
 
 
 TEXT: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 30, "check": False}
+
+
+def test_readyz_probes_the_database_the_app_uses_when_its_sqlite_path_is_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run`'s default URL is relative (sqlite:///billing-dev.db): the app keeps it in its
+    instance folder, and /readyz must look there too, not at an empty file beside the caller."""
+    monkeypatch.chdir(tmp_path)
+    name = f"readyz-relative-{time.monotonic_ns()}.db"
+    app = create_app(
+        {
+            "APP_ENV": "testing",
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{name}",
+            "STRIPE_SECRET_KEY": "sk_test_relative_path",
+            "AUTH_JWT_SECRET": JWT_SECRET,
+            "REDIS_URL": "",
+        }
+    )
+    in_instance = Path(app.instance_path) / name
+    try:
+        with app.app_context():
+            from flask_migrate import upgrade
+
+            upgrade()
+        reply = app.test_client().get("/readyz")
+        assert reply.status_code == 200, reply.get_json()
+        assert reply.get_json()["migrations"] == "at head"
+        assert not (tmp_path / name).exists()
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{in_instance}{suffix}").unlink(missing_ok=True)
