@@ -10,6 +10,7 @@ call. SQLite (and a settle or a credit spend on PostgreSQL) is the transactional
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,9 +42,13 @@ class Counted:
 @contextmanager
 def counting(app: Flask) -> Iterator[Counted]:
     counted = Counted()
+    # Only the request's own statements: the in-process applier thread polls the inbox on the
+    # same engine, and its due probe landing inside the window is not the consume's round trip.
+    request_thread = threading.get_ident()
 
     def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        counted.statements.append(" ".join(statement.split())[:60])
+        if threading.get_ident() == request_thread:
+            counted.statements.append(" ".join(statement.split())[:60])
 
     # SQLAlchemy reports a begin and a commit on a connection in autocommit too, where the
     # driver sends neither (psycopg sends BEGIN itself, on its first statement otherwise).
@@ -51,10 +56,12 @@ def counting(app: Flask) -> Iterator[Counted]:
         return not getattr(conn.connection.driver_connection, "autocommit", False)
 
     def on_begin(conn: Any) -> None:
-        counted.begins += sends_transactions(conn)
+        if threading.get_ident() == request_thread:
+            counted.begins += sends_transactions(conn)
 
     def on_commit(conn: Any) -> None:
-        counted.commits += sends_transactions(conn)
+        if threading.get_ident() == request_thread:
+            counted.commits += sends_transactions(conn)
 
     hooks = {"before_cursor_execute": on_statement, "begin": on_begin, "commit": on_commit}
     with app.app_context():
