@@ -22,8 +22,24 @@ plan on a many-core host would otherwise start a worker per host core and run ou
 WEB_CONCURRENCY overrides. Threads default to 4 (WEB_THREADS overrides; the database pool and
 the Stripe-call bulkhead follow WEB_THREADS, see app/config.py): 8 took about 1.1x the webhook
 deliveries of 4 but with 3-4x the p99 (docs/performance.md, issue 19). Every other number can be
-overridden from the environment too. Logs: gunicorn's own lines use the app's format; the app
-writes the access line itself. Metrics: workers share PROMETHEUS_MULTIPROC_DIR.
+overridden from the environment too.
+
+Webhook ingest, same-run A/Bs against these defaults (bench/peer.py with BENCH_COMPARE, 3 s x 3
+rounds, medians, ours* / ours; docs/performance.md "serving", busy shared machine):
+
+    WEB_THREADS=8                 0.88x events/s  p99 90 -> 140 ms
+    WEB_CONCURRENCY=4             0.87x events/s  p99 60 -> 76 ms
+    WEB_SWITCH_INTERVAL_MS=1      1.06-1.41x      p99 0.66-1.21x (3 runs; 8 of 11 rounds won)
+    WEBHOOK_APPLIER_NICE=10       1.03-1.27x      sustained 1,000/s (with the 1 ms switch):
+                                                  apply lag p99 4.4 -> 9.2 s
+    BalancedThreadWorker          0.88-1.34x      p99 0.91-3.2x (3 runs; connections split
+                                                  evenly, but the late ones wait to be accepted)
+
+none clearly better, so none is the default. What does decide a run is how the client's kept-alive
+connections split between the workers (14/2 of 16 in some rounds; app/web_worker.py).
+
+Logs: gunicorn's own lines use the app's format; the app writes the access line itself. Metrics:
+workers share PROMETHEUS_MULTIPROC_DIR.
 
 The webhook applier (WEBHOOK_APPLIER=process, production's default) is one process per host
 that the master starts in when_ready, starts again when it dies and stops in on_exit, not a
@@ -215,6 +231,20 @@ def when_ready(server: Any) -> None:
 def on_exit(server: Any) -> None:
     if _applier is not None:
         _applier.stop(timeout=float(graceful_timeout))
+
+
+# How long a thread may hold the GIL while another waits for it (unset: CPython's 5 ms). A
+# request thread back from the database, and gthread's main thread handing a kept-alive
+# connection to the pool, each wait up to this long for a thread that is busy in Python. 1 ms
+# was not clearly better in same-run A/Bs on a busy machine (see above), so it is not the default.
+switch_interval_ms = float(os.environ.get("WEB_SWITCH_INTERVAL_MS", "").strip() or 0)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    if switch_interval_ms > 0:
+        import sys
+
+        sys.setswitchinterval(switch_interval_ms / 1000)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -29,8 +29,12 @@ Our servers run one at a time (started for their round, stopped once their event
 applied), so neither's appliers apply the other's events or take CPU from its round. Besides
 events/s, each of our servers' CPU per event: user + system time of the master and
 all its children (workers, and the applier process when it runs one) from the start of a round
-until its events are all applied, over the events of that round. It is robust to the other load
-on a shared machine, which wall-clock throughput is not.
+until its events are all applied, over the events of that round, and the same split by process:
+the master's own, the workers' (summed), the applier process's (the round's log line also says
+how much of the applier's ran while the load was on, i.e. competed with ingest for the cores).
+It is robust to the other load on a shared machine, which wall-clock throughput is not. The
+p99 range (over the rounds) is printed beside its median: p99 is the noisiest figure here.
+BENCH_SUSTAIN_ROUNDS=0 skips the sustained runs (an A/B of ingest alone).
 """
 
 from __future__ import annotations
@@ -95,18 +99,84 @@ def db_url(name: str, schema: str | None = None) -> str:
     return f"{url}?options=-csearch_path%3D{schema}" if schema else url
 
 
-def cpu_seconds(server: Server) -> float:
-    """User + system CPU of the server's master and its live children (the workers and any
-    applier process), and what their exited children used."""
-    total = 0
-    for pid in [server.proc.pid, *server.workers()]:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+def _stat_ticks(pid: int) -> tuple[int, int]:
+    """A process's own user + system ticks, and those of its children that exited and were
+    waited for (0, 0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0, 0
+    # utime, stime, cutime, cstime: fields 14-17 of stat (0-based 11-14 after the name)
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def is_applier(pid: int) -> bool:
+    """The applier process gunicorn's master starts (`flask ... billing apply`)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"billing" in argv and b"apply" in argv
+
+
+def cpu_seconds(server: Server) -> dict[str, float]:
+    """User + system CPU so far of the server's master (its own), its workers (the sum, plus
+    what exited children used: a worker replaced mid-round) and its applier process (0 when
+    it runs none), and their total."""
+    master, exited = _stat_ticks(server.proc.pid)
+    workers = applier = 0
+    for pid in server.workers():
+        own, reaped = _stat_ticks(pid)
+        if is_applier(pid):
+            applier += own + reaped
+        else:
+            workers += own + reaped
+    split = {"master": master, "workers": workers + exited, "applier": applier}
+    split["total"] = sum(split.values())
+    return {name: ticks / TICK for name, ticks in split.items()}
+
+
+CPU_PARTS = ("total", "master", "workers", "applier")
+
+
+def connections_per_worker(server: Server) -> list[int]:
+    """The client connections each worker holds now, most first. A kept-alive connection stays
+    with the worker that accepted it, so an uneven split (say 11 and 5 of 16) queues the
+    requests of the busier worker behind its few threads while the other idles."""
+    port = int(server.url.rsplit(":", 1)[1])
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()  # local address, remote address, state, ..., inode
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    established.add(f"socket:[{fields[9]}]")
+    counts = []
+    for pid in server.workers():
+        if is_applier(pid):
             continue
-        # utime, stime, cutime, cstime (fields 14-17 of stat; 0-based 11-14 after the name)
-        total += sum(int(x) for x in fields[11:15])
-    return total / TICK
+        with suppress(OSError):
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            counts.append(sum(1 for fd in fds if _link(fd) in established))
+    return sorted(counts, reverse=True)
+
+
+def watch_split(server: Server, split: list[int], stop: threading.Event) -> None:
+    """Fill `split` with the connections per worker once the load has opened them all (or
+    with the fullest sample seen before `stop`)."""
+    while not stop.wait(0.25):
+        now = connections_per_worker(server)
+        if sum(now) > sum(split):
+            split[:] = now
+        if sum(split) >= CONNS:
+            return
+
+
+def _link(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
 
 
 def recreate_database() -> str:
@@ -237,29 +307,54 @@ def rounds(load: Any, targets: dict[str, Target]) -> dict[str, dict[str, Any]]:
         for name in order if n % 2 == 0 else reversed(order):
             target = targets[name]
             server = target.server or target.start()
-            before = cpu_seconds(server) if target.start else 0.0
+            before = cpu_seconds(server) if target.start else {}
             applied = pending(target.database_url)[2] if target.start else 0
+            split: list[int] = []
+            done_probing = threading.Event()
+            if target.start:  # how the connections spread over the workers, once all are open
+                probe = threading.Thread(
+                    target=watch_split, args=(server, split, done_probing), daemon=True
+                )
+                probe.start()
             result = load.run(server.url + target.path, SECRET, events, 1000, SECONDS, CONNS)
+            done_probing.set()
             result["p50_ms"], result["p99_ms"] = ms(result["p50"]), ms(result["p99"])
-            result["cpu_ms"] = float("nan")
+            for part in CPU_PARTS:
+                result[f"cpu_{part}_ms"] = float("nan")
             if target.start:
+                # The ingest alone (until the load stops), then the whole: until all applied.
+                ingest = cpu_seconds(server)
                 settle(target.database_url)
                 done = pending(target.database_url)[2] - applied
-                cpu = cpu_seconds(server) - before
-                result["cpu_ms"] = cpu * 1000 / done if done else float("nan")
+                after = cpu_seconds(server)
+                for part in CPU_PARTS:
+                    cpu = after[part] - before[part]
+                    result[f"cpu_{part}_ms"] = cpu * 1000 / done if done else float("nan")
+                cpu = ingest["applier"] - before["applier"]
+                result["cpu_applier_during_ms"] = cpu * 1000 / done if done else float("nan")
                 server.stop()
             runs[name].append(result)
-            log(
+            line = (
                 f"round {n + 1} {name:5}: {result['rps']:8.0f} events/s  p50 {result['p50']}"
                 f"  p99 {result['p99']}  non-2xx {result['non2xx']}"
-                f"  cpu/event {result['cpu_ms']:.2f} ms"
             )
+            if target.start:
+                line += (
+                    f"  cpu/event ms: total {result['cpu_total_ms']:.2f}"
+                    f" = master {result['cpu_master_ms']:.2f}"
+                    f" + workers {result['cpu_workers_ms']:.2f}"
+                    f" + applier {result['cpu_applier_ms']:.2f}"
+                    f" ({result['cpu_applier_during_ms']:.2f} of it during the load)"
+                    f"  connections per worker {'/'.join(map(str, split)) or '?'}"
+                )
+            log(line)
     return {
         name: {
             "rps": median(r["rps"] for r in rs),
             "p50_ms": median(r["p50_ms"] for r in rs),
             "p99_ms": median(r["p99_ms"] for r in rs),
-            "cpu_ms": median(r["cpu_ms"] for r in rs),
+            **{f"cpu_{p}_ms": median(r[f"cpu_{p}_ms"] for r in rs) for p in CPU_PARTS},
+            "p99_range": (min(r["p99_ms"] for r in rs), max(r["p99_ms"] for r in rs)),
             "non2xx": sum(r["non2xx"] for r in rs),
             "range": (min(r["rps"] for r in rs), max(r["rps"] for r in rs)),
         }
@@ -270,17 +365,19 @@ def rounds(load: Any, targets: dict[str, Target]) -> dict[str, dict[str, Any]]:
 def table(summary: dict[str, dict[str, Any]]) -> str:
     peer = summary["peer"]
     lines = [
-        "| server | events/s (median) | range | p50 ms | p99 ms | non-2xx | events/s vs peer"
-        " | p99 vs peer | CPU ms/event |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | events/s (median) | range | p50 ms | p99 ms | p99 range | non-2xx"
+        " | events/s vs peer | p99 vs peer | CPU ms/event | master | workers | applier |",
+        "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, s in summary.items():
         speed = ratio(s["rps"], peer["rps"])
         p99 = ratio(s["p99_ms"], peer["p99_ms"])
+        cpu = " | ".join(f"{s[f'cpu_{part}_ms']:.2f}" for part in CPU_PARTS)
         lines.append(
             f"| {name} | {s['rps']:.0f} | {s['range'][0]:.0f}-{s['range'][1]:.0f}"
-            f" | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['non2xx']}"
-            f" | {speed or 0:.2f}x | {p99 or 0:.2f}x | {s['cpu_ms']:.2f} |"
+            f" | {s['p50_ms']:.2f} | {s['p99_ms']:.2f}"
+            f" | {s['p99_range'][0]:.1f}-{s['p99_range'][1]:.1f} | {s['non2xx']}"
+            f" | {speed or 0:.2f}x | {p99 or 0:.2f}x | {cpu} |"
         )
     return "\n".join(lines)
 
