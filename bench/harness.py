@@ -120,14 +120,20 @@ class Server:
     """A process that prints the URL it listens on (the sandbox, gunicorn)."""
 
     def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], pattern: str, timeout: float = 60
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        pattern: str,
+        timeout: float = 60,
+        cwd: Path = ROOT,
     ) -> None:
         self.name = name
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in stop())
             "w+", prefix=f"bench-{name}-", suffix=".log", delete=False
         )
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True
+            argv, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -221,7 +227,7 @@ def admin(sql: str) -> None:
 
 
 def recreate(name: str) -> str:
-    if not re.fullmatch(r"[a-z0-9_]+", name):
+    if not re.fullmatch(r"[a-z0-9_]+", name) or name == "test":
         raise ValueError(f"bad database name {name}")
     admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin(f"CREATE DATABASE {name}")

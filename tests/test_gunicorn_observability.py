@@ -189,11 +189,11 @@ def test_two_workers_json_logs_request_ids_and_metrics(
     webhook_lines = [line for line in lines if line.get("request_id") == "rid-webhook-1"]
     delivery = next(line for line in webhook_lines if line["message"] == "request")
     assert (delivery["event_id"], delivery["outcome"]) == ("evt_gunicorn_1", "recorded")
-    event_line = next(line for line in lines if line["message"] == "webhook event")
-    assert event_line["event_id"] == "evt_gunicorn_1"
-    assert event_line["event_type"] == "invoice.payment_failed"
-    assert event_line["outcome"] == "applied"
-    assert event_line["lag_ms"] >= 0
+    batch_line = next(line for line in lines if line["message"] == "webhook batch")
+    assert batch_line["first_event_id"] == "evt_gunicorn_1"
+    assert batch_line["event_types"] == {"invoice.payment_failed": 1}
+    assert (batch_line["events"], batch_line["applied"]) == (1, 1)
+    assert batch_line["lag_ms_max"] >= 0
 
 
 def test_make_run_composes_the_sandbox_for_every_worker(

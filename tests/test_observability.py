@@ -92,7 +92,7 @@ def test_request_id_is_generated_when_missing_or_unsafe(client: FlaskClient) -> 
     assert too_long.headers["X-Request-ID"] != "x" * 200
 
 
-def test_a_webhook_event_gets_one_line_with_id_type_outcome_and_duration(
+def test_a_webhook_delivery_gets_a_line_and_its_applier_batch_one_line(
     client: FlaskClient, billing: Billing, json_log: io.StringIO
 ) -> None:
     event = {
@@ -112,12 +112,16 @@ def test_a_webhook_event_gets_one_line_with_id_type_outcome_and_duration(
         ("evt_logline_1", "payment_intent.created", "duplicate"),
     ]
     assert all(isinstance(d["duration_ms"], float) and d["request_id"] for d in deliveries)
-    # ... and the applier's line what the event did, once, with how long it waited.
-    events = [line for line in lines if line["message"] == "webhook event"]
-    assert [(e["event_id"], e["event_type"], e["outcome"]) for e in events] == [
-        ("evt_logline_1", "payment_intent.created", "ignored"),
+    # ... and the applier's one line per batch what the batch did, with how long it waited
+    # (no line per event: which event did what is in the audit log).
+    assert not [line for line in lines if line["message"] == "webhook event"]
+    batches = [line for line in lines if line["message"] == "webhook batch"]
+    assert [(b["events"], b["applied"], b["ignored"], b["failed"]) for b in batches] == [
+        (1, 0, 1, 0)
     ]
-    assert isinstance(events[0]["lag_ms"], float)
+    assert batches[0]["event_types"] == {"payment_intent.created": 1}
+    assert batches[0]["first_event_id"] == batches[0]["last_event_id"] == "evt_logline_1"
+    assert isinstance(batches[0]["lag_ms_max"], float)
 
 
 def test_a_failed_stripe_call_logs_its_error_and_stripe_request_id(

@@ -175,3 +175,45 @@ def test_a_batch_costs_the_same_statements_for_any_number_of_events(app: Flask) 
             counts.append((len(first.sql), len(then.sql)))
             assert len(first.sql) <= 13 + (1 if is_postgres() else 0), describe(first)
     assert counts[0] == counts[1], counts
+
+
+def test_a_batch_is_marked_and_audited_in_one_statement_per_event_kind(app: Flask) -> None:
+    """The end of a batch: each event marked processed (attempts 1) and audited once, as
+    `webhook.applied` or `webhook.ignored` with its type; on PostgreSQL the mark and the audit
+    entries are one statement (applier_store.finish_batch), whatever the batch's size."""
+    from app.models import AuditEntry, WebhookEvent
+
+    run = f"f{uuid.uuid4().hex[:8]}"
+    ignored = Recorded(
+        f"evt_{run}_ignored",
+        "customer.created",
+        json.dumps(
+            {"id": f"evt_{run}_ignored", "type": "customer.created", "data": {"object": {}}}
+        ),
+        None,
+        1_700_000_000,
+        datetime.now(UTC),
+    )
+    events = [_event(run, u, 1, 1_700_000_001 + u) for u in range(3)] + [ignored]
+    with suite_applier_paused(app), counting(app) as counted:
+        _record_and_drain(app, events, 200)
+    with app.app_context():
+        rows = db.session.execute(
+            select(WebhookEvent.id, WebhookEvent.processed, WebhookEvent.attempts).where(
+                WebhookEvent.id.like(f"evt_{run}_%")
+            )
+        ).all()
+        assert sorted(rows) == sorted((e.id, True, 1) for e in events)
+        audited = db.session.execute(
+            select(AuditEntry.stripe_object, AuditEntry.action, AuditEntry.detail).where(
+                AuditEntry.stripe_object.like(f"evt_{run}_%")
+            )
+        ).all()
+    expected = [(e.id, "webhook.applied", e.type) for e in events[:3]]
+    assert sorted(audited) == sorted([*expected, (ignored.id, "webhook.ignored", ignored.type)])
+    marks = [s for s in counted.sql if s.lstrip().upper().startswith(("UPDATE WEBHOOK", "WITH"))]
+    audits = [s for s in counted.sql if "INSERT INTO audit_log" in s]
+    if is_postgres():  # fused: one statement does both
+        assert len(marks) == 1 and audits == marks, describe(counted)
+    else:
+        assert (len(marks), len(audits)) == (1, 1), describe(counted)

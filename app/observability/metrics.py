@@ -9,6 +9,8 @@ may import this one without a cycle.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -77,14 +79,43 @@ USAGE = Counter(
 RATE_LIMITED = Counter("billing_rate_limited_total", "Requests refused by a rate limit", ["scope"])
 
 
+# (method, route, status) -> its counter and histogram children. `labels()` validates and
+# converts the values and takes the metric's lock on every call, the larger share of a
+# request's metrics cost; the children are the same objects every time (prometheus-client
+# keeps them too), so each request only looks them up here. Routes are the app's URL rules
+# (and "<unmatched>"), so the keys are few. A child made before a fork follows the new
+# process's pid (multiprocess mode checks it on every write).
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_LATENCY.labels(method, route).observe(seconds)
+    children = _REQUEST_CHILDREN.get((method, route, status))
+    if children is None:
+        children = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_LATENCY.labels(method, route),
+        )
+        _REQUEST_CHILDREN[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def observe_webhook(event_type: str, outcome: str, seconds: float) -> None:
     WEBHOOK_EVENTS.labels(event_type or "unknown", outcome).inc()
     WEBHOOK_LATENCY.labels(outcome).observe(seconds)
+
+
+def observe_webhook_batch(
+    counts: Mapping[tuple[str, str], int], lags: Mapping[str, Sequence[float]]
+) -> None:
+    """A batch of applied events at once (the applier): events per (type, outcome) counted
+    once each, and each event's apply lag in its outcome's histogram."""
+    for (event_type, outcome), count in counts.items():
+        WEBHOOK_EVENTS.labels(event_type or "unknown", outcome).inc(count)
+    for outcome, seconds in lags.items():
+        histogram = WEBHOOK_LATENCY.labels(outcome)
+        for value in seconds:
+            histogram.observe(value)
 
 
 def observe_backlog(pending: int, oldest_seconds: float) -> None:

@@ -23,14 +23,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
 
-from app import audit
-from app.billing.webhooks import store
+from app.billing.webhooks import applier_store, store
 from app.billing.webhooks.backlog import DueProbe, backlog
 from app.billing.webhooks.handlers import HANDLERS, STATE_EVENT_TYPES, apply_state_events
 from app.db import rollback_quietly, unit_of_work
@@ -156,46 +156,70 @@ def _apply_alone(row: Any, gateway: StripeGateway, result: Applied) -> None:
 
 
 def _finish(batch: Any, result: Applied, settings: Settings, now: datetime) -> None:
-    done = result.applied + result.ignored
-    if done:
-        store.mark_processed(done, now)
+    types = {row.id: row.type for row in batch}
+    applier_store.finish_batch(
+        [(i, types[i], "applied") for i in result.applied]
+        + [(i, types[i], "ignored") for i in result.ignored],
+        now,
+    )
     attempts = {row.id: row.attempts for row in batch}
     for event_id, error in result.failed.items():
         retry_at = settings.retry_at(attempts[event_id] + 1, now)
         store.mark_failed(event_id, error, retry_at=retry_at, now=now)
-    types = {row.id: row.type for row in batch}
-    outcomes = [(i, "applied") for i in result.applied] + [(i, "ignored") for i in result.ignored]
-    store.write_audit_entries(
-        [
-            audit.entry_values(f"webhook.{outcome}", "ok", stripe_object=i, detail=types[i])
-            for i, outcome in outcomes
-        ]
-    )
 
 
 def _observe(batch: Any, result: Applied) -> None:
-    """One log line and the metrics for each event: id, type, outcome, apply lag."""
+    """One log line and one metrics update for the batch: how many events, of which types,
+    with what outcomes, and their apply lag (each event's in the lag histogram). Which event
+    did what is in the audit log (`webhook.applied`/`webhook.ignored`, one entry per event,
+    written with it) and `flask billing events`; a failed event also gets a WARNING line of
+    its own. One line per event was most of the log volume and a share of the applier's CPU
+    under load (docs/performance.md, "applier")."""
     now = utcnow()
-    outcomes = {i: "applied" for i in result.applied}
-    outcomes.update({i: "ignored" for i in result.ignored})
-    outcomes.update({i: "failed" for i in result.failed})
+    outcomes = dict.fromkeys(result.applied, "applied")
+    outcomes.update(dict.fromkeys(result.ignored, "ignored"))
+    outcomes.update(dict.fromkeys(result.failed, "failed"))
+    counts: Counter[tuple[str, str]] = Counter()
+    lags: dict[str, list[float]] = {}
     for row in batch:
         outcome = outcomes[row.id]
         received = (
             row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=now.tzinfo)
         )
         lag = max(0.0, (now - received).total_seconds())
-        metrics.observe_webhook(row.type if len(row.type) <= 100 else "", outcome, lag)
-        log.log(
-            logging.WARNING if outcome == "failed" else logging.INFO,
-            "webhook event",
-            extra={
-                "event_id": row.id,
-                "event_type": row.type,
-                "outcome": outcome,
-                "lag_ms": round(lag * 1000, 2),
-            },
-        )
+        counts[row.type if len(row.type) <= 100 else "", outcome] += 1
+        lags.setdefault(outcome, []).append(lag)
+        if outcome == "failed":
+            log.warning(
+                "webhook event",
+                extra={
+                    "event_id": row.id,
+                    "event_type": row.type,
+                    "outcome": outcome,
+                    "lag_ms": round(lag * 1000, 2),
+                },
+            )
+    metrics.observe_webhook_batch(counts, lags)
+    if not log.isEnabledFor(logging.INFO):
+        return
+    every = sorted(lag for seconds in lags.values() for lag in seconds)
+    types: Counter[str] = Counter()
+    for (event_type, _outcome), count in counts.items():
+        types[event_type] += count
+    log.info(
+        "webhook batch",
+        extra={
+            "events": len(batch),
+            "applied": len(result.applied),
+            "ignored": len(result.ignored),
+            "failed": len(result.failed),
+            "event_types": dict(types),
+            "first_event_id": batch[0].id,
+            "last_event_id": batch[-1].id,
+            "lag_ms_p50": round(every[len(every) // 2] * 1000, 2),
+            "lag_ms_max": round(every[-1] * 1000, 2),
+        },
+    )
 
 
 def drain(gateway: StripeGateway, settings: Settings) -> int:
