@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+from urllib.parse import unquote
 
 from dotenv import load_dotenv
-from flask import Flask
+from flask import Flask, Response, request
 from flask_cors import CORS
 
 from app.config import ConfigError, load_config
@@ -68,8 +70,8 @@ def _set_up_cors(app: Flask) -> None:
         # and it is the hottest route: no CORS work on it). The refresh cookie's routes are
         # called with credentials, from the front-end origins only.
         resources={
-            r"/api/(?!webhooks/)": {"origins": frontends},
-            r"/auth/(refresh|logout)$": {"origins": frontends, "supports_credentials": True},
+            API_CORS: {"origins": frontends},
+            REFRESH_CORS: {"origins": frontends, "supports_credentials": True},
         },
         # The browser may read these: the TypeScript client's `retryAfter` (429, 503) and a
         # replayed usage call's marker.
@@ -78,6 +80,50 @@ def _set_up_cors(app: Flask) -> None:
         supports_credentials=bool(app.config["CORS_ALLOW_CREDENTIALS"]),
         max_age=app.config["CORS_MAX_AGE"],
     )
+    _reuse_cors_headers_without_origin(app)
+
+
+# The CORS resources (regular expressions on the path, matched from its start, as flask-cors
+# does); they never both match a path.
+API_CORS = r"/api/(?!webhooks/)"
+REFRESH_CORS = r"/auth/(refresh|logout)$"
+
+
+def _reuse_cors_headers_without_origin(app: Flask) -> None:
+    """flask-cors answers a request without an `Origin` header (server to server, curl, a
+    load test; not a browser's cross-origin call) with the same headers every time for a
+    resource (it always sends the configured origins), yet recomputes them on every request.
+    Here they are computed by flask-cors once per resource and then reused; a request with an
+    `Origin`, a preflight (OPTIONS) or a private-network request goes to flask-cors as before."""
+    hooks = app.after_request_funcs.setdefault(None, [])
+    index = next(i for i, hook in enumerate(hooks) if hook.__name__ == "cors_after_request")
+    compute = cast(Callable[[Response], Response], hooks[index])
+    resources = [re.compile(API_CORS), re.compile(REFRESH_CORS)]
+    added: dict[int, list[tuple[str, str]]] = {}
+
+    def cors_after_request(response: Response) -> Response:
+        environ = request.environ
+        if (
+            "HTTP_ORIGIN" in environ
+            or "HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK" in environ
+            or request.method == "OPTIONS"
+            or "Access-Control-Allow-Origin" in response.headers
+        ):
+            return compute(response)
+        path = unquote(request.path)
+        resource = next((n for n, pattern in enumerate(resources) if pattern.match(path)), None)
+        if resource is None:
+            return response  # no CORS resource: flask-cors adds nothing either
+        headers = added.get(resource)
+        if headers is None:
+            count = len(response.headers)
+            response = compute(response)
+            added[resource] = list(response.headers)[count:]
+            return response
+        response.headers.extend(headers)
+        return response
+
+    hooks[index] = cors_after_request
 
 
 def _set_up_database(app: Flask) -> None:

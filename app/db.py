@@ -21,6 +21,7 @@ from flask import Flask, current_app, has_app_context
 from sqlalchemy import CursorResult, Dialect, Engine, Executable, event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -47,17 +48,52 @@ def unit_of_work() -> Iterator[None]:
 
 
 @contextmanager
-def single_statement_writes() -> Iterator[None]:
+def single_statement_writes() -> Iterator[Connection | None]:
     """A unit of work whose statements are each complete on their own (PostgreSQL: autocommit,
     each statement committed by the server before it returns), so a write of one statement costs
     one round trip instead of BEGIN, the statement and COMMIT (a settled user's consume,
-    docs/performance.md). Elsewhere (SQLite, or a transaction already open) it is an ordinary
-    unit of work."""
-    if dialect_name() == "postgresql" and not db.session().in_transaction():
-        # Reverted when the session gives the connection back to the pool.
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    docs/performance.md). Yields the connection to run them on (`execute_prebuilt`'s
+    `connection`): on PostgreSQL, with no transaction open and nothing pending in the session,
+    a pooled connection of its own in autocommit (`autocommit_connection`; the session is not
+    involved at all: no checkout, commit or close of its own). Elsewhere (SQLite, or a
+    transaction already open) None: an ordinary unit of work in the session."""
+    if dialect_name() == "postgresql" and _session_idle():
+        with autocommit_connection() as connection:
+            yield connection
+        return
     with unit_of_work():
-        yield
+        yield None
+
+
+def _session_idle() -> bool:
+    """No transaction open and nothing pending; a request that never used its session has
+    none yet, and none is made here (its teardown then has nothing to close)."""
+    registry = db.session.registry
+    if not registry.has():
+        return True
+    session = registry()
+    return not (session.in_transaction() or session.new or session.dirty or session.deleted)
+
+
+@contextmanager
+def autocommit_connection() -> Iterator[Connection]:
+    """A pooled connection of its own in autocommit, for single statements (PostgreSQL: one
+    round trip each, no BEGIN nor COMMIT/ROLLBACK). The driver connection's autocommit
+    is switched on and back off directly: SQLAlchemy's `isolation_level` execution option
+    does the same through its connection-characteristics machinery (set on checkout, reset
+    on return), which cost a read more CPU than the statement itself. A connection that
+    can't be switched back is dropped, never returned to the pool in autocommit."""
+    with db.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.autocommit = True  # type: ignore[union-attr]
+        try:
+            yield connection
+        finally:
+            if not connection.invalidated:
+                try:
+                    driver.autocommit = False  # type: ignore[union-attr]
+                except Exception:
+                    connection.invalidate()
 
 
 def commit_if_written() -> None:
@@ -189,8 +225,14 @@ def watch_connections(engine: Engine, watchdog: Watchdog) -> None:
 
     class WatchedConnection(psycopg.Connection):
         def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
-            with watchdog.watching(self):
-                return super().wait(gen, *args, **kwargs)
+            # `with watchdog.watching(self)`, unrolled (the hottest call of a request).
+            key = watchdog.wait_started(self)
+            try:
+                result = super().wait(gen, *args, **kwargs)
+            finally:
+                watchdog.wait_ended(key)
+            watchdog.outage.answered()  # reached only when the wait ended without an error
+            return result
 
         # Ending no transaction sends nothing (psycopg returns at once); while the database
         # is frozen that must not count as a refused call, or the pool would log the
@@ -231,7 +273,7 @@ def dialect_name() -> str:
 
 
 def execute_prebuilt(
-    statement: Executable, params: dict[str, Any]
+    statement: Executable, params: dict[str, Any], connection: Connection | None = None
 ) -> CursorResult[*tuple[Any, ...]]:
     """Run one of the hot paths' statements (built once per process). On PostgreSQL its SQL is
     compiled once and sent as it is (`exec_driver_sql`): no cache key, no per-execution
@@ -239,9 +281,10 @@ def execute_prebuilt(
     go through SQLAlchemy (a dead connection is invalidated, `retry_on_disconnect` sees it).
     SQLite, and a statement SQLAlchemy rewrites per execution (an expanding IN list), take the
     ordinary path."""
-    session = db.session()
-    session.flush()  # as session.execute would: the statement may read pending rows (cheap if none)
-    connection = session.connection()
+    if connection is None:  # the session's, flushed first as session.execute would: the
+        session = db.session()  # statement may read pending rows (cheap if none)
+        session.flush()
+        connection = session.connection()
     dialect = connection.dialect
     driver_sql = _driver_sql(statement, dialect) if dialect.name == "postgresql" else None
     if driver_sql is None:
@@ -318,18 +361,6 @@ def row_for_update(model: type[T], key: str, values: dict[str, Any] | None = Non
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-
-
-def pending_migrations(migrations_directory: str, engine: Engine | None = None) -> list[str]:
-    """The Alembic heads this code expects that the database is not at (empty: up to date),
-    read through `engine` (default: the app's). Raises when the database is unreachable."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    expected = set(ScriptDirectory(migrations_directory).get_heads())
-    with (engine or db.engine).connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    return sorted(expected - current)
 
 
 # pg_advisory_lock's key: any constant that nothing else in the database uses ("bill" + 1).

@@ -96,17 +96,30 @@ class Watchdog:
 
     @contextmanager
     def watching(self, connection: psycopg.Connection[Any]) -> Iterator[None]:
-        self.refuse_if_frozen()
-        self._start()
-        key = id(connection)
-        with self._lock:
-            self._waits[key] = (time.monotonic(), connection)
+        key = self.wait_started(connection)
         try:
             yield
         finally:
-            with self._lock:
-                self._waits.pop(key, None)
+            self.wait_ended(key)
         self.outage.answered()  # reached only when the wait ended without an error
+
+    # `watching` in two calls, for the driver's `wait` (app/db.py): every statement, commit
+    # and autocommit switch goes through it, several times a request, and a generator-based
+    # context manager costs more than the bookkeeping itself.
+    def wait_started(self, connection: psycopg.Connection[Any]) -> int:
+        if self._frozen:
+            self.refuse_if_frozen()
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._start()
+        key = id(connection)
+        with self._lock:
+            self._waits[key] = (time.monotonic(), connection)
+        return key
+
+    def wait_ended(self, key: int) -> None:
+        with self._lock:
+            self._waits.pop(key, None)
 
     def connect(self, connect: Callable[[], psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
         """Open a connection, giving up as a stalled call would: a connect reaches a frozen

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from app.billing.webhooks.backlog import Backlog, backlog
 from app.config import probe_engine_options
-from app.db import end_read, pending_migrations, rollback_quietly, watch_connections
+from app.db import end_read, rollback_quietly, watch_connections
 from app.extensions import db, rate_limits
 
 log = logging.getLogger(__name__)
@@ -133,3 +133,15 @@ def readiness() -> Readiness:
     database, pending, webhooks = _probe(app).database()
     redis = rate_limits.storage_state() if app.config.get("REDIS_URL") else None
     return Readiness(database=database, pending_heads=pending, redis=redis, webhooks=webhooks)
+
+
+def pending_migrations(migrations_directory: str, engine: Engine | None = None) -> list[str]:
+    """The Alembic heads this code expects that the database is not at (empty: up to date),
+    read through `engine` (default: the app's). Raises when the database is unreachable."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    expected = set(ScriptDirectory(migrations_directory).get_heads())
+    with (engine or db.engine).connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return sorted(expected - current)

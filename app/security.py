@@ -47,7 +47,7 @@ def install(app: Flask) -> None:
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=0, x_prefix=0
         )
     app.before_request(_guard_request)
-    app.after_request(_secure_response)
+    app.after_request(secure_response)
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:
@@ -75,16 +75,21 @@ def _guard_request() -> None:
             )
 
 
-def _secure_response(response: Response) -> Response:
+def secure_response(response: Response) -> Response:
     headers = response.headers
-    # One pass over the headers a view set (every request pays for this hook).
-    present = {name.lower() for name, _value in headers.items()}
-    headers.extend([(name, value) for key, name, value in _HEADERS if key not in present])
+    # One pass over the headers a view set (every request pays for this hook); the usual
+    # reply set none of ours, and gets them all in one call.
+    present = {name.lower() for name, _value in headers}
+    if present.isdisjoint(_HEADER_KEYS):
+        headers.extend(_HEADER_PAIRS)
+    else:
+        headers.extend([(name, value) for key, name, value in _HEADERS if key not in present])
     path = request.path
     if path.startswith(PAGE_PREFIXES):
         headers["Content-Security-Policy"] = PAGE_CSP
-    cache = headers.get("Cache-Control")
-    if cache is None:
+    if "cache-control" in present:
+        cache = headers.get("Cache-Control")
+    else:
         cache = "public, max-age=300" if path in CACHEABLE_PATHS else "no-store"
         headers.add("Cache-Control", cache)
     if cache == "no-store":
@@ -93,3 +98,5 @@ def _secure_response(response: Response) -> Response:
 
 
 _HEADERS = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS.items())
+_HEADER_KEYS = frozenset(key for key, _name, _value in _HEADERS)
+_HEADER_PAIRS = [(name, value) for _key, name, value in _HEADERS]

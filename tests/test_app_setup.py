@@ -114,6 +114,30 @@ def test_the_webhook_grants_no_browser_origin(client: FlaskClient) -> None:
     assert client.options("/api/me", headers=preflight).headers["Access-Control-Allow-Origin"]
 
 
+def cors_headers(reply: object) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in reply.headers if k.startswith("Access-") or k == "Vary"]  # type: ignore[attr-defined]
+
+
+def test_replies_without_an_origin_keep_flask_cors_headers(client: FlaskClient) -> None:
+    """The headers of a reply to a request without an Origin are computed once per CORS
+    resource and reused (app/__init__.py): the same as flask-cors gives, request after
+    request, and a request with an Origin is still decided on its own."""
+    first = client.get("/api/openapi.json")
+    again = client.get("/api/openapi.json")
+    reader = client.get("/api/me", headers=auth_headers("cors-no-origin"))
+    assert first.status_code == again.status_code == reader.status_code == 200
+    assert cors_headers(first) == cors_headers(again) == cors_headers(reader)
+    assert first.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert {"retry-after", "idempotent-replayed", "x-request-id"} <= exposed(again)
+    refresh = client.post("/auth/refresh")  # the cookie's route: credentials allowed
+    assert refresh.headers["Access-Control-Allow-Credentials"] == "true"
+    assert not cors_headers(client.get("/healthz"))  # no CORS resource
+    evil = client.get("/api/openapi.json", headers={"Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in evil.headers
+    ours = client.get("/api/openapi.json", headers={"Origin": FRONTEND})
+    assert ours.headers["Access-Control-Allow-Origin"] == FRONTEND
+
+
 def test_dev_token_command_prints_a_token_for_the_user(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["auth", "token", "cli-user", "--email", "c@x.io"])
     assert result.exit_code == 0, result.output

@@ -167,3 +167,56 @@ def test_the_per_user_and_per_ip_limits_are_one_redis_call(app: Flask, billing: 
         proxy.stop()
         for key in watcher.scan_iter(f"*{prefix}*"):
             watcher.delete(key)
+
+
+def test_connections_go_back_to_the_pool_out_of_autocommit(app: Flask, client: FlaskClient) -> None:
+    """The account read and the consume switch the driver's autocommit on for their
+    statement; every connection handed back to the pool has it off again (a later
+    transaction on it must BEGIN), refusals and replays included."""
+    if not is_postgres():
+        return
+    user = "lean-pool"
+    assert consume(client, user, "warm").status_code == 200
+    with app.app_context():
+        engine = db.engine
+    returned: list[bool] = []
+
+    def on_checkin(driver_connection: Any, _record: Any) -> None:
+        if driver_connection is not None:
+            returned.append(bool(driver_connection.autocommit))
+
+    event.listen(engine, "checkin", on_checkin)
+    try:
+        assert consume(client, user, "granted").status_code == 200
+        assert consume(client, user, "granted").headers["Idempotent-Replayed"] == "true"
+        assert consume(client, user, "refused", count=100).status_code == 402
+        assert client.get("/api/me", headers=auth_headers(user)).status_code == 200
+    finally:
+        event.remove(engine, "checkin", on_checkin)
+    assert returned and not any(returned), returned
+
+
+def test_a_connection_that_cannot_leave_autocommit_is_dropped(app: Flask) -> None:
+    """Never back to the pool in autocommit: one whose switch back fails is invalidated."""
+    if not is_postgres():
+        return
+    from app.db import autocommit_connection
+
+    invalidated: list[Any] = []
+
+    def on_invalidate(driver_connection: Any, _record: Any, _exc: Any) -> None:
+        invalidated.append(driver_connection)
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "invalidate", on_invalidate)
+        try:
+            with autocommit_connection() as connection:
+                driver = connection.connection.driver_connection
+                driver.close()  # switching autocommit off now fails
+        finally:
+            event.remove(engine, "invalidate", on_invalidate)
+        assert invalidated == [driver]
+        with autocommit_connection() as connection:
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+            assert connection.connection.driver_connection is not driver

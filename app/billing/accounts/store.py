@@ -29,7 +29,7 @@ from app.billing.subscriptions.mirror import summary_changes
 from app.billing.subscriptions.summary import deciding_subscription, live_among, report_duplicates
 from app.billing.time import now_ms
 from app.billing.usage.periods import is_settled
-from app.db import dialect_name, upsert
+from app.db import autocommit_connection, dialect_name, upsert
 from app.extensions import db
 from app.models import Subscription, User
 from app.stripe.gateway import StripeDict
@@ -65,7 +65,7 @@ def read_account(user_id: str, *, in_transaction: bool) -> UserRow | None:
     if in_transaction or dialect_name() != "postgresql":
         rows = db.session.execute(_ACCOUNT, parameters).all()
     else:
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        with autocommit_connection() as connection:
             rows = connection.execute(_ACCOUNT, parameters).all()
     if not rows:
         return None

@@ -106,8 +106,8 @@ def _consume_at_once(
     written: the transactional path does it)."""
     values = _consume_parameters(user_id, count, entitlements, key)
     try:
-        with single_statement_writes():
-            row = consume_at_once(values)
+        with single_statement_writes() as connection:
+            row = consume_at_once(values, connection)
     except IntegrityError:
         # The same key committed by a request running at the same moment: its result stands.
         earlier = ledger_entry(user_id, key)

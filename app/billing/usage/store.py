@@ -11,7 +11,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 
 from app.db import dialect_name, execute_prebuilt, insert_for
 from app.extensions import db
@@ -158,7 +158,7 @@ def consumes_at_once() -> bool:
     return dialect_name() == "postgresql"
 
 
-def consume_at_once(values: dict[str, Any]) -> Any:
+def consume_at_once(values: dict[str, Any], connection: Connection | None = None) -> Any:
     """PostgreSQL, a user whose plan and period are settled: add `amount` within `cap` and
     record the outcome on a new ledger row for `key`, in one statement (run it in autocommit:
     one round trip). The row: (replayed, result, tier, count, idempotency_key, generations_used,
@@ -168,7 +168,7 @@ def consume_at_once(values: dict[str, Any]) -> Any:
 
     A request with the same key in flight at the same moment makes this statement fail on the
     key's unique constraint once the other commits (IntegrityError), with nothing written."""
-    return execute_prebuilt(_CONSUME[values["cap"] is not None], values).first()
+    return execute_prebuilt(_CONSUME[values["cap"] is not None], values, connection).first()
 
 
 _LOCK_OWNER = (
