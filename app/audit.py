@@ -82,16 +82,21 @@ def entry_values(
     user_id: str | None = None,
     stripe_object: str | None = None,
     detail: str | None = None,
+    ip: str | None = None,
+    request_id: str | None = None,
 ) -> dict[str, object]:
-    """The columns of one entry (for `record`, and for statements that write it themselves)."""
-    in_request = has_request_context()
+    """The columns of one entry (for `record`, and for statements that write it themselves).
+    `ip` and `request_id`: of the request the entry is about, when that is not the one being
+    served (a webhook batch writes the redeliveries of other requests)."""
+    if ip is None and has_request_context():
+        ip = request.remote_addr
     return {
         "at": utcnow(),
         "action": action[:64],
         "outcome": outcome[:64],
         "user_id": _clip(user_id if user_id is not None else _current_user_id(), 255),
-        "ip": _clip(request.remote_addr, 64) if in_request else None,
-        "request_id": current_request_id(),
+        "ip": _clip(ip, 64),
+        "request_id": request_id if request_id is not None else current_request_id(),
         "stripe_object": _clip(stripe_object, 255),
         "detail": _clip(detail, 500),
     }

@@ -16,12 +16,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import requests
+from app_instance import proxied_database_url
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_migrate import upgrade
 from sqlalchemy import or_, select
+from sqlalchemy.engine import make_url
+from tcp_proxy import TcpProxy
 
 from app.auth import issue_dev_token
 from app.billing.webhooks.applier import Settings, drain
@@ -42,6 +47,42 @@ def database_url(tmp_dir: str) -> str:
 
 def is_postgres() -> bool:
     return os.environ.get("TEST_DATABASE_URL", "").startswith(("postgres://", "postgresql"))
+
+
+@dataclass
+class DatabaseOutage:
+    """An instance's database that is gone: PostgreSQL behind a cut TCP proxy; SQLite in a
+    directory that does not exist (a volume not mounted). `url` is what the instance uses."""
+
+    url: str
+    proxy: TcpProxy | None
+    directory: Path
+
+    def end(self, app: Flask) -> None:
+        """The database answers again (SQLite: the directory appears, migrated by `app`)."""
+        if self.proxy is not None:
+            self.proxy.restore()
+            return
+        self.directory.mkdir()
+        with app.app_context():
+            upgrade()
+
+
+@contextmanager
+def database_down(app: Flask, tmp_path: Path) -> Iterator[DatabaseOutage]:
+    directory = tmp_path / "volume"
+    if not is_postgres():
+        yield DatabaseOutage(f"sqlite:///{directory}/billing.db", None, directory)
+        return
+    target = make_url(app.config["DATABASE_URL"])
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    proxy.cut()
+    try:
+        yield DatabaseOutage(
+            proxied_database_url(app.config["DATABASE_URL"], proxy.port), proxy, directory
+        )
+    finally:
+        proxy.stop()
 
 
 def github_settings(github: GitHubSandbox) -> dict[str, str]:

@@ -25,7 +25,6 @@ import requests
 from app_instance import proxied_database_url, serve_instance
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from stripe_history import stored_state, stripe_state
@@ -33,6 +32,7 @@ from support import (
     Billing,
     auth_headers,
     captured_logs,
+    database_down,
     is_postgres,
     pay_hosted_checkout,
     portal_action,
@@ -594,30 +594,14 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
 ]
 
 
-@contextmanager
-def database_down(app: Flask, tmp_path: Any) -> Iterator[dict[str, Any]]:
-    """Settings for an instance whose database is gone: PostgreSQL behind a cut proxy; SQLite
-    in a directory that does not exist."""
-    if not is_postgres():
-        yield {"DATABASE_URL": f"sqlite:///{tmp_path}/gone/billing.db"}
-        return
-    target = make_url(app.config["DATABASE_URL"])
-    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
-    proxy.cut()
-    try:
-        yield {"DATABASE_URL": proxied_database_url(app.config["DATABASE_URL"], proxy.port)}
-    finally:
-        proxy.stop()
-
-
 def test_database_outage_is_503_database_unavailable_on_every_route(
     app: Flask, billing: Billing, tmp_path: Any
 ) -> None:
     """Finding 6 (was 500 internal_error on the API routes)."""
     secret = "whsec_db_down"
     with (
-        database_down(app, tmp_path) as settings,
-        serve_instance(app, STRIPE_WEBHOOK_SECRET=secret, **settings) as instance,
+        database_down(app, tmp_path) as outage,
+        serve_instance(app, STRIPE_WEBHOOK_SECRET=secret, DATABASE_URL=outage.url) as instance,
     ):
         replies = [
             requests.request(
@@ -647,42 +631,26 @@ def test_a_database_outage_is_one_error_line_and_one_line_when_it_answers_again(
     refusal at DEBUG. PostgreSQL: the proxy refuses connections, then forwards again. SQLite:
     the database's directory is not there (a volume not mounted), then is, migrated."""
     headers = auth_headers("outage-log")
-    proxy = None
-    if is_postgres():
-        target = make_url(app.config["DATABASE_URL"])
-        proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
-        proxy.cut()
-        url = proxied_database_url(app.config["DATABASE_URL"], proxy.port)
-    else:
-        url = f"sqlite:///{tmp_path}/volume/billing.db"
-    try:
-        with (
-            captured_logs("app") as records,
-            serve_instance(app, threads=4, DATABASE_URL=url) as instance,
-        ):
-            with ThreadPoolExecutor(max_workers=4) as callers:
-                refused = list(
-                    callers.map(
-                        lambda n: requests.get(
-                            f"{instance.url}{'/api/me' if n % 2 else '/api/usage'}",
-                            headers=headers,
-                            timeout=20,
-                        ),
-                        range(16),
-                    )
+    with (
+        database_down(app, tmp_path) as outage,
+        captured_logs("app") as records,
+        serve_instance(app, threads=4, DATABASE_URL=outage.url) as instance,
+    ):
+        with ThreadPoolExecutor(max_workers=4) as callers:
+            refused = list(
+                callers.map(
+                    lambda n: requests.get(
+                        f"{instance.url}{'/api/me' if n % 2 else '/api/usage'}",
+                        headers=headers,
+                        timeout=20,
+                    ),
+                    range(16),
                 )
-            during = [r for r in records if r.levelno >= logging.WARNING]
-            if proxy is not None:
-                proxy.restore()
-            else:
-                (tmp_path / "volume").mkdir()
-                with instance.app.app_context():
-                    upgrade()
-            time.sleep(1.1)  # a success right after a refusal does not end the outage
-            served = requests.get(f"{instance.url}/api/me", headers=headers, timeout=20)
-    finally:
-        if proxy is not None:
-            proxy.stop()
+            )
+        during = [r for r in records if r.levelno >= logging.WARNING]
+        outage.end(instance.app)
+        time.sleep(1.1)  # a success right after a refusal does not end the outage
+        served = requests.get(f"{instance.url}/api/me", headers=headers, timeout=20)
     lines = [(r.levelname, r.getMessage()) for r in records if r.levelno >= logging.WARNING]
     print("\n".join(f"{level} {message}" for level, message in lines))
     assert {reply.status_code for reply in refused} == {503}

@@ -16,7 +16,8 @@ imported):
   - their own package ``app.api.*`` (parsing, schemas, replies, the OpenAPI builder);
   - request infrastructure that knows nothing of billing's tables: ``app.auth``,
     ``app.signin.*``, ``app.errors``, ``app.ratelimit``, ``app.audit``, ``app.observability.*``,
-    ``app.health`` (the probes) and ``app.safe_text``.
+    ``app.health`` (the probes), ``app.security`` (the HTTP guards and headers) and
+    ``app.safe_text``.
 
   Everything else is refused: billing's stores, handlers and other internals, the database
   (``app.db``, ``app.extensions``, ``app.models``) and Stripe (``app.stripe.*``), so a route can't
@@ -107,6 +108,7 @@ ROUTE_INFRASTRUCTURE = (
     "app.audit",
     "app.health",
     "app.safe_text",
+    "app.security",
 )
 ROUTE_INFRASTRUCTURE_PACKAGES = ("app.api.", "app.signin.", "app.observability.")
 BILLING_DOORS = ("app.billing.errors", "app.billing.plans", "app.billing.plans_table")

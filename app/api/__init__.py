@@ -32,3 +32,7 @@ def register_blueprints(app: Flask) -> None:
     for module in modules:
         app.register_blueprint(module.bp)
     app.register_blueprint(meta.probes)
+    # In front of Flask for the webhook's common 200 (after the routes: it reads the rule).
+    from app.api import webhook_fast_path
+
+    webhook_fast_path.install(app)

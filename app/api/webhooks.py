@@ -12,6 +12,7 @@ from flask import Blueprint, g, request
 from app import audit
 from app.api.openapi import documented
 from app.api.schemas import STRIPE_EVENT_SCHEMA, WebhookReply
+from app.api.webhook_fast_path import FAST_PATH_FAILURE, FastPathFailure
 from app.billing.webhooks.service import BadSignature, MalformedEvent, receive
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
@@ -38,7 +39,12 @@ bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
     errors=(400, 413, 503),
 )
 def stripe_webhook() -> dict[str, object]:
+    # The fast path (webhook_fast_path.py) answers the common 200 itself; every other reply is
+    # made here, that of a write it tried and saw fail included (not tried twice).
+    failed: FastPathFailure | None = request.environ.get(FAST_PATH_FAILURE)
     try:
+        if failed is not None:
+            failed.raise_again()
         receipt = receive(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
     except MalformedEvent:
         g.webhook_status = "malformed"

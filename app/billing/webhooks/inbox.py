@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from app.billing.webhooks.store import Recorded
 
@@ -22,13 +21,31 @@ from app.billing.webhooks.store import Recorded
 WriteBatch = Callable[[Sequence[Recorded]], set[str]]
 
 
-@dataclass
 class _Ticket:
-    event: Recorded
-    done: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False  # handed the lead: write the waiting batch
-    recorded: bool | None = None
-    error: BaseException | None = None
+    """One delivery in the inbox. A delivery that has to wait (another is writing) waits on
+    `_wake`, a lock held from the start and released once, when its event is written or the
+    lead is handed to it; a leader never waits, and allocates no lock (most deliveries when
+    the load is low)."""
+
+    __slots__ = ("_wake", "error", "event", "lead", "recorded")
+
+    def __init__(self, event: Recorded) -> None:
+        self.event = event
+        self.lead = False  # handed the lead: write the waiting batch
+        self.recorded: bool | None = None
+        self.error: BaseException | None = None
+        self._wake: threading.Lock | None = None
+
+    def will_wait(self) -> threading.Lock:
+        """Called under the inbox's lock, before anyone can wake it; acquire the lock it
+        returns to wait."""
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        return self._wake
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.release()
 
     def outcome(self) -> bool:
         if self.error is not None:
@@ -51,10 +68,10 @@ class Inbox:
         ticket = _Ticket(event)
         with self._lock:
             self._waiting.append(ticket)
-            leads = not self._writing
+            wake = ticket.will_wait() if self._writing else None
             self._writing = True
-        if not leads:
-            ticket.done.wait()
+        if wake is not None:
+            wake.acquire()
             if not ticket.lead:
                 return ticket.outcome()
         self._lead(write)
@@ -79,8 +96,8 @@ class Inbox:
             if self._waiting:
                 successor = self._waiting[0]
                 successor.lead = True
-                successor.done.set()
+                successor.wake()
             else:
                 self._writing = False
         for ticket in batch:
-            ticket.done.set()
+            ticket.wake()

@@ -18,11 +18,11 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 
 from app import audit
 from app.billing.errors import InvalidRequest
@@ -34,8 +34,10 @@ from app.billing.webhooks.store import Recorded
 from app.db import retry_on_disconnect, rollback_quietly, unit_of_work
 from app.db_writer import StatementWriter
 from app.models import utcnow
+from app.observability.request_id import current_request_id
 from app.safe_text import db_safe, for_log, has_unsafe_chars
 from app.stripe.gateway import InvalidSignature, StripeDict, StripeGateway, current_gateway
+from app.stripe.signatures import plainly_signed_text
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +76,46 @@ def receive(payload: bytes, signature: str | None) -> Receipt:
     except InvalidSignature as exc:
         raise BadSignature("Webhook signature verification failed.") from exc
     event = _parsed(text)
-    recorded = _recorded(event, text)
+    recorded = _recorded(event, text, request.remote_addr, current_request_id())
     problem = malformed(event)
     if problem is not None:
         _park(recorded, f"MalformedEvent: malformed event: {problem}")
         raise MalformedEvent("Event can't be applied.")
+    return record(recorded)
+
+
+def accepted(
+    payload: bytes,
+    signature: str,
+    config: Mapping[str, Any],
+    *,
+    sender_ip: str | None,
+    request_id: str,
+) -> Recorded | None:
+    """The event of a delivery with nothing unusual about it (plainly signed, readable JSON,
+    nothing malformed), ready for `record`; None for anything else, which `receive` then
+    refuses or records with the reply it deserves. No context needed, nothing written: the
+    webhook fast path's check (app/api/webhook_fast_path.py)."""
+    text = plainly_signed_text(
+        payload,
+        signature,
+        secret=config["STRIPE_WEBHOOK_SECRET"],
+        tolerance=config["STRIPE_WEBHOOK_TOLERANCE"],
+    )
+    if text is None:
+        return None
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(event, dict) or malformed(event) is not None:
+        return None
+    return _recorded(event, text, sender_ip, request_id)
+
+
+def record(recorded: Recorded) -> Receipt:
+    """Hand a verified and checked event to the process's inbox; answers once a commit holds
+    it. Raises what the write raised (the route answers 503: nothing acknowledged)."""
     audit.note(stripe_object=recorded.id, detail=recorded.type)
     new = retry_on_disconnect(lambda: _inbox().record(recorded, _write_batch))
     _applier().nudge()
@@ -114,7 +151,12 @@ def _write_batch(batch: Sequence[Recorded]) -> set[str]:
         store.write_audit_entries(
             [
                 audit.entry_values(
-                    "webhook.duplicate", "ok", stripe_object=event.id, detail=event.type
+                    "webhook.duplicate",
+                    "ok",
+                    stripe_object=event.id,
+                    detail=event.type,
+                    ip=event.sender_ip,
+                    request_id=event.request_id,
                 )
                 for event in batch
                 if event.id not in inserted
@@ -188,7 +230,9 @@ def is_processed(event_id: str) -> bool:
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
-def _recorded(event: StripeDict, text: str) -> Recorded:
+def _recorded(
+    event: StripeDict, text: str, sender_ip: str | None = None, request_id: str | None = None
+) -> Recorded:
     """The event's row: the body as Stripe sent it is kept once, in `data` (JSON, as is) when
     the database can hold it, the common case; otherwise `data` has the offending strings
     replaced and the body as received goes to `raw_body`."""
@@ -205,6 +249,8 @@ def _recorded(event: StripeDict, text: str) -> Recorded:
         raw_body=raw_body,
         stripe_created=created if _is_time(created) else None,
         received_at=utcnow(),
+        sender_ip=sender_ip,
+        request_id=request_id,
     )
 
 
