@@ -162,6 +162,8 @@ def applier_problems(config: dict[str, Any], *, production: bool) -> list[str]:
         problems.append("WEBHOOK_APPLY_POLL_SECONDS must not be negative")
     if not -20 <= int(config.get("WEBHOOK_APPLIER_NICE") or 0) <= 19:
         problems.append("WEBHOOK_APPLIER_NICE must be between -20 and 19")
+    if not 1 <= int(config.get("WEBHOOK_APPLY_THREADS", 1)) <= 16:
+        problems.append("WEBHOOK_APPLY_THREADS must be between 1 and 16")
     return problems
 
 

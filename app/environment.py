@@ -253,7 +253,7 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         "STRIPE_BREAKER_COOLDOWN": fraction("STRIPE_BREAKER_COOLDOWN", 5.0),
         # The database: connect timeout (s), statement and lock timeouts (ms, PostgreSQL),
         # the pool (one connection per server thread) and how long to wait for one (s).
-        "WEB_THREADS": whole("WEB_THREADS", 4),  # gunicorn.conf.py's default too
+        "WEB_THREADS": whole("WEB_THREADS", 8),  # gunicorn.conf.py's default too
         "DB_CONNECT_TIMEOUT": whole("DB_CONNECT_TIMEOUT", 5),
         "DB_STATEMENT_TIMEOUT_MS": whole("DB_STATEMENT_TIMEOUT_MS", 15000),
         "DB_LOCK_TIMEOUT_MS": whole("DB_LOCK_TIMEOUT_MS", 5000),
@@ -277,12 +277,14 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         # Webhooks (docs/webhooks.md): deliveries recorded per commit at most; where the applier
         # runs: one process per host started by gunicorn's master ("process", production's
         # default), a thread in each web process ("thread", the default elsewhere) or only
-        # `flask billing apply` ("off"); the applier process's niceness; events per
+        # `flask billing apply` ("off"); the applier process's niceness and its threads (each
+        # claims batches of its own: a first event is round trips, not CPU); events per
         # transaction; how often it polls (0: 0.5 s for a thread, which the inbox wakes, 0.05 s
         # for a process, which nothing wakes); retries with doubling back-off, then parking.
         "WEBHOOK_INGEST_MAX_BATCH": whole("WEBHOOK_INGEST_MAX_BATCH", 200),
         "WEBHOOK_APPLIER": os.environ.get("WEBHOOK_APPLIER", "").strip(),
         "WEBHOOK_APPLIER_NICE": whole("WEBHOOK_APPLIER_NICE", 0),
+        "WEBHOOK_APPLY_THREADS": whole("WEBHOOK_APPLY_THREADS", 4),
         "WEBHOOK_APPLY_BATCH": whole("WEBHOOK_APPLY_BATCH", 200),
         "WEBHOOK_APPLY_POLL_SECONDS": fraction("WEBHOOK_APPLY_POLL_SECONDS", 0.0),
         "WEBHOOK_APPLY_MAX_ATTEMPTS": whole("WEBHOOK_APPLY_MAX_ATTEMPTS", 25),

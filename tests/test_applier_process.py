@@ -77,6 +77,7 @@ def test_the_applier_runs_where_the_environment_says(
         ({"WEBHOOK_APPLIER": "threads"}, "WEBHOOK_APPLIER must be one of: process, thread, off"),
         ({"WEBHOOK_APPLY_POLL_SECONDS": -1.0}, "WEBHOOK_APPLY_POLL_SECONDS must not be negative"),
         ({"WEBHOOK_APPLIER_NICE": 40}, "WEBHOOK_APPLIER_NICE must be between -20 and 19"),
+        ({"WEBHOOK_APPLY_THREADS": 0}, "WEBHOOK_APPLY_THREADS must be between 1 and 16"),
     ],
 )
 def test_a_bad_applier_setting_is_refused(settings: dict[str, Any], problem: str) -> None:

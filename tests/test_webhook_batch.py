@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
-from support import is_postgres, suite_applier_paused
+from support import captured_logs, is_postgres, suite_applier_paused, wait_until
 from test_webhook_statements import counting, describe
 
 from app.billing.webhooks.applier import Settings, drain
@@ -217,3 +218,56 @@ def test_a_batch_is_marked_and_audited_in_one_statement_per_event_kind(app: Flas
         assert len(marks) == 1 and audits == marks, describe(counted)
     else:
         assert (len(marks), len(audits)) == (1, 1), describe(counted)
+
+
+def test_an_applier_with_several_loops_applies_a_backlog_once_with_all_of_them(
+    app: Flask,
+) -> None:
+    """WEBHOOK_APPLY_THREADS (the applier process's loops): each loop claims batches of its
+    own, rows another holds skipped. A shuffled backlog of whole histories ends as one loop
+    leaves it, every event marked once (attempts 1), and on PostgreSQL more than one loop took
+    batches (SQLite has one writer at a time: whichever loop holds it takes the batch)."""
+    from app.billing.webhooks.applier import Applier
+    from app.models import WebhookEvent
+
+    users = 12
+    together, alone = f"t{uuid.uuid4().hex[:8]}", f"a{uuid.uuid4().hex[:8]}"
+    with suite_applier_paused(app):
+        _record_and_drain(app, _history(alone, users, len(STEPS)), batch=200)
+        with app.app_context():
+            record_events(_history(together, users, len(STEPS)))
+            db.session.commit()
+            db.session.remove()
+        app.config["WEBHOOK_APPLY_BATCH"], batch = 3, app.config["WEBHOOK_APPLY_BATCH"]
+        applier = Applier(app, poll_seconds=0.01)
+        try:
+            with captured_logs("app.billing.webhooks.applier") as records:
+                serving = threading.Thread(target=applier.serve, args=(3,))
+                serving.start()
+
+                def left() -> int:
+                    with app.app_context():
+                        pending = db.session.execute(
+                            select(WebhookEvent.id).where(
+                                WebhookEvent.id.like(f"evt_{together}_%"),
+                                WebhookEvent.processed.is_(False),
+                            )
+                        ).all()
+                        db.session.remove()
+                    return len(pending)
+
+                wait_until(lambda: left() == 0)
+                applier.stop()
+                serving.join(10)
+        finally:
+            app.config["WEBHOOK_APPLY_BATCH"] = batch
+        assert not serving.is_alive(), "serve() returned once every loop stopped"
+        with app.app_context():
+            attempts = db.session.execute(
+                select(WebhookEvent.attempts).where(WebhookEvent.id.like(f"evt_{together}_%"))
+            ).scalars()
+            assert sorted(set(attempts)) == [1]
+            db.session.remove()
+    assert _rows(app, together, users) == _rows(app, alone, users)
+    loops = {r.threadName for r in records if r.getMessage() == "webhook batch"}
+    assert len(loops) > (1 if is_postgres() else 0), loops

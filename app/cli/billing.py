@@ -215,7 +215,8 @@ def replay_command(
 def apply_command(once: bool) -> None:
     """Apply recorded webhook events: the applier as its own process (what gunicorn's master
     runs with WEBHOOK_APPLIER=process; by hand with WEBHOOK_APPLIER=off). Any number of them
-    may run, on any hosts. SIGTERM or Ctrl-C: the batch in hand is finished, then it exits."""
+    may run, on any hosts, each with WEBHOOK_APPLY_THREADS loops. SIGTERM or Ctrl-C: the
+    batches in hand are finished, then it exits."""
     settings = Settings.from_config(current_app.config)
     if once:
         click.echo(f"applied {drain(current_gateway(), settings)} event(s)")
@@ -234,7 +235,7 @@ def apply_command(once: bool) -> None:
         watch.daemon = True
         watch.start()
     click.echo(f"applying webhook events (pid {os.getpid()}; Ctrl-C stops)", err=True)
-    applier.serve()
+    applier.serve(threads=int(app.config["WEBHOOK_APPLY_THREADS"]))
 
 
 def _stop_when_orphaned(parent: int, applier: Applier) -> None:

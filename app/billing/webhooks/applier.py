@@ -33,7 +33,13 @@ from flask import Flask
 from app.billing.webhooks import applier_store, store
 from app.billing.webhooks.backlog import DueProbe, backlog
 from app.billing.webhooks.handlers import HANDLERS, STATE_EVENT_TYPES, apply_state_events
-from app.db import rollback_quietly, unit_of_work
+from app.db import (
+    LockConflict,
+    is_lock_conflict,
+    retry_on_deadlock,
+    rollback_quietly,
+    unit_of_work,
+)
 from app.extensions import db
 from app.models import utcnow
 from app.observability import metrics
@@ -84,7 +90,20 @@ class Applied:
 
 
 def apply_ready(gateway: StripeGateway, settings: Settings) -> Applied:
-    """Apply one batch of due events; what it did (an empty result: nothing was due)."""
+    """Apply one batch of due events; what it did (an empty result: nothing was due, or the
+    batch lost a lock race twice to another applier: it is claimed again at the next pass).
+
+    A deadlock with another applier (two loops or hosts whose batches touch the same users in
+    another order) is no event's failure: the whole batch is rolled back and taken again, no
+    attempt counted, instead of being applied event by event."""
+    try:
+        return retry_on_deadlock(lambda: _apply_one_batch(gateway, settings))
+    except LockConflict as exc:
+        log.info("webhook batch: %s; taken again at the next pass", exc)
+        return Applied()
+
+
+def _apply_one_batch(gateway: StripeGateway, settings: Settings) -> Applied:
     result = Applied()
     with unit_of_work():
         now = utcnow()
@@ -95,6 +114,8 @@ def apply_ready(gateway: StripeGateway, settings: Settings) -> Applied:
             with db.session.begin_nested():
                 _apply_batch(batch, gateway, result)
         except Exception as exc:  # find the culprit: the same batch again, one savepoint per event
+            if is_lock_conflict(exc):
+                raise
             log.info(
                 "webhook batch of %d failed as a whole (%s); applying its events one by one",
                 len(batch),
@@ -151,6 +172,8 @@ def _apply_alone(row: Any, gateway: StripeGateway, result: Applied) -> None:
         with db.session.begin_nested():
             _apply(row, gateway, result)
     except Exception as exc:
+        if is_lock_conflict(exc):  # another applier's batch: this one is taken again whole
+            raise
         log.exception("webhook %s (%s) failed to apply", for_log(row.id), for_log(row.type))
         result.failed[row.id] = str(db_safe(f"{type(exc).__name__}: {exc}"))[:MAX_ERROR_LENGTH]
 
@@ -274,13 +297,30 @@ class Applier:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    def serve(self) -> None:
-        """Run the loop in this thread until `stop()` (a signal handler may call it): the
-        applier process's main thread, with no second thread to share its GIL with."""
+    def serve(self, threads: int = 1) -> None:
+        """Run the loop in this thread and in `threads - 1` more until `stop()` (a signal
+        handler may call it): the applier process. Each loop claims batches of its own (rows
+        another holds are skipped); a new user's first event is a dozen round trips to the
+        database and little CPU, so a second loop applies while the first waits
+        (docs/performance.md, "applier threads"). Returns once every loop has finished the
+        batch in hand."""
         self._stop.clear()
-        self._run()
+        loops = [
+            threading.Thread(
+                target=self._run, args=(False,), name=f"webhook-applier-{n}", daemon=True
+            )
+            for n in range(1, threads)
+        ]
+        for loop in loops:
+            loop.start()
+        try:
+            self._run()
+        finally:
+            self._stop.set()
+            for loop in loops:
+                loop.join()
 
-    def _run(self) -> None:
+    def _run(self, observes_backlog: bool = True) -> None:
         settings = Settings.from_config(self.app.config)
         failing_since: float | None = None
         with self.app.app_context():
@@ -290,7 +330,7 @@ class Applier:
         while not self._stop.is_set():
             nudged = self._wake.wait(self.poll_seconds)
             self._wake.clear()
-            if time.monotonic() - backlog_at >= BACKLOG_EVERY:
+            if observes_backlog and time.monotonic() - backlog_at >= BACKLOG_EVERY:
                 backlog_at = time.monotonic()
                 self._observe_backlog()
             if idle and not nudged and not probe.anything_due():
