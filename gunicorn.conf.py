@@ -19,13 +19,17 @@ Processes default to one per core the container may use, and no more than its me
 holds at WEB_WORKER_MEMORY_MB (128) each: `container_workers` reads the cgroup's CPU quota and
 memory limit, since the host's CPU count says nothing about a container's share (Render's 512 MB
 plan on a many-core host would otherwise start a worker per host core and run out of memory).
-WEB_CONCURRENCY overrides. Threads default to 4 (WEB_THREADS overrides; the database pool and
-the Stripe-call bulkhead follow WEB_THREADS, see app/config.py): 8 took about 1.1x the webhook
-deliveries of 4 but with 3-4x the p99 (docs/performance.md, issue 19). Every other number can be
-overridden from the environment too.
+WEB_CONCURRENCY overrides. Threads default to 8 (WEB_THREADS overrides; the database pool and
+the Stripe-call bulkhead follow WEB_THREADS, see app/config.py). Once the webhook fast path made
+a delivery ~0.5 ms of CPU, a worker's 4 threads were mostly waiting on one another's group commit
+(a batch holds at most the process's threads): on a quiet machine 8 threads took 1.27x the
+deliveries of 4 with a lower p99 (3 of 3 rounds won, 22 vs 28 ms), and 16 were no better than 8
+(1.03x; docs/performance.md, "issue 19, fifth pass"). Every other number can be overridden from
+the environment too.
 
-Webhook ingest, same-run A/Bs against these defaults (bench/peer.py with BENCH_COMPARE, 3 s x 3
-rounds, medians, ours* / ours; docs/performance.md "serving", busy shared machine):
+Webhook ingest, same-run A/Bs (bench/peer.py with BENCH_COMPARE, 3 s x 3 rounds, medians, ours*
+/ ours). Before the fast path, against 4 threads, on a busy shared machine (docs/performance.md
+"serving"):
 
     WEB_THREADS=8                 0.88x events/s  p99 90 -> 140 ms
     WEB_CONCURRENCY=4             0.87x events/s  p99 60 -> 76 ms
@@ -35,8 +39,16 @@ rounds, medians, ours* / ours; docs/performance.md "serving", busy shared machin
     BalancedThreadWorker          0.88-1.34x      p99 0.91-3.2x (3 runs; connections split
                                                   evenly, but the late ones wait to be accepted)
 
-none clearly better, so none is the default. What does decide a run is how the client's kept-alive
-connections split between the workers (14/2 of 16 in some rounds; app/web_worker.py).
+After it, quiet machine (docs/performance.md "issue 19, fifth pass"):
+
+    WEB_THREADS=8 (against 4)     1.27x events/s  p99 28 -> 22 ms (3 of 3 rounds won)
+    WEB_THREADS=16 (against 8)    1.03x           p99 23 -> 23 ms
+    WEB_SWITCH_INTERVAL_MS=1      0.99x           p99 26 -> 30 ms
+    WEBHOOK_APPLIER_NICE=10       1.16x           sustained 1,000/s: apply lag p99 0.66 -> 3.3 s
+
+Of these only WEB_THREADS=8 is the default: the others were not clearly better, or cost the
+apply lag. How the client's kept-alive connections split between the workers also decides a run
+(14/2 of 16 in some rounds; app/web_worker.py).
 
 Logs: gunicorn's own lines use the app's format; the app writes the access line itself. Metrics:
 workers share PROMETHEUS_MULTIPROC_DIR.
@@ -128,7 +140,7 @@ workers = _int("WEB_CONCURRENCY", 0) or container_workers(
     Path("/sys/fs/cgroup"), usable_cpus(), _int("WEB_WORKER_MEMORY_MB", 128)
 )
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = _int("WEB_THREADS", 4)  # the database pool follows WEB_THREADS too (app/config.py)
+threads = _int("WEB_THREADS", 8)  # the database pool follows WEB_THREADS too (app/config.py)
 # Stripe calls are bounded by the SDK's timeout; a request still running after this is stuck.
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)  # SIGTERM: finish in-flight requests
