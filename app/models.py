@@ -170,11 +170,13 @@ class WebhookEvent(db.Model):  # type: ignore[name-defined]
 
     __table_args__ = (
         Index("idx_webhook_events_processed", "processed", "created_at"),
-        # The applier's queue: only the pending rows, in the order they are applied.
+        # The applier's queue: only the pending rows, in the order they are claimed (all of
+        # it: a claim walks the index with no sort, see store.claim_ready).
         Index(
             "idx_webhook_events_pending",
             "stripe_created",
             "created_at",
+            "id",
             postgresql_where=text("processed = false AND parked_at IS NULL"),
             sqlite_where=text("processed = 0 AND parked_at IS NULL"),
         ),

@@ -13,7 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, Select, func, literal, or_, select
+from sqlalchemy import Connection, Engine, Select, false, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import WebhookEvent, utcnow
@@ -21,13 +21,17 @@ from app.models import WebhookEvent, utcnow
 events = WebhookEvent.__table__
 
 
-def _waiting() -> list[ColumnElement[bool]]:
-    return [events.c.processed.is_(False), events.c.parked_at.is_(None)]
+def waiting() -> list[ColumnElement[bool]]:
+    """Events not applied and not parked, in the terms of the pending index's own predicate:
+    `processed IS false` reads the same rows, but PostgreSQL can't prove it implies the
+    index's `processed = false`, and scanned the whole table instead (the claim did, 33 ms
+    after 80,000 events)."""
+    return [events.c.processed == false(), events.c.parked_at.is_(None)]
 
 
 def _due(now: datetime) -> Select[int]:
     retry_due = or_(events.c.next_attempt_at.is_(None), events.c.next_attempt_at <= now)
-    return select(literal(1)).where(*_waiting(), retry_due).limit(1)
+    return select(literal(1)).where(*waiting(), retry_due).limit(1)
 
 
 class DueProbe:
@@ -73,7 +77,7 @@ class Backlog:
 
 def backlog(connection: Connection, now: datetime | None = None) -> Backlog:
     row = connection.execute(
-        select(func.count(), func.min(events.c.created_at)).where(*_waiting())
+        select(func.count(), func.min(events.c.created_at)).where(*waiting())
     ).one()
     count, oldest = int(row[0] or 0), row[1]
     if oldest is None:

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, func, insert, or_, select, update
+from sqlalchemy import Row, Text, false, func, insert, or_, select, text, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from app.billing.webhooks.backlog import waiting
 from app.db import dialect_name, upsert
 from app.db_writer import StatementWriter
 from app.extensions import db
@@ -177,18 +178,33 @@ READY_COLUMNS = (
 
 def claim_ready(limit: int, now: datetime) -> Sequence[Any]:
     """Up to `limit` pending events that are due, oldest first (Stripe's `created`, then
-    arrival), locked until the transaction ends; rows another applier holds are skipped."""
-    return db.session.execute(
+    arrival), locked until the transaction ends; rows another applier holds are skipped.
+
+    On PostgreSQL the claim walks the pending index in order (a plain index scan, never a
+    bitmap scan): the index keeps an entry for every event applied since the last vacuum, and
+    only a plain scan marks those dead as it passes, so that the next claim skips them. With
+    the planner's choice, a bitmap scan and a sort, each claim visited them all again: 20 ms a
+    claim after 80,000 events, most of a core for four appliers (docs/performance.md)."""
+    statement = (
         select(*READY_COLUMNS)
         .where(
-            events.c.processed.is_(False),
-            events.c.parked_at.is_(None),
+            *waiting(),
             or_(events.c.next_attempt_at.is_(None), events.c.next_attempt_at <= now),
         )
         .order_by(events.c.stripe_created, events.c.created_at, events.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    ).all()
+    )
+    if dialect_name() != "postgresql":
+        return db.session.execute(statement).all()
+    db.session.execute(_NO_BITMAP_SCAN)  # undone with the transaction should the claim fail
+    claimed = db.session.execute(statement).all()
+    db.session.execute(_PLANNER_DEFAULTS)  # the batch's own statements plan as usual
+    return claimed
+
+
+_NO_BITMAP_SCAN = text("SET LOCAL enable_bitmapscan = off")
+_PLANNER_DEFAULTS = text("RESET enable_bitmapscan")
 
 
 def mark_processed(ids: Iterable[str], now: datetime) -> None:
@@ -256,14 +272,11 @@ class Backlog:
 
 
 def backlog() -> Backlog:
-    waiting = events.c.processed.is_(False)
     pending, oldest = db.session.execute(
-        select(func.count(), func.min(events.c.created_at)).where(
-            waiting, events.c.parked_at.is_(None)
-        )
+        select(func.count(), func.min(events.c.created_at)).where(*waiting())
     ).one()
     parked = db.session.execute(
-        select(func.count()).where(waiting, events.c.parked_at.is_not(None))
+        select(func.count()).where(events.c.processed == false(), events.c.parked_at.is_not(None))
     ).scalar_one()
     return Backlog(int(pending), oldest, int(parked))
 
