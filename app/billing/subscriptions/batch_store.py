@@ -44,7 +44,7 @@ from sqlalchemy import update as update_statement
 from app.billing.accounts.rows import SUBSCRIPTION_FIELDS, SubscriptionRow
 from app.billing.statuses import LIVE_STATUSES
 from app.billing.subscriptions.mirror import summary_changes
-from app.billing.subscriptions.ordering import newest_of
+from app.billing.subscriptions.ordering import Snapshot, Verdict, judge_event, newest_of
 from app.billing.subscriptions.store import (
     WRITTEN,
     Reread,
@@ -69,6 +69,7 @@ from app.billing.usage.periods import settle_new_user_entitlements
 from app.db import dialect_name, execute_prebuilt, insert_for
 from app.extensions import db
 from app.models import User, utcnow
+from app.stripe.objects import subscription_fields
 
 StripeDict = dict[str, Any]
 Event = tuple[StripeDict, int]  # a subscription object and its event's `created`
@@ -102,10 +103,13 @@ def _apply_winners(winners: list[Event], reread: Reread | None) -> None:
     new_owners: list[tuple[Stored, StripeDict, int]] = []
     mirrored: list[tuple[Stored, StripeDict]] = []
     rest: list[Pending] = []
+    declined: list[Event] = []
     for (subscription, created), proposed in zip(winners, params, strict=True):
         stored = written.get(subscription["id"])
         named = proposed["named_user"]
-        if stored is None or stored.previous_owner is not None:
+        if stored is None:
+            declined.append((subscription, created))
+        elif stored.previous_owner is not None:
             rest.append((stored, subscription, created))
         elif stored.user_id is None and named and stored.customer_id:
             new_owners.append((stored, subscription, created))
@@ -117,6 +121,7 @@ def _apply_winners(winners: list[Event], reread: Reread | None) -> None:
             mirrored.append((stored, subscription))
         else:
             rest.append((stored, subscription, created))
+    rest.extend(_to_reread(declined))
     rest.extend(_create_owners(new_owners))
     _check_live_once(mirrored)
     for stored, subscription, created in rest:
@@ -209,6 +214,41 @@ def _lock_owners(params: list[dict[str, Any]]) -> None:
     names = [p["named_user"] for p in params if p["named_user"]]
     if customers or names:
         execute_prebuilt(_lock_statement(), {"customers": customers, "names": names})
+
+
+# -- what the upsert declined ------------------------------------------------------------------
+
+
+def _to_reread(declined: list[Event]) -> list[Pending]:
+    """The winners the upsert wrote nothing for (older than the row's watermark, or the same as
+    the row), judged against their rows read in one statement, as `store.finish_applying`
+    judges one: only those the rule re-reads (the same second, a different object) take one
+    event's path; the rest change nothing. Late events were two statements each before: a
+    delivery order that put one stream of events behind another (all of them late) held
+    batches of 200 for 2 s (docs/performance.md)."""
+    if not declined:
+        return []
+    statement = select(subscriptions.c.id, *_JUDGED).where(
+        subscriptions.c.id.in_([subscription["id"] for subscription, _ in declined])
+    )
+    if dialect_name() == "postgresql":  # still locked by the upsert; read as locked rows are
+        statement = statement.order_by(subscriptions.c.id).with_for_update()
+    rows = {row.id: row for row in db.session.execute(statement)}
+    rest: list[Pending] = []
+    for subscription, created in declined:
+        row = rows.get(subscription["id"])
+        if row is None or judge_event(_held(row), subscription, created) is Verdict.REREAD:
+            rest.append((None, subscription, created))
+    return rest
+
+
+_FIELDS = tuple(subscription_fields({}))
+_JUDGED = (subscriptions.c.last_event_created, *(subscriptions.c[name] for name in _FIELDS))
+
+
+def _held(row: Any) -> Snapshot:
+    """A stored row as `judge_event` reads it."""
+    return Snapshot({name: getattr(row, name) for name in _FIELDS}, row.last_event_created)
 
 
 # -- new owners ---------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class Snapshot(StatusFacts):
     status: str | None
     last_event_created: int | None
 
-    def __init__(self, fields: dict[str, Any], watermark: int) -> None:
+    def __init__(self, fields: dict[str, Any], watermark: int | None) -> None:
         self.__dict__.update(fields)
         self.last_event_created = watermark
 
