@@ -134,7 +134,9 @@ def test_payment_actions_are_audited_without_secrets(
     # Never a token, a secret or a card number.
     token = headers["Authorization"].split()[1]
     for row in audit_rows(app):
-        text = " ".join(str(getattr(row, c.name)) for c in AuditEntry.__table__.columns)
+        text = " ".join(  # not the entry's own number: id 4242 is no card (it happened)
+            str(getattr(row, c.name)) for c in AuditEntry.__table__.columns if c.name != "id"
+        )
         assert token not in text and billing.webhook_secret not in text
         assert "sk_test" not in text and "4242" not in text
 
