@@ -46,8 +46,14 @@ After it, quiet machine (docs/performance.md "issue 19, fifth pass"):
     WEB_SWITCH_INTERVAL_MS=1      0.99x           p99 26 -> 30 ms
     WEBHOOK_APPLIER_NICE=10       1.16x           sustained 1,000/s: apply lag p99 0.66 -> 3.3 s
 
-Of these only WEB_THREADS=8 is the default: the others were not clearly better, or cost the
-apply lag. How the client's kept-alive connections split between the workers also decides a run
+After the claim walked its index and late events went set-based (applying 0.22 ms of CPU per
+event; "issue 19, sixth pass"):
+
+    WEBHOOK_APPLIER_NICE=19       1.31x events/s  3 of 3 rounds won; sustained 1,000/s: apply
+                                                  lag p99 90 -> 130 ms
+
+WEB_THREADS=8 and WEBHOOK_APPLIER_NICE=19 are the defaults: the others were not clearly better,
+or cost the apply lag (the niced applier did too, until applying became cheap). How the client's kept-alive connections split between the workers also decides a run
 (14/2 of 16 in some rounds; app/web_worker.py).
 
 Logs: gunicorn's own lines use the app's format; the app writes the access line itself. Metrics:

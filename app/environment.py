@@ -283,7 +283,7 @@ def reliability_from_env(problems: list[str]) -> dict[str, Any]:
         # for a process, which nothing wakes); retries with doubling back-off, then parking.
         "WEBHOOK_INGEST_MAX_BATCH": whole("WEBHOOK_INGEST_MAX_BATCH", 200),
         "WEBHOOK_APPLIER": os.environ.get("WEBHOOK_APPLIER", "").strip(),
-        "WEBHOOK_APPLIER_NICE": whole("WEBHOOK_APPLIER_NICE", 0),
+        "WEBHOOK_APPLIER_NICE": whole("WEBHOOK_APPLIER_NICE", 19),
         "WEBHOOK_APPLY_THREADS": whole("WEBHOOK_APPLY_THREADS", 4),
         "WEBHOOK_APPLY_BATCH": whole("WEBHOOK_APPLY_BATCH", 200),
         "WEBHOOK_APPLY_POLL_SECONDS": fraction("WEBHOOK_APPLY_POLL_SECONDS", 0.0),

@@ -119,6 +119,15 @@ def applier_pids(master: int) -> list[int]:
     return pids
 
 
+def thread_nices(pid: int) -> set[int]:
+    """The niceness of each of a process's threads (Linux keeps one per thread)."""
+    nices = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        nices.add(int(fields[16]))  # field 19 of stat; fields[0] is field 3
+    return nices
+
+
 def event(n: int, start: int) -> dict[str, Any]:
     """A signed-able event the app records and, with no handler to run, applies as ignored."""
     return {
@@ -172,6 +181,11 @@ def test_gunicorn_keeps_one_applier_process_that_applies_and_survives_a_kill_9(
         url = f"{server.url}/api/webhooks/stripe"
         first = wait_for(lambda: applier_pids(server.process.pid), 30, "the applier process")
         assert len(first) == 1, "one applier process per host, not one per worker"
+        # Under a burst the request threads get the CPU first (WEBHOOK_APPLIER_NICE, 19).
+        expected = min(19, os.getpriority(os.PRIO_PROCESS, server.process.pid) + 19)
+        started = f"applying webhook events (pid {first[0]}"
+        wait_for(lambda: any(started in line for line in server.lines()), 30, started)
+        assert thread_nices(first[0]) == {expected}
         for n in range(20):
             deliver(url, event(n, start))
         wait_for(lambda: pending_of(app, "evt_applier_process_") == 0, 30, "the first events")
