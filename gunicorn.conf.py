@@ -53,8 +53,9 @@ event; "issue 19, sixth pass"):
                                                   lag p99 90 -> 130 ms
 
 WEB_THREADS=8 and WEBHOOK_APPLIER_NICE=19 are the defaults: the others were not clearly better,
-or cost the apply lag (the niced applier did too, until applying became cheap). How the client's kept-alive connections split between the workers also decides a run
-(14/2 of 16 in some rounds; app/web_worker.py).
+or cost the apply lag (the niced applier did too, until applying became cheap). How the
+client's kept-alive connections split between the workers also decides a run (14/2 of 16 in
+some rounds; app/web_worker.py).
 
 Logs: gunicorn's own lines use the app's format; the app writes the access line itself. Metrics:
 workers share PROMETHEUS_MULTIPROC_DIR.
