@@ -43,14 +43,19 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "") 
     raise AssertionError(f"timed out waiting for {what or condition}")
 
 
+def stat_fields(stat: Path) -> list[str]:
+    """A /proc stat file's fields from the third (state) on: the command before it may hold
+    spaces and parentheses, so the split starts after its last ')'."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     # A zombie (exited, not yet reaped) is not alive either.
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z"
+    return stat_fields(Path(f"/proc/{pid}/stat"))[0] != "Z"
 
 
 @pytest.mark.parametrize(
@@ -121,11 +126,8 @@ def applier_pids(master: int) -> list[int]:
 
 def thread_nices(pid: int) -> set[int]:
     """The niceness of each of a process's threads (Linux keeps one per thread)."""
-    nices = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        nices.add(int(fields[16]))  # field 19 of stat; fields[0] is field 3
-    return nices
+    # Field 19 of stat is the nice value; stat_fields starts at field 3.
+    return {int(stat_fields(task / "stat")[16]) for task in Path(f"/proc/{pid}/task").iterdir()}
 
 
 def event(n: int, start: int) -> dict[str, Any]:
