@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, false, func, insert, or_, select, text, update
+from sqlalchemy import Row, Text, func, insert, or_, select, text, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
@@ -262,23 +262,6 @@ def write_audit_entries(
         )
     else:
         db.session.execute(insert(AuditEntry).values(list(entries)))
-
-
-@dataclass(frozen=True)
-class Backlog:
-    pending: int  # recorded, not applied yet (retries included)
-    oldest: datetime | None  # when the oldest of them was received
-    parked: int
-
-
-def backlog() -> Backlog:
-    pending, oldest = db.session.execute(
-        select(func.count(), func.min(events.c.created_at)).where(*waiting())
-    ).one()
-    parked = db.session.execute(
-        select(func.count()).where(events.c.processed == false(), events.c.parked_at.is_not(None))
-    ).scalar_one()
-    return Backlog(int(pending), oldest, int(parked))
 
 
 def unpark(ids: Iterable[str]) -> None:
