@@ -32,6 +32,10 @@ all its children (workers, and the applier process when it runs one) from the st
 until its events are all applied, over the events of that round, and the same split by process:
 the master's own, the workers' (summed), the applier process's (the round's log line also says
 how much of the applier's ran while the load was on, i.e. competed with ingest for the cores).
+The peer's and bare's CPU per event is their process tree's over the events they answered
+(the peer has applied each before answering). PostgreSQL's too, for every server: all postgres
+processes' user + system time over the same span (with the backends that exited meanwhile,
+through the postmaster), since a server that answers with less Python may move the work there.
 It is robust to the other load on a shared machine, which wall-clock throughput is not. The
 p99 range (over the rounds) is printed beside its median: p99 is the noisiest figure here.
 BENCH_SUSTAIN_ROUNDS=0 skips the sustained runs (an A/B of ingest alone).
@@ -133,10 +137,25 @@ def cpu_seconds(server: Server) -> dict[str, float]:
             workers += own + reaped
     split = {"master": master, "workers": workers + exited, "applier": applier}
     split["total"] = sum(split.values())
-    return {name: ticks / TICK for name, ticks in split.items()}
+    return {name: ticks / TICK for name, ticks in split.items()} | {"postgres": postgres_seconds()}
 
 
-CPU_PARTS = ("total", "master", "workers", "applier")
+CPU_PARTS = ("total", "master", "workers", "applier", "postgres")
+
+
+def postgres_seconds() -> float:
+    """User + system CPU so far of PostgreSQL on this machine: every postgres process's own,
+    plus what the postmaster's children used before they exited (a backend whose connection
+    closed). The benchmark's servers are its only clients while a round runs."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            if (entry / "comm").read_text().strip() == "postgres":
+                own, reaped = _stat_ticks(int(entry.name))
+                ticks += own + reaped
+    return ticks / TICK
 
 
 def connections_per_worker(server: Server) -> list[int]:
@@ -307,7 +326,7 @@ def rounds(load: Any, targets: dict[str, Target]) -> dict[str, dict[str, Any]]:
         for name in order if n % 2 == 0 else reversed(order):
             target = targets[name]
             server = target.server or target.start()
-            before = cpu_seconds(server) if target.start else {}
+            before = cpu_seconds(server)
             applied = pending(target.database_url)[2] if target.start else 0
             split: list[int] = []
             done_probing = threading.Event()
@@ -319,9 +338,12 @@ def rounds(load: Any, targets: dict[str, Target]) -> dict[str, dict[str, Any]]:
             result = load.run(server.url + target.path, SECRET, events, 1000, SECONDS, CONNS)
             done_probing.set()
             result["p50_ms"], result["p99_ms"] = ms(result["p50"]), ms(result["p99"])
-            for part in CPU_PARTS:
-                result[f"cpu_{part}_ms"] = float("nan")
-            if target.start:
+            if not target.start:  # the peer applies before answering; bare has nothing to apply
+                after, done = cpu_seconds(server), result["rps"] * SECONDS
+                for part in CPU_PARTS:
+                    cpu = after[part] - before[part]
+                    result[f"cpu_{part}_ms"] = cpu * 1000 / done if done else float("nan")
+            else:
                 # The ingest alone (until the load stops), then the whole: until all applied.
                 ingest = cpu_seconds(server)
                 settle(target.database_url)
@@ -337,10 +359,13 @@ def rounds(load: Any, targets: dict[str, Target]) -> dict[str, dict[str, Any]]:
             line = (
                 f"round {n + 1} {name:5}: {result['rps']:8.0f} events/s  p50 {result['p50']}"
                 f"  p99 {result['p99']}  non-2xx {result['non2xx']}"
+                f"  cpu/event ms: postgres {result['cpu_postgres_ms']:.2f}"
             )
-            if target.start:
+            if not target.start:
+                line += f", server {result['cpu_total_ms']:.2f}"
+            else:
                 line += (
-                    f"  cpu/event ms: total {result['cpu_total_ms']:.2f}"
+                    f", server total {result['cpu_total_ms']:.2f}"
                     f" = master {result['cpu_master_ms']:.2f}"
                     f" + workers {result['cpu_workers_ms']:.2f}"
                     f" + applier {result['cpu_applier_ms']:.2f}"
@@ -366,8 +391,10 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     peer = summary["peer"]
     lines = [
         "| server | events/s (median) | range | p50 ms | p99 ms | p99 range | non-2xx"
-        " | events/s vs peer | p99 vs peer | CPU ms/event | master | workers | applier |",
-        "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        " | events/s vs peer | p99 vs peer | CPU ms/event | master | workers | applier"
+        " | postgres |",
+        "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        " ---: |",
     ]
     for name, s in summary.items():
         speed = ratio(s["rps"], peer["rps"])
