@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +180,55 @@ def test_counting_proxy_counts_what_psycopg_sends(postgres_url: str) -> None:
 @pytest.fixture
 def postgres_url() -> str:
     return os.environ["TEST_DATABASE_URL"]
+
+
+@pytest.fixture
+def inbox_url(postgres_url: str) -> Iterator[str]:
+    """A schema of its own holding the columns of webhook_events that `make bench` reads."""
+    schema = f"bench_drain_{os.getpid()}"
+    dsn = make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(
+            f"CREATE TABLE {schema}.webhook_events"
+            " (id text PRIMARY KEY, processed boolean NOT NULL, parked_at timestamptz)"
+        )
+    try:
+        yield f"{dsn}{'&' if '?' in dsn else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.mark.skipif(not is_postgres(), reason="make bench runs on PostgreSQL only")
+def test_make_bench_waits_for_the_applier_before_its_reads(inbox_url: str) -> None:
+    """Ours answers a webhook before applying it: the reads measured after the webhook runs
+    shared the machine with 90 s of applying until the bench waited for the backlog first."""
+    from bench.harness import drain_inbox
+
+    with psycopg.connect(inbox_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO webhook_events VALUES ('evt_1', false, NULL), ('evt_2', false, NULL),"
+            " ('evt_parked', false, now()), ('evt_done', true, NULL)"
+        )
+
+    def apply_later() -> None:
+        time.sleep(1.0)
+        with psycopg.connect(inbox_url, autocommit=True) as conn:
+            conn.execute("UPDATE webhook_events SET processed = true WHERE parked_at IS NULL")
+
+    applier = threading.Thread(target=apply_later)
+    applier.start()
+    waited = drain_inbox(inbox_url)
+    applier.join()
+    assert waited >= 0.9  # returned only once both were applied; the parked one does not wait
+    assert drain_inbox(inbox_url) < 0.5
+
+    with psycopg.connect(inbox_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO webhook_events VALUES ('evt_stuck', false, NULL)")
+    with pytest.raises(RuntimeError, match="did not catch up"):
+        drain_inbox(inbox_url, limit=1)
 
 
 # -- the report (bench/report.py), from the committed results ------------------------------------
