@@ -10,7 +10,10 @@ that way), with the peer beside them:
 - gthread: bench/bare_app.py's HMAC-only route, gunicorn.conf.py's settings (gthread);
   the asyncio worker runs as many processes (gunicorn.conf.py's hooks are the WSGI worker's);
 - asgi: bench/asgi_app.py `native`, the HMAC-only check as an ASGI app, `-k asgi`;
-- asgi+flask: bench/asgi_app.py `mixed`, the Flask HMAC-only route through a2wsgi, `-k asgi`.
+- asgi+flask: bench/asgi_app.py `mixed`, the Flask HMAC-only route through a2wsgi, `-k asgi`;
+- asgi record: bench/asgi_app.py `recording`, the check and then a durable write of the event
+  (group commit on asyncio) into the app's webhook_events before the 200, as the app answers
+  (its applier does not run: the peer's figure includes applying, this one does not).
 
 The same signed events and wrk load as bench-peer, rounds alternating, medians and ratios.
 
@@ -66,6 +69,9 @@ def main() -> None:
             "asgi": (peer.start_gunicorn("asgi", [*asgi, "bench.asgi_app:native"], env), HOOK),
             "asgi+flask": (peer.start_gunicorn("asgi+flask", [*asgi, "bench.asgi_app:mixed"], env),
                            HOOK + "/hmac-only"),
+            "asgi record": (peer.start_gunicorn("asgi record", [*asgi,
+                                                               "bench.asgi_app:recording"], env),
+                            HOOK),
         }  # fmt: skip
         servers += [server for server, _ in targets.values()]
         rates: dict[str, list[float]] = {name: [] for name in targets}
