@@ -109,6 +109,16 @@ def test_two_workers_json_logs_request_ids_and_metrics(
                     break
         assert len(served_by) == 2, "one worker served every request"
 
+        # The 200 said "recorded": the event is applied after it, by a worker's applier thread.
+        # Wait for that (bounded) before every scrape below must count it.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            text = requests.get(f"{server.url}/metrics", timeout=10).text
+            applied = {"type": "invoice.payment_failed", "outcome": "applied"}
+            if _metric(text, "billing_webhook_events_total", **applied) >= 1:
+                break
+            time.sleep(0.2)
+
         # Every scrape, whichever worker answers it, adds up all workers' counts.
         for _ in range(6):
             text = requests.get(f"{server.url}/metrics", timeout=10).text
