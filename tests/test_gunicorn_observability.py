@@ -17,7 +17,7 @@ import pytest
 import requests
 from flask import Flask
 from processes import ROOT, base_env, flask_cli, free_port, gunicorn
-from support import CARD_OK, Billing, auth_headers, pay_hosted_checkout, sign_payload
+from support import CARD_OK, Billing, auth_headers, pay_hosted_checkout, sign_payload, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -111,13 +111,18 @@ def test_two_workers_json_logs_request_ids_and_metrics(
 
         # The 200 said "recorded": the event is applied after it, by a worker's applier thread.
         # Wait for that (bounded) before every scrape below must count it.
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            text = requests.get(f"{server.url}/metrics", timeout=10).text
-            applied = {"type": "invoice.payment_failed", "outcome": "applied"}
-            if _metric(text, "billing_webhook_events_total", **applied) >= 1:
-                break
-            time.sleep(0.2)
+        applied = {"type": "invoice.payment_failed", "outcome": "applied"}
+        wait_until(
+            lambda: (
+                _metric(
+                    requests.get(f"{server.url}/metrics", timeout=10).text,
+                    "billing_webhook_events_total",
+                    **applied,
+                )
+                >= 1
+            ),
+            timeout=15,
+        )
 
         # Every scrape, whichever worker answers it, adds up all workers' counts.
         for _ in range(6):
