@@ -15,18 +15,17 @@ that way), with the peer beside them:
   (group commit on asyncio) into the app's webhook_events before the 200, as the app answers
   (its applier does not run: the peer's figure includes applying, this one does not).
 
-The same signed events and wrk load as bench-peer, rounds alternating, medians and ratios.
+The same signed events, wrk load, alternating rounds and table as bench-peer (its `rounds`,
+with the CPU per request of each server and PostgreSQL's).
 
     BENCH_PEER_DB=bench_x .venv/bin/python bench/asgi_ceiling.py
 
-Settings: BENCH_SECONDS (6), BENCH_ROUNDS (3), BENCH_CONNECTIONS (16), and bench/peer.py's.
+Settings: bench/peer.py's (BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PEER_DB, ...).
 """
 
 from __future__ import annotations
 
 import os
-import statistics
-import subprocess
 import sys
 from contextlib import suppress
 from pathlib import Path
@@ -37,9 +36,6 @@ sys.path.insert(0, str(ROOT))
 from bench import peer  # noqa: E402
 from bench.harness import Server  # noqa: E402
 
-SECONDS = int(os.environ.get("BENCH_SECONDS") or 6)
-ROUNDS = int(os.environ.get("BENCH_ROUNDS") or 3)
-CONNS = int(os.environ.get("BENCH_CONNECTIONS") or 16)
 HOOK = "/api/webhooks/stripe"
 
 
@@ -48,52 +44,33 @@ def main() -> None:
     url = peer.recreate_database()
     servers: list[Server] = []
     try:
-        sandbox = Server(
-            "sandbox", [peer.PY, "-m", "stripe_sandbox", "--port", "0"], {**os.environ},
-            r"listening on (http://\S+)",
-        )  # fmt: skip
+        sandbox, settings = peer.sandbox_and_settings(url)
         servers.append(sandbox)
-        env = {**peer.app_env(url, sandbox.url), "WEBHOOK_APPLIER": "off"}
-        subprocess.run(
-            [peer.PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-            cwd=ROOT, env=env, check=True, capture_output=True,
-        )  # fmt: skip
-        gunicorn = [peer.PY, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+        env = {**settings, "WEBHOOK_APPLIER": "off"}
+        gthread = [peer.PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "bench.bare_app:app"]
         # gunicorn.conf.py's hooks expect a WSGI worker: the asyncio worker gets only its size.
         workers = str(int(env.get("WEB_CONCURRENCY") or os.cpu_count() or 1))
         asgi = [peer.PY, "-m", "gunicorn", "-c", "/dev/null", "-w", workers, "-k", "asgi"]
-        targets = {
+        started = {
             "peer": (peer.start_peer(sandbox.url), HOOK),
-            "gthread": (peer.start_gunicorn("gthread", [*gunicorn, "bench.bare_app:app"], env),
-                        HOOK + "/hmac-only"),
+            "gthread": (peer.start_gunicorn("gthread", gthread, env), HOOK + "/hmac-only"),
             "asgi": (peer.start_gunicorn("asgi", [*asgi, "bench.asgi_app:native"], env), HOOK),
-            "asgi+flask": (peer.start_gunicorn("asgi+flask", [*asgi, "bench.asgi_app:mixed"], env),
-                           HOOK + "/hmac-only"),
-            "asgi record": (peer.start_gunicorn("asgi record", [*asgi,
-                                                               "bench.asgi_app:recording"], env),
-                            HOOK),
-        }  # fmt: skip
-        servers += [server for server, _ in targets.values()]
-        rates: dict[str, list[float]] = {name: [] for name in targets}
-        p99s: dict[str, list[float]] = {name: [] for name in targets}
-        for n in range(ROUNDS):
-            for name in list(targets) if n % 2 == 0 else reversed(list(targets)):
-                server, path = targets[name]
-                result = load.run(
-                    server.url + path, peer.SECRET, 6000 * SECONDS, 1000, SECONDS, CONNS
-                )
-                rates[name].append(result["rps"])
-                p99s[name].append(peer.ms(result["p99"]))
-                peer.log(
-                    f"round {n + 1} {name:10}: {result['rps']:8.0f}/s p50 {result['p50']}"
-                    f" p99 {result['p99']} non-2xx {result['non2xx']}"
-                )
-        base = statistics.median(rates["peer"])
-        print(f"\nwrk -t2 -c{CONNS}, {SECONDS} s x {ROUNDS} rounds, medians:\n")
-        print("| server | requests/s | vs peer | p99 ms |\n| --- | ---: | ---: | ---: |")
-        for name in targets:
-            rate, p99 = statistics.median(rates[name]), statistics.median(p99s[name])
-            print(f"| {name} | {rate:.0f} | {rate / base:.2f}x | {p99:.1f} |")
+            "asgi+flask": (
+                peer.start_gunicorn("asgi+flask", [*asgi, "bench.asgi_app:mixed"], env),
+                HOOK + "/hmac-only",
+            ),
+            "asgi record": (
+                peer.start_gunicorn("asgi record", [*asgi, "bench.asgi_app:recording"], env),
+                HOOK,
+            ),
+        }
+        servers += [server for server, _ in started.values()]
+        targets = {
+            name: peer.Target(path, server=server) for name, (server, path) in started.items()
+        }
+        summary = peer.rounds(load, targets)
+        print(f"\nwrk -t2 -c{peer.CONNS}, {peer.SECONDS} s x {peer.ROUNDS} rounds, medians:\n")
+        print(peer.table(summary))
     finally:
         for server in reversed(servers):
             with suppress(OSError):

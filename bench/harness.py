@@ -221,15 +221,23 @@ def wait_ready(server: Server, workers: int) -> None:
 
 
 # ------------------------------------------------------------------------------ database
+def pending(database_url: str) -> tuple[int, int, int]:
+    """The app's webhook inbox now: pending, parked, applied."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE NOT processed AND parked_at IS NULL),"
+            " count(*) FILTER (WHERE parked_at IS NOT NULL), count(*) FILTER (WHERE processed)"
+            " FROM webhook_events"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
 def drain_inbox(database_url: str, limit: float = 300) -> float:
     """Seconds until no recorded webhook event waits to be applied (parked ones do not wait)."""
     started = time.time()
     while time.time() - started < limit:
-        with psycopg.connect(database_url) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM webhook_events WHERE NOT processed AND parked_at IS NULL"
-            ).fetchone()
-        if not row or not row[0]:
+        if not pending(database_url)[0]:
             return time.time() - started
         time.sleep(0.5)
     raise RuntimeError(f"the app's applier did not catch up in {limit:.0f} s")

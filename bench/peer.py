@@ -61,7 +61,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Server, wait_ready  # noqa: E402
+from bench.harness import Server, drain_inbox, pending, wait_ready  # noqa: E402
 from bench.helpers import median, ratio  # noqa: E402
 from bench.peer_load import sustained  # noqa: E402
 
@@ -267,23 +267,29 @@ def app_env(database_url: str, sandbox_url: str) -> dict[str, str]:
     }
 
 
+def sandbox_and_settings(database_url: str) -> tuple[Server, dict[str, str]]:
+    """The Stripe sandbox the servers talk to, and the app's settings, its database migrated."""
+    sandbox = Server(
+        "sandbox", [PY, "-m", "stripe_sandbox", "--port", "0"], {**os.environ},
+        r"listening on (http://\S+)",
+    )  # fmt: skip
+    env = app_env(database_url, sandbox.url)
+    try:
+        subprocess.run(
+            [PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+    except BaseException:
+        sandbox.stop()
+        raise
+    return sandbox, env
+
+
 def start_gunicorn(name: str, argv: list[str], env: dict[str, str]) -> Server:
     port = free_port()
     server = Server(name, argv, {**env, "PORT": str(port)}, r"Listening at: (http://\S+)")
     wait_ready(server, int(env.get("WEB_CONCURRENCY") or os.cpu_count() or 1))
     return server
-
-
-def pending(database_url: str) -> tuple[int, int, int]:
-    """Our inbox now: pending, parked, applied."""
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE NOT processed AND parked_at IS NULL),"
-            " count(*) FILTER (WHERE parked_at IS NOT NULL), count(*) FILTER (WHERE processed)"
-            " FROM webhook_events"
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
 
 
 def ms(text: str | None) -> float:
@@ -299,10 +305,10 @@ def ms(text: str | None) -> float:
 def settle(database_url: str, limit: float = 90) -> None:
     """Wait until our applier has caught up, so no round shares the machine with the backlog
     of the one before (ours applies after acknowledging; the peer applies before). It reads the
-    rows, so it works wherever the applier runs (a thread in each worker, or its own process)."""
-    deadline = time.time() + limit
-    while pending(database_url)[0] and time.time() < deadline:
-        time.sleep(0.5)
+    rows, so it works wherever the applier runs (a thread in each worker, or its own process).
+    Gives up quietly after `limit` seconds: the round's figures then show what was not applied."""
+    with suppress(RuntimeError):
+        drain_inbox(database_url, limit)
 
 
 class Target:
@@ -338,20 +344,18 @@ def rounds(load: Any, targets: dict[str, Target]) -> dict[str, dict[str, Any]]:
             result = load.run(server.url + target.path, SECRET, events, 1000, SECONDS, CONNS)
             done_probing.set()
             result["p50_ms"], result["p99_ms"] = ms(result["p50"]), ms(result["p99"])
-            if not target.start:  # the peer applies before answering; bare has nothing to apply
-                after, done = cpu_seconds(server), result["rps"] * SECONDS
-                for part in CPU_PARTS:
-                    cpu = after[part] - before[part]
-                    result[f"cpu_{part}_ms"] = cpu * 1000 / done if done else float("nan")
-            else:
+            if target.start:
                 # The ingest alone (until the load stops), then the whole: until all applied.
                 ingest = cpu_seconds(server)
                 settle(target.database_url)
                 done = pending(target.database_url)[2] - applied
-                after = cpu_seconds(server)
-                for part in CPU_PARTS:
-                    cpu = after[part] - before[part]
-                    result[f"cpu_{part}_ms"] = cpu * 1000 / done if done else float("nan")
+            else:  # the peer applies before answering; bare has nothing to apply
+                done = result["rps"] * SECONDS
+            after = cpu_seconds(server)
+            for part in CPU_PARTS:
+                cpu = after[part] - before[part]
+                result[f"cpu_{part}_ms"] = cpu * 1000 / done if done else float("nan")
+            if target.start:
                 cpu = ingest["applier"] - before["applier"]
                 result["cpu_applier_during_ms"] = cpu * 1000 / done if done else float("nan")
                 server.stop()
@@ -417,16 +421,8 @@ def main() -> None:
     url = recreate_database()
     servers: list[Server] = []
     try:
-        sandbox = Server(
-            "sandbox", [PY, "-m", "stripe_sandbox", "--port", "0"], {**os.environ},
-            r"listening on (http://\S+)",
-        )  # fmt: skip
+        sandbox, env = sandbox_and_settings(url)
         servers.append(sandbox)
-        env = app_env(url, sandbox.url)
-        subprocess.run(
-            [PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-            cwd=ROOT, env=env, check=True, capture_output=True,
-        )  # fmt: skip
         servers.append(peer := start_peer(sandbox.url))
         bare_argv = [PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "bench.bare_app:app"]
         # The bare app shares gunicorn.conf.py: no applier process of ours beside it.
