@@ -146,7 +146,7 @@ def usable_cpus() -> int:
 workers = _int("WEB_CONCURRENCY", 0) or container_workers(
     Path("/sys/fs/cgroup"), usable_cpus(), _int("WEB_WORKER_MEMORY_MB", 128)
 )
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "app.web_worker.AsgiWorker")
 threads = _int("WEB_THREADS", 8)  # the database pool follows WEB_THREADS too (app/config.py)
 # Stripe calls are bounded by the SDK's timeout; a request still running after this is stuck.
 timeout = _int("GUNICORN_TIMEOUT", 60)

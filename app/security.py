@@ -3,6 +3,8 @@ proxies, and the security headers on every response."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -39,13 +41,20 @@ class PayloadTooLarge(ApiError):
     code = "payload_too_large"
 
 
+def trusted_proxies(app: Flask) -> int:
+    return int(app.config.get("TRUSTED_PROXY_COUNT") or 0)
+
+
+def behind_proxies(wsgi_app: Any, proxies: int) -> ProxyFix:
+    """`wsgi_app` seeing the client's address and scheme as our `proxies` saw them: only the
+    last `proxies` hops of X-Forwarded-For are ours; the rest is client-written."""
+    return ProxyFix(wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=0, x_prefix=0)
+
+
 def install(app: Flask) -> None:
-    proxies = int(app.config.get("TRUSTED_PROXY_COUNT") or 0)
+    proxies = trusted_proxies(app)
     if proxies > 0:
-        # Only the last `proxies` hops of X-Forwarded-For are ours; the rest is client-written.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=0, x_prefix=0
-        )
+        app.wsgi_app = behind_proxies(app.wsgi_app, proxies)  # type: ignore[method-assign]
     app.before_request(_guard_request)
     app.after_request(secure_response)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gunicorn.workers.gasgi import ASGIWorker
 from gunicorn.workers.gthread import ThreadWorker
 
 
@@ -53,3 +54,23 @@ class BalancedThreadWorker(ThreadWorker):
     def finish_request(self, conn: Any, fs: Any) -> None:
         self.in_flight -= 1
         super().finish_request(conn, fs)
+
+
+class AsgiWorker(ASGIWorker):
+    """gunicorn's asyncio worker serving the Flask app through app/asgi.py (production's
+    default): webhook deliveries on the event loop, every other request in a pool of
+    WEB_THREADS threads. gunicorn.conf.py's hooks see the Flask app as `worker.wsgi`, as on
+    gthread."""
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        # The asyncio worker warns that it ignores `threads`: here they size the Flask pool.
+        return
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        from app.asgi import AsgiServer
+
+        flask_app: Any = getattr(self, "asgi")  # noqa: B009 (untyped in gunicorn)  the Flask app the entry point names
+        self.wsgi = flask_app
+        self.asgi = AsgiServer(flask_app, threads=self.cfg.threads)

@@ -82,6 +82,8 @@ USERS = _env_int("BENCH_USERS", 1000)
 GROWTH = _env_list("BENCH_GROWTH", "1000,5000" if QUICK else "1000,100000,1000000")
 SYNC_SIZES = _env_list("BENCH_SYNC", "20,50" if QUICK else "100,1000,10000")
 WORKER_CLASSES = (os.environ.get("BENCH_WORKER_CLASSES") or "sync,gthread,gevent").split(",")
+# The app's worker in the A/B against bare Flask (gthread): production's, unless told.
+APP_WORKER = os.environ.get("BENCH_APP_WORKER") or "app.web_worker.AsgiWorker"
 STEPS = (os.environ.get("BENCH_STEPS") or "ab,sql,classes,growth,sync").split(",")
 COUNT_REQUESTS = 10 if QUICK else 40
 CHECKOUT_USERS = 5 if QUICK else 20
@@ -190,7 +192,7 @@ def gunicorn(
     workers, threads = kw.get("workers", WORKERS), kw.get("threads", THREADS)
     argv = [PY, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", str(workers)]
     argv += ["--worker-class", worker_class, "--log-level", "info", "--timeout", "60"]
-    if worker_class == "gthread":
+    if worker_class not in ("sync", "gevent"):  # gthread's threads; the app's worker's pool
         argv += ["--threads", str(threads)]
     if worker_class == "gevent":
         argv += ["--worker-connections", "100"]
@@ -622,10 +624,12 @@ class Bench:
         return sub_event, found["invoice.paid"]
 
     # -------------------------------------------------------------- servers
-    def start_pair(self, worker_class: str = "gthread") -> tuple[Server, Server]:
-        app = gunicorn("app", "wsgi:app", self.app_env, worker_class)
+    def start_pair(self, worker_class: str | None = None) -> tuple[Server, Server]:
+        """The app and the bare baseline, each under `worker_class` when given, else the app
+        under production's worker (gunicorn.conf.py) and bare Flask under gthread."""
+        app = gunicorn("app", "wsgi:app", self.app_env, worker_class or APP_WORKER)
         try:
-            bare = gunicorn("bare", "bench.bare_app:app", self.bare_env, worker_class)
+            bare = gunicorn("bare", "bench.bare_app:app", self.bare_env, worker_class or "gthread")
         except Exception:
             app.stop()
             raise

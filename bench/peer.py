@@ -425,8 +425,9 @@ def main() -> None:
         servers.append(sandbox)
         servers.append(peer := start_peer(sandbox.url))
         bare_argv = [PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "bench.bare_app:app"]
-        # The bare app shares gunicorn.conf.py: no applier process of ours beside it.
-        bare_env = {**env, "WEBHOOK_APPLIER": "off"}
+        # The bare app shares gunicorn.conf.py (no applier process of ours beside it), on
+        # gunicorn's threaded worker, as a plain Flask app is served.
+        bare_env = {**env, "WEBHOOK_APPLIER": "off", "GUNICORN_WORKER_CLASS": "gthread"}
         servers.append(bare := start_gunicorn("bare", bare_argv, bare_env))
 
         def starter(name: str, settings: dict[str, str]) -> Any:

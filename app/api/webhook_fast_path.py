@@ -42,12 +42,14 @@ from app.observability.request_id import (
 from app.security import WEBHOOK_ENDPOINT, secure_response
 
 if TYPE_CHECKING:
-    from app.billing.webhooks.service import Recorded
+    from app.billing.webhooks.service import Receipt, Recorded
 
 log = logging.getLogger(__name__)
 
 # The environ key under which a failed write reaches the Flask route.
 FAST_PATH_FAILURE = "billing.webhook_fast_path.failure"
+# Set on a delivery handed to the route (the fast path looked at it already).
+ROUTED = "billing.webhook_fast_path.routed"
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -64,6 +66,15 @@ class FastPathFailure:
     def raise_again(self) -> NoReturn:
         audit.note(stripe_object=self.event.id, detail=self.event.type)  # as `record` had
         raise self.error
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A delivery the fast path accepted: its event, request id and start."""
+
+    event: Recorded
+    request_id: str
+    started: float  # time.perf_counter() when it arrived
 
 
 @dataclass(frozen=True)
@@ -97,69 +108,101 @@ class WebhookFastPath:
         self._replies: dict[str, _Reply] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != self.path or environ.get("REQUEST_METHOD") != "POST":
+        if not self.takes(environ):
             return self.flask(environ, start_response)
         return self._deliver(environ, start_response)
 
+    def takes(self, environ: dict[str, Any]) -> bool:
+        """A delivery for the fast path (not one it handed to the route already)."""
+        return (
+            environ.get("PATH_INFO") == self.path
+            and environ.get("REQUEST_METHOD") == "POST"
+            and ROUTED not in environ
+        )
+
     def _deliver(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
-        app = self.app
-        config = app.config
-        body = _read_body(environ, int(config["WEBHOOK_MAX_BYTES"]))
+        body = read_body(environ, int(self.app.config["WEBHOOK_MAX_BYTES"]))
         if body is None:  # not read: the route refuses it or reads it itself
             return self.flask(environ, start_response)
-        signature = environ.get("HTTP_STRIPE_SIGNATURE")
-        request_id = incoming_request_id(_Environ(environ))
-        event = None
-        if signature:
-            try:
-                event = webhook_service.accepted(
-                    body,
-                    signature,
-                    config,
-                    sender_ip=environ.get("REMOTE_ADDR"),
-                    request_id=request_id,
-                )
-            except Exception:  # a bug here must not cost a delivery: the route decides
-                log.debug("webhook fast path: check failed", exc_info=True)
-        if event is None:
-            environ["wsgi.input"] = io.BytesIO(body)
-            return self.flask(environ, start_response)
-        token = bind_request_id(request_id)
+        delivery = self.check(environ, body, started)
+        if delivery is None:
+            return self.flask(self.to_route(environ, body), start_response)
+        token = bind_request_id(delivery.request_id)
         try:
-            try:
-                with app.app_context():
-                    receipt = webhook_service.record(event)
-            except Exception as exc:
-                environ[FAST_PATH_FAILURE] = FastPathFailure(event, exc)
-            else:
-                reply = self._reply(receipt.status)
-                duration = time.perf_counter() - started
-                metrics.observe_request("POST", self.route, 200, duration)
-                if self.route not in QUIET_ROUTES:
-                    log_event(
-                        "app.request",
-                        "request",
-                        method="POST",
-                        route=self.route,
-                        path=self.path,
-                        status=200,
-                        duration_ms=round(duration * 1000, 2),
-                        user_id=None,
-                        event_id=receipt.event_id,
-                        event_type=receipt.event_type,
-                        outcome=receipt.status,
-                    )
-                headers = reply.headers.copy()
-                headers[reply.request_id_at] = (REQUEST_ID_HEADER, request_id)
-                start_response(reply.status, headers)
-                return [reply.body]
+            with self.app.app_context():
+                receipt = webhook_service.record(delivery.event)
+        except Exception as exc:
+            failed = FastPathFailure(delivery.event, exc)
+        else:
+            status, headers, reply = self.answered(delivery, receipt)
+            start_response(status, headers)
+            return [reply]
         finally:
             unbind_request_id(token)
+        return self.flask(self.to_route(environ, body, delivery, failed), start_response)
+
+    def check(self, environ: dict[str, Any], body: bytes, started: float) -> Delivery | None:
+        """The delivery's event when it is one for the fast path (plainly signed, well formed),
+        else None. Reads only the environ's headers and address, writes nothing."""
+        signature = environ.get("HTTP_STRIPE_SIGNATURE")
+        if not signature:
+            return None
+        request_id = incoming_request_id(_Environ(environ))
+        try:
+            event = webhook_service.accepted(
+                body,
+                signature,
+                self.app.config,
+                sender_ip=environ.get("REMOTE_ADDR"),
+                request_id=request_id,
+            )
+        except Exception:  # a bug here must not cost a delivery: the route decides
+            log.debug("webhook fast path: check failed", exc_info=True)
+            return None
+        return None if event is None else Delivery(event, request_id, started)
+
+    def answered(self, delivery: Delivery, receipt: Receipt) -> tuple[str, Headers, bytes]:
+        """The route's 200 for a recorded delivery (status, headers, body), its metrics and
+        access line done: with the delivery's request id bound, as the route's are."""
+        reply = self._reply(receipt.status)
+        duration = time.perf_counter() - delivery.started
+        metrics.observe_request("POST", self.route, 200, duration)
+        if self.route not in QUIET_ROUTES:
+            log_event(
+                "app.request",
+                "request",
+                method="POST",
+                route=self.route,
+                path=self.path,
+                status=200,
+                duration_ms=round(duration * 1000, 2),
+                user_id=None,
+                event_id=receipt.event_id,
+                event_type=receipt.event_type,
+                outcome=receipt.status,
+            )
+        headers = reply.headers.copy()
+        headers[reply.request_id_at] = (REQUEST_ID_HEADER, delivery.request_id)
+        return reply.status, headers, reply.body
+
+    @staticmethod
+    def to_route(
+        environ: dict[str, Any],
+        body: bytes,
+        delivery: Delivery | None = None,
+        failed: FastPathFailure | None = None,
+    ) -> dict[str, Any]:
+        """The environ for the Flask route, the body put back: it answers what the fast path
+        did not (a failed write included, as its own failure)."""
         environ["wsgi.input"] = io.BytesIO(body)
-        # The route's reply and log lines carry the id this attempt's lines had.
-        environ["HTTP_X_REQUEST_ID"] = request_id
-        return self.flask(environ, start_response)
+        environ[ROUTED] = True
+        if failed is not None:
+            environ[FAST_PATH_FAILURE] = failed
+        if delivery is not None:
+            # The route's reply and log lines carry the id this attempt's lines had.
+            environ["HTTP_X_REQUEST_ID"] = delivery.request_id
+        return environ
 
     def _reply(self, status: str) -> _Reply:
         """The route's 200 for `status`, made once by the app's own JSON provider and security
@@ -181,7 +224,7 @@ class WebhookFastPath:
         return reply
 
 
-def _read_body(environ: dict[str, Any], cap: int) -> bytes | None:
+def read_body(environ: dict[str, Any], cap: int) -> bytes | None:
     """The body when it has a plain Content-Length within `cap` (the route's 413 decides on the
     header too, before reading), else None with nothing read."""
     length = environ.get("CONTENT_LENGTH")
@@ -213,4 +256,6 @@ def install(app: Flask) -> None:
         return
     if config.get("SERVER_NAME") or config.get("TRUSTED_HOSTS"):
         return
-    app.wsgi_app = WebhookFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+    fast_path = WebhookFastPath(app, app.wsgi_app)
+    app.extensions["webhook_fast_path"] = fast_path  # the asyncio server's too (app/asgi.py)
+    app.wsgi_app = fast_path  # type: ignore[method-assign]

@@ -62,6 +62,10 @@ class Receipt:
     event_type: str
     status: str  # "recorded" (new) or "duplicate" (we had it already)
 
+    @classmethod
+    def of(cls, event: Recorded, new: bool) -> Receipt:
+        return cls(event.id, event.type, "recorded" if new else "duplicate")
+
 
 def receive(payload: bytes, signature: str | None) -> Receipt:
     """Verify, check and record one delivery (see the module's docstring)."""
@@ -119,7 +123,16 @@ def record(recorded: Recorded) -> Receipt:
     audit.note(stripe_object=recorded.id, detail=recorded.type)
     new = retry_on_disconnect(lambda: _inbox().record(recorded, _write_batch))
     _applier().nudge()
-    return Receipt(recorded.id, recorded.type, "recorded" if new else "duplicate")
+    return Receipt.of(recorded, new)
+
+
+def record_batch(batch: Sequence[Recorded]) -> set[str]:
+    """Write a batch of checked events gathered by the caller (the asyncio server's inbox,
+    app/asgi.py), as the inbox writes its own: the ids inserted; in an app context. Raises
+    what the write raised (nothing acknowledged)."""
+    inserted = retry_on_disconnect(lambda: _write_batch(batch))
+    _applier().nudge()
+    return inserted
 
 
 def _parsed(text: str) -> StripeDict:
