@@ -245,9 +245,9 @@ def wsgi_environ(scope: Scope) -> dict[str, Any]:
 
 async def _read_whole(receive: Receive, environ: dict[str, Any], cap: int) -> bytes | None:
     """The request's body, read whole when within `cap`. A declared length over `cap` is not
-    read (the app refuses it from the header); a body without one is read to `cap` + 1 bytes
-    at most and its length declared, so the app refuses a longer one the same way. None when
-    the client went away first."""
+    read (the app refuses it from the header); a body without one (chunked) is read to `cap` +
+    1 bytes at most and then declared as a plain Content-Length, so the app refuses a longer
+    one the same way. None when the client went away first."""
     declared = environ.get("CONTENT_LENGTH")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()) or int(declared) > cap:
@@ -267,9 +267,10 @@ async def _read_whole(receive: Receive, environ: dict[str, Any], cap: int) -> by
         if not message.get("more_body"):
             break
     body = b"".join(chunks)
-    if declared is None:
+    if declared is None:  # now a body of known length, like any other
         body = body[:limit]
         environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
     return body
 
 
