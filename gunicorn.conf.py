@@ -148,6 +148,10 @@ workers = _int("WEB_CONCURRENCY", 0) or container_workers(
 )
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "app.web_worker.AsgiWorker")
 threads = _int("WEB_THREADS", 8)  # the database pool follows WEB_THREADS too (app/config.py)
+# The asyncio worker's event loop (uvloop when installed) and HTTP parser (gunicorn_h1c's C
+# parser when installed); "asyncio" and "python" are the pure-Python ones.
+asgi_loop = os.environ.get("GUNICORN_ASGI_LOOP", "").strip() or "auto"
+http_parser = os.environ.get("GUNICORN_HTTP_PARSER", "").strip() or "auto"
 # Stripe calls are bounded by the SDK's timeout; a request still running after this is stuck.
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)  # SIGTERM: finish in-flight requests
