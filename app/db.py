@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import ARRAY
 
 from app.extensions import db
 
@@ -298,15 +299,6 @@ def execute_prebuilt(
     return connection.exec_driver_sql(sql, values)
 
 
-def compile_prebuilt(statements: Iterable[Executable]) -> None:
-    """Compile hot statements for the driver at start-up (PostgreSQL), not in the first
-    requests: a large statement takes tens of milliseconds to compile."""
-    dialect = db.engine.dialect
-    if dialect.name == "postgresql":
-        for statement in statements:
-            _driver_sql(statement, dialect)
-
-
 DriverSql = tuple[str, dict[str, Any], dict[str, Callable[[Any], Any]], frozenset[str]]
 
 
@@ -327,7 +319,15 @@ def _driver_sql(statement: Executable, dialect: Dialect) -> DriverSql | None:
     required = frozenset(
         compiled.bind_names[bind] for bind in compiled.binds.values() if bind.required
     )
-    return compiled.string, dict(compiled.params), processors, required  # type: ignore[return-value]
+    sql = compiled.string
+    if dialect.name == "postgresql":
+        # Arrays go in psycopg's binary format: dumping a list as text quotes and escapes each
+        # element in Python, about 6x the CPU (a batch's unnest arrays: ~12% of the applier's).
+        for bind in compiled.binds.values():
+            if isinstance(bind.type, ARRAY):
+                name = compiled.bind_names[bind]
+                sql = sql.replace(f"%({name})s", f"%({name})b")
+    return sql, dict(compiled.params), processors, required  # type: ignore[return-value]
 
 
 def insert_for(dialect: str, table: Any) -> Any:

@@ -22,10 +22,10 @@ from app.extensions import db
 _FINISH_POSTGRESQL = (
     "WITH marked AS (UPDATE webhook_events SET processed = true, processed_at = %(now)s,"
     " attempts = attempts + 1, error = NULL, next_attempt_at = NULL, parked_at = NULL"
-    " WHERE id = ANY(%(ids)s::varchar[]))"
+    " WHERE id = ANY(%(ids)b::varchar[]))"
     " INSERT INTO audit_log (at, action, outcome, user_id, ip, request_id, stripe_object, detail)"
     " SELECT %(at)s, e.action, 'ok', %(user_id)s, %(ip)s, %(request_id)s, e.id, e.type"
-    " FROM unnest(%(ids)s::varchar[], %(actions)s::varchar[], %(types)s::varchar[])"
+    " FROM unnest(%(ids)b::varchar[], %(actions)b::varchar[], %(types)b::varchar[])"
     " WITH ORDINALITY AS e(id, action, type, n) ORDER BY e.n"
 )
 
