@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.pool import NullPool
 
+from app import json_text
 from app.environment import DUPLICATE_POLICIES, PROBLEMS, config_from_env
 from app.signin.settings import (
     DEV_SESSION_SECRET,
@@ -47,7 +48,7 @@ def database_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
     # No pool_pre_ping: it costs a SELECT 1 round trip on every checkout. Connections are
     # recycled before servers and proxies typically drop idle ones, and a connection found
     # dead anyway is replaced where work starts (app/db.py `retry_on_disconnect`).
-    options: dict[str, Any] = {"pool_recycle": 1800}
+    options: dict[str, Any] = {"pool_recycle": 1800, "json_deserializer": json_text.loads}
     url = config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("postgresql"):
         options.update(

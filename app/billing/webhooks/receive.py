@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import current_app, request
 
-from app import audit
+from app import audit, json_text
 from app.billing.errors import InvalidRequest
 from app.billing.webhooks import store
 from app.billing.webhooks.applier import Applier, Settings, apply_now
@@ -109,7 +109,7 @@ def accepted(
     if text is None:
         return None
     try:
-        event = json.loads(text)
+        event = json_text.loads(text)
     except (ValueError, RecursionError):
         return None
     if not isinstance(event, dict) or malformed(event) is not None:
@@ -137,7 +137,7 @@ def record_batch(batch: Sequence[Recorded]) -> set[str]:
 
 def _parsed(text: str) -> StripeDict:
     try:
-        event = json.loads(text)
+        event = json_text.loads(text)
     except (ValueError, RecursionError) as exc:  # signed, but no JSON we can read
         event = {"id": _unreadable_id(text), "type": "", "data": None}
         unreadable = replace(_recorded(event, json.dumps(event)), raw_body=str(db_safe(text)))
