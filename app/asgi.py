@@ -176,10 +176,10 @@ class AsgiServer:
                 failed = FastPathFailure(delivery.event, exc)
                 fast_path.to_route(environ, body, delivery, failed)
                 return None
-            status, headers, content = fast_path.answered(delivery, Receipt.of(delivery.event, new))
+            reply = fast_path.answered(delivery, Receipt.of(delivery.event, new))
         finally:
             unbind_request_id(token)
-        return int(status[:3]), _asgi_headers(headers), content
+        return int(reply.status[:3]), reply.asgi_headers_for(delivery.request_id), reply.body
 
     def _call_wsgi(self, environ: dict[str, Any]) -> Reply:
         """Run the WSGI chain for one request in a pool thread; its reply, whole."""

@@ -78,11 +78,27 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class _Reply:
+class Reply:
+    """The route's 200 for one status, made once; only the request id differs per delivery."""
+
     status: str
     headers: Headers  # the request id's value is filled in per delivery
     request_id_at: int
     body: bytes
+    asgi_headers: list[tuple[bytes, bytes]]  # the same, as ASGI sends them
+
+    def wsgi_headers_for(self, request_id: str) -> Headers:
+        headers = self.headers.copy()
+        headers[self.request_id_at] = (REQUEST_ID_HEADER, request_id)
+        return headers
+
+    def asgi_headers_for(self, request_id: str) -> list[tuple[bytes, bytes]]:
+        headers = self.asgi_headers.copy()
+        headers[self.request_id_at] = (_REQUEST_ID_NAME, request_id.encode("latin-1"))
+        return headers
+
+
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
 
 
 class _Environ:
@@ -105,7 +121,7 @@ class WebhookFastPath:
         rule = next(r for r in app.url_map.iter_rules() if r.endpoint == WEBHOOK_ENDPOINT)
         self.path = rule.rule
         self.route = rule.rule  # the metrics' and the access line's `route`
-        self._replies: dict[str, _Reply] = {}
+        self._replies: dict[str, Reply] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not self.takes(environ):
@@ -135,9 +151,9 @@ class WebhookFastPath:
         except Exception as exc:
             failed = FastPathFailure(delivery.event, exc)
         else:
-            status, headers, reply = self.answered(delivery, receipt)
-            start_response(status, headers)
-            return [reply]
+            reply = self.answered(delivery, receipt)
+            start_response(reply.status, reply.wsgi_headers_for(delivery.request_id))
+            return [reply.body]
         finally:
             unbind_request_id(token)
         return self.flask(self.to_route(environ, body, delivery, failed), start_response)
@@ -162,9 +178,9 @@ class WebhookFastPath:
             return None
         return None if event is None else Delivery(event, request_id, started)
 
-    def answered(self, delivery: Delivery, receipt: Receipt) -> tuple[str, Headers, bytes]:
-        """The route's 200 for a recorded delivery (status, headers, body), its metrics and
-        access line done: with the delivery's request id bound, as the route's are."""
+    def answered(self, delivery: Delivery, receipt: Receipt) -> Reply:
+        """The route's 200 for a recorded delivery (its headers take the delivery's request
+        id), its metrics and access line done: with that id bound, as the route's are."""
         reply = self._reply(receipt.status)
         duration = time.perf_counter() - delivery.started
         metrics.observe_request("POST", self.route, 200, duration)
@@ -182,9 +198,7 @@ class WebhookFastPath:
                 event_type=receipt.event_type,
                 outcome=receipt.status,
             )
-        headers = reply.headers.copy()
-        headers[reply.request_id_at] = (REQUEST_ID_HEADER, delivery.request_id)
-        return reply.status, headers, reply.body
+        return reply
 
     @staticmethod
     def to_route(
@@ -204,7 +218,7 @@ class WebhookFastPath:
             environ["HTTP_X_REQUEST_ID"] = delivery.request_id
         return environ
 
-    def _reply(self, status: str) -> _Reply:
+    def _reply(self, status: str) -> Reply:
         """The route's 200 for `status`, made once by the app's own JSON provider and security
         hook, as Flask makes it (a test compares every reply with the route's)."""
         reply = self._replies.get(status)
@@ -214,11 +228,12 @@ class WebhookFastPath:
                 response = secure_response(cast(Response, made))
                 response.headers[REQUEST_ID_HEADER] = ""
                 headers = response.get_wsgi_headers(request.environ).to_wsgi_list()
-                reply = _Reply(
+                reply = Reply(
                     response.status,
                     headers,
                     next(i for i, (name, _) in enumerate(headers) if name == REQUEST_ID_HEADER),
                     response.get_data(),
+                    [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers],
                 )
             self._replies[status] = reply
         return reply
