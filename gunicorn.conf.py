@@ -1,6 +1,15 @@
 """gunicorn settings for production (bin/start runs `gunicorn -c gunicorn.conf.py`).
 
-Worker class: gthread. Measured on 2 (shared, noisy) cores with PostgreSQL, `wrk -t2 -c16
+Worker class: app.web_worker.AsgiWorker (issue 19, ninth pass; docs/performance.md), gunicorn's
+asyncio worker serving the Flask app through app/asgi.py: a webhook delivery is parsed, checked
+and answered on the event loop, its event group-committed with the others in flight (one thread
+hand-off per batch), and every other request runs in a pool of WEB_THREADS threads, as on
+gthread. Same-run A/B against gthread (bench/peer.py, BENCH_COMPARE=GUNICORN_WORKER_CLASS=gthread):
+1.25x the deliveries, workers' CPU per delivery 0.47 vs 0.70 ms; with uvloop and gunicorn's C
+parser (GUNICORN_ASGI_LOOP / GUNICORN_HTTP_PARSER, `auto` picks them) another 1.10x.
+GUNICORN_WORKER_CLASS=gthread serves everything in threads, as measured below.
+
+Before it, gthread. Measured on 2 (shared, noisy) cores with PostgreSQL, `wrk -t2 -c16
 -d8s` on GET /api/me, alternating runs (medians; the runs' range in brackets):
 
     sync     4 processes            56 req/s [51-61]    p99 0.5-1.4 s
