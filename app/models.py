@@ -24,7 +24,6 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.statuses import StatusFacts
@@ -147,7 +146,8 @@ class WebhookEvent(db.Model):  # type: ignore[name-defined]
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
     processed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    data: Mapped[dict[str, Any] | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    # json, not jsonb: written and read whole, never queried inside (migration 0011).
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON())
     stripe_created: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)

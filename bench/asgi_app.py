@@ -78,7 +78,7 @@ async def native(scope: Scope, receive: Receive, send: Send) -> None:
 
 _RECORD = (
     "INSERT INTO webhook_events (id, type, data, stripe_created, processed, attempts,"
-    " created_at) SELECT e.id, e.type, CAST(e.data AS JSONB), e.created, false, 0, e.received"
+    " created_at) SELECT e.id, e.type, CAST(e.data AS JSON), e.created, false, 0, e.received"
     " FROM unnest(%(ids)b::varchar[], %(types)b::varchar[], %(data)b::text[],"
     " %(created)b::bigint[], %(received)b::timestamptz[]) AS e(id, type, data, created, received)"
     " ON CONFLICT (id) DO NOTHING RETURNING id"

@@ -35,7 +35,8 @@ events = WebhookEvent.__table__
 
 class JsonText(ColumnElement[Any]):
     """A JSON document already in text form, stored as it is (no parse and re-serialise in
-    Python): PostgreSQL casts it to JSONB, SQLite keeps the text its JSON column holds."""
+    Python): PostgreSQL casts it to JSON (its syntax checked, the text kept), SQLite keeps the text
+    its JSON column holds."""
 
     inherit_cache = True
 
@@ -51,7 +52,7 @@ def _json_text(element: JsonText, compiler: Any, **kw: Any) -> str:
 
 @compiles(JsonText, "postgresql")
 def _json_text_postgresql(element: JsonText, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.value, **kw)} AS JSONB)"
+    return f"CAST({compiler.process(element.value, **kw)} AS JSON)"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Recorded:
 # every batch size: most of the ingest's CPU under load (bench/peer.py, docs/performance.md).
 _RECORD_POSTGRESQL = (
     "INSERT INTO webhook_events (id, type, data, raw_body, stripe_created, processed, attempts,"
-    " created_at) SELECT e.id, e.type, CAST(e.data AS JSONB), e.raw_body, e.created, false, 0,"
+    " created_at) SELECT e.id, e.type, CAST(e.data AS JSON), e.raw_body, e.created, false, 0,"
     " e.received FROM unnest(%(ids)b::varchar[], %(types)b::varchar[], %(data)b::text[],"
     " %(raw)b::text[], %(created)b::bigint[], %(received)b::timestamptz[])"
     " AS e(id, type, data, raw_body, created, received)"
@@ -88,7 +89,7 @@ _RECORD_POSTGRESQL = (
 # of a lone delivery's CPU on the webhook fast path, docs/performance.md "fastpath").
 _RECORD_ONE_POSTGRESQL = (
     "INSERT INTO webhook_events (id, type, data, raw_body, stripe_created, processed, attempts,"
-    " created_at) VALUES (%(id)b::varchar, %(type)b::varchar, CAST(%(data)b::text AS JSONB),"
+    " created_at) VALUES (%(id)b::varchar, %(type)b::varchar, CAST(%(data)b::text AS JSON),"
     " %(raw)b::text, %(created)b::bigint, false, 0, %(received)b::timestamptz)"
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
