@@ -132,7 +132,7 @@ class AsgiServer:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
         elif kind == "websocket":  # none served: refused at the handshake
             await receive()
             await send({"type": "websocket.close", "code": 1008})
@@ -286,7 +286,8 @@ def _no_write(data: bytes) -> None:
     raise RuntimeError("write() is not supported: return the body")
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def lifespan(receive: Receive, send: Send) -> None:
+    """The lifespan protocol, answered: nothing to start or stop."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -24,6 +24,7 @@ import psycopg
 import stripe
 from a2wsgi import WSGIMiddleware
 
+from app.asgi import lifespan
 from bench.bare_app import app as flask_app
 
 Scope = MutableMapping[str, Any]
@@ -33,16 +34,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 SECRET = os.environ["STRIPE_WEBHOOK_SECRET"]
 WEBHOOK = "/api/webhooks/stripe"
-
-
-async def lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def checked_event(scope: Scope, receive: Receive) -> tuple[dict[str, Any], str] | None:
