@@ -43,10 +43,10 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 # Only if the WSGI chain itself raised (Flask answers its own errors): the app's error shape.
-_INTERNAL_ERROR: Reply = (
+_INTERNAL_ERROR: Answer = (
     500,
     [(b"content-type", b"application/json")],
     b'{"error":{"code":"internal_error","message":"Internal server error."}}\n',
@@ -155,7 +155,7 @@ class AsgiServer:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
-    async def _deliver(self, environ: dict[str, Any], started: float) -> Reply | None:
+    async def _deliver(self, environ: dict[str, Any], started: float) -> Answer | None:
         """The fast path's 200 for a delivery it takes (as WebhookFastPath._deliver makes it,
         the write awaited here); None, with the environ ready for the route, otherwise."""
         fast_path = cast(WebhookFastPath, self.fast_path)
@@ -181,7 +181,7 @@ class AsgiServer:
             unbind_request_id(token)
         return int(reply.status[:3]), reply.asgi_headers_for(delivery.request_id), reply.body
 
-    def _call_wsgi(self, environ: dict[str, Any]) -> Reply:
+    def _call_wsgi(self, environ: dict[str, Any]) -> Answer:
         """Run the WSGI chain for one request in a pool thread; its reply, whole."""
         started: list[Any] = []
 

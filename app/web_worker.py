@@ -1,4 +1,7 @@
-"""gunicorn's gthread worker that takes a new connection only while one of its threads is free.
+"""gunicorn workers of our own: `AsgiWorker` (production's, at the end: the Flask app behind
+gunicorn's asyncio worker, app/asgi.py), and `BalancedThreadWorker`, opt-in:
+
+gunicorn's gthread worker that takes a new connection only while one of its threads is free.
 
 All workers accept from one listening socket, and gthread accepts whenever it holds fewer than
 `worker_connections` (1,000) connections, busy or not. A client that keeps its connections open
@@ -71,6 +74,7 @@ class AsgiWorker(ASGIWorker):
         super().load_wsgi()
         from app.asgi import AsgiServer
 
-        flask_app: Any = getattr(self, "asgi")  # noqa: B009 (untyped in gunicorn)  the Flask app the entry point names
+        # The Flask app the entry point names (gunicorn leaves the attribute untyped).
+        flask_app: Any = getattr(self, "asgi")  # noqa: B009
         self.wsgi = flask_app
         self.asgi = AsgiServer(flask_app, threads=self.cfg.threads)

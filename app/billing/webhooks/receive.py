@@ -238,8 +238,9 @@ def is_processed(event_id: str) -> bool:
 
 # -- what we rely on in an event ---------------------------------------------------------------
 
-# A JSON text escape the database can't take: \u0000 (PostgreSQL's JSONB refuses it) or a
-# UTF-16 surrogate (psycopg can't encode a lone one). Checked before walking the event.
+# A JSON text escape the database can't take: \u0000 (its NUL is refused by PostgreSQL's text
+# columns once the applier decodes it) or a UTF-16 surrogate (psycopg can't encode a lone one).
+# Checked before walking the event.
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
