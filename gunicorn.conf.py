@@ -282,10 +282,14 @@ def post_fork(server: Any, worker: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """WEBHOOK_APPLIER=thread (development's default): each worker applies recorded webhook
     events in a thread of its own (app/billing/webhooks/applier.py), from its start: events a
-    crashed worker recorded are not left waiting for the next delivery."""
+    crashed worker recorded are not left waiting for the next delivery. Then the loaded app is
+    frozen out of the garbage collector's walks (app/gc_tuning.py)."""
     app = worker.wsgi
     if app.config.get("WEBHOOK_APPLIER") == "thread":
         app.extensions["webhook_applier"].start()
+    from app.gc_tuning import freeze_loaded_objects
+
+    freeze_loaded_objects()
 
 
 def child_exit(server: Any, worker: Any) -> None:

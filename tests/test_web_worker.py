@@ -5,20 +5,30 @@ a burst of kept-alive connections piled up on one worker (14 and 2 of 16 in a be
 while the other idled. app/web_worker.py's worker accepts only with a free thread.
 
 The GIL switch interval of the workers is a setting (WEB_SWITCH_INTERVAL_MS) applied after fork.
+
+Production's worker (gunicorn.conf.py's default) must refuse a request head that never ends, or
+one client grows a worker's memory without end: gunicorn's parsers do (limit_request_line,
+limit_request_fields, limit_request_field_size), uvicorn's httptools parser, tried as a faster
+server, does not (docs/performance.md, tenth pass). Checked on the real server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import requests
+from flask import Flask
 
-from tests.processes import ROOT, base_env, free_port
+from tests.processes import ROOT, base_env, free_port, gunicorn
 from tests.test_gunicorn_sizing import gunicorn_conf
 
 SLOW_APP = """
@@ -95,3 +105,90 @@ def test_the_gil_switch_interval_of_the_workers_follows_the_setting(
         assert sys.getswitchinterval() == pytest.approx(expected / 1000)
     finally:
         sys.setswitchinterval(before)
+
+
+def test_a_worker_leaves_the_loaded_app_out_of_every_later_garbage_collection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, app: Flask
+) -> None:
+    """A full collection walked all ~140,000 objects of the loaded app (30-90 ms with the GIL
+    held: every request in the worker waited); frozen, it walks what requests leave behind."""
+    conf = gunicorn_conf(monkeypatch, tmp_path)
+    worker = type("Worker", (), {"wsgi": app})()
+    gc.unfreeze()
+    try:
+        conf.post_worker_init(worker)
+        # What a collection still walks (gc.get_objects: every generation but the frozen one).
+        assert gc.get_freeze_count() > 10_000
+        assert len(gc.get_objects()) < gc.get_freeze_count() / 10
+    finally:
+        gc.unfreeze()
+
+
+def production_env(app: Flask) -> dict[str, str]:
+    return base_env(
+        APP_ENV="testing",
+        WEB_CONCURRENCY="1",
+        WEB_THREADS="2",
+        WEBHOOK_APPLIER="thread",
+        DATABASE_URL=app.config["DATABASE_URL"],
+        STRIPE_SECRET_KEY=app.config["STRIPE_SECRET_KEY"],
+        STRIPE_API_BASE=app.config["STRIPE_API_BASE"],
+        STRIPE_WEBHOOK_SECRET="whsec_worker_test",
+        AUTH_JWT_SECRET=app.config["AUTH_JWT_SECRET"],
+        FRONTEND_URL="http://localhost:5173",
+    )
+
+
+def raw_exchange(port: int, head: bytes, pad: bytes, limit: int) -> tuple[int, bytes]:
+    """Send `head`, then `pad` over and over, up to `limit` bytes or until the server stops
+    reading; how much was sent, and what the server answered meanwhile (read as it comes: once
+    the server closes on unread bytes, its kernel resets the connection)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    answer: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    sent = 0
+    try:
+        sock.sendall(head)
+        while sent < limit:
+            sock.sendall(pad)
+            sent += len(pad)
+    except OSError:  # the server closed the connection
+        pass
+    reader.join(timeout=10)
+    sock.close()
+    return sent, b"".join(answer)
+
+
+@pytest.mark.slow
+def test_a_request_head_without_end_is_cut_off_and_the_worker_serves_on(
+    app: Flask, tmp_path: Path
+) -> None:
+    with gunicorn(tmp_path, production_env(app)) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        head = b"GET /healthz HTTP/1.1\r\nHost: test\r\n"
+        # Endless header lines, then one endless header value: 64 MB offered, each.
+        for start, pad in (
+            (head, b"X-Pad: " + b"a" * 1000 + b"\r\n"),
+            (head + b"X-Long: ", b"a" * 4096),
+        ):
+            sent, answer = raw_exchange(port, start, pad, 64 * 1024 * 1024)
+            assert sent < 16 * 1024 * 1024, "the server read on"
+            if answer:  # a 4xx (400 or 431), when it came before the reset
+                assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+
+        # A large but sane head (an 8 KB cookie) is served, and so is everyone after the refusals.
+        big = requests.get(
+            f"{server.url}/healthz", headers={"Cookie": "c=" + "x" * 8000}, timeout=10
+        )
+        assert big.status_code == 200
+        healthy = requests.get(f"{server.url}/healthz", timeout=10)
+        assert healthy.status_code == 200
+        # HTTP/1.1 asks an origin server for a Date.
+        assert "date" in healthy.headers

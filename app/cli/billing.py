@@ -31,6 +31,7 @@ from app.cli.stripe_setup import (
 from app.cli.sync import sync_command
 from app.db import end_read
 from app.extensions import db
+from app.gc_tuning import freeze_loaded_objects
 from app.models import WebhookEvent, utcnow
 from app.stripe.gateway import current_gateway
 
@@ -235,6 +236,7 @@ def apply_command(once: bool) -> None:
         watch.daemon = True
         watch.start()
     click.echo(f"applying webhook events (pid {os.getpid()}; Ctrl-C stops)", err=True)
+    freeze_loaded_objects()
     applier.serve(threads=int(app.config["WEBHOOK_APPLY_THREADS"]))
 
 
