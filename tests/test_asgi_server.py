@@ -170,6 +170,39 @@ def test_deliveries_in_flight_together_are_each_answered_once_their_batch_is_com
     assert sorted(rows) == sorted(ids)
 
 
+def test_deliveries_arriving_a_few_loop_passes_apart_share_one_commit(
+    app: Flask, billing: Billing, server: AsgiServer
+) -> None:
+    """Under load a worker's deliveries arrive one or two passes of the loop apart, not all at
+    once: the writer lets the loop run a few passes before it takes a batch, so they share one
+    statement and its commit instead of paying one each."""
+    secret = billing.webhook_secret
+    inbox = server.inbox
+    assert inbox is not None
+    batches: list[int] = []
+    write = inbox._write
+
+    def counted(events: Any) -> set[str]:
+        batches.append(len(events))
+        return write(events)
+
+    inbox._write = counted  # type: ignore[method-assign]
+    ids = [f"evt_asgi_passes_{n}" for n in range(4)]
+
+    async def after_passes(passes: int, payload: str) -> Exchange:
+        for _ in range(passes):
+            await asyncio.sleep(0)
+        return await exchange(server, "POST", PATH, [payload.encode()], signed(payload, secret)[1])
+
+    async def staggered() -> list[Exchange]:
+        payloads = [json.dumps(event(event_id)) for event_id in ids]
+        return await asyncio.gather(*(after_passes(n, p) for n, p in enumerate(payloads)))
+
+    replies = asyncio.run(staggered())
+    assert [r.json()["status"] for r in replies] == ["recorded"] * len(ids)
+    assert batches == [len(ids)], f"batches written: {batches}"
+
+
 def test_every_other_request_is_answered_by_flask_as_under_wsgi(
     app: Flask, billing: Billing, server: AsgiServer
 ) -> None:
