@@ -11,10 +11,11 @@ The same signed `customer.subscription.updated` events and the same wrk load
   the same gunicorn settings: the ceiling of any Python ingest here.
 
 Rounds alternate the order (peer, ours, bare, then reversed), each server gets fresh events
-every round, each round waits until our applier has caught up with the one before, and the
-medians are printed with their ratios. Then ours alone at a sustained rate (default 1,000
-events/s for 60 s): the apply lag (received -> applied, from the rows), the backlog every two
-seconds, and the RSS of each worker.
+every round, each round waits until our applier has caught up with the one before (and, where
+PostgreSQL's autovacuum is off, starts after a VACUUM), and the medians are printed with their
+ratios. Then ours alone at a sustained rate (default 1,000 events/s for 60 s): the apply lag
+(received -> applied, from the rows), the backlog every two seconds, and the RSS of each
+worker.
 
 Settings (environment): BENCH_QUICK=1 (under two minutes), BENCH_SECONDS, BENCH_ROUNDS,
 BENCH_CONNECTIONS, BENCH_RATE, BENCH_SUSTAIN_SECONDS, BENCH_SUSTAIN_CONNECTIONS (64),
