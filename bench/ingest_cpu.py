@@ -24,12 +24,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.peer import SECRET, app_env  # noqa: E402
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 PATH = "/api/webhooks/stripe"
 
@@ -121,7 +124,8 @@ def deliver(
     return spent / len(events)
 
 
-def main() -> None:
+def scratch_database_parser() -> argparse.ArgumentParser:
+    """The command line of a benchmark that runs the app in-process on a scratch database."""
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--database-url",
@@ -129,22 +133,34 @@ def main() -> None:
             "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_h1"
         ),
     )
-    parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--profile", help="write a cProfile of our rounds here")
-    args = parser.parse_args()
+    return parser
 
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ingest-cpu-"))
-    os.environ.update(app_env(args.database_url, "http://127.0.0.1:9"))
+
+def app_on_scratch_database(database_url: str) -> Flask:
+    """The app with bench/peer.py's settings and no applier, its tables dropped and created
+    anew on `database_url`."""
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-cpu-"))
+    os.environ.update(app_env(database_url, "http://127.0.0.1:9"))
     os.environ["WEBHOOK_APPLIER"] = "off"
 
     from app import create_app
     from app.extensions import db
 
-    ours = create_app()
-    with ours.app_context():
+    app = create_app()
+    with app.app_context():
         db.drop_all()
         db.create_all()
+    return app
+
+
+def main() -> None:
+    parser = scratch_database_parser()
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", help="write a cProfile of our rounds here")
+    args = parser.parse_args()
+
+    ours = app_on_scratch_database(args.database_url)
     from bench.bare_app import app as bare
 
     run = str(os.getpid())

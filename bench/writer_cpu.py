@@ -15,11 +15,9 @@ It drops and re-creates the database's tables (point it at a scratch database).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,37 +25,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest_cpu import signed_events  # noqa: E402
-from bench.peer import app_env  # noqa: E402
+from bench.ingest_cpu import (  # noqa: E402
+    app_on_scratch_database,
+    scratch_database_parser,
+    signed_events,
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_h1"
-        ),
-    )
+    parser = scratch_database_parser()
     parser.add_argument("--batches", type=int, default=1000)
     parser.add_argument("--sizes", default="1,2,8,32")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    app = app_on_scratch_database(args.database_url)
 
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="writer-cpu-"))
-    os.environ.update(app_env(args.database_url, "http://127.0.0.1:9"))
-    os.environ["WEBHOOK_APPLIER"] = "off"
-
-    from app import create_app
     from app.billing.webhooks import service
     from app.billing.webhooks.store import Recorded
-    from app.extensions import db
 
-    app = create_app()
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
     body = signed_events(1, "writer")[0][1].decode()
     made = 0
 
