@@ -110,7 +110,7 @@ def test_the_gil_switch_interval_of_the_workers_follows_the_setting(
 def test_a_worker_leaves_the_loaded_app_out_of_every_later_garbage_collection(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, app: Flask
 ) -> None:
-    """A full collection walked all ~140,000 objects of the loaded app (30-90 ms with the GIL
+    """A full collection walked all ~140,000 objects of the loaded app (about 80 ms with the GIL
     held: every request in the worker waited); frozen, it walks what requests leave behind."""
     conf = gunicorn_conf(monkeypatch, tmp_path)
     worker = type("Worker", (), {"wsgi": app})()
